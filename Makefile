@@ -1,0 +1,111 @@
+# SPDX-License-Identifier: LGPL-2.1-only
+# One Makefile for the daemon, its tests and its benchmarks.
+#   make            build build/squeezed
+#   make run        install what is missing, build, start on the simulated host
+#   make test       install what is missing, build, run every test (normal, sanitizers,
+#                   valgrind, a short fuzz run)
+#   make bench      build and run the benchmarks
+# BUILD=dir SAN=1   a build with AddressSanitizer + UndefinedBehaviorSanitizer
+
+BUILD ?= build
+SAN ?=
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+
+WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+        -Wpointer-arith -Wsign-compare -Werror
+DEPCFLAGS := $(shell $(PKG_CONFIG) --cflags jansson libmicrohttpd 2>/dev/null)
+CFLAGS ?= -O2 -g
+ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -I. $(DEPCFLAGS) -MMD -MP
+LDLIBS_BASE := -ljansson -lmicrohttpd -lpthread -lm
+XENLIBS := -lxenctrl -lxenstore
+CMOCKA := -lcmocka
+
+ifneq ($(SAN),)
+ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+# Everything but the entry point and the real Xen backend goes into one library.
+LIB_SRCS := $(wildcard common/*.c policy/*.c cache/*.c api/*.c) \
+            $(filter-out backend/xen.c,$(wildcard backend/*.c)) \
+            $(filter-out server/main.c,$(wildcard server/*.c))
+LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+XEN_OBJ := $(BUILD)/obj/backend/xen.o
+FAKEXEN_SRCS := $(wildcard tests/fakexen/*.c)
+FAKEXEN_OBJS := $(FAKEXEN_SRCS:%.c=$(BUILD)/obj/%.o)
+SUPPORT_SRCS := $(wildcard tests/support/*.c)
+SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
+TEST_SRCS := $(wildcard tests/test_*.c)
+TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+BENCH_SRCS := $(wildcard bench/bench_*.c)
+BENCH_BINS := $(BENCH_SRCS:bench/%.c=$(BUILD)/bench/%)
+LIBSQ := $(BUILD)/libsqueezed.a
+
+DAEMON := $(BUILD)/squeezed
+DAEMON_FAKEXEN := $(BUILD)/squeezed-fakexen
+
+.PHONY: all daemon tests benches run test bench fuzz deps deps-test clean format
+all: $(DAEMON)
+daemon: $(DAEMON)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/server/main-fakexen.o: server/main.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -DSQUEEZED_FAKEXEN -c $< -o $@
+
+$(LIBSQ): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(DAEMON): $(BUILD)/obj/server/main.o $(XEN_OBJ) $(LIBSQ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(XENLIBS) $(LDLIBS_BASE)
+
+# The daemon with the very same backend/xen.c linked against the fake libxenctrl and
+# libxenstore of tests/fakexen (built on the simulated host).
+$(DAEMON_FAKEXEN): $(BUILD)/obj/server/main-fakexen.o $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_BASE)
+
+$(BUILD)/tests/%: tests/%.c $(SUPPORT_OBJS) $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SUPPORT_OBJS) $(XEN_OBJ) $(FAKEXEN_OBJS) \
+		$(LIBSQ) $(CMOCKA) $(LDLIBS_BASE)
+
+$(BUILD)/bench/%: bench/%.c $(SUPPORT_OBJS) $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SUPPORT_OBJS) $(XEN_OBJ) $(FAKEXEN_OBJS) \
+		$(LIBSQ) $(LDLIBS_BASE)
+
+tests: $(DAEMON) $(DAEMON_FAKEXEN) $(TEST_BINS)
+benches: $(BENCH_BINS) $(DAEMON)
+
+deps:
+	@sh scripts/deps.sh build
+deps-test:
+	@sh scripts/deps.sh test
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/run.sh $(DAEMON)
+
+test: deps-test
+	@$(MAKE) --no-print-directory tests
+	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 tests
+	@sh tests/run.sh
+
+bench: deps
+	@sh scripts/deps.sh bench
+	@$(MAKE) --no-print-directory benches
+	@sh bench/run.sh $(BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,191 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* The simulated Xen host: domains, balloon drivers, a xenstore tree, a clock (SPEC 6). */
+#ifndef SQUEEZED_SIM_H
+#define SQUEEZED_SIM_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+
+/*
+ * Memory model. Per domain the sim holds Xen's view: tot_kib (total pages KiB) and
+ * max_kib (max pages KiB, including the per-type offset), plus memory_offset_kib, so
+ * that the guest-visible actual = tot_kib - memory_offset_kib. Host free memory is
+ * tracked directly: a guest that grows takes from it, one that shrinks gives back.
+ *
+ * The guest's balloon driver reads its own memory/target key from the sim's xenstore
+ * and moves actual towards it according to its model. Growth is bounded by max_kib
+ * and by host free memory; a guest that *wants* more than either records a violation
+ * and takes what it can.
+ *
+ * Violations (each a line of text, kept for tests):
+ *  - "free<0": a guest would have driven host free memory below zero;
+ *  - "target>maxmem": memory/target written above the domain's maxmem
+ *    (target + memory_offset > max_kib - type offset);
+ *  - "maxmem<target": maxmem set below both the domain's current target and its
+ *    actual (the ordering bug: maxmem lowered before the target).
+ *
+ * The sim is single-threaded: one owner calls it.
+ */
+
+enum sim_balloon_model {
+    SIM_BALLOON_IDEAL,        /* moves to target at rate, stops stop_short_kib away */
+    SIM_BALLOON_FLOOR,        /* ideal, but never below floor_kib */
+    SIM_BALLOON_CEILING,      /* ideal, but never above ceiling_kib */
+    SIM_BALLOON_STUCK,        /* never moves */
+    SIM_BALLOON_INTERMITTENT, /* moves for period_s, stuck for period_s, ... */
+    SIM_BALLOON_NONE,         /* no driver: never writes feature-balloon, never moves */
+};
+
+const char *sim_balloon_model_name(enum sim_balloon_model m);
+
+struct sim_balloon {
+    enum sim_balloon_model model;
+    double rate_kib_s;      /* default 262144 */
+    int64_t stop_short_kib; /* default 0 */
+    int64_t floor_kib;      /* SIM_BALLOON_FLOOR */
+    int64_t ceiling_kib;    /* SIM_BALLOON_CEILING */
+    double period_s;        /* SIM_BALLOON_INTERMITTENT; default 10 */
+};
+
+/* A domain as a scenario (or sim.create_domain) describes it. */
+struct sim_domain_spec {
+    uint32_t domid;
+    enum domain_type type;   /* default hvm */
+    int64_t dynamic_min_kib; /* default target_kib */
+    int64_t dynamic_max_kib; /* default target_kib */
+    int64_t target_kib;      /* default 1048576, or initial_reservation_kib if set */
+    int64_t actual_kib;      /* default target_kib; 0 when initial_reservation_kib set */
+    int64_t maxmem_kib;      /* default target_kib; guest units (without type offset) */
+    int64_t memory_offset_kib; /* default 0 */
+    int64_t initial_reservation_kib; /* 0 = none; else starts unbooted, allocates up to
+                                        it at the balloon rate, then boots */
+    double boot_after_s;     /* default 0: booted at creation */
+    struct sim_balloon balloon;
+};
+
+struct sim_host_spec {
+    int64_t total_kib; /* default 16777216 */
+    int64_t free_kib;  /* Xen free memory at time 0; default 1048576 */
+    int64_t scrub_kib; /* default 0 */
+};
+
+struct sim_scenario {
+    char *name;
+    struct sim_host_spec host;
+    struct sim_domain_spec *domains;
+    size_t n_domains;
+};
+
+/* Fill a domain spec with the SPEC 6.1 defaults for `domid`. */
+void sim_domain_spec_default(struct sim_domain_spec *d, uint32_t domid);
+
+/* Parse one domain object (scenario entry or sim.create_domain argument). On error
+ * returns -EINVAL and sets *err to a new string "FIELD: reason" with FIELD prefixed by
+ * `where` (e.g. "domains[2]"). */
+int sim_domain_spec_from_json(const json_t *obj, const char *where,
+                              struct sim_domain_spec *out, char **err);
+/* Parse a balloon object ("balloon" field). Same error convention. */
+int sim_balloon_from_json(const json_t *obj, const char *where, struct sim_balloon *out,
+                          char **err);
+
+/* Parse a scenario from JSON text / a file. On success *out is new (free with
+ * sim_scenario_free). On error returns -EINVAL (or -errno for I/O) and *err names the
+ * field and the reason, e.g. "domains[1].balloon.model: unknown model 'fast'". Duplicate
+ * domids, negative sizes, min > max, unknown fields and wrong types are refused. */
+int sim_scenario_parse(const char *text, struct sim_scenario **out, char **err);
+int sim_scenario_load(const char *path, struct sim_scenario **out, char **err);
+/* NULL allowed. */
+void sim_scenario_free(struct sim_scenario *s);
+
+enum sim_clock_mode {
+    SIM_CLOCK_REAL,    /* the world catches up with CLOCK_MONOTONIC on every call */
+    SIM_CLOCK_VIRTUAL, /* time passes only through sim_advance */
+};
+
+struct sim;
+
+/* A new world from a scenario (borrowed). Domains in the scenario are created with
+ * their xenstore keys: memory/{target,dynamic-min,dynamic-max}, memory/initial-reservation
+ * when set, and control/feature-balloon once booted (never for model none). Returns NULL
+ * and *err if the scenario does not fit (e.g. domains larger than the host). */
+struct sim *sim_new(const struct sim_scenario *sc, enum sim_clock_mode clock, char **err);
+/* NULL allowed. */
+void sim_free(struct sim *s);
+
+/* Save after every change to `path` (atomically: write temp + rename); NULL stops. */
+void sim_set_state_file(struct sim *s, const char *path);
+/* Load a world saved by the above. Returns NULL and *err on a bad file. */
+struct sim *sim_load(const char *path, enum sim_clock_mode clock, char **err);
+/* Save now. Returns 0 or -errno. */
+int sim_save(struct sim *s, const char *path);
+
+/* Clock. */
+enum sim_clock_mode sim_clock_mode(const struct sim *s);
+int64_t sim_now_ms(struct sim *s);
+/* Let ms of simulated time pass (virtual clock; with the real clock this sleeps). */
+void sim_advance(struct sim *s, int64_t ms);
+
+/* Driving the world (sim.* methods). Return 0, -ENOENT for an unknown domid, -EEXIST
+ * for a duplicate, -EINVAL with *err (may be NULL) for a bad value, -ENOMEM if the host
+ * has not the memory to create the domain. */
+int sim_create_domain(struct sim *s, const struct sim_domain_spec *d, char **err);
+int sim_destroy_domain(struct sim *s, uint32_t domid);
+int sim_set_dynamic_range(struct sim *s, uint32_t domid, int64_t min_kib, int64_t max_kib);
+int sim_set_balloon(struct sim *s, uint32_t domid, const struct sim_balloon *b);
+
+/* sim.state: { time_s, free_kib, domains: [...], violations: [...] } (new reference). */
+json_t *sim_state_json(struct sim *s);
+size_t sim_violation_count(const struct sim *s);
+/* i < sim_violation_count; borrowed string. */
+const char *sim_violation(const struct sim *s, size_t i);
+
+/* Truth for tests. */
+int64_t sim_host_free_kib(struct sim *s);
+/* Guest-visible actual / target (read from xenstore) / maxmem (guest units). */
+int sim_domain_memory(struct sim *s, uint32_t domid, int64_t *actual_kib,
+                      int64_t *target_kib, int64_t *maxmem_kib);
+
+/* Hypervisor view (what libxenctrl would say). */
+int sim_list_domains(struct sim *s, struct backend_domain **out, size_t *n);
+int sim_physinfo(struct sim *s, struct backend_physinfo *out);
+int sim_set_maxmem(struct sim *s, uint32_t domid, uint64_t maxmem_kib);
+int sim_shadow_allocation_mib(struct sim *s, uint32_t domid, uint32_t *mib);
+
+/* The xenstore tree. Paths are absolute. Same conventions as backend_ops. Every
+ * successful write or rm bumps a generation counter and fires matching watches. */
+int sim_xs_read(struct sim *s, const char *path, char **value);
+int sim_xs_write(struct sim *s, const char *path, const char *value);
+int sim_xs_rm(struct sim *s, const char *path);
+int sim_xs_directory(struct sim *s, const char *path, char ***entries, size_t *n);
+bool sim_xs_exists(struct sim *s, const char *path);
+uint64_t sim_xs_generation(const struct sim *s);
+int sim_xs_watch(struct sim *s, const char *path, const char *token);
+int sim_xs_unwatch(struct sim *s, const char *path, const char *token);
+/* As backend_ops.read_watch (never BACKEND_ECONN). */
+int sim_xs_read_watch(struct sim *s, struct backend_watch_event *ev);
+/* Readable while events are pending (eventfd). */
+int sim_xs_watch_fd(struct sim *s);
+/* Events beyond this many pending are dropped and the next read_watch returns
+ * BACKEND_EOVERFLOW. Default 65536. */
+void sim_xs_set_watch_queue_limit(struct sim *s, size_t limit);
+/* Drop every watch (as a lost connection does). */
+void sim_xs_drop_watches(struct sim *s);
+
+/* Counters of what the world was asked, for tests of the cache. */
+struct sim_counters {
+    uint64_t xs_reads;       /* xs_read + xs_directory */
+    uint64_t xs_writes;      /* xs_write + xs_rm */
+    uint64_t list_domains;
+    uint64_t physinfo;
+    uint64_t set_maxmem;
+};
+void sim_counters(const struct sim *s, struct sim_counters *out);
+
+/* The sim backend: backend_ops over this world. Takes ownership of s. */
+struct backend *backend_sim_open(struct sim *s);
+
+#endif

@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* Per-domain cache of xenstore and hypervisor reads, and the snapshot builder (SPEC 2, 5). */
+#ifndef SQUEEZED_DOMCACHE_H
+#define SQUEEZED_DOMCACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "policy/policy.h"
+
+/*
+ * The cache talks only to the backend operations table.
+ *
+ * Per domain it holds: the xenstore path, the type, the Xen handle, the maxmem last set,
+ * and the values of keys only we write or that never change once written:
+ * memory/target, memory/memory-offset, memory/uncooperative, memory/initial-reservation,
+ * and control/feature-balloon once present. memory/dynamic-min and dynamic-max are
+ * watched (with watches on) or read through (watches off, as in the seed).
+ * Writes go through the cache (skip if equal; transactional, checking the domain's
+ * directory; never an error when the domain has gone).
+ *
+ * Xenstore layout per domain, below /local/domain/<domid>:
+ *   memory/target memory/dynamic-min memory/dynamic-max memory/memory-offset
+ *   memory/initial-reservation memory/reservation-id memory/uncooperative
+ *   control/feature-balloon data/updated
+ */
+
+struct domcache;
+
+struct domcache_counters {
+    uint64_t xenstore_reads;  /* xs_read + xs_directory calls */
+    uint64_t xenstore_writes; /* xs_write + xs_rm calls */
+    uint64_t watch_events;    /* events taken from the backend */
+    uint64_t hypercalls;      /* list_domains, physinfo, set_maxmem, shadow calls */
+    uint64_t snapshots;       /* domcache_snapshot calls that succeeded */
+    uint64_t rebuilds;        /* full drops after overflow / lost connection */
+};
+
+struct domcache_config {
+    bool use_watches;         /* false: read dynamic-min/max through (seed behaviour) */
+    bool manage_domain_zero;  /* false: dom0 is reported but never balloonable */
+};
+
+/* A reservation the snapshot must account for (SPEC 2): subtracted from host free
+ * unless domid names a live domain it has been transferred to. */
+struct domcache_reservation {
+    int64_t kib;
+    int32_t domid; /* -1 while not transferred */
+};
+
+/* Per-domain facts the snapshot carries beside the policy's view, same order. */
+struct domcache_domain_extra {
+    enum domain_type type;
+    bool booting;          /* no feature-balloon and no data/updated yet */
+    bool uncooperative;    /* memory/uncooperative present */
+    int64_t memory_offset_kib;
+    int64_t initial_reservation_kib; /* 0 if none */
+};
+
+/* A snapshot of the host. Owned by the caller; free with domcache_snapshot_free.
+ * Arrays are reused when the same struct is passed again. */
+struct domcache_snapshot {
+    struct policy_host host;         /* host.domains points into `domains` */
+    struct policy_domain *domains;   /* sorted by domid */
+    struct domcache_domain_extra *extra; /* parallel to domains */
+    size_t cap;
+    int64_t xen_free_kib;      /* physinfo free pages KiB */
+    int64_t scrub_kib;         /* physinfo scrub pages KiB */
+    int64_t total_kib;         /* physinfo total pages KiB */
+    int64_t booting_unused_kib;  /* subtracted for booting domains */
+    int64_t reservations_kib;    /* subtracted for untransferred reservations */
+};
+
+/* A cache over backend b (borrowed; must outlive the cache). With use_watches the cache
+ * registers its watches at once; if that fails it falls back to reading through and
+ * logs it. Returns a new cache (free with domcache_free). */
+struct domcache *domcache_new(struct backend *b, const struct domcache_config *cfg);
+/* NULL allowed. Unregisters watches. */
+void domcache_free(struct domcache *dc);
+
+/* Whether the cache is currently relying on watches. */
+bool domcache_watching(const struct domcache *dc);
+
+/* Take pending watch events (without blocking) and apply them. Returns the number of
+ * events that changed something the policy reads (dynamic range, boot signals, domain
+ * appearance), or a negative errno. Overflow or a lost connection empties the cache,
+ * which is then rebuilt by the next snapshot; that counts as a change. */
+int domcache_process_events(struct domcache *dc);
+
+/* Build a snapshot (SPEC 2): one list_domains, one physinfo, and in steady state with
+ * watches no xenstore read. Processes pending watch events first. Calibrates and writes
+ * memory-offset on a domain's first boot signal; counts booting domains through
+ * max(initial-reservation, actual) + shadow; subtracts reservations (borrowed array).
+ * Drops entries of domains gone; a recycled domid (new handle) gets a fresh entry.
+ * Domains that vanish while being read are skipped. Returns 0 or a negative errno (the
+ * hypervisor could not be asked); *out is then unchanged. */
+int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *resv,
+                      size_t n_resv, struct domcache_snapshot *out);
+void domcache_snapshot_init(struct domcache_snapshot *s);
+void domcache_snapshot_free(struct domcache_snapshot *s);
+
+/* Apply one policy op: SET_TARGET writes memory/target; SET_MAXMEM sets Xen maxmem to
+ * value + type offset + memory-offset. Skips when the cached value is equal. Returns 0,
+ * also when the domain has gone (logged), or a negative errno for other failures. */
+int domcache_apply(struct domcache *dc, const struct policy_op *op);
+
+/* Write / remove memory/uncooperative (empty value) through the cache. */
+int domcache_set_uncooperative(struct domcache *dc, uint32_t domid, bool uncooperative);
+
+/* Generic per-domain key access through the cache, for keys like
+ * memory/initial-reservation and memory/reservation-id. `key` is relative to the domain
+ * path ("memory/reservation-id"). Reads of cached keys cost nothing. read: *value new
+ * string, -ENOENT if absent. write: skip if equal, transactional, -ENOENT if the domain
+ * has gone. */
+int domcache_read(struct domcache *dc, uint32_t domid, const char *key, char **value);
+int domcache_write(struct domcache *dc, uint32_t domid, const char *key, const char *value);
+
+/* Set maxmem directly in guest units (as SET_MAXMEM). */
+int domcache_set_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib);
+
+/* Counters so far. */
+void domcache_counters(const struct domcache *dc, struct domcache_counters *out);
+
+#endif

@@ -1,0 +1,122 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* Logging in the OpenBSD daemon style: stderr in the foreground, syslog otherwise. */
+#include "common/log.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+#include <time.h>
+
+static bool log_to_stderr = true;
+static int log_verbose;
+static bool log_is_quiet;
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void log_init(const char *ident, bool to_stderr, int verbose)
+{
+    log_to_stderr = to_stderr;
+    log_verbose = verbose;
+    if (!to_stderr)
+        openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+void log_setverbose(int verbose)
+{
+    log_verbose = verbose;
+}
+
+void log_quiet(bool quiet)
+{
+    log_is_quiet = quiet;
+}
+
+static void vlog(int pri, const char *fmt, va_list ap, const char *suffix)
+{
+    if (pri == LOG_DEBUG && log_verbose < 1)
+        return;
+    if (log_is_quiet && pri > LOG_WARNING)
+        return;
+    char msg[1024];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (!log_to_stderr) {
+        if (suffix != NULL)
+            syslog(pri, "%s: %s", msg, suffix);
+        else
+            syslog(pri, "%s", msg);
+        return;
+    }
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    const char *level = pri <= LOG_ERR       ? "error"
+                        : pri == LOG_WARNING ? "warn"
+                        : pri == LOG_INFO    ? "info"
+                                             : "debug";
+    pthread_mutex_lock(&log_lock);
+    fprintf(stderr, "%02d:%02d:%02d.%03ld %s: %s%s%s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
+            ts.tv_nsec / 1000000, level, msg, suffix ? ": " : "", suffix ? suffix : "");
+    fflush(stderr);
+    pthread_mutex_unlock(&log_lock);
+}
+
+void log_warn(const char *fmt, ...)
+{
+    int saved = errno;
+    char buf[128];
+    const char *err = strerror_r(saved, buf, sizeof(buf));
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(LOG_WARNING, fmt, ap, err);
+    va_end(ap);
+    errno = saved;
+}
+
+void log_warnx(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(LOG_WARNING, fmt, ap, NULL);
+    va_end(ap);
+}
+
+void log_info(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(LOG_INFO, fmt, ap, NULL);
+    va_end(ap);
+}
+
+void log_debug(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(LOG_DEBUG, fmt, ap, NULL);
+    va_end(ap);
+}
+
+void fatal(const char *fmt, ...)
+{
+    int saved = errno;
+    char buf[128];
+    const char *err = strerror_r(saved, buf, sizeof(buf));
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(LOG_CRIT, fmt, ap, err);
+    va_end(ap);
+    exit(1);
+}
+
+void fatalx(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(LOG_CRIT, fmt, ap, NULL);
+    va_end(ap);
+    exit(1);
+}

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* Logging in the OpenBSD daemon style: stderr in the foreground, syslog otherwise. */
+#ifndef SQUEEZED_LOG_H
+#define SQUEEZED_LOG_H
+
+#include <stdbool.h>
+
+/* Start logging as `ident`. to_stderr: foreground runs log to stderr, else syslog.
+ * verbose: 0 = info and above, 1+ = debug too. Safe to call more than once. */
+void log_init(const char *ident, bool to_stderr, int verbose);
+/* Change verbosity after log_init. */
+void log_setverbose(int verbose);
+/* Silence everything below warnings (used by tests and benchmarks). */
+void log_quiet(bool quiet);
+
+/* Warning with ": strerror(errno)" appended. */
+void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Warning without errno. */
+void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Log with strerror(errno) and exit(1). */
+void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+/* Log and exit(1). */
+void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+#endif

@@ -1,0 +1,64 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* Allocation wrappers that abort on out-of-memory, so callers never check. */
+#include "common/xalloc.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void oom(size_t size)
+{
+    fprintf(stderr, "squeezed: out of memory allocating %zu bytes\n", size);
+    abort();
+}
+
+void *xmalloc(size_t size)
+{
+    void *p = malloc(size ? size : 1);
+    if (p == NULL)
+        oom(size);
+    return p;
+}
+
+void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (p == NULL)
+        oom(n * size);
+    return p;
+}
+
+void *xreallocarray(void *p, size_t n, size_t size)
+{
+    if (size != 0 && n > SIZE_MAX / size)
+        oom(SIZE_MAX);
+    void *q = realloc(p, n * size ? n * size : 1);
+    if (q == NULL)
+        oom(n * size);
+    return q;
+}
+
+char *xstrdup(const char *s)
+{
+    size_t len = strlen(s) + 1;
+    char *p = xmalloc(len);
+    memcpy(p, s, len);
+    return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int len = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (len < 0)
+        abort();
+    char *p = xmalloc((size_t)len + 1);
+    vsnprintf(p, (size_t)len + 1, fmt, ap2);
+    va_end(ap2);
+    return p;
+}

@@ -1,0 +1,76 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* Runs squeeze operations: snapshot, policy round, apply, wait, until a verdict. */
+#ifndef SQUEEZED_SQUEEZE_H
+#define SQUEEZED_SQUEEZE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "cache/domcache.h"
+#include "policy/policy.h"
+
+/*
+ * One squeezer per daemon, owned by the worker thread (not thread-safe). It borrows
+ * the backend and the cache. Time is the backend's clock: with the sim's virtual clock
+ * a multi-minute squeeze runs in milliseconds.
+ */
+
+struct squeezer;
+
+struct squeeze_config {
+    int64_t reserved_host_kib; /* the slush fund; default 73728 */
+    int64_t poll_ms;           /* wait between rounds; default 250 */
+    int64_t timeout_ms;        /* give up an operation after this; default 600000 */
+};
+
+/* Where reservations come from: called before every snapshot. Returns a borrowed
+ * array valid until the next call. */
+typedef const struct domcache_reservation *(*squeeze_reservations_fn)(void *ctx,
+                                                                        size_t *n);
+
+struct squeeze_result {
+    enum policy_verdict verdict; /* SUCCESS, CANNOT_FREE or REFUSED */
+    int64_t reserve_kib;         /* SUCCESS: what the caller may now reserve */
+    int64_t needed_kib;          /* CANNOT_FREE */
+    int64_t free_kib;            /* CANNOT_FREE */
+    int32_t *refused;            /* REFUSED: domids (owned; squeeze_result_free) */
+    size_t n_refused;
+    unsigned rounds;             /* policy rounds run */
+    int64_t duration_ms;         /* on the backend's clock */
+    bool fast_path;
+    bool timed_out;              /* verdict forced by timeout_ms */
+};
+
+void squeeze_result_free(struct squeeze_result *r);
+
+/* cfg copied. resv_fn/ctx may be NULL (no reservations). */
+struct squeezer *squeezer_new(struct backend *b, struct domcache *dc,
+                              const struct squeeze_config *cfg,
+                              squeeze_reservations_fn resv_fn, void *resv_ctx);
+void squeezer_free(struct squeezer *sq);
+
+/* Run one operation to its verdict. Returns 0 with *res filled (any verdict), or a
+ * negative errno if the host could not be read at all. */
+int squeeze_free(struct squeezer *sq, int64_t kib, struct squeeze_result *res);
+int squeeze_free_range(struct squeezer *sq, int64_t min_kib, int64_t max_kib,
+                       struct squeeze_result *res);
+int squeeze_balance(struct squeezer *sq, struct squeeze_result *res);
+
+/* Periodic duty: take a snapshot, update the uncooperative flags, and report whether a
+ * balance would change any target. Returns 1 (balance needed), 0, or negative errno. */
+int squeeze_check(struct squeezer *sq);
+
+/* The last snapshot taken (borrowed; valid until the next call into the squeezer). */
+const struct domcache_snapshot *squeeze_last_snapshot(const struct squeezer *sq);
+/* Stuck / uncooperative as last seen. */
+bool squeeze_domain_stuck(const struct squeezer *sq, int32_t domid);
+bool squeeze_domain_uncooperative(const struct squeezer *sq, int32_t domid);
+
+/* Called after every round with the snapshot and the decision (tests, logs). */
+typedef void (*squeeze_observer_fn)(void *ctx, const struct domcache_snapshot *snap,
+                                    const struct policy_decision *d);
+void squeeze_set_observer(struct squeezer *sq, squeeze_observer_fn fn, void *ctx);
+
+#endif
