@@ -41,6 +41,7 @@ struct squeeze_result {
     int64_t duration_ms;         /* on the backend's clock */
     bool fast_path;
     bool timed_out;              /* verdict forced by timeout_ms */
+    bool cancelled;              /* verdict forced by squeeze_cancel */
 };
 
 void squeeze_result_free(struct squeeze_result *r);
@@ -57,6 +58,12 @@ int squeeze_free(struct squeezer *sq, int64_t kib, struct squeeze_result *res);
 int squeeze_free_range(struct squeezer *sq, int64_t min_kib, int64_t max_kib,
                        struct squeeze_result *res);
 int squeeze_balance(struct squeezer *sq, struct squeeze_result *res);
+
+/* Ask the running operation (if any) to stop at its next round; it then returns
+ * CANNOT_FREE with cancelled set. Safe from any thread and from signal handlers;
+ * sticky until squeeze_clear_cancel. */
+void squeeze_cancel(struct squeezer *sq);
+void squeeze_clear_cancel(struct squeezer *sq);
 
 /* Periodic duty: take a snapshot, update the uncooperative flags, and report whether a
  * balance would change any target. Returns 1 (balance needed), 0, or negative errno. */
