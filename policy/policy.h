@@ -145,9 +145,12 @@ void policy_decision_free(struct policy_decision *d);
  *    range [min, max]), reserved (BALANCE). surplus = free + sum over active of
  *    max(0, actual - min - 2*inaccuracy) - host_target; gamma = clamp(surplus /
  *    sum(max - min), 0, 1); target = min + gamma * (max - min), rounded down.
- *  - Two phases: if any active target goes down, only decreases are emitted.
- *    Otherwise increases are emitted, but never more in total than the guaranteed
- *    free memory above zero, so racing guests cannot drive free memory negative.
+ *  - Two phases: while anything needs to free (a new target goes down, or an active
+ *    domain is still above its target by more than the inaccuracy), only decreases
+ *    are emitted. Otherwise increases are emitted, but never more in total than the
+ *    guaranteed free memory above host_target (granted in domid order, the last one
+ *    partially), so racing guests can never drive free memory below what the
+ *    operation is keeping (reservations are already out of host->free_kib).
  *  - maxmem: a target going up gets SET_MAXMEM(new target) before SET_TARGET;
  *    going down gets SET_MAXMEM after. A newly stuck domain gets
  *    SET_MAXMEM(clamp(min(target, actual), dynamic_min, dynamic_max)); a domain
