@@ -1,0 +1,283 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* Runs squeeze operations: snapshot, policy round, apply, wait, until a verdict. */
+#include "server/squeeze.h"
+
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/xalloc.h"
+
+/* A snapshot that fails this many times in a row ends the operation with an error. */
+#define SQUEEZE_SNAPSHOT_RETRIES 5
+
+struct squeezer {
+    struct backend *b;  /* borrowed */
+    struct domcache *dc; /* borrowed */
+    struct squeeze_config cfg;
+    squeeze_reservations_fn resv_fn;
+    void *resv_ctx;
+    struct policy_state *st;  /* the current (or last) operation's stuck tracking */
+    struct policy_coop *coop; /* uncooperative tracking across operations */
+    struct domcache_snapshot snap;
+    bool have_snap;
+    struct policy_decision dec;
+    squeeze_observer_fn observer;
+    void *observer_ctx;
+    atomic_bool cancel;
+};
+
+void squeeze_result_free(struct squeeze_result *r)
+{
+    if (r == NULL)
+        return;
+    free(r->refused);
+    r->refused = NULL;
+    r->n_refused = 0;
+}
+
+struct squeezer *squeezer_new(struct backend *b, struct domcache *dc,
+                              const struct squeeze_config *cfg,
+                              squeeze_reservations_fn resv_fn, void *resv_ctx)
+{
+    struct squeezer *sq = xcalloc(1, sizeof(*sq));
+    sq->b = b;
+    sq->dc = dc;
+    sq->cfg = *cfg;
+    if (sq->cfg.poll_ms <= 0)
+        sq->cfg.poll_ms = 250;
+    if (sq->cfg.timeout_ms <= 0)
+        sq->cfg.timeout_ms = 600000;
+    if (sq->cfg.reserved_host_kib < 0)
+        sq->cfg.reserved_host_kib = 0;
+    sq->resv_fn = resv_fn;
+    sq->resv_ctx = resv_ctx;
+    sq->st = policy_state_new();
+    sq->coop = policy_coop_new();
+    domcache_snapshot_init(&sq->snap);
+    policy_decision_init(&sq->dec);
+    atomic_init(&sq->cancel, false);
+    return sq;
+}
+
+void squeezer_free(struct squeezer *sq)
+{
+    if (sq == NULL)
+        return;
+    policy_state_free(sq->st);
+    policy_coop_free(sq->coop);
+    domcache_snapshot_free(&sq->snap);
+    policy_decision_free(&sq->dec);
+    free(sq);
+}
+
+void squeeze_cancel(struct squeezer *sq)
+{
+    atomic_store(&sq->cancel, true);
+}
+
+void squeeze_clear_cancel(struct squeezer *sq)
+{
+    atomic_store(&sq->cancel, false);
+}
+
+void squeeze_set_observer(struct squeezer *sq, squeeze_observer_fn fn, void *ctx)
+{
+    sq->observer = fn;
+    sq->observer_ctx = ctx;
+}
+
+const struct domcache_snapshot *squeeze_last_snapshot(const struct squeezer *sq)
+{
+    return sq->have_snap ? &sq->snap : NULL;
+}
+
+bool squeeze_domain_stuck(const struct squeezer *sq, int32_t domid)
+{
+    return policy_state_is_stuck(sq->st, domid);
+}
+
+bool squeeze_domain_uncooperative(const struct squeezer *sq, int32_t domid)
+{
+    return policy_coop_is_uncooperative(sq->coop, domid);
+}
+
+/* Snapshot the host and bring the uncooperative flags up to date with it. */
+static int take_snapshot(struct squeezer *sq, int64_t now_ms)
+{
+    size_t n_resv = 0;
+    const struct domcache_reservation *resv = NULL;
+    if (sq->resv_fn != NULL)
+        resv = sq->resv_fn(sq->resv_ctx, &n_resv);
+    int rc = domcache_snapshot(sq->dc, resv, n_resv, &sq->snap);
+    if (rc < 0)
+        return rc;
+    sq->have_snap = true;
+
+    struct policy_coop_change *changes = NULL;
+    size_t n = policy_coop_update(sq->coop, &sq->snap.host, now_ms, &changes);
+    for (size_t i = 0; i < n; i++) {
+        log_info("domid %d: %s", changes[i].domid,
+                 changes[i].uncooperative ? "uncooperative: away from its target for over "
+                                            "20 s"
+                                          : "cooperative again");
+        domcache_set_uncooperative(sq->dc, (uint32_t)changes[i].domid,
+                                   changes[i].uncooperative);
+    }
+    free(changes);
+    return 0;
+}
+
+static void copy_refused(struct squeeze_result *res, const struct policy_decision *d)
+{
+    res->n_refused = d->n_refused;
+    res->refused = NULL;
+    if (d->n_refused > 0) {
+        res->refused = xcalloc(d->n_refused, sizeof(*res->refused));
+        memcpy(res->refused, d->refused, d->n_refused * sizeof(*res->refused));
+    }
+}
+
+static const char *kind_name(enum policy_kind k)
+{
+    switch (k) {
+    case POLICY_FREE:
+        return "free";
+    case POLICY_FREE_RANGE:
+        return "free-range";
+    case POLICY_BALANCE:
+        return "balance";
+    }
+    return "?";
+}
+
+static void log_round(const struct policy_request *req, const struct policy_decision *d,
+                      unsigned round)
+{
+    for (size_t i = 0; i < d->n_newly_stuck; i++)
+        log_info("domid %d: balloon stuck for over 5 s; working around it",
+                 d->newly_stuck[i]);
+    for (size_t i = 0; i < d->n_newly_active; i++)
+        log_info("domid %d: balloon moving again", d->newly_active[i]);
+    log_debug("%s round %u: host target %lld KiB, guaranteed free %lld KiB, gamma %.4f, "
+              "%zu active, %zu ops",
+              kind_name(req->kind), round, (long long)d->host_target_kib,
+              (long long)d->guaranteed_free_kib, d->gamma, d->n_active, d->n_ops);
+}
+
+/* The loop of SPEC 3: snapshot, compute, write targets, wait, until a verdict. */
+static int run(struct squeezer *sq, const struct policy_request *req,
+               struct squeeze_result *res)
+{
+    memset(res, 0, sizeof(*res));
+    policy_state_reset(sq->st);
+    const int64_t start_ms = sq->b->ops->now_ms(sq->b);
+    int failures = 0;
+
+    for (;;) {
+        int64_t now_ms = sq->b->ops->now_ms(sq->b);
+        int rc = take_snapshot(sq, now_ms);
+        if (rc < 0) {
+            log_warnx("%s: cannot read the host (error %d)", kind_name(req->kind), -rc);
+            if (++failures >= SQUEEZE_SNAPSHOT_RETRIES)
+                return rc;
+            sq->b->ops->sleep_ms(sq->b, sq->cfg.poll_ms);
+            continue;
+        }
+        failures = 0;
+
+        rc = policy_round(sq->st, &sq->snap.host, req, now_ms, &sq->dec);
+        if (rc < 0) {
+            log_warnx("%s: the policy refused the snapshot (error %d)", kind_name(req->kind),
+                      -rc);
+            return rc;
+        }
+        res->rounds++;
+        log_round(req, &sq->dec, res->rounds);
+        if (sq->observer != NULL)
+            sq->observer(sq->observer_ctx, &sq->snap, &sq->dec);
+        res->duration_ms = now_ms - start_ms;
+
+        const struct policy_decision *d = &sq->dec;
+        bool cancelled = atomic_load(&sq->cancel);
+        bool timed_out = now_ms - start_ms > sq->cfg.timeout_ms;
+        if (d->verdict == POLICY_CONTINUE && (cancelled || timed_out)) {
+            res->cancelled = cancelled;
+            res->timed_out = timed_out;
+            res->verdict = POLICY_CANNOT_FREE;
+            res->needed_kib = d->host_target_kib;
+            res->free_kib = sq->snap.host.free_kib;
+            log_warnx("%s: %s after %u rounds", kind_name(req->kind),
+                      cancelled ? "cancelled" : "timed out", res->rounds);
+            return 0;
+        }
+
+        switch (d->verdict) {
+        case POLICY_SUCCESS:
+            res->verdict = POLICY_SUCCESS;
+            res->reserve_kib = d->reserve_kib;
+            res->fast_path = d->fast_path;
+            return 0;
+        case POLICY_CANNOT_FREE:
+            res->verdict = POLICY_CANNOT_FREE;
+            res->needed_kib = d->needed_kib;
+            res->free_kib = d->free_kib;
+            return 0;
+        case POLICY_REFUSED:
+            res->verdict = POLICY_REFUSED;
+            copy_refused(res, d);
+            return 0;
+        case POLICY_CONTINUE:
+            break;
+        }
+
+        for (size_t i = 0; i < d->n_ops; i++) {
+            rc = domcache_apply(sq->dc, &d->ops[i]);
+            if (rc < 0)
+                log_warnx("domid %d: cannot set %s to %lld KiB (error %d)", d->ops[i].domid,
+                          d->ops[i].kind == POLICY_OP_SET_TARGET ? "target" : "maxmem",
+                          (long long)d->ops[i].value_kib, -rc);
+        }
+        sq->b->ops->sleep_ms(sq->b, sq->cfg.poll_ms);
+    }
+}
+
+int squeeze_free(struct squeezer *sq, int64_t kib, struct squeeze_result *res)
+{
+    struct policy_request req = {
+        .kind = POLICY_FREE,
+        .reserved_kib = sq->cfg.reserved_host_kib,
+        .need_kib = kib,
+    };
+    return run(sq, &req, res);
+}
+
+int squeeze_free_range(struct squeezer *sq, int64_t min_kib, int64_t max_kib,
+                       struct squeeze_result *res)
+{
+    struct policy_request req = {
+        .kind = POLICY_FREE_RANGE,
+        .reserved_kib = sq->cfg.reserved_host_kib,
+        .min_kib = min_kib,
+        .max_kib = max_kib,
+    };
+    return run(sq, &req, res);
+}
+
+int squeeze_balance(struct squeezer *sq, struct squeeze_result *res)
+{
+    struct policy_request req = {
+        .kind = POLICY_BALANCE,
+        .reserved_kib = sq->cfg.reserved_host_kib,
+    };
+    return run(sq, &req, res);
+}
+
+int squeeze_check(struct squeezer *sq)
+{
+    int rc = take_snapshot(sq, sq->b->ops->now_ms(sq->b));
+    if (rc < 0)
+        return rc;
+    return policy_balance_needed(&sq->snap.host, sq->cfg.reserved_host_kib) ? 1 : 0;
+}
