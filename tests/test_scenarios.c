@@ -1,0 +1,271 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* The squeeze core driven over the simulated host (virtual clock), one scenario a test. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <cmocka.h>
+
+#include "common/log.h"
+#include "tests/support/harness.h"
+
+#define MIB 1024
+#define GIB (1024 * 1024)
+#define RESERVED_KIB 73728 /* squeezed's default host reserve */
+
+/* Every successful free must be guaranteed: what the host has minus what guests may
+ * still grow into covers what was asked plus the host reserve, now and after the
+ * guests have had a long while to reach their targets. */
+static void assert_guaranteed(struct harness *h, int64_t asked_kib)
+{
+    int64_t g = harness_guaranteed_free_kib(h);
+    if (g < asked_kib + h->reserved_kib)
+        fail_msg("guaranteed free %lld KiB < asked %lld + reserve %lld", (long long)g,
+                 (long long)asked_kib, (long long)h->reserved_kib);
+    harness_idle(h, 120 * 1000);
+    int64_t later = sim_host_free_kib(h->sim);
+    if (later < asked_kib + h->reserved_kib)
+        fail_msg("after 120 s idle, free %lld KiB < asked %lld + reserve %lld",
+                 (long long)later, (long long)asked_kib, (long long)h->reserved_kib);
+}
+
+static void assert_no_violations(struct harness *h)
+{
+    size_t n = sim_violation_count(h->sim);
+    for (size_t i = 0; i < n; i++)
+        print_message("violation: %s\n", sim_violation(h->sim, i));
+    assert_int_equal(n, 0);
+}
+
+static int64_t sim_target(struct harness *h, uint32_t domid)
+{
+    int64_t actual, target, maxmem;
+    assert_int_equal(sim_domain_memory(h->sim, domid, &actual, &target, &maxmem), 0);
+    return target;
+}
+
+static int64_t sim_actual(struct harness *h, uint32_t domid)
+{
+    int64_t actual, target, maxmem;
+    assert_int_equal(sim_domain_memory(h->sim, domid, &actual, &target, &maxmem), 0);
+    return actual;
+}
+
+/* Guest 1 moves for 7 s and stalls for 7 s: it is declared stuck during a stall (guest 2
+ * covers for it) and active again when it moves; the reservation still succeeds. */
+static void test_intermittent_guest_recovers(void **state)
+{
+    (void)state;
+    struct harness *h = harness_open("scenarios/intermittent.json", RESERVED_KIB);
+    struct squeeze_result res;
+    const int64_t ask = 1536 * MIB;
+    assert_int_equal(squeeze_free(h->sq, ask, &res), 0);
+    assert_int_equal(res.verdict, POLICY_SUCCESS);
+    assert_true(h->saw_stuck[1]);
+    assert_true(h->saw_active[1]);
+    assert_false(h->saw_stuck[2]);
+    assert_guaranteed(h, ask);
+    assert_no_violations(h);
+    squeeze_result_free(&res);
+    harness_close(h);
+}
+
+/* Guest 1 will not go below 1.5 GiB although its range allows 512 MiB: it is routed
+ * around and guest 2 frees what guest 1 cannot. */
+static void test_hidden_floor_routed_around(void **state)
+{
+    (void)state;
+    struct harness *h = harness_open("scenarios/hidden-floor.json", RESERVED_KIB);
+    struct squeeze_result res;
+    const int64_t ask = 1536 * MIB;
+    assert_int_equal(squeeze_free(h->sq, ask, &res), 0);
+    assert_int_equal(res.verdict, POLICY_SUCCESS);
+    assert_true(h->saw_stuck[1]);
+    assert_true(sim_actual(h, 1) >= 1536 * MIB);
+    /* Proportionally both would sit near 1.34 GiB; guest 2 had to go much lower. */
+    assert_true(sim_target(h, 2) < 1024 * MIB);
+    assert_guaranteed(h, ask);
+    assert_no_violations(h);
+    squeeze_result_free(&res);
+    harness_close(h);
+}
+
+/* Balancing 4 GiB of free memory: guest 1 cannot grow past 1 GiB, so guest 2 takes
+ * up the slack and the host ends near its reserve. */
+static void test_hidden_ceiling_slack_taken_up(void **state)
+{
+    (void)state;
+    struct harness *h = harness_open("scenarios/hidden-ceiling.json", RESERVED_KIB);
+    struct squeeze_result res;
+    assert_int_equal(squeeze_balance(h->sq, &res), 0);
+    assert_int_equal(res.verdict, POLICY_SUCCESS);
+    assert_true(h->saw_stuck[1]);
+    assert_true(sim_actual(h, 1) <= 1024 * MIB);
+    /* Proportionally each would get about 2.46 GiB; guest 2 gets what guest 1 cannot. */
+    assert_true(sim_target(h, 2) > 3 * GIB);
+    int64_t free_kib = sim_host_free_kib(h->sim);
+    assert_true(free_kib >= RESERVED_KIB);
+    assert_true(free_kib < RESERVED_KIB + 64 * MIB);
+    assert_no_violations(h);
+    squeeze_result_free(&res);
+    harness_close(h);
+}
+
+/* Dynamic-mins leave 512 MiB at most: 1 GiB cannot be freed, and no guest is to blame. */
+static void test_mins_too_high_cannot_free(void **state)
+{
+    (void)state;
+    struct harness *h = harness_open("scenarios/mins-too-high.json", RESERVED_KIB);
+    struct squeeze_result res;
+    assert_int_equal(squeeze_free(h->sq, 1 * GIB, &res), 0);
+    assert_int_equal(res.verdict, POLICY_CANNOT_FREE);
+    assert_int_equal(res.needed_kib, 1 * GIB + RESERVED_KIB);
+    /* 256 MiB free at the start plus the 256 MiB guest 2 could give. */
+    assert_true(res.free_kib >= 512 * MIB - 8 && res.free_kib <= 512 * MIB);
+    assert_int_equal(res.n_refused, 0);
+    assert_no_violations(h);
+    squeeze_result_free(&res);
+    harness_close(h);
+}
+
+/* Guest 1 could free 1.5 GiB but never moves: the failure names it. */
+static void test_stuck_above_min_refused(void **state)
+{
+    (void)state;
+    struct harness *h = harness_open("scenarios/stuck-above-min.json", RESERVED_KIB);
+    struct squeeze_result res;
+    assert_int_equal(squeeze_free(h->sq, 1 * GIB, &res), 0);
+    assert_int_equal(res.verdict, POLICY_REFUSED);
+    assert_int_equal(res.n_refused, 1);
+    assert_int_equal(res.refused[0], 1);
+    /* It took more than the 5 s of patience, and not absurdly long. */
+    assert_true(res.duration_ms > 5000);
+    assert_true(res.duration_ms < 30000);
+    assert_no_violations(h);
+    squeeze_result_free(&res);
+    harness_close(h);
+}
+
+/* Proportionally guest 1 (stuck) should free and guest 2 grow. Guest 2 must never be
+ * given memory guest 1 has not freed; once guest 1 is found stuck, guest 2 frees
+ * instead and the reservation succeeds with no violation. */
+static void test_stuck_guest_working_guest_frees_instead(void **state)
+{
+    (void)state;
+    struct harness *h = harness_open("scenarios/stuck-must-free.json", RESERVED_KIB);
+    struct squeeze_result res;
+    const int64_t ask = 1 * GIB;
+    const int64_t guest2_before = sim_actual(h, 2);
+    assert_int_equal(squeeze_free(h->sq, ask, &res), 0);
+    assert_int_equal(res.verdict, POLICY_SUCCESS);
+    assert_true(h->saw_stuck[1]);
+    assert_true(h->max_target_kib[2] <= guest2_before);
+    assert_true(sim_target(h, 2) < guest2_before);
+    assert_true(h->min_sim_free_kib >= 0);
+    assert_guaranteed(h, ask);
+    assert_no_violations(h);
+    squeeze_result_free(&res);
+    harness_close(h);
+}
+
+/* Drivers that stop 4 KiB short of their targets have reached them. */
+static void test_stop_short_counts_as_reached(void **state)
+{
+    (void)state;
+    struct harness *h = harness_open("scenarios/stop-short.json", RESERVED_KIB);
+    struct squeeze_result res;
+    const int64_t ask = 4 * GIB;
+    assert_int_equal(squeeze_free(h->sq, ask, &res), 0);
+    assert_int_equal(res.verdict, POLICY_SUCCESS);
+    for (int d = 1; d <= 3; d++)
+        assert_false(h->saw_stuck[d]);
+    /* A few seconds of ballooning, not a wait for the 5 s stuck rule. */
+    assert_true(res.duration_ms < 5000);
+    assert_guaranteed(h, ask);
+    assert_no_violations(h);
+
+    /* And a balance afterwards settles without declaring anyone stuck. */
+    harness_reset_records(h);
+    squeeze_result_free(&res);
+    assert_int_equal(squeeze_balance(h->sq, &res), 0);
+    assert_int_equal(res.verdict, POLICY_SUCCESS);
+    for (int d = 1; d <= 3; d++)
+        assert_false(h->saw_stuck[d]);
+    assert_no_violations(h);
+    squeeze_result_free(&res);
+    harness_close(h);
+}
+
+/* A reservation that already fits while every guest is at its target returns at once,
+ * touching nothing. */
+static void test_fast_path(void **state)
+{
+    (void)state;
+    struct harness *h = harness_open("scenarios/hidden-ceiling.json", RESERVED_KIB);
+    struct squeeze_result res;
+    assert_int_equal(squeeze_free(h->sq, 1 * GIB, &res), 0);
+    assert_int_equal(res.verdict, POLICY_SUCCESS);
+    assert_true(res.fast_path);
+    assert_int_equal(res.rounds, 1);
+    assert_int_equal(res.duration_ms, 0);
+    assert_int_equal(sim_target(h, 1), 512 * MIB);
+    assert_int_equal(sim_target(h, 2), 512 * MIB);
+    squeeze_result_free(&res);
+    harness_close(h);
+}
+
+/* A range reservation frees the policy's ideal amount and reserves within the range. */
+static void test_free_range(void **state)
+{
+    (void)state;
+    struct harness *h = harness_open("scenarios/stop-short.json", RESERVED_KIB);
+    struct squeeze_result res;
+    assert_int_equal(squeeze_free_range(h->sq, 1 * GIB, 6 * GIB, &res), 0);
+    assert_int_equal(res.verdict, POLICY_SUCCESS);
+    assert_true(res.reserve_kib >= 1 * GIB);
+    assert_true(res.reserve_kib <= 6 * GIB);
+    /* Not everything: the guests keep a proportional share too. */
+    assert_true(res.reserve_kib < 6 * GIB);
+    assert_guaranteed(h, res.reserve_kib);
+    assert_no_violations(h);
+    squeeze_result_free(&res);
+    harness_close(h);
+}
+
+/* 1,000 guests give up 100 GiB between them. */
+static void test_thousand_guests(void **state)
+{
+    (void)state;
+    struct harness *h = harness_open("scenarios/thousand-guests.json", RESERVED_KIB);
+    struct squeeze_result res;
+    const int64_t ask = 100LL * GIB;
+    assert_int_equal(squeeze_free(h->sq, ask, &res), 0);
+    assert_int_equal(res.verdict, POLICY_SUCCESS);
+    print_message("1000 guests: %u rounds, %lld ms simulated\n", res.rounds,
+                  (long long)res.duration_ms);
+    assert_guaranteed(h, ask);
+    assert_no_violations(h);
+    squeeze_result_free(&res);
+    harness_close(h);
+}
+
+int main(void)
+{
+    log_quiet(true);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_intermittent_guest_recovers),
+        cmocka_unit_test(test_hidden_floor_routed_around),
+        cmocka_unit_test(test_hidden_ceiling_slack_taken_up),
+        cmocka_unit_test(test_mins_too_high_cannot_free),
+        cmocka_unit_test(test_stuck_above_min_refused),
+        cmocka_unit_test(test_stuck_guest_working_guest_frees_instead),
+        cmocka_unit_test(test_stop_short_counts_as_reached),
+        cmocka_unit_test(test_fast_path),
+        cmocka_unit_test(test_free_range),
+        cmocka_unit_test(test_thousand_guests),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
