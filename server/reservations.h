@@ -1,0 +1,96 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* Sessions and memory reservations (SPEC 4), kept in xenstore so a restart finds them. */
+#ifndef SQUEEZED_RESERVATIONS_H
+#define SQUEEZED_RESERVATIONS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+#include "cache/domcache.h"
+#include "server/service.h"
+#include "server/squeeze.h"
+
+/*
+ * Xenstore layout (written through the backend, not the per-domain cache):
+ *   /squeezed/state/<session>                    ""   (the session exists: login)
+ *   /squeezed/state/<session>/<id>               kib
+ *   /squeezed/state/<session>/<id>/in-transfer   domid (once transferred)
+ * Per domain, through the cache: memory/initial-reservation, memory/reservation-id.
+ *
+ * Every change is written to xenstore before the in-memory list changes and before the
+ * caller answers, so an answered reservation is never lost. On any error nothing in
+ * the list changes. Not thread-safe: the worker thread owns it.
+ *
+ * Errors are reported as service errors (server/service.h), filled into *err, with -1
+ * returned; 0 on success.
+ */
+
+struct reservations;
+
+struct reservation {
+    char *id;      /* random UUID (v4) */
+    char *session; /* the service that made it */
+    int64_t kib;
+    int32_t domid; /* -1 until transferred */
+};
+
+/* What the squeeze of a reserve call did, for the daemon's operations log. */
+struct reservations_squeeze {
+    bool ran;                  /* a squeeze operation ran (the request was valid) */
+    int rc;                    /* 0, or the negative errno the squeeze returned */
+    struct squeeze_result res; /* valid when ran && rc == 0; free with
+                                  squeeze_result_free */
+};
+
+/* A new, empty set over b and dc (both borrowed; must outlive it). */
+struct reservations *reservations_new(struct backend *b, struct domcache *dc);
+/* NULL allowed. Leaves xenstore as it is. */
+void reservations_free(struct reservations *r);
+
+/* Read back the sessions and reservations found in xenstore (daemon start). Entries
+ * that do not parse are logged and skipped. Returns 0, or a negative errno if
+ * /squeezed/state exists but cannot be listed. */
+int reservations_load(struct reservations *r);
+
+/* login(service): a valid name is letters, digits, '-', '_' or '@' (it is a xenstore
+ * path component), at most 128 bytes; else INVALID_PARAMS. Deletes every reservation
+ * the session made before, (re)creates the session. */
+int reservations_login(struct reservations *r, const char *service,
+                       struct service_error *err);
+bool reservations_has_session(const struct reservations *r, const char *session);
+
+/* reserve_memory: squeeze_free(kib) through sq, then record. *id new string.
+ * *sq_out says what the squeeze did (caller frees its result). */
+int reservations_reserve(struct reservations *r, struct squeezer *sq, const char *session,
+                         int64_t kib, char **id, struct reservations_squeeze *sq_out,
+                         struct service_error *err);
+/* reserve_memory_range: squeeze_free_range(min, max), then record what it allows. */
+int reservations_reserve_range(struct reservations *r, struct squeezer *sq,
+                               const char *session, int64_t min_kib, int64_t max_kib,
+                               char **id, int64_t *reserved_kib,
+                               struct reservations_squeeze *sq_out,
+                               struct service_error *err);
+int reservations_delete(struct reservations *r, const char *session, const char *id,
+                        struct service_error *err);
+/* Write the domain's memory/initial-reservation and memory/reservation-id, set its
+ * maxmem to the reservation, mark the reservation in transfer to domid. */
+int reservations_transfer(struct reservations *r, const char *session, const char *id,
+                          int64_t domid, struct service_error *err);
+/* The domain's memory/reservation-id (*id new), or NO_RESERVATION. */
+int reservations_query(struct reservations *r, const char *session, int64_t domid,
+                       char **id, struct service_error *err);
+
+/* The list, in creation order (load order after a restart). Borrowed; valid until the
+ * next change. */
+size_t reservations_count(const struct reservations *r);
+const struct reservation *reservations_at(const struct reservations *r, size_t i);
+
+/* A squeeze_reservations_fn: ctx is the struct reservations. */
+const struct domcache_reservation *reservations_accounting(void *ctx, size_t *n);
+
+/* A new random UUID v4 string (getrandom). */
+char *reservations_new_uuid(void);
+
+#endif
