@@ -1,0 +1,1229 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* The simulated Xen host: domains, balloon drivers, a xenstore tree, a clock (SPEC 6). */
+#include "backend/sim.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/simspec.h"
+#include "backend/xstree.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+
+#define STEP_MS 100 /* the world moves in steps of at most this */
+#define STATE_FORMAT "squeezed-sim-state"
+#define STATE_VERSION 1
+
+struct sim_dom {
+    uint32_t domid;
+    enum domain_type type;
+    int64_t tot_kib;           /* Xen total pages KiB */
+    int64_t max_kib;           /* Xen max pages KiB (includes the per-type slack) */
+    int64_t memory_offset_kib; /* actual = tot_kib - memory_offset_kib */
+    int64_t initial_reservation_kib;
+    double boot_after_s;
+    bool booted;
+    int64_t created_ms; /* sim time of creation */
+    uint32_t shadow_mib;
+    uint8_t handle[16];
+    struct sim_balloon balloon;
+    double frac_kib;    /* progress not yet a whole KiB */
+    bool free_limited;  /* a free<0 violation was recorded for the current episode */
+
+    /* memory/target as last written; re-read when target_epoch != sim rm_epoch. */
+    char *target_path;
+    bool target_valid;
+    int64_t target_kib;
+    uint64_t target_epoch;
+};
+
+struct sim {
+    enum sim_clock_mode clock;
+    char *name;
+    int64_t total_kib;
+    int64_t free_kib;
+    int64_t scrub_kib;
+    int64_t now_ms;
+    int64_t origin_ms; /* CLOCK_MONOTONIC ms at sim time 0 (real clock) */
+
+    struct sim_dom **doms; /* sorted by domid */
+    size_t n_doms, cap_doms;
+
+    struct xstree *xs;
+    uint64_t rm_epoch; /* bumped by every rm: cached targets may be gone */
+
+    char **violations;
+    size_t n_violations, cap_violations;
+
+    struct sim_counters counters;
+    char *state_file;
+};
+
+/* ---- small helpers ---- */
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Strict decimal int64 (xenstore values). */
+static bool parse_i64(const char *s, int64_t *out)
+{
+    if (s == NULL || *s == '\0')
+        return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0' || end == s)
+        return false;
+    *out = v;
+    return true;
+}
+
+static void add_violation(struct sim *s, uint32_t domid, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void add_violation(struct sim *s, uint32_t domid, const char *fmt, ...)
+{
+    char *msg = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&msg, fmt, ap) < 0)
+        abort();
+    va_end(ap);
+    if (s->n_violations == s->cap_violations) {
+        s->cap_violations = s->cap_violations ? s->cap_violations * 2 : 8;
+        s->violations = xreallocarray(s->violations, s->cap_violations,
+                                      sizeof(*s->violations));
+    }
+    char *line = xasprintf("t=%.3fs domid %u: %s", (double)s->now_ms / 1000.0, domid, msg);
+    free(msg);
+    log_warnx("sim: violation: %s", line);
+    s->violations[s->n_violations++] = line;
+}
+
+static size_t dom_index(const struct sim *s, uint32_t domid, bool *found)
+{
+    size_t lo = 0, hi = s->n_doms;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->doms[mid]->domid < domid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = lo < s->n_doms && s->doms[lo]->domid == domid;
+    return lo;
+}
+
+static struct sim_dom *dom_find(const struct sim *s, uint32_t domid)
+{
+    bool found;
+    size_t i = dom_index(s, domid, &found);
+    return found ? s->doms[i] : NULL;
+}
+
+static void dom_free(struct sim_dom *d)
+{
+    if (d == NULL)
+        return;
+    free(d->target_path);
+    free(d);
+}
+
+static char *dom_key(uint32_t domid, const char *rel)
+{
+    return xasprintf("/local/domain/%u/%s", domid, rel);
+}
+
+/* If path is "/local/domain/<domid>/memory/target", the domid. */
+static bool is_target_path(const char *path, uint32_t *domid)
+{
+    static const char prefix[] = "/local/domain/";
+    if (strncmp(path, prefix, sizeof(prefix) - 1) != 0)
+        return false;
+    const char *p = path + sizeof(prefix) - 1;
+    if (*p < '0' || *p > '9')
+        return false;
+    char *end;
+    unsigned long v = strtoul(p, &end, 10);
+    if (strcmp(end, "/memory/target") != 0 || v > SIMSPEC_DOMID_MAX)
+        return false;
+    *domid = (uint32_t)v;
+    return true;
+}
+
+/* ---- xenstore, as the world itself changes it (no counters, no checks) ---- */
+
+static void xs_set(struct sim *s, const char *path, const char *value)
+{
+    if (xstree_write(s->xs, path, value) < 0)
+        return;
+    uint32_t domid;
+    struct sim_dom *d;
+    if (is_target_path(path, &domid) && (d = dom_find(s, domid)) != NULL) {
+        d->target_valid = parse_i64(value, &d->target_kib) && d->target_kib >= 0;
+        d->target_epoch = s->rm_epoch;
+    }
+}
+
+static void xs_del(struct sim *s, const char *path)
+{
+    uint64_t before = xstree_generation(s->xs);
+    xstree_rm(s->xs, path);
+    if (xstree_generation(s->xs) != before)
+        s->rm_epoch++;
+}
+
+static void xs_set_dom(struct sim *s, uint32_t domid, const char *rel, const char *value)
+{
+    char *path = dom_key(domid, rel);
+    xs_set(s, path, value);
+    free(path);
+}
+
+static void xs_set_dom_i64(struct sim *s, uint32_t domid, const char *rel, int64_t v)
+{
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%" PRId64, v);
+    xs_set_dom(s, domid, rel, buf);
+}
+
+/* The domain's memory/target, or false if absent or not a number. */
+static bool dom_target(struct sim *s, struct sim_dom *d, int64_t *target_kib)
+{
+    if (d->target_epoch != s->rm_epoch) {
+        const char *v = xstree_get(s->xs, d->target_path);
+        d->target_valid = v != NULL && parse_i64(v, &d->target_kib) && d->target_kib >= 0;
+        d->target_epoch = s->rm_epoch;
+    }
+    *target_kib = d->target_kib;
+    return d->target_valid;
+}
+
+static int64_t dom_actual(const struct sim_dom *d)
+{
+    return d->tot_kib - d->memory_offset_kib;
+}
+
+/* maxmem in guest units (without the per-type slack and the memory offset). */
+static int64_t dom_maxmem(const struct sim_dom *d)
+{
+    return d->max_kib - domain_type_xen_offset_kib(d->type) - d->memory_offset_kib;
+}
+
+/* ---- balloon drivers ---- */
+
+static void dom_boot(struct sim *s, struct sim_dom *d)
+{
+    d->booted = true;
+    xs_set_dom(s, d->domid, "data/updated", "1");
+    if (d->balloon.model != SIM_BALLOON_NONE)
+        xs_set_dom(s, d->domid, "control/feature-balloon", "1");
+}
+
+/* Take up to want_kib from the host for d: bounded by host free memory (recording a
+ * violation when the guest wanted more). Returns what it got. */
+static int64_t host_take(struct sim *s, struct sim_dom *d, int64_t want_kib)
+{
+    int64_t avail = s->free_kib + s->scrub_kib;
+    int64_t got = want_kib;
+    if (want_kib > avail) {
+        if (!d->free_limited)
+            add_violation(s, d->domid,
+                          "free<0: guest wanted %" PRId64 " KiB more but the host had only %"
+                          PRId64 " KiB free (actual %" PRId64 " KiB)",
+                          want_kib, avail, dom_actual(d));
+        d->free_limited = true;
+        got = avail;
+    } else {
+        d->free_limited = false;
+    }
+    /* Xen hands out clean free pages first, then scrubs dirty ones on demand. */
+    int64_t from_free = got < s->free_kib ? got : s->free_kib;
+    s->free_kib -= from_free;
+    s->scrub_kib -= got - from_free;
+    return got;
+}
+
+/* Move d's actual towards goal_kib with budget_kib (fractional) of movement. */
+static void dom_move(struct sim *s, struct sim_dom *d, int64_t goal_kib, double budget_kib)
+{
+    int64_t actual = dom_actual(d);
+    if (goal_kib == actual) {
+        d->frac_kib = 0;
+        d->free_limited = false;
+        return;
+    }
+    double total = budget_kib + d->frac_kib;
+    int64_t step = (int64_t)floor(total);
+    int64_t dist = goal_kib > actual ? goal_kib - actual : actual - goal_kib;
+    if (step >= dist) {
+        step = dist;
+        d->frac_kib = 0;
+    } else {
+        d->frac_kib = total - (double)step;
+    }
+    if (step <= 0)
+        return;
+    if (goal_kib < actual) {
+        d->tot_kib -= step;
+        s->free_kib += step;
+        d->free_limited = false;
+        return;
+    }
+    /* Growing: Xen refuses pages past max_pages (no violation: that is its job). */
+    int64_t room = d->max_kib - d->tot_kib;
+    if (room < 0)
+        room = 0;
+    if (step > room) {
+        step = room;
+        d->frac_kib = 0;
+    }
+    if (step <= 0) {
+        d->free_limited = false;
+        return;
+    }
+    d->tot_kib += host_take(s, d, step);
+}
+
+/* How much of [t0_s, t1_s) (domain time) falls in the intermittent driver's active
+ * periods [0, p), [2p, 3p), ... */
+static double intermittent_active_s(double t0_s, double t1_s, double p)
+{
+    double active = 0;
+    double k = floor(t0_s / (2 * p));
+    for (double start = k * 2 * p; start < t1_s; start += 2 * p) {
+        double a = start > t0_s ? start : t0_s;
+        double b = start + p < t1_s ? start + p : t1_s;
+        if (b > a)
+            active += b - a;
+    }
+    return active;
+}
+
+static void dom_step(struct sim *s, struct sim_dom *d, int64_t t0_ms, int64_t dt_ms)
+{
+    double dt_s = (double)dt_ms / 1000.0;
+    if (!d->booted) {
+        int64_t actual = dom_actual(d);
+        if (d->initial_reservation_kib > actual)
+            dom_move(s, d, d->initial_reservation_kib, d->balloon.rate_kib_s * dt_s);
+        double age_s = (double)(t0_ms + dt_ms - d->created_ms) / 1000.0;
+        /* Booted once old enough and allocated (or unable to allocate more at all). */
+        bool allocated = dom_actual(d) >= d->initial_reservation_kib ||
+                         d->tot_kib >= d->max_kib;
+        if (age_s + 1e-9 >= d->boot_after_s && allocated)
+            dom_boot(s, d);
+        return;
+    }
+    const struct sim_balloon *b = &d->balloon;
+    if (b->model == SIM_BALLOON_STUCK || b->model == SIM_BALLOON_NONE)
+        return;
+    int64_t target;
+    if (!dom_target(s, d, &target))
+        return;
+    int64_t actual = dom_actual(d);
+    int64_t goal = actual;
+    if (target < actual) {
+        goal = target + b->stop_short_kib;
+        if (goal > actual)
+            goal = actual;
+        if (b->model == SIM_BALLOON_FLOOR && goal < b->floor_kib)
+            goal = b->floor_kib > actual ? actual : b->floor_kib;
+    } else if (target > actual) {
+        goal = target - b->stop_short_kib;
+        if (goal < actual)
+            goal = actual;
+        if (b->model == SIM_BALLOON_CEILING && goal > b->ceiling_kib)
+            goal = b->ceiling_kib < actual ? actual : b->ceiling_kib;
+    }
+    double active_s = dt_s;
+    if (b->model == SIM_BALLOON_INTERMITTENT) {
+        double age0 = (double)(t0_ms - d->created_ms) / 1000.0;
+        active_s = intermittent_active_s(age0, age0 + dt_s, b->period_s);
+    }
+    dom_move(s, d, goal, b->rate_kib_s * active_s);
+}
+
+/* Run the world forward to sim time to_ms. */
+static void run_until(struct sim *s, int64_t to_ms)
+{
+    while (s->now_ms < to_ms) {
+        int64_t dt = to_ms - s->now_ms;
+        if (dt > STEP_MS)
+            dt = STEP_MS;
+        /* Domains may be added by nobody during a step, so the array is stable. */
+        for (size_t i = 0; i < s->n_doms; i++)
+            dom_step(s, s->doms[i], s->now_ms, dt);
+        s->now_ms += dt;
+    }
+}
+
+/* Real clock: catch the world up with CLOCK_MONOTONIC. */
+static void sync_clock(struct sim *s)
+{
+    if (s->clock == SIM_CLOCK_REAL)
+        run_until(s, mono_ms() - s->origin_ms);
+}
+
+static void persist(struct sim *s)
+{
+    if (s->state_file == NULL)
+        return;
+    int rc = sim_save(s, s->state_file);
+    if (rc < 0)
+        log_warnx("sim: cannot save the simulated host to %s: %s", s->state_file,
+                  strerror(-rc));
+}
+
+/* ---- domains ---- */
+
+static void random_handle(uint8_t handle[16])
+{
+    static uint64_t fallback;
+    if (getrandom(handle, 16, 0) == 16)
+        return;
+    /* No entropy source: still unique within this process. */
+    uint64_t v = ++fallback ^ (uint64_t)mono_ms() << 20;
+    memset(handle, 0, 16);
+    memcpy(handle, &v, sizeof(v));
+}
+
+static struct sim_dom *dom_insert(struct sim *s, uint32_t domid)
+{
+    bool found;
+    size_t i = dom_index(s, domid, &found);
+    assert(!found);
+    if (s->n_doms == s->cap_doms) {
+        s->cap_doms = s->cap_doms ? s->cap_doms * 2 : 16;
+        s->doms = xreallocarray(s->doms, s->cap_doms, sizeof(*s->doms));
+    }
+    memmove(s->doms + i + 1, s->doms + i, (s->n_doms - i) * sizeof(*s->doms));
+    struct sim_dom *d = xcalloc(1, sizeof(*d));
+    d->domid = domid;
+    d->target_path = dom_key(domid, "memory/target");
+    d->target_epoch = UINT64_MAX; /* read on first use */
+    s->doms[i] = d;
+    s->n_doms++;
+    return d;
+}
+
+/* Create d from a validated spec; memory accounting is the caller's. */
+static struct sim_dom *dom_create(struct sim *s, const struct sim_domain_spec *sp)
+{
+    struct sim_dom *d = dom_insert(s, sp->domid);
+    d->type = sp->type;
+    d->memory_offset_kib = sp->memory_offset_kib;
+    d->tot_kib = sp->actual_kib + sp->memory_offset_kib;
+    d->max_kib = sp->maxmem_kib + domain_type_xen_offset_kib(sp->type) +
+                 sp->memory_offset_kib;
+    d->initial_reservation_kib = sp->initial_reservation_kib;
+    d->boot_after_s = sp->boot_after_s;
+    d->balloon = sp->balloon;
+    d->created_ms = s->now_ms;
+    d->shadow_mib = 0;
+    random_handle(d->handle);
+
+    char *dir = backend_domain_path(sp->domid);
+    xs_set(s, dir, "");
+    free(dir);
+    xs_set_dom_i64(s, d->domid, "memory/target", sp->target_kib);
+    xs_set_dom_i64(s, d->domid, "memory/dynamic-min", sp->dynamic_min_kib);
+    xs_set_dom_i64(s, d->domid, "memory/dynamic-max", sp->dynamic_max_kib);
+    if (sp->initial_reservation_kib > 0)
+        xs_set_dom_i64(s, d->domid, "memory/initial-reservation",
+                       sp->initial_reservation_kib);
+    if (sp->initial_reservation_kib == 0 && sp->boot_after_s <= 0)
+        dom_boot(s, d);
+    return d;
+}
+
+static struct sim *sim_alloc(enum sim_clock_mode clock)
+{
+    struct sim *s = xcalloc(1, sizeof(*s));
+    s->clock = clock;
+    s->xs = xstree_new();
+    s->origin_ms = mono_ms();
+    return s;
+}
+
+struct sim *sim_new(const struct sim_scenario *sc, enum sim_clock_mode clock, char **err)
+{
+    const struct sim_host_spec *h = &sc->host;
+    if (h->total_kib < 0 || h->free_kib < 0 || h->scrub_kib < 0 ||
+        h->total_kib > SIMSPEC_KIB_MAX || h->free_kib + h->scrub_kib > h->total_kib) {
+        if (err != NULL)
+            *err = xasprintf("host: free_kib %lld + scrub_kib %lld must fit in total_kib "
+                             "%lld (all >= 0)",
+                             (long long)h->free_kib, (long long)h->scrub_kib,
+                             (long long)h->total_kib);
+        return NULL;
+    }
+    int64_t used = 0;
+    for (size_t i = 0; i < sc->n_domains; i++) {
+        char where[32];
+        snprintf(where, sizeof(where), "domains[%zu]", i);
+        if (simspec_validate(&sc->domains[i], where, err) < 0)
+            return NULL;
+        for (size_t j = 0; j < i; j++) {
+            if (sc->domains[j].domid == sc->domains[i].domid) {
+                if (err != NULL)
+                    *err = xasprintf("%s.domid: duplicate domid %u", where,
+                                     sc->domains[i].domid);
+                return NULL;
+            }
+        }
+        used += sc->domains[i].actual_kib + sc->domains[i].memory_offset_kib;
+    }
+    if (used + h->free_kib + h->scrub_kib > h->total_kib) {
+        if (err != NULL)
+            *err = xasprintf("domains: the domains hold %lld KiB which with host free "
+                             "%lld KiB and scrub %lld KiB is more than the host's total "
+                             "%lld KiB",
+                             (long long)used, (long long)h->free_kib,
+                             (long long)h->scrub_kib, (long long)h->total_kib);
+        return NULL;
+    }
+    struct sim *s = sim_alloc(clock);
+    s->name = xstrdup(sc->name ? sc->name : "unnamed");
+    s->total_kib = h->total_kib;
+    s->free_kib = h->free_kib;
+    s->scrub_kib = h->scrub_kib;
+    for (size_t i = 0; i < sc->n_domains; i++)
+        dom_create(s, &sc->domains[i]);
+    return s;
+}
+
+void sim_free(struct sim *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->n_doms; i++)
+        dom_free(s->doms[i]);
+    free(s->doms);
+    xstree_free(s->xs);
+    for (size_t i = 0; i < s->n_violations; i++)
+        free(s->violations[i]);
+    free(s->violations);
+    free(s->name);
+    free(s->state_file);
+    free(s);
+}
+
+/* ---- clock ---- */
+
+enum sim_clock_mode sim_clock_mode(const struct sim *s)
+{
+    return s->clock;
+}
+
+int64_t sim_now_ms(struct sim *s)
+{
+    sync_clock(s);
+    return s->now_ms;
+}
+
+void sim_advance(struct sim *s, int64_t ms)
+{
+    if (ms < 0)
+        ms = 0;
+    if (s->clock == SIM_CLOCK_REAL) {
+        sync_clock(s);
+        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+            ;
+        sync_clock(s);
+    } else {
+        run_until(s, s->now_ms + ms);
+    }
+    persist(s);
+}
+
+/* ---- driving the world ---- */
+
+int sim_create_domain(struct sim *s, const struct sim_domain_spec *d, char **err)
+{
+    sync_clock(s);
+    int rc = simspec_validate(d, NULL, err);
+    if (rc < 0)
+        return rc;
+    if (dom_find(s, d->domid) != NULL) {
+        if (err != NULL)
+            *err = xasprintf("domid: domain %u already exists", d->domid);
+        return -EEXIST;
+    }
+    int64_t need = d->actual_kib + d->memory_offset_kib;
+    if (need > s->free_kib + s->scrub_kib) {
+        if (err != NULL)
+            *err = xasprintf("actual_kib: the domain needs %lld KiB, the host has %lld KiB "
+                             "free",
+                             (long long)need, (long long)(s->free_kib + s->scrub_kib));
+        return -ENOMEM;
+    }
+    int64_t from_free = need < s->free_kib ? need : s->free_kib;
+    s->free_kib -= from_free;
+    s->scrub_kib -= need - from_free;
+    dom_create(s, d);
+    xstree_fire_special(s->xs, "@introduceDomain");
+    persist(s);
+    return 0;
+}
+
+int sim_destroy_domain(struct sim *s, uint32_t domid)
+{
+    sync_clock(s);
+    bool found;
+    size_t i = dom_index(s, domid, &found);
+    if (!found)
+        return -ENOENT;
+    struct sim_dom *d = s->doms[i];
+    s->free_kib += d->tot_kib;
+    memmove(s->doms + i, s->doms + i + 1, (s->n_doms - i - 1) * sizeof(*s->doms));
+    s->n_doms--;
+    dom_free(d);
+    char *dir = backend_domain_path(domid);
+    xs_del(s, dir);
+    free(dir);
+    xstree_fire_special(s->xs, "@releaseDomain");
+    persist(s);
+    return 0;
+}
+
+int sim_set_dynamic_range(struct sim *s, uint32_t domid, int64_t min_kib, int64_t max_kib)
+{
+    sync_clock(s);
+    if (dom_find(s, domid) == NULL)
+        return -ENOENT;
+    if (min_kib < 0 || max_kib < 0 || min_kib > max_kib || max_kib > SIMSPEC_KIB_MAX)
+        return -EINVAL;
+    xs_set_dom_i64(s, domid, "memory/dynamic-min", min_kib);
+    xs_set_dom_i64(s, domid, "memory/dynamic-max", max_kib);
+    persist(s);
+    return 0;
+}
+
+int sim_set_balloon(struct sim *s, uint32_t domid, const struct sim_balloon *b)
+{
+    sync_clock(s);
+    struct sim_dom *d = dom_find(s, domid);
+    if (d == NULL)
+        return -ENOENT;
+    if (simspec_validate_balloon(b, NULL, NULL) < 0)
+        return -EINVAL;
+    bool was_none = d->balloon.model == SIM_BALLOON_NONE;
+    d->balloon = *b;
+    d->frac_kib = 0;
+    /* A driver loaded into a running guest announces itself. */
+    if (was_none && b->model != SIM_BALLOON_NONE && d->booted)
+        xs_set_dom(s, d->domid, "control/feature-balloon", "1");
+    persist(s);
+    return 0;
+}
+
+/* ---- truth ---- */
+
+static json_t *xs_int_or_null(struct sim *s, uint32_t domid, const char *rel)
+{
+    char *path = dom_key(domid, rel);
+    const char *v = xstree_get(s->xs, path);
+    free(path);
+    int64_t n;
+    if (v != NULL && parse_i64(v, &n))
+        return json_integer(n);
+    return json_null();
+}
+
+static bool xs_dom_has(struct sim *s, uint32_t domid, const char *rel)
+{
+    char *path = dom_key(domid, rel);
+    bool r = xstree_exists(s->xs, path);
+    free(path);
+    return r;
+}
+
+json_t *sim_state_json(struct sim *s)
+{
+    sync_clock(s);
+    json_t *doms = json_array();
+    for (size_t i = 0; i < s->n_doms; i++) {
+        struct sim_dom *d = s->doms[i];
+        json_array_append_new(
+            doms, json_pack("{s:I, s:I, s:o, s:I, s:o, s:o, s:b, s:b}", "domid",
+                            (json_int_t)d->domid, "actual_kib", (json_int_t)dom_actual(d),
+                            "target_kib", xs_int_or_null(s, d->domid, "memory/target"),
+                            "maxmem_kib", (json_int_t)dom_maxmem(d), "dynamic_min_kib",
+                            xs_int_or_null(s, d->domid, "memory/dynamic-min"),
+                            "dynamic_max_kib",
+                            xs_int_or_null(s, d->domid, "memory/dynamic-max"),
+                            "can_balloon",
+                            xs_dom_has(s, d->domid, "control/feature-balloon"),
+                            "uncooperative",
+                            xs_dom_has(s, d->domid, "memory/uncooperative")));
+    }
+    json_t *viol = json_array();
+    for (size_t i = 0; i < s->n_violations; i++)
+        json_array_append_new(viol, json_string(s->violations[i]));
+    return json_pack("{s:f, s:I, s:o, s:o}", "time_s", (double)s->now_ms / 1000.0,
+                     "free_kib", (json_int_t)s->free_kib, "domains", doms, "violations",
+                     viol);
+}
+
+size_t sim_violation_count(const struct sim *s)
+{
+    return s->n_violations;
+}
+
+const char *sim_violation(const struct sim *s, size_t i)
+{
+    return i < s->n_violations ? s->violations[i] : NULL;
+}
+
+int64_t sim_host_free_kib(struct sim *s)
+{
+    sync_clock(s);
+    return s->free_kib;
+}
+
+int sim_domain_memory(struct sim *s, uint32_t domid, int64_t *actual_kib,
+                      int64_t *target_kib, int64_t *maxmem_kib)
+{
+    sync_clock(s);
+    struct sim_dom *d = dom_find(s, domid);
+    if (d == NULL)
+        return -ENOENT;
+    if (actual_kib != NULL)
+        *actual_kib = dom_actual(d);
+    if (target_kib != NULL) {
+        int64_t t;
+        *target_kib = dom_target(s, d, &t) ? t : -1;
+    }
+    if (maxmem_kib != NULL)
+        *maxmem_kib = dom_maxmem(d);
+    return 0;
+}
+
+/* ---- hypervisor view ---- */
+
+int sim_list_domains(struct sim *s, struct backend_domain **out, size_t *n)
+{
+    sync_clock(s);
+    s->counters.list_domains++;
+    struct backend_domain *v = xcalloc(s->n_doms + 1, sizeof(*v));
+    for (size_t i = 0; i < s->n_doms; i++) {
+        const struct sim_dom *d = s->doms[i];
+        v[i].domid = d->domid;
+        v[i].type = d->type;
+        v[i].dying = false;
+        v[i].total_pages = (uint64_t)d->tot_kib / 4;
+        v[i].max_pages = (uint64_t)d->max_kib / 4;
+        memcpy(v[i].handle, d->handle, sizeof(v[i].handle));
+    }
+    *out = v;
+    *n = s->n_doms;
+    return 0;
+}
+
+int sim_physinfo(struct sim *s, struct backend_physinfo *out)
+{
+    sync_clock(s);
+    s->counters.physinfo++;
+    out->free_pages = (uint64_t)s->free_kib / 4;
+    out->scrub_pages = (uint64_t)s->scrub_kib / 4;
+    out->total_pages = (uint64_t)s->total_kib / 4;
+    return 0;
+}
+
+int sim_set_maxmem(struct sim *s, uint32_t domid, uint64_t maxmem_kib)
+{
+    sync_clock(s);
+    s->counters.set_maxmem++;
+    struct sim_dom *d = dom_find(s, domid);
+    if (d == NULL)
+        return -ESRCH;
+    if (maxmem_kib > (uint64_t)SIMSPEC_KIB_MAX)
+        return -EINVAL;
+    int64_t new_max = (int64_t)maxmem_kib;
+    int64_t guest = new_max - domain_type_xen_offset_kib(d->type) - d->memory_offset_kib;
+    int64_t target;
+    int64_t actual = dom_actual(d);
+    if (dom_target(s, d, &target) && guest < target && guest < actual)
+        add_violation(s, domid,
+                      "maxmem<target: maxmem set to %" PRId64 " KiB (Xen %" PRId64
+                      " KiB), below both target %" PRId64 " KiB and actual %" PRId64 " KiB",
+                      guest, new_max, target, actual);
+    d->max_kib = new_max;
+    persist(s);
+    return 0;
+}
+
+int sim_shadow_allocation_mib(struct sim *s, uint32_t domid, uint32_t *mib)
+{
+    sync_clock(s);
+    struct sim_dom *d = dom_find(s, domid);
+    if (d == NULL)
+        return -ESRCH;
+    *mib = d->shadow_mib;
+    return 0;
+}
+
+/* ---- xenstore, as clients see it ---- */
+
+int sim_xs_read(struct sim *s, const char *path, char **value)
+{
+    sync_clock(s);
+    s->counters.xs_reads++;
+    return xstree_read(s->xs, path, value);
+}
+
+int sim_xs_write(struct sim *s, const char *path, const char *value)
+{
+    sync_clock(s);
+    s->counters.xs_writes++;
+    if (value == NULL || xstree_check_path(path) < 0)
+        return -EINVAL;
+    xs_set(s, path, value);
+    uint32_t domid;
+    struct sim_dom *d;
+    int64_t target;
+    if (is_target_path(path, &domid) && (d = dom_find(s, domid)) != NULL &&
+        parse_i64(value, &target) && target > dom_maxmem(d))
+        add_violation(s, domid,
+                      "target>maxmem: memory/target written as %" PRId64
+                      " KiB, above maxmem %" PRId64 " KiB (Xen max %" PRId64
+                      " KiB, memory offset %" PRId64 " KiB)",
+                      target, dom_maxmem(d), d->max_kib, d->memory_offset_kib);
+    persist(s);
+    return 0;
+}
+
+int sim_xs_rm(struct sim *s, const char *path)
+{
+    sync_clock(s);
+    s->counters.xs_writes++;
+    if (xstree_check_path(path) < 0)
+        return -EINVAL;
+    xs_del(s, path);
+    persist(s);
+    return 0;
+}
+
+int sim_xs_directory(struct sim *s, const char *path, char ***entries, size_t *n)
+{
+    sync_clock(s);
+    s->counters.xs_reads++;
+    return xstree_directory(s->xs, path, entries, n);
+}
+
+bool sim_xs_exists(struct sim *s, const char *path)
+{
+    sync_clock(s);
+    return xstree_exists(s->xs, path);
+}
+
+uint64_t sim_xs_generation(const struct sim *s)
+{
+    return xstree_generation(s->xs);
+}
+
+int sim_xs_watch(struct sim *s, const char *path, const char *token)
+{
+    sync_clock(s);
+    return xstree_watch(s->xs, path, token);
+}
+
+int sim_xs_unwatch(struct sim *s, const char *path, const char *token)
+{
+    sync_clock(s);
+    return xstree_unwatch(s->xs, path, token);
+}
+
+int sim_xs_read_watch(struct sim *s, struct backend_watch_event *ev)
+{
+    sync_clock(s);
+    return xstree_read_watch(s->xs, ev);
+}
+
+int sim_xs_watch_fd(struct sim *s)
+{
+    return xstree_watch_fd(s->xs);
+}
+
+void sim_xs_set_watch_queue_limit(struct sim *s, size_t limit)
+{
+    xstree_set_watch_queue_limit(s->xs, limit);
+}
+
+void sim_xs_drop_watches(struct sim *s)
+{
+    xstree_drop_watches(s->xs);
+}
+
+void sim_counters(const struct sim *s, struct sim_counters *out)
+{
+    *out = s->counters;
+}
+
+/* ---- persistence ---- */
+
+void sim_set_state_file(struct sim *s, const char *path)
+{
+    free(s->state_file);
+    s->state_file = path ? xstrdup(path) : NULL;
+    persist(s);
+}
+
+static void hex_encode(const uint8_t *b, size_t n, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = digits[b[i] >> 4];
+        out[2 * i + 1] = digits[b[i] & 15];
+    }
+    out[2 * n] = '\0';
+}
+
+static bool hex_decode(const char *s, uint8_t *b, size_t n)
+{
+    if (strlen(s) != 2 * n)
+        return false;
+    for (size_t i = 0; i < 2 * n; i++) {
+        char c = s[i];
+        int v = c >= '0' && c <= '9' ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+        if (v < 0)
+            return false;
+        if (i % 2 == 0)
+            b[i / 2] = (uint8_t)(v << 4);
+        else
+            b[i / 2] |= (uint8_t)v;
+    }
+    return true;
+}
+
+static void save_node(void *ctx, const char *path, const char *value)
+{
+    if (strcmp(path, "/") == 0)
+        return;
+    json_array_append_new((json_t *)ctx, json_pack("[s, s]", path, value));
+}
+
+static json_t *state_to_json(struct sim *s)
+{
+    json_t *doms = json_array();
+    for (size_t i = 0; i < s->n_doms; i++) {
+        const struct sim_dom *d = s->doms[i];
+        char handle[33];
+        hex_encode(d->handle, sizeof(d->handle), handle);
+        json_array_append_new(
+            doms,
+            json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:f, s:b, s:I, s:I, s:s, s:o, s:f, "
+                      "s:b}",
+                      "domid", (json_int_t)d->domid, "type", domain_type_name(d->type),
+                      "tot_kib", (json_int_t)d->tot_kib, "max_kib", (json_int_t)d->max_kib,
+                      "memory_offset_kib", (json_int_t)d->memory_offset_kib,
+                      "initial_reservation_kib", (json_int_t)d->initial_reservation_kib,
+                      "boot_after_s", d->boot_after_s, "booted", d->booted, "created_ms",
+                      (json_int_t)d->created_ms, "shadow_mib", (json_int_t)d->shadow_mib,
+                      "handle", handle, "balloon", simspec_balloon_to_json(&d->balloon),
+                      "frac_kib", d->frac_kib, "free_limited", d->free_limited));
+    }
+    json_t *xs = json_array();
+    xstree_foreach(s->xs, save_node, xs);
+    json_t *viol = json_array();
+    for (size_t i = 0; i < s->n_violations; i++)
+        json_array_append_new(viol, json_string(s->violations[i]));
+    return json_pack("{s:s, s:i, s:s, s:I, s:{s:I, s:I, s:I}, s:I, s:o, s:o, s:o}",
+                     "format", STATE_FORMAT, "version", STATE_VERSION, "name", s->name,
+                     "now_ms", (json_int_t)s->now_ms, "host", "total_kib",
+                     (json_int_t)s->total_kib, "free_kib", (json_int_t)s->free_kib,
+                     "scrub_kib", (json_int_t)s->scrub_kib, "xs_generation",
+                     (json_int_t)xstree_generation(s->xs), "domains", doms, "xenstore", xs,
+                     "violations", viol);
+}
+
+static int write_all(int fd, const char *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, buf, len);
+        if (w < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        buf += w;
+        len -= (size_t)w;
+    }
+    return 0;
+}
+
+int sim_save(struct sim *s, const char *path)
+{
+    int rc = 0;
+    int fd = -1;
+    char *tmp = xasprintf("%s.tmp", path);
+    json_t *root = state_to_json(s);
+    char *text = json_dumps(root, JSON_COMPACT);
+    json_decref(root);
+    if (text == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if ((rc = write_all(fd, text, strlen(text))) < 0 || (rc = write_all(fd, "\n", 1)) < 0)
+        goto out;
+    if (fsync(fd) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    if (close(fd) < 0) {
+        fd = -1;
+        rc = -errno;
+        goto out;
+    }
+    fd = -1;
+    if (rename(tmp, path) < 0) {
+        rc = -errno;
+        goto out;
+    }
+out:
+    if (fd >= 0)
+        close(fd);
+    if (rc < 0)
+        unlink(tmp);
+    free(text);
+    free(tmp);
+    return rc;
+}
+
+/* Strict readers for the state file: *err names the field. */
+static bool load_int(const json_t *o, const char *key, int64_t *out, const char *where,
+                     char **err)
+{
+    const json_t *v = json_object_get(o, key);
+    if (!json_is_integer(v)) {
+        *err = xasprintf("%s.%s: missing or not an integer", where, key);
+        return false;
+    }
+    *out = json_integer_value(v);
+    return true;
+}
+
+static bool load_num(const json_t *o, const char *key, double *out, const char *where,
+                     char **err)
+{
+    const json_t *v = json_object_get(o, key);
+    if (!json_is_number(v)) {
+        *err = xasprintf("%s.%s: missing or not a number", where, key);
+        return false;
+    }
+    *out = json_number_value(v);
+    return true;
+}
+
+static bool load_bool(const json_t *o, const char *key, bool *out, const char *where,
+                      char **err)
+{
+    const json_t *v = json_object_get(o, key);
+    if (!json_is_boolean(v)) {
+        *err = xasprintf("%s.%s: missing or not a boolean", where, key);
+        return false;
+    }
+    *out = json_is_true(v);
+    return true;
+}
+
+static bool load_domain(struct sim *s, const json_t *o, const char *where, char **err)
+{
+    int64_t domid, tot, max, off, initres, created, shadow;
+    double boot_after, frac;
+    bool booted, free_limited;
+    enum domain_type type;
+    uint8_t handle[16];
+    struct sim_balloon b;
+
+    if (!json_is_object(o)) {
+        *err = xasprintf("%s: not an object", where);
+        return false;
+    }
+    if (!load_int(o, "domid", &domid, where, err) || !load_int(o, "tot_kib", &tot, where, err) ||
+        !load_int(o, "max_kib", &max, where, err) ||
+        !load_int(o, "memory_offset_kib", &off, where, err) ||
+        !load_int(o, "initial_reservation_kib", &initres, where, err) ||
+        !load_int(o, "created_ms", &created, where, err) ||
+        !load_int(o, "shadow_mib", &shadow, where, err) ||
+        !load_num(o, "boot_after_s", &boot_after, where, err) ||
+        !load_num(o, "frac_kib", &frac, where, err) ||
+        !load_bool(o, "booted", &booted, where, err) ||
+        !load_bool(o, "free_limited", &free_limited, where, err))
+        return false;
+    if (domid < 0 || domid > SIMSPEC_DOMID_MAX || dom_find(s, (uint32_t)domid) != NULL) {
+        *err = xasprintf("%s.domid: bad or duplicate domid %lld", where, (long long)domid);
+        return false;
+    }
+    if (tot < 0 || max < 0 || off < 0 || initres < 0 || shadow < 0 || shadow > UINT32_MAX) {
+        *err = xasprintf("%s: negative or absurd size", where);
+        return false;
+    }
+    const char *tname = json_string_value(json_object_get(o, "type"));
+    if (domain_type_parse(tname, &type) < 0) {
+        *err = xasprintf("%s.type: missing or unknown", where);
+        return false;
+    }
+    const char *hex = json_string_value(json_object_get(o, "handle"));
+    if (hex == NULL || !hex_decode(hex, handle, sizeof(handle))) {
+        *err = xasprintf("%s.handle: missing or not 32 hex digits", where);
+        return false;
+    }
+    char *bwhere = xasprintf("%s.balloon", where);
+    int rc = sim_balloon_from_json(json_object_get(o, "balloon"), bwhere, &b, err);
+    free(bwhere);
+    if (rc < 0)
+        return false;
+
+    struct sim_dom *d = dom_insert(s, (uint32_t)domid);
+    d->type = type;
+    d->tot_kib = tot;
+    d->max_kib = max;
+    d->memory_offset_kib = off;
+    d->initial_reservation_kib = initres;
+    d->boot_after_s = boot_after;
+    d->booted = booted;
+    d->created_ms = created;
+    d->shadow_mib = (uint32_t)shadow;
+    memcpy(d->handle, handle, sizeof(handle));
+    d->balloon = b;
+    d->frac_kib = frac;
+    d->free_limited = free_limited;
+    return true;
+}
+
+static bool state_from_json(struct sim *s, const json_t *root, char **err)
+{
+    int64_t version, now, total, free_kib, scrub, gen;
+    if (!json_is_object(root)) {
+        *err = xstrdup("not a JSON object");
+        return false;
+    }
+    const char *format = json_string_value(json_object_get(root, "format"));
+    if (format == NULL || strcmp(format, STATE_FORMAT) != 0) {
+        *err = xstrdup("format: not a squeezed simulated-host state file");
+        return false;
+    }
+    if (!load_int(root, "version", &version, "state", err))
+        return false;
+    if (version != STATE_VERSION) {
+        *err = xasprintf("version: %lld is not supported (expected %d)", (long long)version,
+                         STATE_VERSION);
+        return false;
+    }
+    const json_t *host = json_object_get(root, "host");
+    if (!load_int(root, "now_ms", &now, "state", err) ||
+        !load_int(root, "xs_generation", &gen, "state", err) ||
+        !load_int(host, "total_kib", &total, "host", err) ||
+        !load_int(host, "free_kib", &free_kib, "host", err) ||
+        !load_int(host, "scrub_kib", &scrub, "host", err))
+        return false;
+    if (now < 0 || total < 0 || free_kib < 0 || scrub < 0 || gen < 0) {
+        *err = xstrdup("state: negative time or size");
+        return false;
+    }
+    const char *name = json_string_value(json_object_get(root, "name"));
+    s->name = xstrdup(name ? name : "unnamed");
+    s->now_ms = now;
+    s->total_kib = total;
+    s->free_kib = free_kib;
+    s->scrub_kib = scrub;
+
+    const json_t *xs = json_object_get(root, "xenstore");
+    if (!json_is_array(xs)) {
+        *err = xstrdup("xenstore: missing or not an array");
+        return false;
+    }
+    size_t i;
+    const json_t *kv;
+    json_array_foreach(xs, i, kv) {
+        const char *path = json_string_value(json_array_get(kv, 0));
+        const char *value = json_string_value(json_array_get(kv, 1));
+        if (!json_is_array(kv) || json_array_size(kv) != 2 || path == NULL ||
+            value == NULL || xstree_write(s->xs, path, value) < 0) {
+            *err = xasprintf("xenstore[%zu]: expected [path, value]", i);
+            return false;
+        }
+    }
+    xstree_set_generation(s->xs, (uint64_t)gen);
+
+    const json_t *doms = json_object_get(root, "domains");
+    if (!json_is_array(doms)) {
+        *err = xstrdup("domains: missing or not an array");
+        return false;
+    }
+    const json_t *o;
+    json_array_foreach(doms, i, o) {
+        char where[32];
+        snprintf(where, sizeof(where), "domains[%zu]", i);
+        if (!load_domain(s, o, where, err))
+            return false;
+    }
+
+    const json_t *viol = json_object_get(root, "violations");
+    if (!json_is_array(viol)) {
+        *err = xstrdup("violations: missing or not an array");
+        return false;
+    }
+    json_array_foreach(viol, i, o) {
+        if (!json_is_string(o)) {
+            *err = xasprintf("violations[%zu]: not a string", i);
+            return false;
+        }
+        if (s->n_violations == s->cap_violations) {
+            s->cap_violations = s->cap_violations ? s->cap_violations * 2 : 8;
+            s->violations = xreallocarray(s->violations, s->cap_violations,
+                                          sizeof(*s->violations));
+        }
+        s->violations[s->n_violations++] = xstrdup(json_string_value(o));
+    }
+    return true;
+}
+
+struct sim *sim_load(const char *path, enum sim_clock_mode clock, char **err)
+{
+    json_error_t jerr;
+    char *why = NULL;
+    json_t *root = json_load_file(path, 0, &jerr);
+    if (root == NULL) {
+        if (err != NULL)
+            *err = xasprintf("%s: %s", path, jerr.text);
+        return NULL;
+    }
+    struct sim *s = sim_alloc(clock);
+    bool ok = state_from_json(s, root, &why);
+    json_decref(root);
+    if (!ok) {
+        if (err != NULL)
+            *err = xasprintf("%s: %s", path, why);
+        free(why);
+        sim_free(s);
+        return NULL;
+    }
+    /* Time goes on from the saved instant. */
+    s->origin_ms = mono_ms() - s->now_ms;
+    return s;
+}
