@@ -1,0 +1,1152 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* Per-domain cache of xenstore and hypervisor reads, and the snapshot builder (SPEC 2, 5). */
+#include "cache/domcache.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/xalloc.h"
+
+/*
+ * How the cache stays right without reading:
+ *
+ *  - Keys only we write (target, memory-offset, uncooperative, initial-reservation)
+ *    are read once per domain and then updated by our own successful writes. An absent
+ *    memory/target is not cached: a domain still being built gets it soon.
+ *  - control/feature-balloon and data/updated are cached once present. While absent
+ *    they are read through each snapshot, unless the domain's watches are registered,
+ *    in which case absence is known until a watch event says otherwise.
+ *  - memory/dynamic-min and dynamic-max are cached only while watched; a watch event
+ *    marks the key stale, and the one read happens lazily at the next snapshot, however
+ *    many events arrived.
+ *  - A watch token is "sq:<domid>:<serial>"; every registration gets a new serial, so
+ *    events of an older registration (a recycled domid) are told apart and ignored.
+ *    Watches are registered before any key is read and the queue is drained right after,
+ *    so the event every registration fires at once lands on a key that has not been read
+ *    yet and costs nothing.
+ *  - Events lost (overflow) make every value stale (the watches themselves still
+ *    stand). A lost connection also drops every registration: the next snapshot
+ *    registers again.
+ */
+
+enum dc_key {
+    DK_TARGET,
+    DK_OFFSET,
+    DK_UNCOOP,
+    DK_INITRES,
+    DK_FEATURE_BALLOON,
+    DK_DATA_UPDATED,
+    DK_DYN_MIN,
+    DK_DYN_MAX,
+    DK_N
+};
+
+static const char *const key_names[DK_N] = {
+    [DK_TARGET] = "memory/target",
+    [DK_OFFSET] = "memory/memory-offset",
+    [DK_UNCOOP] = "memory/uncooperative",
+    [DK_INITRES] = "memory/initial-reservation",
+    [DK_FEATURE_BALLOON] = "control/feature-balloon",
+    [DK_DATA_UPDATED] = "data/updated",
+    [DK_DYN_MIN] = "memory/dynamic-min",
+    [DK_DYN_MAX] = "memory/dynamic-max",
+};
+
+/* The keys watched per domain, in registration order. */
+static const enum dc_key watched_keys[] = {DK_DYN_MIN, DK_DYN_MAX, DK_FEATURE_BALLOON,
+                                           DK_DATA_UPDATED};
+#define N_WATCHED (sizeof(watched_keys) / sizeof(watched_keys[0]))
+
+#define DOMAINS_TOKEN "sq:domains"
+#define TOKEN_PREFIX "sq:"
+#define DRAIN_EVERY 64     /* new registrations between two drains of the event queue */
+#define PAGE_KIB 4
+#define KIB_CAP (INT64_C(1) << 50) /* sizes beyond this are clipped (Xen's "unlimited") */
+
+struct dc_value {
+    bool known;   /* `present` and `str` are what xenstore held when last read/written */
+    bool present;
+    char *str;    /* the value while present */
+};
+
+struct dc_entry {
+    struct dc_entry *next; /* hash chain */
+    uint32_t domid;
+    uint8_t handle[16];
+    enum domain_type type;
+    char *path;            /* /local/domain/<domid> */
+    uint64_t serial;       /* of the current watch registration */
+    bool watched;          /* its watches are registered */
+    bool seen;             /* listed (and not dying) by the current snapshot */
+    bool included;         /* part of the current snapshot */
+    bool dir_confirmed;    /* its xenstore directory was seen to exist */
+    uint64_t maxmem_xen_kib; /* maxmem as Xen holds it: last set, or as listed */
+    int64_t offset_kib;    /* memory-offset in use (0 while booting) */
+    bool offset_known;     /* offset_kib was settled by a snapshot */
+    bool shadow_known;     /* shadow_mib is valid while total_pages == shadow_tot_pages */
+    uint64_t shadow_tot_pages;
+    uint32_t shadow_mib;
+    struct dc_value v[DK_N];
+};
+
+struct dc_counters {
+    _Atomic uint64_t xenstore_reads;
+    _Atomic uint64_t xenstore_writes;
+    _Atomic uint64_t watch_events;
+    _Atomic uint64_t hypercalls;
+    _Atomic uint64_t snapshots;
+    _Atomic uint64_t rebuilds;
+};
+
+struct domcache {
+    struct backend *b;
+    struct domcache_config cfg;
+    bool watching;          /* relying on watches (cfg.use_watches and none failed) */
+    bool domains_watched;   /* @introduceDomain / @releaseDomain registered */
+
+    struct dc_entry **buckets;
+    size_t n_buckets;       /* power of two */
+    size_t n_entries;
+    uint64_t next_serial;
+
+    struct dc_counters c;
+
+    /* Snapshot scratch: built here, copied to the caller's struct on success. */
+    struct policy_domain *s_domains;
+    struct domcache_domain_extra *s_extra;
+    size_t s_cap;
+};
+
+#define COUNT(dc, field) atomic_fetch_add_explicit(&(dc)->c.field, 1, memory_order_relaxed)
+
+/* ---- small helpers ---- */
+
+static bool parse_kib(const char *s, int64_t *out)
+{
+    if (s == NULL || *s == '\0')
+        return false;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || *end != '\0' || v < 0 || v > KIB_CAP)
+        return false;
+    *out = v;
+    return true;
+}
+
+static int64_t pages_to_kib(uint64_t pages)
+{
+    if (pages > (uint64_t)KIB_CAP / PAGE_KIB)
+        return KIB_CAP;
+    return (int64_t)pages * PAGE_KIB;
+}
+
+static int64_t max64(int64_t a, int64_t b)
+{
+    return a > b ? a : b;
+}
+
+static void value_forget(struct dc_value *v)
+{
+    free(v->str);
+    v->str = NULL;
+    v->known = false;
+    v->present = false;
+}
+
+static void value_set(struct dc_value *v, const char *str)
+{
+    char *copy = xstrdup(str);
+    free(v->str);
+    v->str = copy;
+    v->known = true;
+    v->present = true;
+}
+
+static void value_set_absent(struct dc_value *v)
+{
+    free(v->str);
+    v->str = NULL;
+    v->known = true;
+    v->present = false;
+}
+
+static int key_index(const char *key)
+{
+    for (int k = 0; k < DK_N; k++)
+        if (strcmp(key_names[k], key) == 0)
+            return k;
+    return -1;
+}
+
+/* Whether e->v[k] may be used without reading xenstore. */
+static bool value_fresh(const struct domcache *dc, const struct dc_entry *e, enum dc_key k)
+{
+    const struct dc_value *v = &e->v[k];
+    if (!v->known)
+        return false;
+    bool watched = dc->watching && e->watched;
+    switch (k) {
+    case DK_TARGET:
+        return v->present;
+    case DK_OFFSET:
+    case DK_UNCOOP:
+    case DK_INITRES:
+        return true;
+    case DK_FEATURE_BALLOON:
+    case DK_DATA_UPDATED:
+        return v->present || watched;
+    case DK_DYN_MIN:
+    case DK_DYN_MAX:
+        return watched;
+    case DK_N:
+        break;
+    }
+    return false;
+}
+
+/* ---- the table of entries ---- */
+
+static size_t bucket_of(const struct domcache *dc, uint32_t domid)
+{
+    /* Domids are small and mostly dense: the low bits spread them well. */
+    return (size_t)domid & (dc->n_buckets - 1);
+}
+
+static struct dc_entry *entry_find(const struct domcache *dc, uint32_t domid)
+{
+    for (struct dc_entry *e = dc->buckets[bucket_of(dc, domid)]; e != NULL; e = e->next)
+        if (e->domid == domid)
+            return e;
+    return NULL;
+}
+
+static void table_grow(struct domcache *dc)
+{
+    size_t old_n = dc->n_buckets;
+    struct dc_entry **old = dc->buckets;
+    dc->n_buckets = old_n * 2;
+    dc->buckets = xcalloc(dc->n_buckets, sizeof(*dc->buckets));
+    for (size_t i = 0; i < old_n; i++) {
+        struct dc_entry *e = old[i];
+        while (e != NULL) {
+            struct dc_entry *next = e->next;
+            size_t bkt = bucket_of(dc, e->domid);
+            e->next = dc->buckets[bkt];
+            dc->buckets[bkt] = e;
+            e = next;
+        }
+    }
+    free(old);
+}
+
+static char *key_path(const struct dc_entry *e, enum dc_key k)
+{
+    return xasprintf("%s/%s", e->path, key_names[k]);
+}
+
+static char *watch_token(const struct dc_entry *e)
+{
+    return xasprintf(TOKEN_PREFIX "%" PRIu32 ":%" PRIu64, e->domid, e->serial);
+}
+
+/* Remove e's watches (errors do not matter: the watch is gone either way). */
+static void entry_unwatch(struct domcache *dc, struct dc_entry *e)
+{
+    if (!e->watched)
+        return;
+    char *token = watch_token(e);
+    for (size_t i = 0; i < N_WATCHED; i++) {
+        char *path = key_path(e, watched_keys[i]);
+        int rc = dc->b->ops->xs_unwatch(dc->b, path, token);
+        if (rc < 0 && rc != -ENOENT)
+            log_debug("domid %" PRIu32 ": unwatch %s: %s", e->domid, path, strerror(-rc));
+        free(path);
+    }
+    free(token);
+    e->watched = false;
+}
+
+static void unwatch_all(struct domcache *dc)
+{
+    for (size_t i = 0; i < dc->n_buckets; i++)
+        for (struct dc_entry *e = dc->buckets[i]; e != NULL; e = e->next)
+            entry_unwatch(dc, e);
+}
+
+/* Stop relying on watches: from now on the watched keys are read through. */
+static void watches_fail(struct domcache *dc, const char *path, int rc)
+{
+    log_warnx("cannot watch %s: %s; reading memory/dynamic-min, dynamic-max and the boot "
+              "signals through from now on",
+              path, strerror(-rc));
+    dc->watching = false;
+    unwatch_all(dc);
+}
+
+/* Register e's watches with a new serial. On failure falls back to reading through. */
+static void entry_watch(struct domcache *dc, struct dc_entry *e)
+{
+    e->serial = ++dc->next_serial;
+    char *token = watch_token(e);
+    size_t done = 0;
+    for (; done < N_WATCHED; done++) {
+        char *path = key_path(e, watched_keys[done]);
+        int rc = dc->b->ops->xs_watch(dc->b, path, token);
+        if (rc < 0) {
+            /* Undo this entry's partial registration, then everybody else's. */
+            for (size_t j = 0; j < done; j++) {
+                char *p = key_path(e, watched_keys[j]);
+                dc->b->ops->xs_unwatch(dc->b, p, token);
+                free(p);
+            }
+            watches_fail(dc, path, rc);
+            free(path);
+            break;
+        }
+        free(path);
+    }
+    if (done == N_WATCHED)
+        e->watched = true;
+    free(token);
+}
+
+static struct dc_entry *entry_new(struct domcache *dc, const struct backend_domain *d)
+{
+    if (dc->n_entries + 1 > dc->n_buckets)
+        table_grow(dc);
+    struct dc_entry *e = xcalloc(1, sizeof(*e));
+    e->domid = d->domid;
+    memcpy(e->handle, d->handle, sizeof(e->handle));
+    e->type = d->type;
+    e->path = backend_domain_path(d->domid);
+    e->maxmem_xen_kib = (uint64_t)pages_to_kib(d->max_pages);
+    size_t bkt = bucket_of(dc, d->domid);
+    e->next = dc->buckets[bkt];
+    dc->buckets[bkt] = e;
+    dc->n_entries++;
+    return e;
+}
+
+static void entry_free(struct dc_entry *e)
+{
+    for (int k = 0; k < DK_N; k++)
+        free(e->v[k].str);
+    free(e->path);
+    free(e);
+}
+
+/* Unlink, unwatch and free e. */
+static void entry_drop(struct domcache *dc, struct dc_entry *e)
+{
+    struct dc_entry **pp = &dc->buckets[bucket_of(dc, e->domid)];
+    while (*pp != e)
+        pp = &(*pp)->next;
+    *pp = e->next;
+    dc->n_entries--;
+    entry_unwatch(dc, e);
+    entry_free(e);
+}
+
+/* Forget every value (events were lost). Identity, maxmem and watches stay. */
+static void entry_invalidate(struct dc_entry *e)
+{
+    for (int k = 0; k < DK_N; k++)
+        value_forget(&e->v[k]);
+    e->dir_confirmed = false;
+    e->shadow_known = false;
+    e->offset_known = false;
+}
+
+/* Events were lost: nothing cached can be trusted. With a lost connection the
+ * registrations are dropped too and made again by the next snapshot. */
+static void rebuild(struct domcache *dc, bool connection_lost)
+{
+    COUNT(dc, rebuilds);
+    for (size_t i = 0; i < dc->n_buckets; i++) {
+        for (struct dc_entry *e = dc->buckets[i]; e != NULL; e = e->next) {
+            if (connection_lost)
+                entry_unwatch(dc, e);
+            entry_invalidate(e);
+        }
+    }
+}
+
+/* ---- reads ---- */
+
+/* Read e's key k into the cache. 0 (present or absent), or a negative errno. */
+static int entry_fetch(struct domcache *dc, struct dc_entry *e, enum dc_key k)
+{
+    char *path = key_path(e, k);
+    char *val = NULL;
+    COUNT(dc, xenstore_reads);
+    int rc = dc->b->ops->xs_read(dc->b, path, &val);
+    if (rc == 0) {
+        value_set(&e->v[k], val);
+        free(val);
+    } else if (rc == -ENOENT) {
+        value_set_absent(&e->v[k]);
+        rc = 0;
+    } else {
+        log_warnx("domid %" PRIu32 ": cannot read %s: %s", e->domid, path, strerror(-rc));
+    }
+    free(path);
+    return rc;
+}
+
+/* Make e->v[k] usable, reading only if the cache cannot vouch for it. */
+static int entry_get(struct domcache *dc, struct dc_entry *e, enum dc_key k)
+{
+    if (value_fresh(dc, e, k))
+        return 0;
+    return entry_fetch(dc, e, k);
+}
+
+/* Whether e's directory exists (read once per entry). 1, 0, or a negative errno. */
+static int entry_dir_exists(struct domcache *dc, struct dc_entry *e)
+{
+    if (e->dir_confirmed)
+        return 1;
+    char *val = NULL;
+    COUNT(dc, xenstore_reads);
+    int rc = dc->b->ops->xs_read(dc->b, e->path, &val);
+    free(val);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return rc;
+    e->dir_confirmed = true;
+    return 1;
+}
+
+/* ---- writes ---- */
+
+/*
+ * Write `key` = value for domid through the cache: skipped if the cache holds that value
+ * already; else one transaction that checks the domain's directory. The cache is updated
+ * only on success. 0, -ENOENT if the domain's directory has gone, or a negative errno.
+ */
+static int write_key(struct domcache *dc, uint32_t domid, struct dc_entry *e,
+                     const char *key, const char *value)
+{
+    int k = key_index(key);
+    if (e != NULL && k >= 0 && value_fresh(dc, e, (enum dc_key)k) && e->v[k].present &&
+        strcmp(e->v[k].str, value) == 0)
+        return 0;
+    char *dir = e != NULL ? xstrdup(e->path) : backend_domain_path(domid);
+    char *path = xasprintf("%s/%s", dir, key);
+    COUNT(dc, xenstore_writes);
+    int rc = dc->b->ops->xs_write(dc->b, dir, path, value);
+    if (rc == 0) {
+        if (e != NULL && k >= 0)
+            value_set(&e->v[k], value);
+    } else if (rc == -ENOENT) {
+        log_debug("domid %" PRIu32 ": not writing %s = '%s': the domain has gone", domid,
+                  path, value);
+    } else {
+        log_warnx("domid %" PRIu32 ": cannot write %s = '%s': %s", domid, path, value,
+                  strerror(-rc));
+    }
+    free(path);
+    free(dir);
+    return rc;
+}
+
+/* The domain has gone: forget it so nothing stale outlives it. */
+static void forget_domain(struct domcache *dc, uint32_t domid)
+{
+    struct dc_entry *e = entry_find(dc, domid);
+    if (e != NULL)
+        entry_drop(dc, e);
+}
+
+/* ---- events ---- */
+
+/* Apply one event. 1 if it changed something the policy reads, else 0. */
+static int apply_event(struct domcache *dc, const struct backend_watch_event *ev)
+{
+    if (ev->token == NULL || ev->path == NULL)
+        return 0;
+    if (strcmp(ev->token, DOMAINS_TOKEN) == 0)
+        return 1;
+    if (!dc->watching || strncmp(ev->token, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) != 0)
+        return 0;
+    const char *p = ev->token + strlen(TOKEN_PREFIX);
+    char *end;
+    errno = 0;
+    unsigned long long domid = strtoull(p, &end, 10);
+    if (errno != 0 || end == p || *end != ':' || domid > UINT32_MAX)
+        return 0;
+    p = end + 1;
+    unsigned long long serial = strtoull(p, &end, 10);
+    if (errno != 0 || end == p || *end != '\0')
+        return 0;
+    struct dc_entry *e = entry_find(dc, (uint32_t)domid);
+    if (e == NULL || !e->watched || e->serial != serial)
+        return 0; /* an older registration's event */
+    size_t plen = strlen(e->path);
+    if (strncmp(ev->path, e->path, plen) != 0 || ev->path[plen] != '/')
+        return 0;
+    const char *rel = ev->path + plen + 1;
+    for (size_t i = 0; i < N_WATCHED; i++) {
+        enum dc_key k = watched_keys[i];
+        size_t klen = strlen(key_names[k]);
+        if (strncmp(rel, key_names[k], klen) != 0 || (rel[klen] != '\0' && rel[klen] != '/'))
+            continue;
+        struct dc_value *v = &e->v[k];
+        /* Unread keys cost nothing (the event a registration fires lands here), and a
+         * boot signal once present is final. */
+        if (!v->known)
+            return 0;
+        if ((k == DK_FEATURE_BALLOON || k == DK_DATA_UPDATED) && v->present)
+            return 0;
+        value_forget(v);
+        return 1;
+    }
+    return 0;
+}
+
+int domcache_process_events(struct domcache *dc)
+{
+    int changes = 0;
+    for (;;) {
+        struct backend_watch_event ev = {0};
+        int rc = dc->b->ops->read_watch(dc->b, &ev);
+        if (rc == 0)
+            break;
+        if (rc == 1) {
+            COUNT(dc, watch_events);
+            changes += apply_event(dc, &ev);
+            backend_watch_event_clear(&ev);
+            continue;
+        }
+        if (rc == BACKEND_EOVERFLOW || rc == BACKEND_ECONN) {
+            log_info("xenstore watch events were lost (%s): emptying the domain cache",
+                     rc == BACKEND_EOVERFLOW ? "queue overflow" : "connection reset");
+            rebuild(dc, rc == BACKEND_ECONN);
+            changes++;
+            continue;
+        }
+        log_warnx("cannot read xenstore watch events: %s", strerror(-rc));
+        return rc;
+    }
+    return changes;
+}
+
+/* ---- life cycle ---- */
+
+struct domcache *domcache_new(struct backend *b, const struct domcache_config *cfg)
+{
+    struct domcache *dc = xcalloc(1, sizeof(*dc));
+    dc->b = b;
+    dc->cfg = *cfg;
+    dc->watching = cfg->use_watches;
+    dc->n_buckets = 64;
+    dc->buckets = xcalloc(dc->n_buckets, sizeof(*dc->buckets));
+    if (dc->watching) {
+        /* Domains coming and going wake the daemon up; optional (snapshots list the
+         * domains anyway), so a failure only loses that. */
+        int rc = b->ops->xs_watch(b, "@introduceDomain", DOMAINS_TOKEN);
+        if (rc == 0) {
+            rc = b->ops->xs_watch(b, "@releaseDomain", DOMAINS_TOKEN);
+            if (rc < 0)
+                b->ops->xs_unwatch(b, "@introduceDomain", DOMAINS_TOKEN);
+        }
+        if (rc == 0)
+            dc->domains_watched = true;
+        else
+            log_debug("cannot watch @introduceDomain/@releaseDomain: %s", strerror(-rc));
+        /* The events the registrations fire at once are not news. */
+        struct backend_watch_event ev = {0};
+        int n;
+        while ((n = b->ops->read_watch(b, &ev)) == 1) {
+            COUNT(dc, watch_events);
+            backend_watch_event_clear(&ev);
+        }
+    }
+    return dc;
+}
+
+void domcache_free(struct domcache *dc)
+{
+    if (dc == NULL)
+        return;
+    for (size_t i = 0; i < dc->n_buckets; i++) {
+        struct dc_entry *e = dc->buckets[i];
+        while (e != NULL) {
+            struct dc_entry *next = e->next;
+            entry_unwatch(dc, e);
+            entry_free(e);
+            e = next;
+        }
+    }
+    if (dc->domains_watched) {
+        dc->b->ops->xs_unwatch(dc->b, "@introduceDomain", DOMAINS_TOKEN);
+        dc->b->ops->xs_unwatch(dc->b, "@releaseDomain", DOMAINS_TOKEN);
+    }
+    free(dc->buckets);
+    free(dc->s_domains);
+    free(dc->s_extra);
+    free(dc);
+}
+
+bool domcache_watching(const struct domcache *dc)
+{
+    return dc->watching;
+}
+
+void domcache_counters(const struct domcache *dc, struct domcache_counters *out)
+{
+    /* Readers on other threads (status) may ask while the owner works. */
+    struct domcache *m = (struct domcache *)dc;
+    out->xenstore_reads = atomic_load_explicit(&m->c.xenstore_reads, memory_order_relaxed);
+    out->xenstore_writes = atomic_load_explicit(&m->c.xenstore_writes, memory_order_relaxed);
+    out->watch_events = atomic_load_explicit(&m->c.watch_events, memory_order_relaxed);
+    out->hypercalls = atomic_load_explicit(&m->c.hypercalls, memory_order_relaxed);
+    out->snapshots = atomic_load_explicit(&m->c.snapshots, memory_order_relaxed);
+    out->rebuilds = atomic_load_explicit(&m->c.rebuilds, memory_order_relaxed);
+}
+
+/* ---- snapshots ---- */
+
+void domcache_snapshot_init(struct domcache_snapshot *s)
+{
+    memset(s, 0, sizeof(*s));
+}
+
+void domcache_snapshot_free(struct domcache_snapshot *s)
+{
+    if (s == NULL)
+        return;
+    free(s->domains);
+    free(s->extra);
+    memset(s, 0, sizeof(*s));
+}
+
+static bool is_dom0_unmanaged(const struct domcache *dc, uint32_t domid)
+{
+    return domid == 0 && !dc->cfg.manage_domain_zero;
+}
+
+/* maxmem in guest units: Xen's minus the type's slack and the memory offset. */
+static int64_t guest_maxmem_kib(const struct domcache *dc, const struct dc_entry *e,
+                                const struct backend_domain *d, int64_t offset_kib)
+{
+    /* As the seed: dom0's Xen maxmem is meaningless (often unlimited). */
+    if (is_dom0_unmanaged(dc, d->domid))
+        return 0;
+    int64_t kib = pages_to_kib(d->max_pages) - domain_type_xen_offset_kib(e->type) -
+                  offset_kib;
+    return max64(0, kib);
+}
+
+/* Shadow memory of a booting domain, asked again only when its size changed. */
+static int64_t shadow_kib(struct domcache *dc, struct dc_entry *e,
+                          const struct backend_domain *d)
+{
+    if (!e->shadow_known || e->shadow_tot_pages != d->total_pages) {
+        uint32_t mib = 0;
+        COUNT(dc, hypercalls);
+        int rc = dc->b->ops->shadow_allocation_mib(dc->b, d->domid, &mib);
+        if (rc < 0) {
+            log_debug("domid %" PRIu32 ": shadow allocation unknown (%s), counting 0",
+                      d->domid, strerror(-rc));
+            mib = 0;
+        }
+        e->shadow_mib = mib;
+        e->shadow_tot_pages = d->total_pages;
+        e->shadow_known = rc == 0;
+    }
+    return (int64_t)e->shadow_mib * 1024;
+}
+
+/* Settle e's memory offset on a booted domain: the value recorded, or a calibration
+ * written now. 1 done, 0 skip the domain (gone), or a negative errno. */
+static int settle_offset(struct domcache *dc, struct dc_entry *e, int64_t tot_kib,
+                         int64_t target_kib, int64_t *offset_kib)
+{
+    int rc = entry_get(dc, e, DK_OFFSET);
+    if (rc < 0)
+        return rc;
+    const struct dc_value *v = &e->v[DK_OFFSET];
+    int64_t off;
+    if (v->present) {
+        /* May be negative (a guest started above its target); strtoll still applies. */
+        char *end;
+        errno = 0;
+        long long x = strtoll(v->str, &end, 10);
+        if (errno == 0 && end != v->str && *end == '\0' && x > -KIB_CAP && x < KIB_CAP) {
+            *offset_kib = x;
+            return 1;
+        }
+        log_warnx("domid %" PRIu32 ": memory/memory-offset '%s' is not a number; "
+                  "calibrating again",
+                  e->domid, v->str);
+    }
+    off = tot_kib - target_kib;
+    log_debug("domid %" PRIu32 ": booted; calibrating memory-offset = %" PRId64 " KiB",
+              e->domid, off);
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%" PRId64, off);
+    rc = write_key(dc, e->domid, e, key_names[DK_OFFSET], buf);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return rc;
+    *offset_kib = off;
+    return 1;
+}
+
+/* The dynamic range of a balloonable domain; the target for both while either key is
+ * missing or the pair makes no sense (the toolstack writes them one at a time). */
+static int dynamic_range(struct domcache *dc, struct dc_entry *e, int64_t target_kib,
+                         int64_t *min_kib, int64_t *max_kib)
+{
+    int rc = entry_get(dc, e, DK_DYN_MIN);
+    if (rc == 0)
+        rc = entry_get(dc, e, DK_DYN_MAX);
+    if (rc < 0)
+        return rc;
+    int64_t lo, hi;
+    if (e->v[DK_DYN_MIN].present && e->v[DK_DYN_MAX].present &&
+        parse_kib(e->v[DK_DYN_MIN].str, &lo) && parse_kib(e->v[DK_DYN_MAX].str, &hi) &&
+        lo <= hi) {
+        *min_kib = lo;
+        *max_kib = hi;
+    } else {
+        *min_kib = target_kib;
+        *max_kib = target_kib;
+    }
+    return 0;
+}
+
+/* What one domain contributes to a snapshot. */
+struct dom_out {
+    struct policy_domain pd;
+    struct domcache_domain_extra ex;
+    int64_t booting_unused_kib;
+};
+
+/*
+ * One listed domain's view (SPEC 2). 1 included, 0 skipped (it vanished or is not
+ * fully there yet), or a negative errno (xenstore could not be read).
+ */
+static int build_domain(struct domcache *dc, struct dc_entry *e,
+                        const struct backend_domain *d, struct dom_out *o)
+{
+    int64_t tot_kib = pages_to_kib(d->total_pages);
+    int rc = entry_get(dc, e, DK_FEATURE_BALLOON);
+    if (rc < 0)
+        return rc;
+    bool feature_balloon = e->v[DK_FEATURE_BALLOON].present;
+    bool booted = feature_balloon;
+    if (!booted) {
+        if ((rc = entry_get(dc, e, DK_DATA_UPDATED)) < 0)
+            return rc;
+        booted = e->v[DK_DATA_UPDATED].present;
+    }
+    if ((rc = entry_get(dc, e, DK_UNCOOP)) < 0 || (rc = entry_get(dc, e, DK_INITRES)) < 0)
+        return rc;
+    int64_t initres_kib = 0;
+    if (e->v[DK_INITRES].present && !parse_kib(e->v[DK_INITRES].str, &initres_kib)) {
+        log_warnx("domid %" PRIu32 ": memory/initial-reservation '%s' is not a size; "
+                  "counting 0",
+                  e->domid, e->v[DK_INITRES].str);
+        initres_kib = 0;
+    }
+
+    memset(o, 0, sizeof(*o));
+    o->pd.domid = (int32_t)d->domid;
+    o->pd.inaccuracy_kib = POLICY_INACCURACY_KIB;
+    o->ex.type = e->type;
+    o->ex.uncooperative = e->v[DK_UNCOOP].present;
+    o->ex.initial_reservation_kib = initres_kib;
+
+    if (!booted) {
+        /* Nothing in xenstore says "booting" apart from the absence of keys: make sure
+         * the domain's directory is there at all. */
+        rc = entry_dir_exists(dc, e);
+        if (rc <= 0) {
+            if (rc == 0)
+                log_debug("domid %" PRIu32 ": no xenstore directory; skipped", e->domid);
+            return rc;
+        }
+        /* Not ballooned yet: it counts as using max(initial-reservation, actual), and
+         * what it has still to allocate is not free. */
+        int64_t unused = 0;
+        if (initres_kib > tot_kib)
+            unused = max64(0, initres_kib - tot_kib - shadow_kib(dc, e, d));
+        int64_t used = max64(initres_kib, tot_kib);
+        e->offset_kib = 0;
+        e->offset_known = true;
+        o->pd.can_balloon = false;
+        o->pd.dynamic_min_kib = used;
+        o->pd.dynamic_max_kib = used;
+        o->pd.target_kib = used;
+        o->pd.actual_kib = used;
+        o->pd.maxmem_kib = guest_maxmem_kib(dc, e, d, 0);
+        o->ex.booting = true;
+        o->booting_unused_kib = unused;
+        return 1;
+    }
+
+    if ((rc = entry_get(dc, e, DK_TARGET)) < 0)
+        return rc;
+    int64_t target_kib;
+    if (!e->v[DK_TARGET].present) {
+        log_debug("domid %" PRIu32 ": memory/target missing; skipped", e->domid);
+        return 0;
+    }
+    if (!parse_kib(e->v[DK_TARGET].str, &target_kib)) {
+        log_warnx("domid %" PRIu32 ": memory/target '%s' is not a size; skipped", e->domid,
+                  e->v[DK_TARGET].str);
+        value_forget(&e->v[DK_TARGET]);
+        return 0;
+    }
+    int64_t offset_kib;
+    rc = settle_offset(dc, e, tot_kib, target_kib, &offset_kib);
+    if (rc <= 0) {
+        if (rc == 0)
+            log_debug("domid %" PRIu32 ": gone while calibrating; skipped", e->domid);
+        return rc;
+    }
+    e->offset_kib = offset_kib;
+    e->offset_known = true;
+    e->dir_confirmed = true;
+
+    bool can_balloon = feature_balloon && !is_dom0_unmanaged(dc, d->domid);
+    int64_t min_kib = target_kib, max_kib = target_kib;
+    /* A domain that cannot balloon keeps its target: its range is not used. */
+    if (can_balloon && (rc = dynamic_range(dc, e, target_kib, &min_kib, &max_kib)) < 0)
+        return rc;
+    o->pd.can_balloon = can_balloon;
+    o->pd.dynamic_min_kib = min_kib;
+    o->pd.dynamic_max_kib = max_kib;
+    o->pd.target_kib = target_kib;
+    o->pd.actual_kib = tot_kib - offset_kib;
+    o->pd.maxmem_kib = guest_maxmem_kib(dc, e, d, offset_kib);
+    o->ex.booting = false;
+    o->ex.memory_offset_kib = offset_kib;
+    return 1;
+}
+
+static void scratch_reserve(struct domcache *dc, size_t n)
+{
+    if (n <= dc->s_cap)
+        return;
+    size_t cap = dc->s_cap ? dc->s_cap : 16;
+    while (cap < n)
+        cap *= 2;
+    dc->s_domains = xreallocarray(dc->s_domains, cap, sizeof(*dc->s_domains));
+    dc->s_extra = xreallocarray(dc->s_extra, cap, sizeof(*dc->s_extra));
+    dc->s_cap = cap;
+}
+
+static int cmp_domid(const void *a, const void *b)
+{
+    uint32_t x = ((const struct backend_domain *)a)->domid;
+    uint32_t y = ((const struct backend_domain *)b)->domid;
+    return x < y ? -1 : x > y;
+}
+
+/* Match the domain list with the entries: drop the dead and the recycled, make the new
+ * (registering their watches), refresh maxmem. */
+static void sync_entries(struct domcache *dc, const struct backend_domain *list, size_t n)
+{
+    for (size_t i = 0; i < dc->n_buckets; i++)
+        for (struct dc_entry *e = dc->buckets[i]; e != NULL; e = e->next)
+            e->seen = false;
+    size_t since_drain = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct backend_domain *d = &list[i];
+        struct dc_entry *e = entry_find(dc, d->domid);
+        if (e != NULL && memcmp(e->handle, d->handle, sizeof(e->handle)) != 0) {
+            log_debug("domid %" PRIu32 ": a new domain (handle changed); forgetting the old "
+                      "one",
+                      d->domid);
+            entry_drop(dc, e);
+            e = NULL;
+        }
+        if (d->dying)
+            continue; /* not seen: its entry goes below */
+        if (e == NULL)
+            e = entry_new(dc, d);
+        e->seen = true;
+        /* Xen's maxmem is listed for free; keep what we set while it matches in pages
+         * (Xen rounds down to pages). */
+        if (e->maxmem_xen_kib / PAGE_KIB != d->max_pages)
+            e->maxmem_xen_kib = (uint64_t)pages_to_kib(d->max_pages);
+        if (dc->watching && !e->watched) {
+            entry_watch(dc, e);
+            /* Drain as we go: keeps the queue short and consumes the events the
+             * registrations fire before anything is read. */
+            if (++since_drain >= DRAIN_EVERY) {
+                domcache_process_events(dc);
+                since_drain = 0;
+            }
+        }
+    }
+    for (size_t i = 0; i < dc->n_buckets; i++) {
+        struct dc_entry *e = dc->buckets[i];
+        while (e != NULL) {
+            struct dc_entry *next = e->next;
+            if (!e->seen)
+                entry_drop(dc, e);
+            e = next;
+        }
+    }
+    if (since_drain > 0)
+        domcache_process_events(dc);
+}
+
+int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *resv,
+                      size_t n_resv, struct domcache_snapshot *out)
+{
+    struct backend_domain *list = NULL;
+    size_t n = 0;
+    struct backend_physinfo pi;
+    int rc;
+
+    domcache_process_events(dc);
+    COUNT(dc, hypercalls);
+    if ((rc = dc->b->ops->list_domains(dc->b, &list, &n)) < 0) {
+        log_warnx("cannot list domains: %s", strerror(-rc));
+        goto out;
+    }
+    COUNT(dc, hypercalls);
+    if ((rc = dc->b->ops->physinfo(dc->b, &pi)) < 0) {
+        log_warnx("cannot read the host's physical memory figures: %s", strerror(-rc));
+        goto out;
+    }
+    /* The contract says sorted; a duplicate or unsorted list would break the policy. */
+    for (size_t i = 1; i < n; i++) {
+        if (list[i - 1].domid >= list[i].domid) {
+            qsort(list, n, sizeof(*list), cmp_domid);
+            break;
+        }
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < n; i++)
+        if (w == 0 || list[w - 1].domid != list[i].domid)
+            list[w++] = list[i];
+    n = w;
+
+    sync_entries(dc, list, n);
+
+    scratch_reserve(dc, n);
+    size_t m = 0;
+    int64_t booting_unused = 0;
+    for (size_t i = 0; i < n; i++) {
+        const struct backend_domain *d = &list[i];
+        if (d->dying)
+            continue;
+        struct dc_entry *e = entry_find(dc, d->domid);
+        if (e == NULL)
+            continue;
+        e->included = false;
+        struct dom_out o;
+        rc = build_domain(dc, e, d, &o);
+        if (rc < 0)
+            goto out;
+        if (rc == 0)
+            continue;
+        e->included = true;
+        dc->s_domains[m] = o.pd;
+        dc->s_extra[m] = o.ex;
+        booting_unused += o.booting_unused_kib;
+        m++;
+    }
+
+    /* A reservation handed to a domain this snapshot counts is held by that domain. */
+    int64_t resv_kib = 0;
+    for (size_t i = 0; i < n_resv; i++) {
+        if (resv[i].domid >= 0) {
+            struct dc_entry *e = entry_find(dc, (uint32_t)resv[i].domid);
+            if (e != NULL && e->included)
+                continue;
+        }
+        resv_kib += resv[i].kib;
+    }
+
+    if (m > out->cap) {
+        out->domains = xreallocarray(out->domains, m, sizeof(*out->domains));
+        out->extra = xreallocarray(out->extra, m, sizeof(*out->extra));
+        out->cap = m;
+    }
+    if (m > 0) {
+        memcpy(out->domains, dc->s_domains, m * sizeof(*out->domains));
+        memcpy(out->extra, dc->s_extra, m * sizeof(*out->extra));
+    }
+    out->xen_free_kib = pages_to_kib(pi.free_pages);
+    out->scrub_kib = pages_to_kib(pi.scrub_pages);
+    out->total_kib = pages_to_kib(pi.total_pages);
+    out->booting_unused_kib = booting_unused;
+    out->reservations_kib = resv_kib;
+    out->host.domains = out->domains;
+    out->host.n_domains = m;
+    out->host.free_kib = out->xen_free_kib + out->scrub_kib - booting_unused - resv_kib;
+    COUNT(dc, snapshots);
+    rc = 0;
+out:
+    free(list);
+    return rc;
+}
+
+/* ---- writes through the cache ---- */
+
+int domcache_set_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib)
+{
+    if (maxmem_kib < 0 || maxmem_kib > KIB_CAP)
+        return -EINVAL;
+    struct dc_entry *e = entry_find(dc, domid);
+    if (e == NULL) {
+        /* Not in the cache yet (created since the last snapshot): find it in the list. */
+        struct backend_domain *list = NULL;
+        size_t n = 0;
+        COUNT(dc, hypercalls);
+        int rc = dc->b->ops->list_domains(dc->b, &list, &n);
+        if (rc < 0) {
+            log_warnx("domid %" PRIu32 ": cannot list domains to set maxmem: %s", domid,
+                      strerror(-rc));
+            return rc;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (list[i].domid == domid && !list[i].dying) {
+                e = entry_new(dc, &list[i]);
+                if (dc->watching)
+                    entry_watch(dc, e);
+                break;
+            }
+        }
+        free(list);
+        if (e == NULL) {
+            log_debug("domid %" PRIu32 ": not setting maxmem: the domain has gone", domid);
+            return 0;
+        }
+    }
+    if (!e->offset_known) {
+        /* Booting until a snapshot says otherwise, unless an offset is recorded. */
+        int rc = entry_get(dc, e, DK_OFFSET);
+        if (rc < 0)
+            return rc;
+        int64_t off = 0;
+        if (e->v[DK_OFFSET].present) {
+            char *end;
+            errno = 0;
+            long long x = strtoll(e->v[DK_OFFSET].str, &end, 10);
+            if (errno == 0 && end != e->v[DK_OFFSET].str && *end == '\0' && x > -KIB_CAP &&
+                x < KIB_CAP)
+                off = x;
+        }
+        e->offset_kib = off;
+    }
+    int64_t xen_kib = maxmem_kib + domain_type_xen_offset_kib(e->type) + e->offset_kib;
+    if (xen_kib < 0)
+        xen_kib = 0;
+    if (e->maxmem_xen_kib == (uint64_t)xen_kib)
+        return 0;
+    log_debug("domid %" PRIu32 ": maxmem %" PRId64 " KiB (Xen %" PRId64 " KiB)", domid,
+              maxmem_kib, xen_kib);
+    COUNT(dc, hypercalls);
+    int rc = dc->b->ops->set_maxmem(dc->b, domid, (uint64_t)xen_kib);
+    if (rc == -ESRCH || rc == -ENOENT) {
+        log_debug("domid %" PRIu32 ": not setting maxmem: the domain has gone", domid);
+        forget_domain(dc, domid);
+        return 0;
+    }
+    if (rc < 0) {
+        log_warnx("domid %" PRIu32 ": cannot set maxmem to %" PRId64 " KiB: %s", domid,
+                  xen_kib, strerror(-rc));
+        return rc;
+    }
+    e->maxmem_xen_kib = (uint64_t)xen_kib;
+    return 0;
+}
+
+int domcache_apply(struct domcache *dc, const struct policy_op *op)
+{
+    if (op->domid < 0 || op->value_kib < 0 || op->value_kib > KIB_CAP)
+        return -EINVAL;
+    uint32_t domid = (uint32_t)op->domid;
+    switch (op->kind) {
+    case POLICY_OP_SET_MAXMEM:
+        return domcache_set_maxmem(dc, domid, op->value_kib);
+    case POLICY_OP_SET_TARGET: {
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%" PRId64, op->value_kib);
+        struct dc_entry *e = entry_find(dc, domid);
+        int rc = write_key(dc, domid, e, key_names[DK_TARGET], buf);
+        if (rc == -ENOENT) {
+            forget_domain(dc, domid);
+            return 0;
+        }
+        return rc;
+    }
+    }
+    return -EINVAL;
+}
+
+int domcache_set_uncooperative(struct domcache *dc, uint32_t domid, bool uncooperative)
+{
+    struct dc_entry *e = entry_find(dc, domid);
+    if (uncooperative) {
+        int rc = write_key(dc, domid, e, key_names[DK_UNCOOP], "");
+        if (rc == -ENOENT) {
+            forget_domain(dc, domid);
+            return 0;
+        }
+        return rc;
+    }
+    if (e != NULL && value_fresh(dc, e, DK_UNCOOP) && !e->v[DK_UNCOOP].present)
+        return 0;
+    char *dir = e != NULL ? xstrdup(e->path) : backend_domain_path(domid);
+    char *path = xasprintf("%s/%s", dir, key_names[DK_UNCOOP]);
+    COUNT(dc, xenstore_writes);
+    int rc = dc->b->ops->xs_rm(dc->b, path);
+    if (rc == -ENOENT)
+        rc = 0;
+    if (rc == 0 && e != NULL)
+        value_set_absent(&e->v[DK_UNCOOP]);
+    if (rc < 0)
+        log_warnx("domid %" PRIu32 ": cannot remove %s: %s", domid, path, strerror(-rc));
+    free(path);
+    free(dir);
+    return rc;
+}
+
+int domcache_read(struct domcache *dc, uint32_t domid, const char *key, char **value)
+{
+    int k = key_index(key);
+    struct dc_entry *e = entry_find(dc, domid);
+    if (e != NULL && k >= 0) {
+        int rc = entry_get(dc, e, (enum dc_key)k);
+        if (rc < 0)
+            return rc;
+        const struct dc_value *v = &e->v[k];
+        if (!v->present)
+            return -ENOENT;
+        *value = xstrdup(v->str);
+        return 0;
+    }
+    char *dir = backend_domain_path(domid);
+    char *path = xasprintf("%s/%s", dir, key);
+    COUNT(dc, xenstore_reads);
+    int rc = dc->b->ops->xs_read(dc->b, path, value);
+    free(path);
+    free(dir);
+    return rc;
+}
+
+int domcache_write(struct domcache *dc, uint32_t domid, const char *key, const char *value)
+{
+    struct dc_entry *e = entry_find(dc, domid);
+    int rc = write_key(dc, domid, e, key, value);
+    if (rc == -ENOENT)
+        forget_domain(dc, domid);
+    return rc;
+}
