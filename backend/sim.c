@@ -179,12 +179,13 @@ static void xs_set(struct sim *s, const char *path, const char *value)
     }
 }
 
-static void xs_del(struct sim *s, const char *path)
+static int xs_del(struct sim *s, const char *path)
 {
     uint64_t before = xstree_generation(s->xs);
-    xstree_rm(s->xs, path);
+    int rc = xstree_rm(s->xs, path);
     if (xstree_generation(s->xs) != before)
         s->rm_epoch++;
+    return rc;
 }
 
 static void xs_set_dom(struct sim *s, uint32_t domid, const char *rel, const char *value)
@@ -268,13 +269,14 @@ static void dom_move(struct sim *s, struct sim_dom *d, int64_t goal_kib, double 
         return;
     }
     double total = budget_kib + d->frac_kib;
-    int64_t step = (int64_t)floor(total);
+    /* The epsilon absorbs rounding (0.1 s steps are not exact in binary). */
+    int64_t step = (int64_t)floor(total + 1e-6);
     int64_t dist = goal_kib > actual ? goal_kib - actual : actual - goal_kib;
     if (step >= dist) {
         step = dist;
         d->frac_kib = 0;
     } else {
-        d->frac_kib = total - (double)step;
+        d->frac_kib = total > (double)step ? total - (double)step : 0;
     }
     if (step <= 0)
         return;
@@ -813,9 +815,9 @@ int sim_xs_rm(struct sim *s, const char *path)
 {
     sync_clock(s);
     s->counters.xs_writes++;
-    if (xstree_check_path(path) < 0)
-        return -EINVAL;
-    xs_del(s, path);
+    int rc = xs_del(s, path);
+    if (rc < 0)
+        return rc;
     persist(s);
     return 0;
 }

@@ -230,7 +230,7 @@ int sim_balloon_from_json(const json_t *obj, const char *where, struct sim_ballo
         return fail(err, where, NULL, "expected an object");
     const json_t *m = json_object_get(obj, "model");
     if (m != NULL) {
-        const char *name;
+        const char *name = NULL;
         if ((rc = get_string(m, where, "model", &name, err)) < 0)
             return rc;
         if (simspec_model_parse(name, &b.model) < 0)
@@ -331,7 +331,7 @@ int sim_domain_spec_from_json(const json_t *obj, const char *where,
                 return rc;
             have[f] = true;
         } else if (strcmp(key, "domid") == 0) {
-            int64_t id;
+            int64_t id = 0;
             if ((rc = get_int(v, where, key, &id, err)) < 0)
                 return rc;
             if (id < 0 || id > SIMSPEC_DOMID_MAX)
@@ -340,7 +340,7 @@ int sim_domain_spec_from_json(const json_t *obj, const char *where,
             d.domid = (uint32_t)id;
             have_domid = true;
         } else if (strcmp(key, "type") == 0) {
-            const char *name;
+            const char *name = NULL;
             if ((rc = get_string(v, where, key, &name, err)) < 0)
                 return rc;
             if (domain_type_parse(name, &d.type) < 0)
@@ -433,7 +433,7 @@ static int scenario_from_json(const json_t *root, struct sim_scenario *sc, char 
     json_t *v;
     json_object_foreach((json_t *)root, key, v) {
         if (strcmp(key, "name") == 0) {
-            const char *name;
+            const char *name = NULL;
             if ((rc = get_string(v, NULL, key, &name, err)) < 0)
                 return rc;
             free(sc->name);
