@@ -363,10 +363,10 @@ int reservations_reserve(struct reservations *r, struct squeezer *sq, const char
                          struct service_error *err)
 {
     memset(sq_out, 0, sizeof(*sq_out));
-    if (check_session(r, session, err) < 0)
-        return -1;
     if (kib <= 0 || kib > SERVICE_MAX_KIB)
         return fail_value(err, kib);
+    if (check_session(r, session, err) < 0)
+        return -1;
     sq_out->ran = true;
     sq_out->rc = squeeze_free(sq, kib, &sq_out->res);
     if (verdict_error(sq_out, err) < 0)
@@ -381,14 +381,14 @@ int reservations_reserve_range(struct reservations *r, struct squeezer *sq,
                                struct service_error *err)
 {
     memset(sq_out, 0, sizeof(*sq_out));
-    if (check_session(r, session, err) < 0)
-        return -1;
     if (min_kib < 0 || min_kib > SERVICE_MAX_KIB)
         return fail_value(err, min_kib);
     if (max_kib < 1 || max_kib > SERVICE_MAX_KIB)
         return fail_value(err, max_kib);
     if (min_kib > max_kib)
         return fail_value(err, min_kib);
+    if (check_session(r, session, err) < 0)
+        return -1;
     sq_out->ran = true;
     sq_out->rc = squeeze_free_range(sq, min_kib, max_kib, &sq_out->res);
     if (verdict_error(sq_out, err) < 0)

@@ -1,0 +1,564 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* squeezed: parse options, wire the backend, the service and the HTTP front end, run. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "backend/backend.h"
+#include "backend/sim.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "server/config.h"
+#include "server/service.h"
+#include "server/service_life.h"
+#ifdef SQUEEZED_FAKEXEN
+#include "tests/fakexen/fakexen.h"
+#endif
+
+#define MAX_OVERRIDES 64
+
+static const char usage_text[] =
+    "usage: squeezed [-d] [-v] [-n] [-f CONFIG] [--backend xen|sim] [--scenario FILE]\n"
+    "                [--clock real|virtual] [--listen HOST:PORT] [--socket PATH]\n"
+    "                [--reserved-host-memory-kib N] [--balance-interval-s S]\n"
+    "                [--poll-interval-s S] [--sim-state FILE] [--no-watches]\n"
+    "                [--help] [--version]\n";
+
+static const char help_text[] =
+    "The memory-ballooning daemon of a Xen host (xapi's Memory interface over JSON-RPC).\n"
+    "\n"
+    "  -d, --foreground       stay in the foreground and log to stderr (default: become a\n"
+    "                         daemon and log to syslog)\n"
+    "  -v, --verbose          log more (debug)\n"
+    "  -n, --check            check the configuration, options and scenario, then exit\n"
+    "  -f, --config FILE      squeezed.conf-style settings (key = value); options win\n"
+    "  --backend xen|sim      the real hypervisor (default) or a simulated host\n"
+    "  --scenario FILE        the simulated host to start from (--backend sim), e.g.\n"
+    "                         scenarios/demo.json\n"
+    "  --clock real|virtual   the simulated host's clock; virtual time passes only through\n"
+    "                         the sim.advance method (default real)\n"
+    "  --sim-state FILE       save the simulated host to FILE on every change and start\n"
+    "                         from it when it exists (a restart meets the same host)\n"
+    "  --listen HOST:PORT     TCP listener, loopback only (default 127.0.0.1:8799; port 0\n"
+    "                         picks a free one; 'none' for no TCP)\n"
+    "  --socket PATH          unix socket, mode 0600 (default /var/run/squeezed.sock as\n"
+    "                         root, else $XDG_RUNTIME_DIR/squeezed.sock; 'none' for none)\n"
+    "  --reserved-host-memory-kib N   memory never handed to guests (default 73728)\n"
+    "  --balance-interval-s S periodic balance check (default 10)\n"
+    "  --poll-interval-s S    wait between squeeze rounds (default 0.25)\n"
+    "  --no-watches           read the toolstack's keys every time instead of watching\n"
+    "\n"
+    "Config keys: balance-check-interval, manage-domain-zero, domain-zero-dynamic-min,\n"
+    "domain-zero-dynamic-max (bytes), and backend, scenario, clock, sim-state, listen,\n"
+    "socket, reserved-host-memory-kib, poll-interval-s, watches.\n"
+    "\n"
+    "Without Xen, try: squeezed -d --backend sim --scenario scenarios/demo.json\n";
+
+/* An option given on the command line, applied after the config file. */
+struct override {
+    const char *key;
+    const char *value;
+    const char *option;
+};
+
+struct options {
+    bool foreground;
+    int verbose;
+    bool check_only;
+    const char *config_path;
+    struct override overrides[MAX_OVERRIDES];
+    size_t n_overrides;
+};
+
+enum {
+    OPT_BACKEND = 256,
+    OPT_SCENARIO,
+    OPT_CLOCK,
+    OPT_LISTEN,
+    OPT_SOCKET,
+    OPT_RESERVED,
+    OPT_BALANCE,
+    OPT_POLL,
+    OPT_SIM_STATE,
+    OPT_NO_WATCHES,
+    OPT_HELP,
+    OPT_VERSION,
+};
+
+static const struct option long_options[] = {
+    {"foreground", no_argument, NULL, 'd'},
+    {"verbose", no_argument, NULL, 'v'},
+    {"check", no_argument, NULL, 'n'},
+    {"config", required_argument, NULL, 'f'},
+    {"backend", required_argument, NULL, OPT_BACKEND},
+    {"scenario", required_argument, NULL, OPT_SCENARIO},
+    {"clock", required_argument, NULL, OPT_CLOCK},
+    {"listen", required_argument, NULL, OPT_LISTEN},
+    {"socket", required_argument, NULL, OPT_SOCKET},
+    {"reserved-host-memory-kib", required_argument, NULL, OPT_RESERVED},
+    {"balance-interval-s", required_argument, NULL, OPT_BALANCE},
+    {"poll-interval-s", required_argument, NULL, OPT_POLL},
+    {"sim-state", required_argument, NULL, OPT_SIM_STATE},
+    {"no-watches", no_argument, NULL, OPT_NO_WATCHES},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+/* The config key each long option sets. */
+static const struct {
+    int opt;
+    const char *key;
+    const char *option;
+} option_keys[] = {
+    {OPT_BACKEND, "backend", "--backend"},
+    {OPT_SCENARIO, "scenario", "--scenario"},
+    {OPT_CLOCK, "clock", "--clock"},
+    {OPT_LISTEN, "listen", "--listen"},
+    {OPT_SOCKET, "socket", "--socket"},
+    {OPT_RESERVED, "reserved-host-memory-kib", "--reserved-host-memory-kib"},
+    {OPT_BALANCE, "balance-check-interval", "--balance-interval-s"},
+    {OPT_POLL, "poll-interval-s", "--poll-interval-s"},
+    {OPT_SIM_STATE, "sim-state", "--sim-state"},
+    {OPT_NO_WATCHES, "watches", "--no-watches"},
+};
+
+/* Returns 0, or the exit status for main (help/version: 0 via *done; errors: 1). */
+static int parse_args(int argc, char **argv, struct options *o, bool *done)
+{
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":dvnf:", long_options, NULL)) != -1) {
+        switch (c) {
+        case 'd':
+            o->foreground = true;
+            continue;
+        case 'v':
+            o->verbose++;
+            continue;
+        case 'n':
+            o->check_only = true;
+            continue;
+        case 'f':
+            o->config_path = optarg;
+            continue;
+        case OPT_HELP:
+            fputs(usage_text, stdout);
+            fputc('\n', stdout);
+            fputs(help_text, stdout);
+            *done = true;
+            return 0;
+        case OPT_VERSION:
+            printf("squeezed %s\n", SQUEEZED_VERSION);
+            *done = true;
+            return 0;
+        case ':':
+            fprintf(stderr, "squeezed: option %s needs a value\n%s", argv[optind - 1],
+                    usage_text);
+            return 1;
+        case '?':
+            if (optopt != 0)
+                fprintf(stderr, "squeezed: unknown option -%c\n%s", optopt, usage_text);
+            else
+                fprintf(stderr, "squeezed: unknown option %s\n%s", argv[optind - 1],
+                        usage_text);
+            return 1;
+        default:
+            break;
+        }
+        size_t i;
+        for (i = 0; i < sizeof(option_keys) / sizeof(option_keys[0]); i++)
+            if (option_keys[i].opt == c)
+                break;
+        if (i == sizeof(option_keys) / sizeof(option_keys[0]) ||
+            o->n_overrides == MAX_OVERRIDES) {
+            fprintf(stderr, "squeezed: too many options\n");
+            return 1;
+        }
+        o->overrides[o->n_overrides++] = (struct override){
+            .key = option_keys[i].key,
+            .value = c == OPT_NO_WATCHES ? "false" : optarg,
+            .option = option_keys[i].option,
+        };
+    }
+    if (optind < argc) {
+        fprintf(stderr, "squeezed: unexpected argument '%s'\n%s", argv[optind], usage_text);
+        return 1;
+    }
+    return 0;
+}
+
+/* The settings: file first, then the options. Returns 0 or 1 (message printed). */
+static int load_config(const struct options *o, struct config *cfg)
+{
+    char *err = NULL, *warn = NULL;
+    if (o->config_path != NULL) {
+        if (config_load_file(cfg, o->config_path, &err, &warn) < 0) {
+            fprintf(stderr, "squeezed: %s\n", err);
+            free(err);
+            free(warn);
+            return 1;
+        }
+        if (warn != NULL) {
+            /* Keys of xapi's squeezed.conf that mean nothing here: say so, go on. */
+            char *save = NULL;
+            for (char *line = strtok_r(warn, "\n", &save); line != NULL;
+                 line = strtok_r(NULL, "\n", &save))
+                log_warnx("%s (ignored)", line);
+            free(warn);
+        }
+    }
+    for (size_t i = 0; i < o->n_overrides; i++) {
+        const struct override *ov = &o->overrides[i];
+        char *where = xasprintf("option %s", ov->option);
+        int rc = config_set(cfg, ov->key, ov->value, where, &err);
+        free(where);
+        if (rc < 0) {
+            fprintf(stderr, "squeezed: %s\n", err);
+            free(err);
+            return 1;
+        }
+    }
+    if (config_check(cfg, &err) < 0) {
+        fprintf(stderr, "squeezed: %s\n", err);
+        free(err);
+        return 1;
+    }
+    return 0;
+}
+
+/* Paths are kept absolute: a daemon runs in "/". */
+static void make_absolute(char **path)
+{
+    if (*path == NULL || (*path)[0] == '/')
+        return;
+    char cwd[PATH_MAX];
+    if (getcwd(cwd, sizeof(cwd)) == NULL)
+        return;
+    char *abs = xasprintf("%s/%s", cwd, *path);
+    free(*path);
+    *path = abs;
+}
+
+static bool file_exists(const char *path)
+{
+    struct stat st;
+    return path != NULL && stat(path, &st) == 0;
+}
+
+/* The simulated host: the saved state if there is one, else the scenario. Returns NULL
+ * and *err. */
+static struct sim *open_sim(const struct config *cfg, char **err)
+{
+    enum sim_clock_mode clock =
+        cfg->clock == CONFIG_CLOCK_VIRTUAL ? SIM_CLOCK_VIRTUAL : SIM_CLOCK_REAL;
+    struct sim *w = NULL;
+    char *why = NULL;
+    if (file_exists(cfg->sim_state_path)) {
+        w = sim_load(cfg->sim_state_path, clock, &why);
+        if (w == NULL) {
+            *err = xasprintf("%s: %s", cfg->sim_state_path, why);
+            free(why);
+            return NULL;
+        }
+        log_info("simulated host: resumed from %s", cfg->sim_state_path);
+    } else {
+        struct sim_scenario *sc = NULL;
+        if (sim_scenario_load(cfg->scenario_path, &sc, &why) < 0) {
+            *err = xasprintf("%s: %s", cfg->scenario_path, why);
+            free(why);
+            return NULL;
+        }
+        w = sim_new(sc, clock, &why);
+        if (w == NULL) {
+            *err = xasprintf("%s: %s", cfg->scenario_path, why);
+            free(why);
+            sim_scenario_free(sc);
+            return NULL;
+        }
+        log_info("simulated host: scenario %s (%s), %zu domains", cfg->scenario_path,
+                 sc->name != NULL ? sc->name : "unnamed", sc->n_domains);
+        sim_scenario_free(sc);
+    }
+    if (cfg->sim_state_path != NULL) {
+        sim_set_state_file(w, cfg->sim_state_path);
+        int rc = sim_save(w, cfg->sim_state_path);
+        if (rc < 0) {
+            *err = xasprintf("%s: cannot save the simulated host: %s", cfg->sim_state_path,
+                             strerror(-rc));
+            sim_free(w);
+            return NULL;
+        }
+    }
+    return w;
+}
+
+static struct backend *open_backend(const struct config *cfg, char **err)
+{
+    if (cfg->backend == CONFIG_BACKEND_SIM) {
+        struct sim *w = open_sim(cfg, err);
+        return w != NULL ? backend_sim_open(w) : NULL;
+    }
+    char *why = NULL;
+    struct backend *b = backend_xen_open(&why);
+    if (b == NULL) {
+        *err = xasprintf("cannot use the Xen hypervisor: %s\n"
+                         "To try squeezed without Xen, run it on the simulated host:\n"
+                         "    squeezed -d --backend sim --scenario scenarios/demo.json",
+                         why != NULL ? why : "unknown error");
+        free(why);
+        return NULL;
+    }
+#ifdef SQUEEZED_FAKEXEN
+    /* The fake libxenctrl/libxenstore run on a simulated world: let sim.* reach it. */
+    b->sim = fakexen_world();
+#endif
+    return b;
+}
+
+/* -n: everything but opening the hypervisor and listening. */
+static int check_only(const struct config *cfg)
+{
+    if (cfg->backend == CONFIG_BACKEND_SIM) {
+        char *err = NULL;
+        struct sim *w = NULL;
+        if (file_exists(cfg->sim_state_path)) {
+            w = sim_load(cfg->sim_state_path,
+                         cfg->clock == CONFIG_CLOCK_VIRTUAL ? SIM_CLOCK_VIRTUAL
+                                                            : SIM_CLOCK_REAL,
+                         &err);
+        } else {
+            struct sim_scenario *sc = NULL;
+            if (sim_scenario_load(cfg->scenario_path, &sc, &err) == 0) {
+                w = sim_new(sc, SIM_CLOCK_VIRTUAL, &err);
+                sim_scenario_free(sc);
+            }
+        }
+        if (w == NULL) {
+            fprintf(stderr, "squeezed: %s: %s\n",
+                    file_exists(cfg->sim_state_path) ? cfg->sim_state_path
+                                                     : cfg->scenario_path,
+                    err != NULL ? err : "cannot be loaded");
+            free(err);
+            return 1;
+        }
+        sim_free(w);
+    }
+    printf("squeezed: configuration OK\n");
+    return 0;
+}
+
+/* Become a daemon: the parent waits until the child is ready (or has failed), prints
+ * the ready line and exits, so a failure at start-up still reaches the terminal.
+ * Returns the write end of the pipe in the child. */
+static int daemonize(void)
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        fatal("pipe");
+    pid_t pid = fork();
+    if (pid < 0)
+        fatal("fork");
+    if (pid > 0) {
+        close(pfd[1]);
+        char buf[1024];
+        size_t len = 0;
+        ssize_t k;
+        while (len < sizeof(buf) - 1 &&
+               (k = read(pfd[0], buf + len, sizeof(buf) - 1 - len)) != 0) {
+            if (k < 0) {
+                if (errno == EINTR)
+                    continue;
+                break;
+            }
+            len += (size_t)k;
+        }
+        buf[len] = '\0';
+        if (len == 0)
+            _exit(1); /* the child said why on stderr */
+        fputs(buf, stdout);
+        fflush(stdout);
+        _exit(0);
+    }
+    close(pfd[0]);
+    if (setsid() < 0)
+        fatal("setsid");
+    return pfd[1];
+}
+
+/* After the ready line: detach from the terminal, log to syslog. */
+static void detach(int ready_fd, const char *line, int verbose)
+{
+    ssize_t w = write(ready_fd, line, strlen(line));
+    (void)w;
+    close(ready_fd);
+    int fd = open("/dev/null", O_RDWR);
+    if (fd >= 0) {
+        dup2(fd, STDIN_FILENO);
+        dup2(fd, STDOUT_FILENO);
+        dup2(fd, STDERR_FILENO);
+        if (fd > STDERR_FILENO)
+            close(fd);
+    }
+    if (chdir("/") < 0)
+        log_warn("chdir /");
+    log_init("squeezed", false, verbose);
+}
+
+static char *ready_line(const struct config *cfg, uint16_t port, const struct service *svc)
+{
+    char *tcp = NULL, *unix_part = NULL;
+    if (cfg->listen_host != NULL)
+        tcp = strchr(cfg->listen_host, ':') != NULL
+                  ? xasprintf("http://[%s]:%u/", cfg->listen_host, (unsigned)port)
+                  : xasprintf("http://%s:%u/", cfg->listen_host, (unsigned)port);
+    if (cfg->socket_path != NULL)
+        unix_part = xasprintf("unix:%s", cfg->socket_path);
+    char *line = xasprintf("squeezed: ready on %s%s%s (backend %s, clock %s)\n",
+                           tcp != NULL ? tcp : "", tcp != NULL && unix_part != NULL ? " and " : "",
+                           unix_part != NULL ? unix_part : "", service_backend_name(svc),
+                           service_clock_name(svc));
+    free(tcp);
+    free(unix_part);
+    return line;
+}
+
+/* Wait for SIGTERM or SIGINT (blocked in every thread, taken here synchronously). */
+static void wait_for_stop(const sigset_t *set)
+{
+    for (;;) {
+        siginfo_t info;
+        int sig = sigwaitinfo(set, &info);
+        if (sig < 0) {
+            if (errno == EINTR)
+                continue;
+            fatal("sigwaitinfo");
+        }
+        if (sig == SIGHUP) {
+            log_info("SIGHUP ignored (restart the daemon to change its settings)");
+            continue;
+        }
+        log_info("%s: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        return;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    struct options o;
+    memset(&o, 0, sizeof(o));
+    struct config cfg;
+    struct backend *b = NULL;
+    struct service *svc = NULL;
+    struct api_server *srv = NULL;
+    char *err = NULL;
+    char *line = NULL;
+    int ready_fd = -1;
+    int rc = 1;
+
+    log_init("squeezed", true, 0);
+    config_init(&cfg);
+    bool done = false;
+    rc = parse_args(argc, argv, &o, &done);
+    if (rc != 0 || done)
+        goto out;
+    rc = 1;
+    log_setverbose(o.verbose);
+    if (load_config(&o, &cfg) != 0)
+        goto out;
+    make_absolute(&cfg.scenario_path);
+    make_absolute(&cfg.sim_state_path);
+    make_absolute(&cfg.socket_path);
+    if (o.check_only) {
+        rc = check_only(&cfg);
+        goto out;
+    }
+
+    /* Signals are taken synchronously by the main thread: block them before any thread
+     * exists so that every thread inherits the mask. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+        fatal("sigprocmask");
+    signal(SIGPIPE, SIG_IGN);
+
+    if (!o.foreground)
+        ready_fd = daemonize();
+
+    b = open_backend(&cfg, &err);
+    if (b == NULL) {
+        log_warnx("%s", err);
+        goto out;
+    }
+    struct service_options so = {
+        .reserved_host_kib = cfg.reserved_host_kib,
+        .poll_ms = (int64_t)llround(cfg.poll_interval_s * 1000.0),
+        .balance_interval_ms = (int64_t)llround(cfg.balance_interval_s * 1000.0),
+        .use_watches = cfg.use_watches,
+        .manage_domain_zero = cfg.manage_domain_zero,
+        .dom0_dynamic_min_bytes = cfg.dom0_dynamic_min_bytes,
+        .dom0_dynamic_max_bytes = cfg.dom0_dynamic_max_bytes,
+    };
+    if (so.poll_ms < 1)
+        so.poll_ms = 1;
+    if (so.balance_interval_ms < 1)
+        so.balance_interval_ms = 1;
+    svc = service_new(b, &so, &err);
+    b = NULL; /* the service owns it now */
+    if (svc == NULL) {
+        log_warnx("%s", err);
+        goto out;
+    }
+    struct api_config ac = {
+        .listen_host = cfg.listen_host,
+        .listen_port = cfg.listen_port,
+        .socket_path = cfg.socket_path,
+        .openapi_path = NULL,
+    };
+    srv = api_start(svc, &ac, &err);
+    if (srv == NULL) {
+        log_warnx("cannot listen: %s", err);
+        goto out;
+    }
+
+    line = ready_line(&cfg, cfg.listen_host != NULL ? api_tcp_port(srv) : 0, svc);
+    log_info("%.*s", (int)strlen(line) - 1, line);
+    if (ready_fd >= 0) {
+        detach(ready_fd, line, o.verbose);
+        ready_fd = -1;
+    } else {
+        fputs(line, stdout);
+        fflush(stdout);
+    }
+
+    wait_for_stop(&set);
+    /* Stop the worker first: a running squeeze is cancelled and callers blocked on it get
+     * "shutting down", so the HTTP server's threads can finish their requests. */
+    service_stop(svc);
+    rc = 0;
+out:
+    api_stop(srv);
+    service_free(svc);
+    backend_close(b);
+    config_release(&cfg);
+    free(line);
+    free(err);
+    if (ready_fd >= 0)
+        close(ready_fd);
+    if (rc == 0 && !o.check_only && !done)
+        log_info("stopped");
+    return rc;
+}

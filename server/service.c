@@ -1,0 +1,1261 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* The daemon's operations: one worker thread runs them one at a time; status is published. */
+#include "server/service.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "backend/sim.h"
+#include "cache/domcache.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "server/reservations.h"
+#include "server/service_life.h"
+#include "server/squeeze.h"
+
+#define OPS_RING 64
+#define PUBLISH_DURING_OP_MS 200 /* republish /status at most this often mid-operation */
+#define ADVANCE_MAX_S 86400.0
+
+enum op_kind { OP_RESERVE, OP_RESERVE_RANGE, OP_BALANCE, OP_PERIODIC, OP_KINDS };
+enum op_outcome { OUT_SUCCESS, OUT_CANNOT_FREE, OUT_REFUSED, OUT_ERROR, OUT_KINDS };
+
+static const char *const op_kind_names[OP_KINDS] = {"reserve", "reserve_range", "balance",
+                                                    "periodic_balance"};
+static const char *const op_outcome_names[OUT_KINDS] = {"success", "cannot_free", "refused",
+                                                        "error"};
+
+struct op_record {
+    enum op_kind kind;
+    int64_t kib;
+    enum op_outcome outcome;
+    int64_t duration_ms; /* backend clock */
+    unsigned rounds;
+    int64_t at_ms; /* backend clock, when it ended */
+};
+
+enum job_kind { /* the first five change the reservations */
+    JOB_LOGIN,
+    JOB_RESERVE,
+    JOB_RESERVE_RANGE,
+    JOB_DELETE,
+    JOB_TRANSFER,
+    JOB_QUERY,
+    JOB_BALANCE,
+    JOB_SIM_STATE,
+    JOB_SIM_ADVANCE,
+    JOB_SIM_CREATE,
+    JOB_SIM_DESTROY,
+    JOB_SIM_RANGE,
+    JOB_SIM_BALLOON,
+};
+
+/* One queued call. Lives on the caller's stack; the caller waits for done. */
+struct job {
+    enum job_kind kind;
+    const char *session; /* borrowed inputs */
+    const char *id;
+    int64_t a, b, c;     /* kib / min / max / domid, by kind */
+    double seconds;
+    const json_t *json;
+    char *out_str; /* outputs, owned by the caller once done */
+    int64_t out_kib;
+    json_t *out_json;
+    struct service_error *err;
+    int rc;
+    bool done;
+    struct job *next;
+};
+
+/* dom0 as last seen, for get_domain_zero_policy. */
+struct dom0_info {
+    bool present;
+    int64_t target_kib, actual_kib, dynamic_min_kib, dynamic_max_kib;
+};
+
+struct service {
+    struct backend *b; /* owned; used by the worker only once it runs */
+    struct domcache *dc;
+    struct squeezer *sq;
+    struct reservations *resv;
+    struct service_options o;
+    bool virtual_clock;
+    struct timespec started;
+    int64_t initial_free_kib;
+
+    /* The queue. */
+    pthread_mutex_t q_mu;
+    pthread_cond_t q_cv;
+    struct job *q_head, *q_tail;
+    bool q_closed;
+    int wake_fd; /* eventfd: jobs queued or stop asked */
+    atomic_bool stop;
+
+    pthread_mutex_t life_mu;
+    pthread_t thread;
+    bool thread_running;
+
+    /* Worker-only state. */
+    int64_t next_periodic_ms;
+    bool event_pending; /* watch events changed something; a check is due */
+    bool busy;
+    struct op_record ring[OPS_RING];
+    size_t ring_n, ring_next;
+    struct {
+        uint64_t count;
+        int64_t duration_ms_sum;
+    } totals[OP_KINDS][OUT_KINDS];
+    int64_t last_publish_wall_ms;
+
+    /* Published for readers on other threads. */
+    pthread_mutex_t pub_mu;
+    json_t *status;
+    struct dom0_info dom0;
+};
+
+/* ---- small helpers ------------------------------------------------------------------ */
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t now_ms(struct service *s)
+{
+    return s->b->ops->now_ms(s->b);
+}
+
+void service_error_clear(struct service_error *e)
+{
+    if (e == NULL)
+        return;
+    free(e->domids);
+    free(e->text);
+    memset(e, 0, sizeof(*e));
+}
+
+static int set_error(struct service_error *err, enum service_error_kind kind, char *text)
+{
+    if (err != NULL) {
+        service_error_clear(err);
+        err->kind = kind;
+        err->text = text;
+    } else {
+        free(text);
+    }
+    return -1;
+}
+
+static int shutting_down(struct service_error *err)
+{
+    return set_error(err, SERVICE_ERR_INTERNAL, xstrdup("shutting down"));
+}
+
+const char *service_backend_name(const struct service *s)
+{
+    return s->b->ops->name;
+}
+
+const char *service_clock_name(const struct service *s)
+{
+    return s->virtual_clock ? "virtual" : "real";
+}
+
+/* ---- status ------------------------------------------------------------------------- */
+
+static json_t *status_host(struct service *s, const struct domcache_snapshot *snap)
+{
+    if (snap == NULL)
+        return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "free_kib", (json_int_t)0,
+                         "reserved_kib", (json_int_t)s->o.reserved_host_kib, "total_kib",
+                         (json_int_t)0, "xen_free_kib", (json_int_t)0, "scrub_kib",
+                         (json_int_t)0, "reservations_kib", (json_int_t)0,
+                         "booting_unused_kib", (json_int_t)0);
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "free_kib",
+                     (json_int_t)snap->host.free_kib, "reserved_kib",
+                     (json_int_t)s->o.reserved_host_kib, "total_kib",
+                     (json_int_t)snap->total_kib, "xen_free_kib",
+                     (json_int_t)snap->xen_free_kib, "scrub_kib", (json_int_t)snap->scrub_kib,
+                     "reservations_kib", (json_int_t)snap->reservations_kib,
+                     "booting_unused_kib", (json_int_t)snap->booting_unused_kib);
+}
+
+static json_t *status_domains(struct service *s, const struct domcache_snapshot *snap)
+{
+    json_t *a = json_array();
+    if (snap == NULL)
+        return a;
+    for (size_t i = 0; i < snap->host.n_domains; i++) {
+        const struct policy_domain *d = &snap->domains[i];
+        const struct domcache_domain_extra *x = &snap->extra[i];
+        json_array_append_new(
+            a, json_pack("{s:i,s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:b,s:b}", "domid", d->domid,
+                         "type", domain_type_name(x->type), "can_balloon", d->can_balloon,
+                         "booting", x->booting, "dynamic_min_kib",
+                         (json_int_t)d->dynamic_min_kib, "dynamic_max_kib",
+                         (json_int_t)d->dynamic_max_kib, "target_kib",
+                         (json_int_t)d->target_kib, "actual_kib", (json_int_t)d->actual_kib,
+                         "maxmem_kib", (json_int_t)d->maxmem_kib, "stuck",
+                         squeeze_domain_stuck(s->sq, d->domid), "uncooperative",
+                         squeeze_domain_uncooperative(s->sq, d->domid)));
+    }
+    return a;
+}
+
+static json_t *status_reservations(struct service *s)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < reservations_count(s->resv); i++) {
+        const struct reservation *r = reservations_at(s->resv, i);
+        json_t *o = json_pack("{s:s,s:s,s:I}", "id", r->id, "session", r->session, "kib",
+                              (json_int_t)r->kib);
+        if (r->domid >= 0)
+            json_object_set_new(o, "domid", json_integer(r->domid));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+static json_t *status_operations(struct service *s)
+{
+    json_t *a = json_array();
+    size_t first = (s->ring_next + OPS_RING - s->ring_n) % OPS_RING;
+    for (size_t k = 0; k < s->ring_n; k++) {
+        const struct op_record *r = &s->ring[(first + k) % OPS_RING];
+        json_array_append_new(
+            a, json_pack("{s:s,s:I,s:s,s:I,s:I,s:I}", "kind", op_kind_names[r->kind], "kib",
+                         (json_int_t)r->kib, "outcome", op_outcome_names[r->outcome],
+                         "duration_ms", (json_int_t)r->duration_ms, "rounds",
+                         (json_int_t)r->rounds, "at_ms", (json_int_t)r->at_ms));
+    }
+    return a;
+}
+
+static json_t *status_totals(struct service *s)
+{
+    json_t *a = json_array();
+    for (int k = 0; k < OP_KINDS; k++)
+        for (int o = 0; o < OUT_KINDS; o++)
+            json_array_append_new(
+                a, json_pack("{s:s,s:s,s:I,s:I}", "kind", op_kind_names[k], "outcome",
+                             op_outcome_names[o], "count", (json_int_t)s->totals[k][o].count,
+                             "duration_ms_sum", (json_int_t)s->totals[k][o].duration_ms_sum));
+    return a;
+}
+
+static json_t *status_cache(struct service *s)
+{
+    struct domcache_counters c;
+    domcache_counters(s->dc, &c);
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "xenstore_reads",
+                     (json_int_t)c.xenstore_reads, "xenstore_writes",
+                     (json_int_t)c.xenstore_writes, "watch_events", (json_int_t)c.watch_events,
+                     "hypercalls", (json_int_t)c.hypercalls, "snapshots",
+                     (json_int_t)c.snapshots, "rebuilds", (json_int_t)c.rebuilds, "watching",
+                     domcache_watching(s->dc));
+}
+
+static json_t *status_daemon(struct service *s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    double uptime_s = (double)(ts.tv_sec - s->started.tv_sec) +
+                      (double)(ts.tv_nsec - s->started.tv_nsec) / 1e9;
+    return json_pack("{s:s,s:s,s:s,s:b,s:I,s:f}", "version", SQUEEZED_VERSION, "backend",
+                     service_backend_name(s), "clock", service_clock_name(s), "busy", s->busy,
+                     "now_ms", (json_int_t)now_ms(s), "uptime_s", uptime_s);
+}
+
+/* Build the status from the worker's state and swap it in. Worker thread (or service_new
+ * before the worker starts). */
+static void publish(struct service *s)
+{
+    const struct domcache_snapshot *snap = squeeze_last_snapshot(s->sq);
+    json_t *st = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "host", status_host(s, snap),
+                           "domains", status_domains(s, snap), "reservations",
+                           status_reservations(s), "operations", status_operations(s),
+                           "operation_totals", status_totals(s), "cache", status_cache(s),
+                           "daemon", status_daemon(s));
+    if (st == NULL)
+        fatalx("cannot build the status object");
+    struct dom0_info d0 = {0};
+    if (snap != NULL && snap->host.n_domains > 0 && snap->domains[0].domid == 0) {
+        d0.present = true;
+        d0.target_kib = snap->domains[0].target_kib;
+        d0.actual_kib = snap->domains[0].actual_kib;
+        d0.dynamic_min_kib = snap->domains[0].dynamic_min_kib;
+        d0.dynamic_max_kib = snap->domains[0].dynamic_max_kib;
+    }
+    pthread_mutex_lock(&s->pub_mu);
+    json_t *old = s->status;
+    s->status = st;
+    s->dom0 = d0;
+    pthread_mutex_unlock(&s->pub_mu);
+    json_decref(old);
+    s->last_publish_wall_ms = wall_ms();
+}
+
+json_t *service_status(struct service *s)
+{
+    pthread_mutex_lock(&s->pub_mu);
+    json_t *st = json_incref(s->status);
+    pthread_mutex_unlock(&s->pub_mu);
+    return st;
+}
+
+/* Mid-operation: let readers follow a long squeeze, without rebuilding every round. */
+static void observe_round(void *ctx, const struct domcache_snapshot *snap,
+                          const struct policy_decision *d)
+{
+    (void)snap;
+    (void)d;
+    struct service *s = ctx;
+    if (wall_ms() - s->last_publish_wall_ms >= PUBLISH_DURING_OP_MS)
+        publish(s);
+}
+
+/* ---- squeeze operations ------------------------------------------------------------- */
+
+static enum op_outcome outcome_of(int rc, const struct squeeze_result *res)
+{
+    if (rc < 0 || res->cancelled)
+        return OUT_ERROR;
+    switch (res->verdict) {
+    case POLICY_SUCCESS:
+        return OUT_SUCCESS;
+    case POLICY_REFUSED:
+        return OUT_REFUSED;
+    case POLICY_CANNOT_FREE:
+    case POLICY_CONTINUE:
+        break;
+    }
+    return OUT_CANNOT_FREE;
+}
+
+static void record_op(struct service *s, enum op_kind kind, int64_t kib, int rc,
+                      const struct squeeze_result *res)
+{
+    struct op_record r = {
+        .kind = kind,
+        .kib = kib,
+        .outcome = outcome_of(rc, res),
+        .duration_ms = rc < 0 ? 0 : res->duration_ms,
+        .rounds = rc < 0 ? 0 : res->rounds,
+        .at_ms = now_ms(s),
+    };
+    s->ring[s->ring_next] = r;
+    s->ring_next = (s->ring_next + 1) % OPS_RING;
+    if (s->ring_n < OPS_RING)
+        s->ring_n++;
+    s->totals[kind][r.outcome].count++;
+    s->totals[kind][r.outcome].duration_ms_sum += r.duration_ms;
+
+    if (rc < 0) {
+        log_warnx("%s %" PRId64 " KiB: error: cannot read the host (%s)", op_kind_names[kind],
+                  kib, strerror(-rc));
+        return;
+    }
+    char refused[256] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < res->n_refused && used + 16 < sizeof(refused); i++)
+        used += (size_t)snprintf(refused + used, sizeof(refused) - used, "%s%d",
+                                 i ? "," : " domids ", res->refused[i]);
+    void (*logf)(const char *, ...) = r.outcome == OUT_SUCCESS ? log_info : log_warnx;
+    if (kind == OP_PERIODIC && r.outcome == OUT_SUCCESS)
+        logf = log_debug;
+    logf("%s %" PRId64 " KiB: %s%s%s after %u rounds, %" PRId64 " ms%s", op_kind_names[kind],
+         kib, op_outcome_names[r.outcome], refused, res->cancelled ? " (cancelled)" : "",
+         r.rounds, r.duration_ms, res->fast_path ? " (fast path)" : "");
+}
+
+static void set_busy(struct service *s, bool busy)
+{
+    s->busy = busy;
+    publish(s);
+}
+
+/* A squeeze verdict as a service error; 0 on SUCCESS. */
+static int verdict_error(int rc, const struct squeeze_result *res, struct service_error *err)
+{
+    if (rc < 0)
+        return set_error(err, SERVICE_ERR_INTERNAL,
+                         xasprintf("cannot read the host: %s", strerror(-rc)));
+    if (res->cancelled)
+        return shutting_down(err);
+    switch (res->verdict) {
+    case POLICY_SUCCESS:
+        return 0;
+    case POLICY_REFUSED:
+        if (err != NULL) {
+            service_error_clear(err);
+            err->kind = SERVICE_ERR_REFUSED;
+            err->n_domids = res->n_refused;
+            if (res->n_refused > 0) {
+                err->domids = xcalloc(res->n_refused, sizeof(*err->domids));
+                memcpy(err->domids, res->refused, res->n_refused * sizeof(*err->domids));
+            }
+        }
+        return -1;
+    case POLICY_CANNOT_FREE:
+    case POLICY_CONTINUE:
+        break;
+    }
+    if (err != NULL) {
+        service_error_clear(err);
+        err->kind = SERVICE_ERR_CANNOT_FREE;
+        err->needed_kib = res->needed_kib;
+        err->free_kib = res->free_kib;
+    }
+    return -1;
+}
+
+static int run_balance(struct service *s, enum op_kind kind, struct service_error *err)
+{
+    struct squeeze_result res;
+    memset(&res, 0, sizeof(res));
+    set_busy(s, true);
+    int rc = squeeze_balance(s->sq, &res);
+    record_op(s, kind, 0, rc, &res);
+    int ret = verdict_error(rc, &res, err);
+    squeeze_result_free(&res);
+    set_busy(s, false);
+    return ret;
+}
+
+/* The periodic duty (SPEC 3): balance if one round would change a target. */
+static void periodic_check(struct service *s)
+{
+    s->event_pending = false;
+    int rc = squeeze_check(s->sq);
+    if (rc < 0)
+        log_warnx("periodic check: cannot read the host (%s)", strerror(-rc));
+    else if (rc == 1 && !atomic_load(&s->stop))
+        run_balance(s, OP_PERIODIC, NULL);
+    publish(s);
+}
+
+/* Take watch events; note whether they changed something the policy reads. */
+static void take_events(struct service *s)
+{
+    int n = domcache_process_events(s->dc);
+    if (n > 0)
+        s->event_pending = true;
+    else if (n < 0)
+        log_warnx("watch events: error %d", -n);
+}
+
+/* After the simulated world changed under us (sim.* calls). */
+static void after_world_change(struct service *s)
+{
+    take_events(s);
+    if (!s->virtual_clock && s->event_pending) {
+        periodic_check(s);
+        return;
+    }
+    /* Virtual clock: no time passes here; a due balance waits for sim.advance. */
+    if (squeeze_check(s->sq) < 0)
+        log_warnx("cannot read the host after a change to the simulated world");
+    publish(s);
+}
+
+/* sim.advance on the virtual clock: time passes in poll-interval steps, stopping at each
+ * periodic deadline; watch events are handled between steps as the real loop does. */
+static void advance(struct service *s, int64_t ms)
+{
+    int64_t end = now_ms(s) + ms;
+    if (s->event_pending)
+        periodic_check(s);
+    for (;;) {
+        int64_t now = now_ms(s);
+        if (now >= end || atomic_load(&s->stop))
+            break;
+        int64_t step = end - now;
+        if (step > s->o.poll_ms)
+            step = s->o.poll_ms;
+        if (s->next_periodic_ms - now < step)
+            step = s->next_periodic_ms - now;
+        if (step > 0)
+            s->b->ops->sleep_ms(s->b, step);
+        take_events(s);
+        now = now_ms(s);
+        if (now >= s->next_periodic_ms) {
+            periodic_check(s);
+            s->next_periodic_ms = now_ms(s) + s->o.balance_interval_ms;
+        } else if (s->event_pending) {
+            periodic_check(s);
+        }
+        if (wall_ms() - s->last_publish_wall_ms >= PUBLISH_DURING_OP_MS)
+            publish(s);
+    }
+}
+
+/* ---- the simulated world ------------------------------------------------------------ */
+
+static int sim_errno_error(struct service_error *err, int rc, int64_t domid, char *why)
+{
+    char *text;
+    if (rc == -ENOENT)
+        text = xasprintf("no simulated domain %" PRId64, domid);
+    else if (rc == -EEXIST)
+        text = xasprintf("domain %" PRId64 " already exists", domid);
+    else if (rc == -ENOMEM)
+        text = xasprintf("the simulated host has not the memory for domain %" PRId64, domid);
+    else if (why != NULL)
+        text = xasprintf("domain %" PRId64 ": %s", domid, why);
+    else
+        text = xasprintf("domain %" PRId64 ": %s", domid, strerror(-rc));
+    free(why);
+    return set_error(err, SERVICE_ERR_INVALID_PARAMS, text);
+}
+
+static bool domid_ok(int64_t domid)
+{
+    return domid >= 0 && domid <= 0x7fef;
+}
+
+static int run_sim_job(struct service *s, struct job *j)
+{
+    struct sim *w = s->b->sim;
+    char *why = NULL;
+    int rc;
+    switch (j->kind) {
+    case JOB_SIM_STATE:
+        j->out_json = sim_state_json(w);
+        return 0;
+    case JOB_SIM_ADVANCE:
+        advance(s, (int64_t)llround(j->seconds * 1000.0));
+        publish(s);
+        return 0;
+    case JOB_SIM_CREATE: {
+        struct sim_domain_spec spec;
+        if (sim_domain_spec_from_json(j->json, "domain", &spec, &why) < 0)
+            return set_error(j->err, SERVICE_ERR_INVALID_PARAMS, why);
+        rc = sim_create_domain(w, &spec, &why);
+        if (rc < 0)
+            return sim_errno_error(j->err, rc, spec.domid, why);
+        log_info("domid %u: created in the simulated host", spec.domid);
+        break;
+    }
+    case JOB_SIM_DESTROY:
+        if (!domid_ok(j->a))
+            return sim_errno_error(j->err, -ENOENT, j->a, NULL);
+        rc = sim_destroy_domain(w, (uint32_t)j->a);
+        if (rc < 0)
+            return sim_errno_error(j->err, rc, j->a, NULL);
+        log_info("domid %" PRId64 ": destroyed in the simulated host", j->a);
+        break;
+    case JOB_SIM_RANGE:
+        if (!domid_ok(j->a))
+            return sim_errno_error(j->err, -ENOENT, j->a, NULL);
+        rc = sim_set_dynamic_range(w, (uint32_t)j->a, j->b, j->c);
+        if (rc == -EINVAL)
+            return sim_errno_error(
+                j->err, rc, j->a,
+                xasprintf("bad dynamic range [%" PRId64 ", %" PRId64 "] KiB", j->b, j->c));
+        if (rc < 0)
+            return sim_errno_error(j->err, rc, j->a, NULL);
+        break;
+    case JOB_SIM_BALLOON: {
+        struct sim_balloon bal;
+        if (!domid_ok(j->a))
+            return sim_errno_error(j->err, -ENOENT, j->a, NULL);
+        if (sim_balloon_from_json(j->json, "balloon", &bal, &why) < 0)
+            return set_error(j->err, SERVICE_ERR_INVALID_PARAMS, why);
+        rc = sim_set_balloon(w, (uint32_t)j->a, &bal);
+        if (rc < 0)
+            return sim_errno_error(j->err, rc, j->a, NULL);
+        break;
+    }
+    default:
+        return set_error(j->err, SERVICE_ERR_INTERNAL, xstrdup("bad job"));
+    }
+    after_world_change(s);
+    return 0;
+}
+
+/* ---- jobs --------------------------------------------------------------------------- */
+
+static void run_job(struct service *s, struct job *j)
+{
+    struct reservations_squeeze rs;
+    memset(&rs, 0, sizeof(rs));
+    switch (j->kind) {
+    case JOB_LOGIN:
+        j->rc = reservations_login(s->resv, j->session, j->err);
+        if (j->rc == 0)
+            j->out_str = xstrdup(j->session);
+        break;
+    case JOB_RESERVE:
+        if (reservations_has_session(s->resv, j->session) && j->a > 0 &&
+            j->a <= SERVICE_MAX_KIB)
+            set_busy(s, true);
+        j->rc = reservations_reserve(s->resv, s->sq, j->session, j->a, &j->out_str, &rs,
+                                     j->err);
+        if (rs.ran)
+            record_op(s, OP_RESERVE, j->a, rs.rc, &rs.res);
+        break;
+    case JOB_RESERVE_RANGE:
+        if (reservations_has_session(s->resv, j->session) && j->a >= 0 && j->b >= 1 &&
+            j->a <= j->b && j->b <= SERVICE_MAX_KIB)
+            set_busy(s, true);
+        j->rc = reservations_reserve_range(s->resv, s->sq, j->session, j->a, j->b,
+                                           &j->out_str, &j->out_kib, &rs, j->err);
+        if (rs.ran)
+            record_op(s, OP_RESERVE_RANGE, j->rc == 0 ? j->out_kib : j->a, rs.rc, &rs.res);
+        break;
+    case JOB_DELETE:
+        j->rc = reservations_delete(s->resv, j->session, j->id, j->err);
+        break;
+    case JOB_TRANSFER:
+        j->rc = reservations_transfer(s->resv, j->session, j->id, j->a, j->err);
+        break;
+    case JOB_QUERY:
+        j->rc = reservations_query(s->resv, j->session, j->a, &j->out_str, j->err);
+        break;
+    case JOB_BALANCE:
+        j->rc = run_balance(s, OP_BALANCE, j->err);
+        break;
+    default:
+        j->rc = run_sim_job(s, j);
+        break;
+    }
+    squeeze_result_free(&rs.res);
+    s->busy = false;
+    if (j->kind <= JOB_TRANSFER && j->rc == 0 && squeeze_check(s->sq) < 0)
+        log_warnx("cannot read the host after a change of reservations");
+    publish(s);
+}
+
+/* Queue a job and wait for it. */
+static int submit(struct service *s, struct job *j)
+{
+    pthread_mutex_lock(&s->q_mu);
+    if (s->q_closed || atomic_load(&s->stop)) {
+        pthread_mutex_unlock(&s->q_mu);
+        return shutting_down(j->err);
+    }
+    j->done = false;
+    j->next = NULL;
+    if (s->q_tail != NULL)
+        s->q_tail->next = j;
+    else
+        s->q_head = j;
+    s->q_tail = j;
+    pthread_mutex_unlock(&s->q_mu);
+
+    uint64_t one = 1;
+    if (write(s->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN)
+        log_warn("cannot wake the worker");
+
+    pthread_mutex_lock(&s->q_mu);
+    while (!j->done)
+        pthread_cond_wait(&s->q_cv, &s->q_mu);
+    pthread_mutex_unlock(&s->q_mu);
+    return j->rc;
+}
+
+static struct job *pop_job(struct service *s)
+{
+    pthread_mutex_lock(&s->q_mu);
+    struct job *j = s->q_head;
+    if (j != NULL) {
+        s->q_head = j->next;
+        if (s->q_head == NULL)
+            s->q_tail = NULL;
+    }
+    pthread_mutex_unlock(&s->q_mu);
+    return j;
+}
+
+static void finish_job(struct service *s, struct job *j)
+{
+    pthread_mutex_lock(&s->q_mu);
+    j->done = true;
+    pthread_cond_broadcast(&s->q_cv);
+    pthread_mutex_unlock(&s->q_mu);
+}
+
+static void run_jobs(struct service *s)
+{
+    struct job *j;
+    while (!atomic_load(&s->stop) && (j = pop_job(s)) != NULL) {
+        run_job(s, j);
+        finish_job(s, j);
+    }
+}
+
+/* Close the queue: queued callers and later ones get "shutting down". */
+static void close_queue(struct service *s)
+{
+    pthread_mutex_lock(&s->q_mu);
+    s->q_closed = true;
+    for (struct job *j = s->q_head; j != NULL; j = j->next) {
+        j->rc = shutting_down(j->err);
+        j->done = true;
+    }
+    s->q_head = s->q_tail = NULL;
+    pthread_cond_broadcast(&s->q_cv);
+    pthread_mutex_unlock(&s->q_mu);
+}
+
+static void *worker_main(void *arg)
+{
+    struct service *s = arg;
+    s->next_periodic_ms = now_ms(s) + s->o.balance_interval_ms;
+    while (!atomic_load(&s->stop)) {
+        struct pollfd fds[2] = {{.fd = s->wake_fd, .events = POLLIN}};
+        nfds_t nfds = 1;
+        int timeout = -1;
+        if (!s->virtual_clock) {
+            int wfd = domcache_watching(s->dc) ? s->b->ops->watch_fd(s->b) : -1;
+            if (wfd >= 0) {
+                fds[1].fd = wfd;
+                fds[1].events = POLLIN;
+                nfds = 2;
+            }
+            int64_t wait_ms = s->next_periodic_ms - now_ms(s);
+            timeout = wait_ms < 0 ? 0 : wait_ms > INT_MAX ? INT_MAX : (int)wait_ms;
+        }
+        int n = poll(fds, nfds, timeout);
+        if (n < 0 && errno != EINTR)
+            log_warn("worker: poll");
+        if (atomic_load(&s->stop))
+            break;
+        if (fds[0].revents & POLLIN) {
+            uint64_t v;
+            if (read(s->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+                log_warn("worker: reading the wake-up counter");
+        }
+        run_jobs(s);
+        if (s->virtual_clock || atomic_load(&s->stop))
+            continue;
+        if (nfds == 2 && (fds[1].revents & POLLIN))
+            take_events(s);
+        if (now_ms(s) >= s->next_periodic_ms) {
+            periodic_check(s);
+            s->next_periodic_ms = now_ms(s) + s->o.balance_interval_ms;
+        } else if (s->event_pending) {
+            periodic_check(s);
+        }
+    }
+    close_queue(s);
+    publish(s);
+    return NULL;
+}
+
+/* ---- life cycle --------------------------------------------------------------------- */
+
+/* manage-domain-zero with a configured range: write it to dom0's xenstore keys. */
+static void configure_dom0(struct service *s)
+{
+    if (!s->o.manage_domain_zero ||
+        (s->o.dom0_dynamic_min_bytes < 0 && s->o.dom0_dynamic_max_bytes < 0))
+        return;
+    int64_t min_kib = s->o.dom0_dynamic_min_bytes / 1024;
+    int64_t max_kib = s->o.dom0_dynamic_max_bytes / 1024;
+    const char *keys[2] = {"memory/dynamic-min", "memory/dynamic-max"};
+    int64_t *vals[2] = {&min_kib, &max_kib};
+    for (int i = 0; i < 2; i++) {
+        if (*vals[i] >= 0)
+            continue;
+        char *v = NULL;
+        if (domcache_read(s->dc, 0, keys[i], &v) < 0) {
+            log_warnx("domid 0: cannot read %s: dom0's range left as it is", keys[i]);
+            return;
+        }
+        errno = 0;
+        char *end = NULL;
+        long long x = strtoll(v, &end, 10);
+        bool ok = errno == 0 && end != v && *end == '\0' && x >= 0;
+        free(v);
+        if (!ok) {
+            log_warnx("domid 0: bad %s: dom0's range left as it is", keys[i]);
+            return;
+        }
+        *vals[i] = x;
+    }
+    if (min_kib > max_kib) {
+        log_warnx("domid 0: configured range %" PRId64 "..%" PRId64
+                  " KiB is empty; left as it is",
+                  min_kib, max_kib);
+        return;
+    }
+    for (int i = 1; i >= 0; i--) {
+        char *v = xasprintf("%" PRId64, *vals[i]);
+        int rc = domcache_write(s->dc, 0, keys[i], v);
+        free(v);
+        if (rc < 0) {
+            log_warnx("domid 0: cannot write %s (error %d)", keys[i], -rc);
+            return;
+        }
+    }
+    log_info("domid 0: managed, dynamic range %" PRId64 "..%" PRId64 " KiB", min_kib, max_kib);
+}
+
+struct service *service_new(struct backend *b, const struct service_options *o, char **err)
+{
+    struct service *s = xcalloc(1, sizeof(*s));
+    s->b = b;
+    s->o = *o;
+    if (s->o.poll_ms <= 0)
+        s->o.poll_ms = 250;
+    if (s->o.balance_interval_ms <= 0)
+        s->o.balance_interval_ms = 10000;
+    s->virtual_clock = b->ops->clock_is_virtual(b);
+    clock_gettime(CLOCK_MONOTONIC, &s->started);
+    pthread_mutex_init(&s->q_mu, NULL);
+    pthread_cond_init(&s->q_cv, NULL);
+    pthread_mutex_init(&s->pub_mu, NULL);
+    pthread_mutex_init(&s->life_mu, NULL);
+    atomic_init(&s->stop, false);
+    s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->wake_fd < 0) {
+        *err = xasprintf("eventfd: %s", strerror(errno));
+        goto fail;
+    }
+
+    struct domcache_config dcc = {
+        .use_watches = o->use_watches,
+        .manage_domain_zero = o->manage_domain_zero,
+    };
+    s->dc = domcache_new(b, &dcc);
+    s->resv = reservations_new(b, s->dc);
+    int rc = reservations_load(s->resv);
+    if (rc < 0) {
+        *err = xasprintf("cannot read the reservations under /squeezed/state: %s",
+                         strerror(-rc));
+        goto fail;
+    }
+    struct squeeze_config sqc = {
+        .reserved_host_kib = o->reserved_host_kib,
+        .poll_ms = s->o.poll_ms,
+        .timeout_ms = 600000,
+    };
+    s->sq = squeezer_new(b, s->dc, &sqc, reservations_accounting, s->resv);
+    squeeze_set_observer(s->sq, observe_round, s);
+    configure_dom0(s);
+
+    rc = squeeze_check(s->sq);
+    if (rc < 0) {
+        *err = xasprintf("cannot read the host: %s", strerror(-rc));
+        goto fail;
+    }
+    const struct domcache_snapshot *snap = squeeze_last_snapshot(s->sq);
+    s->initial_free_kib = snap->host.free_kib;
+    log_info("host: %" PRId64 " KiB total, %" PRId64 " KiB free, %zu domains, %zu "
+             "reservations, reserve %" PRId64 " KiB",
+             snap->total_kib, snap->host.free_kib, snap->host.n_domains,
+             reservations_count(s->resv), o->reserved_host_kib);
+    publish(s);
+
+    rc = pthread_create(&s->thread, NULL, worker_main, s);
+    if (rc != 0) {
+        *err = xasprintf("cannot start the worker thread: %s", strerror(rc));
+        goto fail;
+    }
+    s->thread_running = true;
+    return s;
+fail:
+    service_free(s);
+    return NULL;
+}
+
+void service_request_stop(struct service *s)
+{
+    atomic_store(&s->stop, true);
+    if (s->sq != NULL)
+        squeeze_cancel(s->sq);
+    uint64_t one = 1;
+    ssize_t w = write(s->wake_fd, &one, sizeof(one));
+    (void)w;
+}
+
+void service_stop(struct service *s)
+{
+    pthread_mutex_lock(&s->life_mu);
+    if (s->thread_running) {
+        service_request_stop(s);
+        pthread_join(s->thread, NULL);
+        s->thread_running = false;
+    }
+    pthread_mutex_unlock(&s->life_mu);
+    close_queue(s);
+}
+
+void service_free(struct service *s)
+{
+    if (s == NULL)
+        return;
+    if (s->wake_fd >= 0)
+        service_stop(s);
+    squeezer_free(s->sq);
+    reservations_free(s->resv);
+    domcache_free(s->dc);
+    backend_close(s->b);
+    json_decref(s->status);
+    if (s->wake_fd >= 0)
+        close(s->wake_fd);
+    pthread_mutex_destroy(&s->q_mu);
+    pthread_cond_destroy(&s->q_cv);
+    pthread_mutex_destroy(&s->pub_mu);
+    pthread_mutex_destroy(&s->life_mu);
+    free(s);
+}
+
+/* ---- the calls of server/service.h ------------------------------------------------ */
+
+static void job_init(struct job *j, enum job_kind kind, struct service_error *err)
+{
+    memset(j, 0, sizeof(*j));
+    j->kind = kind;
+    j->err = err;
+}
+
+int service_login(struct service *s, const char *dbg, const char *service_name,
+                  char **session, struct service_error *err)
+{
+    (void)dbg;
+    struct job j;
+    job_init(&j, JOB_LOGIN, err);
+    j.session = service_name;
+    if (submit(s, &j) < 0)
+        return -1;
+    *session = j.out_str;
+    return 0;
+}
+
+int service_reserve_memory(struct service *s, const char *dbg, const char *session,
+                           int64_t kib, char **reservation_id, struct service_error *err)
+{
+    (void)dbg;
+    if (kib <= 0 || kib > SERVICE_MAX_KIB) {
+        service_error_clear(err);
+        err->kind = SERVICE_ERR_INVALID_MEMORY_VALUE;
+        err->value = kib;
+        return -1;
+    }
+    struct job j;
+    job_init(&j, JOB_RESERVE, err);
+    j.session = session;
+    j.a = kib;
+    if (submit(s, &j) < 0)
+        return -1;
+    *reservation_id = j.out_str;
+    return 0;
+}
+
+int service_reserve_memory_range(struct service *s, const char *dbg, const char *session,
+                                 int64_t min_kib, int64_t max_kib, char **reservation_id,
+                                 int64_t *reserved_kib, struct service_error *err)
+{
+    (void)dbg;
+    /* The same checks as reservations_reserve_range, without waiting for the worker. */
+    bool bad = true;
+    int64_t value = min_kib;
+    if (min_kib < 0 || min_kib > SERVICE_MAX_KIB)
+        value = min_kib;
+    else if (max_kib < 1 || max_kib > SERVICE_MAX_KIB)
+        value = max_kib;
+    else if (min_kib > max_kib)
+        value = min_kib;
+    else
+        bad = false;
+    if (bad) {
+        service_error_clear(err);
+        err->kind = SERVICE_ERR_INVALID_MEMORY_VALUE;
+        err->value = value;
+        return -1;
+    }
+    struct job j;
+    job_init(&j, JOB_RESERVE_RANGE, err);
+    j.session = session;
+    j.a = min_kib;
+    j.b = max_kib;
+    if (submit(s, &j) < 0)
+        return -1;
+    *reservation_id = j.out_str;
+    *reserved_kib = j.out_kib;
+    return 0;
+}
+
+int service_delete_reservation(struct service *s, const char *dbg, const char *session,
+                               const char *reservation_id, struct service_error *err)
+{
+    (void)dbg;
+    struct job j;
+    job_init(&j, JOB_DELETE, err);
+    j.session = session;
+    j.id = reservation_id;
+    return submit(s, &j);
+}
+
+int service_transfer_reservation_to_domain(struct service *s, const char *dbg,
+                                           const char *session, const char *reservation_id,
+                                           int64_t domid, struct service_error *err)
+{
+    (void)dbg;
+    struct job j;
+    job_init(&j, JOB_TRANSFER, err);
+    j.session = session;
+    j.id = reservation_id;
+    j.a = domid;
+    return submit(s, &j);
+}
+
+int service_query_reservation_of_domain(struct service *s, const char *dbg,
+                                        const char *session, int64_t domid,
+                                        char **reservation_id, struct service_error *err)
+{
+    (void)dbg;
+    struct job j;
+    job_init(&j, JOB_QUERY, err);
+    j.session = session;
+    j.a = domid;
+    if (submit(s, &j) < 0)
+        return -1;
+    *reservation_id = j.out_str;
+    return 0;
+}
+
+int service_balance_memory(struct service *s, const char *dbg, struct service_error *err)
+{
+    (void)dbg;
+    struct job j;
+    job_init(&j, JOB_BALANCE, err);
+    return submit(s, &j);
+}
+
+int64_t service_get_host_reserved_memory_kib(struct service *s)
+{
+    return s->o.reserved_host_kib;
+}
+
+int64_t service_get_host_initial_free_memory_bytes(struct service *s)
+{
+    return s->initial_free_kib * 1024;
+}
+
+void service_get_domain_zero_policy(struct service *s, struct service_dom0_policy *out)
+{
+    pthread_mutex_lock(&s->pub_mu);
+    struct dom0_info d0 = s->dom0;
+    pthread_mutex_unlock(&s->pub_mu);
+    memset(out, 0, sizeof(*out));
+    if (s->o.manage_domain_zero) {
+        out->fixed = false;
+        out->min_bytes = s->o.dom0_dynamic_min_bytes >= 0 ? s->o.dom0_dynamic_min_bytes
+                                                          : d0.dynamic_min_kib * 1024;
+        out->max_bytes = s->o.dom0_dynamic_max_bytes >= 0 ? s->o.dom0_dynamic_max_bytes
+                                                          : d0.dynamic_max_kib * 1024;
+        return;
+    }
+    out->fixed = true;
+    int64_t kib = d0.target_kib > 0 ? d0.target_kib : d0.actual_kib;
+    out->fixed_bytes = d0.present ? kib * 1024 : 0;
+}
+
+bool service_has_sim(struct service *s)
+{
+    return s->b->sim != NULL;
+}
+
+static int need_sim(struct service *s, struct service_error *err)
+{
+    if (s->b->sim == NULL)
+        return set_error(err, SERVICE_ERR_INVALID_PARAMS,
+                         xstrdup("sim.* methods need the simulated host (--backend sim)"));
+    return 0;
+}
+
+json_t *service_sim_state(struct service *s, struct service_error *err)
+{
+    if (need_sim(s, err) < 0)
+        return NULL;
+    struct job j;
+    job_init(&j, JOB_SIM_STATE, err);
+    if (submit(s, &j) < 0)
+        return NULL;
+    return j.out_json;
+}
+
+int service_sim_advance(struct service *s, double seconds, struct service_error *err)
+{
+    if (need_sim(s, err) < 0)
+        return -1;
+    if (!s->virtual_clock)
+        return set_error(err, SERVICE_ERR_INVALID_PARAMS,
+                         xstrdup("the clock is real: time passes by itself (sim.advance "
+                                 "needs --clock virtual)"));
+    if (!isfinite(seconds) || seconds <= 0 || seconds > ADVANCE_MAX_S)
+        return set_error(err, SERVICE_ERR_INVALID_PARAMS,
+                         xasprintf("seconds must be a number above 0 and at most %.0f",
+                                   ADVANCE_MAX_S));
+    struct job j;
+    job_init(&j, JOB_SIM_ADVANCE, err);
+    j.seconds = seconds;
+    return submit(s, &j);
+}
+
+int service_sim_create_domain(struct service *s, const json_t *domain,
+                              struct service_error *err)
+{
+    if (need_sim(s, err) < 0)
+        return -1;
+    struct job j;
+    job_init(&j, JOB_SIM_CREATE, err);
+    j.json = domain;
+    return submit(s, &j);
+}
+
+int service_sim_destroy_domain(struct service *s, int64_t domid, struct service_error *err)
+{
+    if (need_sim(s, err) < 0)
+        return -1;
+    struct job j;
+    job_init(&j, JOB_SIM_DESTROY, err);
+    j.a = domid;
+    return submit(s, &j);
+}
+
+int service_sim_set_dynamic_range(struct service *s, int64_t domid, int64_t min_kib,
+                                  int64_t max_kib, struct service_error *err)
+{
+    if (need_sim(s, err) < 0)
+        return -1;
+    struct job j;
+    job_init(&j, JOB_SIM_RANGE, err);
+    j.a = domid;
+    j.b = min_kib;
+    j.c = max_kib;
+    return submit(s, &j);
+}
+
+int service_sim_set_balloon(struct service *s, int64_t domid, const json_t *balloon,
+                            struct service_error *err)
+{
+    if (need_sim(s, err) < 0)
+        return -1;
+    struct job j;
+    job_init(&j, JOB_SIM_BALLOON, err);
+    j.a = domid;
+    j.json = balloon;
+    return submit(s, &j);
+}
+
+/* ---- diagnostics -------------------------------------------------------------------- */
+
+static json_int_t jint(const json_t *o, const char *key)
+{
+    return json_integer_value(json_object_get(o, key));
+}
+
+static bool jbool(const json_t *o, const char *key)
+{
+    return json_is_true(json_object_get(o, key));
+}
+
+static const char *jstr(const json_t *o, const char *key)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    return v != NULL ? v : "?";
+}
+
+char *service_get_diagnostics(struct service *s)
+{
+    json_t *st = service_status(s);
+    char *text = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL)
+        fatal("open_memstream");
+    const json_t *d = json_object_get(st, "daemon");
+    const json_t *h = json_object_get(st, "host");
+    fprintf(f, "squeezed %s: backend %s, clock %s, up %.1f s, %s, backend time %" JSON_INTEGER_FORMAT
+               " ms\n",
+            jstr(d, "version"), jstr(d, "backend"), jstr(d, "clock"),
+            json_number_value(json_object_get(d, "uptime_s")),
+            jbool(d, "busy") ? "an operation is running" : "idle", jint(d, "now_ms"));
+    fprintf(f,
+            "host: total %" JSON_INTEGER_FORMAT " KiB, Xen free %" JSON_INTEGER_FORMAT
+            " KiB, scrub %" JSON_INTEGER_FORMAT " KiB, free for guests %" JSON_INTEGER_FORMAT
+            " KiB (after %" JSON_INTEGER_FORMAT " KiB of reservations and %" JSON_INTEGER_FORMAT
+            " KiB for booting domains), host reserve %" JSON_INTEGER_FORMAT
+            " KiB, free at start %" PRId64 " KiB\n",
+            jint(h, "total_kib"), jint(h, "xen_free_kib"), jint(h, "scrub_kib"),
+            jint(h, "free_kib"), jint(h, "reservations_kib"), jint(h, "booting_unused_kib"),
+            jint(h, "reserved_kib"), s->initial_free_kib);
+    struct service_dom0_policy p;
+    service_get_domain_zero_policy(s, &p);
+    if (p.fixed)
+        fprintf(f, "domain 0: fixed size %" PRId64 " bytes\n", p.fixed_bytes);
+    else
+        fprintf(f, "domain 0: ballooned within %" PRId64 "..%" PRId64 " bytes\n", p.min_bytes,
+                p.max_bytes);
+
+    const json_t *a = json_object_get(st, "domains");
+    size_t i;
+    const json_t *v;
+    fprintf(f, "domains (%zu):\n", json_array_size(a));
+    json_array_foreach(a, i, v)
+    {
+        fprintf(f,
+                "  domid %" JSON_INTEGER_FORMAT ": %s, %s%s, dynamic %" JSON_INTEGER_FORMAT
+                "..%" JSON_INTEGER_FORMAT " KiB, target %" JSON_INTEGER_FORMAT
+                " KiB, actual %" JSON_INTEGER_FORMAT " KiB, maxmem %" JSON_INTEGER_FORMAT
+                " KiB%s%s\n",
+                jint(v, "domid"), jstr(v, "type"),
+                jbool(v, "can_balloon") ? "balloons" : "no balloon driver",
+                jbool(v, "booting") ? ", booting" : "", jint(v, "dynamic_min_kib"),
+                jint(v, "dynamic_max_kib"), jint(v, "target_kib"), jint(v, "actual_kib"),
+                jint(v, "maxmem_kib"), jbool(v, "stuck") ? ", STUCK" : "",
+                jbool(v, "uncooperative") ? ", UNCOOPERATIVE" : "");
+    }
+    a = json_object_get(st, "reservations");
+    fprintf(f, "reservations (%zu):\n", json_array_size(a));
+    json_array_foreach(a, i, v)
+    {
+        fprintf(f, "  %s: session %s, %" JSON_INTEGER_FORMAT " KiB", jstr(v, "id"),
+                jstr(v, "session"), jint(v, "kib"));
+        if (json_object_get(v, "domid") != NULL)
+            fprintf(f, ", transferred to domid %" JSON_INTEGER_FORMAT, jint(v, "domid"));
+        fputc('\n', f);
+    }
+    a = json_object_get(st, "operations");
+    size_t n = json_array_size(a);
+    size_t from = n > 16 ? n - 16 : 0;
+    fprintf(f, "last operations (%zu of %zu kept):\n", n - from, n);
+    for (i = from; i < n; i++) {
+        v = json_array_get(a, i);
+        fprintf(f,
+                "  at %" JSON_INTEGER_FORMAT " ms: %s %" JSON_INTEGER_FORMAT
+                " KiB: %s after %" JSON_INTEGER_FORMAT " rounds, %" JSON_INTEGER_FORMAT
+                " ms\n",
+                jint(v, "at_ms"), jstr(v, "kind"), jint(v, "kib"), jstr(v, "outcome"),
+                jint(v, "rounds"), jint(v, "duration_ms"));
+    }
+    const json_t *c = json_object_get(st, "cache");
+    fprintf(f,
+            "cache: %s, %" JSON_INTEGER_FORMAT " xenstore reads, %" JSON_INTEGER_FORMAT
+            " writes, %" JSON_INTEGER_FORMAT " watch events, %" JSON_INTEGER_FORMAT
+            " hypercalls, %" JSON_INTEGER_FORMAT " snapshots, %" JSON_INTEGER_FORMAT
+            " rebuilds\n",
+            jbool(c, "watching") ? "watching xenstore" : "reading through (no watches)",
+            jint(c, "xenstore_reads"), jint(c, "xenstore_writes"), jint(c, "watch_events"),
+            jint(c, "hypercalls"), jint(c, "snapshots"), jint(c, "rebuilds"));
+    fclose(f);
+    json_decref(st);
+    return text;
+}
