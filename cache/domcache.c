@@ -635,13 +635,15 @@ static bool is_dom0_unmanaged(const struct domcache *dc, uint32_t domid)
 
 /* maxmem in guest units: Xen's minus the type's slack and the memory offset. */
 static int64_t guest_maxmem_kib(const struct domcache *dc, const struct dc_entry *e,
-                                const struct backend_domain *d, int64_t offset_kib)
+                                int64_t offset_kib)
 {
     /* As the seed: dom0's Xen maxmem is meaningless (often unlimited). */
-    if (is_dom0_unmanaged(dc, d->domid))
+    if (is_dom0_unmanaged(dc, e->domid))
         return 0;
-    int64_t kib = pages_to_kib(d->max_pages) - domain_type_xen_offset_kib(e->type) -
-                  offset_kib;
+    /* What we set when Xen agrees with it (Xen keeps pages, so no rounding). */
+    int64_t xen_kib = e->maxmem_xen_kib > (uint64_t)KIB_CAP ? KIB_CAP
+                                                             : (int64_t)e->maxmem_xen_kib;
+    int64_t kib = xen_kib - domain_type_xen_offset_kib(e->type) - offset_kib;
     return max64(0, kib);
 }
 
@@ -789,7 +791,7 @@ static int build_domain(struct domcache *dc, struct dc_entry *e,
         o->pd.dynamic_max_kib = used;
         o->pd.target_kib = used;
         o->pd.actual_kib = used;
-        o->pd.maxmem_kib = guest_maxmem_kib(dc, e, d, 0);
+        o->pd.maxmem_kib = guest_maxmem_kib(dc, e, 0);
         o->ex.booting = true;
         o->booting_unused_kib = unused;
         return 1;
@@ -829,7 +831,7 @@ static int build_domain(struct domcache *dc, struct dc_entry *e,
     o->pd.dynamic_max_kib = max_kib;
     o->pd.target_kib = target_kib;
     o->pd.actual_kib = tot_kib - offset_kib;
-    o->pd.maxmem_kib = guest_maxmem_kib(dc, e, d, offset_kib);
+    o->pd.maxmem_kib = guest_maxmem_kib(dc, e, offset_kib);
     o->ex.booting = false;
     o->ex.memory_offset_kib = offset_kib;
     return 1;
