@@ -1,0 +1,556 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* Sessions and reservations (SPEC 4) over the simulated host on the virtual clock. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "backend/sim.h"
+#include "cache/domcache.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "server/reservations.h"
+#include "server/squeeze.h"
+
+#define GIB (1024 * 1024)
+#define RESERVED_KIB 73728
+
+/* Host: 1 GiB free. Guest 1 balloons (1..2 GiB, at 2 GiB). Guest 2 is stuck at 2 GiB
+ * with a range down to 1 GiB. Guest 3 has no balloon driver. */
+static const char scenario_text[] =
+    "{ \"name\": \"reservations\","
+    "  \"host\": { \"total_kib\": 16777216, \"free_kib\": 1048576 },"
+    "  \"domains\": ["
+    "    { \"domid\": 1, \"dynamic_min_kib\": 1048576, \"dynamic_max_kib\": 2097152,"
+    "      \"target_kib\": 2097152 },"
+    "    { \"domid\": 2, \"dynamic_min_kib\": 1048576, \"dynamic_max_kib\": 2097152,"
+    "      \"target_kib\": 2097152, \"balloon\": { \"model\": \"stuck\" } },"
+    "    { \"domid\": 3, \"target_kib\": 524288, \"balloon\": { \"model\": \"none\" } } ] }";
+
+struct fixture {
+    struct sim *sim; /* owned by b */
+    struct backend *b;
+    struct domcache *dc;
+    struct reservations *r;
+    struct squeezer *sq;
+    struct service_error err;
+};
+
+static void open_stack(struct fixture *f)
+{
+    struct domcache_config dcc = {.use_watches = true, .manage_domain_zero = false};
+    f->dc = domcache_new(f->b, &dcc);
+    f->r = reservations_new(f->b, f->dc);
+    assert_int_equal(reservations_load(f->r), 0);
+    struct squeeze_config sqc = {.reserved_host_kib = RESERVED_KIB, .poll_ms = 250};
+    f->sq = squeezer_new(f->b, f->dc, &sqc, reservations_accounting, f->r);
+}
+
+static void close_stack(struct fixture *f)
+{
+    squeezer_free(f->sq);
+    reservations_free(f->r);
+    domcache_free(f->dc);
+    f->sq = NULL;
+    f->r = NULL;
+    f->dc = NULL;
+}
+
+static int setup(void **state)
+{
+    struct fixture *f = xcalloc(1, sizeof(*f));
+    struct sim_scenario *sc = NULL;
+    char *err = NULL;
+    log_quiet(true);
+    if (sim_scenario_parse(scenario_text, &sc, &err) < 0)
+        fail_msg("scenario: %s", err);
+    f->sim = sim_new(sc, SIM_CLOCK_VIRTUAL, &err);
+    if (f->sim == NULL)
+        fail_msg("sim_new: %s", err);
+    sim_scenario_free(sc);
+    f->b = backend_sim_open(f->sim);
+    open_stack(f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixture *f = *state;
+    /* Whatever a test did, the host must never have been driven into a violation. */
+    size_t n = sim_violation_count(f->sim);
+    for (size_t i = 0; i < n; i++)
+        print_error("violation: %s\n", sim_violation(f->sim, i));
+    service_error_clear(&f->err);
+    close_stack(f);
+    backend_close(f->b);
+    free(f);
+    return n == 0 ? 0 : -1;
+}
+
+static char *xs(struct fixture *f, const char *path)
+{
+    char *v = NULL;
+    if (sim_xs_read(f->sim, path, &v) < 0)
+        return NULL;
+    return v;
+}
+
+static void assert_xs(struct fixture *f, const char *path, const char *expected)
+{
+    char *v = xs(f, path);
+    if (expected == NULL) {
+        if (v != NULL)
+            fail_msg("%s = '%s', expected absent", path, v);
+        return;
+    }
+    if (v == NULL)
+        fail_msg("%s absent, expected '%s'", path, expected);
+    assert_string_equal(v, expected);
+    free(v);
+}
+
+static void login(struct fixture *f, const char *service)
+{
+    assert_int_equal(reservations_login(f->r, service, &f->err), 0);
+}
+
+/* Reserve kib in session; returns the new id (caller frees). */
+static char *reserve(struct fixture *f, const char *session, int64_t kib)
+{
+    char *id = NULL;
+    struct reservations_squeeze rs;
+    int rc = reservations_reserve(f->r, f->sq, session, kib, &id, &rs, &f->err);
+    squeeze_result_free(&rs.res);
+    if (rc < 0)
+        fail_msg("reserve %lld: error kind %d (%s)", (long long)kib, f->err.kind,
+                 f->err.text != NULL ? f->err.text : "");
+    assert_true(rs.ran);
+    return id;
+}
+
+static char *state_path(const char *session, const char *id)
+{
+    return xasprintf("/squeezed/state/%s/%s", session, id);
+}
+
+static void test_uuid_is_random_v4(void **state)
+{
+    (void)state;
+    char *a = reservations_new_uuid();
+    char *b = reservations_new_uuid();
+    assert_int_equal(strlen(a), 36);
+    assert_int_equal(a[8], '-');
+    assert_int_equal(a[13], '-');
+    assert_int_equal(a[14], '4');
+    assert_int_equal(a[18], '-');
+    assert_non_null(strchr("89ab", a[19]));
+    assert_int_equal(a[23], '-');
+    assert_string_not_equal(a, b);
+    free(a);
+    free(b);
+}
+
+static void test_login_creates_session_in_xenstore(void **state)
+{
+    struct fixture *f = *state;
+    assert_false(reservations_has_session(f->r, "xenopsd"));
+    login(f, "xenopsd");
+    assert_true(reservations_has_session(f->r, "xenopsd"));
+    assert_true(sim_xs_exists(f->sim, "/squeezed/state/xenopsd"));
+}
+
+static void test_login_refuses_bad_names(void **state)
+{
+    struct fixture *f = *state;
+    const char *bad[] = {"", "a/b", "a b", "../x", "dot.ted"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(reservations_login(f->r, bad[i], &f->err), -1);
+        assert_int_equal(f->err.kind, SERVICE_ERR_INVALID_PARAMS);
+        service_error_clear(&f->err);
+    }
+    assert_false(sim_xs_exists(f->sim, "/squeezed/state"));
+}
+
+static void test_unknown_session_is_refused(void **state)
+{
+    struct fixture *f = *state;
+    char *id = NULL;
+    struct reservations_squeeze rs;
+    assert_int_equal(reservations_reserve(f->r, f->sq, "nobody", 1024, &id, &rs, &f->err),
+                     -1);
+    assert_int_equal(f->err.kind, SERVICE_ERR_INTERNAL);
+    assert_non_null(strstr(f->err.text, "unknown session 'nobody'"));
+    assert_false(rs.ran);
+    assert_int_equal(reservations_count(f->r), 0);
+}
+
+static void test_reserve_writes_xenstore_before_answering(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    char *id = reserve(f, "xenopsd", 262144);
+    char *path = state_path("xenopsd", id);
+    assert_xs(f, path, "262144");
+    assert_int_equal(reservations_count(f->r), 1);
+    const struct reservation *x = reservations_at(f->r, 0);
+    assert_string_equal(x->id, id);
+    assert_string_equal(x->session, "xenopsd");
+    assert_int_equal(x->kib, 262144);
+    assert_int_equal(x->domid, -1);
+    size_t n = 0;
+    const struct domcache_reservation *acct = reservations_accounting(f->r, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(acct[0].kib, 262144);
+    assert_int_equal(acct[0].domid, -1);
+    free(path);
+    free(id);
+}
+
+static void test_reserve_squeezes_guests_down(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    /* 1.5 GiB + reserve > the 1 GiB free: guest 1 must give memory back. */
+    char *id = reserve(f, "xenopsd", 1572864);
+    int64_t actual, target, maxmem;
+    assert_int_equal(sim_domain_memory(f->sim, 1, &actual, &target, &maxmem), 0);
+    assert_true(target < 2097152);
+    assert_true(sim_host_free_kib(f->sim) >= 1572864 + RESERVED_KIB);
+    free(id);
+}
+
+static void test_reserve_refuses_bad_values(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    const int64_t bad[] = {0, -1, SERVICE_MAX_KIB + 1, INT64_MIN};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        char *id = NULL;
+        struct reservations_squeeze rs;
+        assert_int_equal(
+            reservations_reserve(f->r, f->sq, "xenopsd", bad[i], &id, &rs, &f->err), -1);
+        assert_int_equal(f->err.kind, SERVICE_ERR_INVALID_MEMORY_VALUE);
+        assert_int_equal(f->err.value, bad[i]);
+        assert_false(rs.ran);
+        assert_null(id);
+        service_error_clear(&f->err);
+    }
+    char **entries = NULL;
+    size_t n = 0;
+    assert_int_equal(sim_xs_directory(f->sim, "/squeezed/state/xenopsd", &entries, &n), 0);
+    assert_int_equal(n, 0);
+    backend_strv_free(entries, n);
+    assert_int_equal(reservations_count(f->r), 0);
+}
+
+static void test_reserve_cannot_free_reports_needed_and_free(void **state)
+{
+    struct fixture *f = *state;
+    /* Without the stuck guest the host has 1 GiB free + 2 GiB given back by the destroyed
+     * guest 2 + 1 GiB guest 1 can give: 4 GiB at most. */
+    assert_int_equal(sim_destroy_domain(f->sim, 2), 0);
+    login(f, "xenopsd");
+    char *id = NULL;
+    struct reservations_squeeze rs;
+    int rc = reservations_reserve(f->r, f->sq, "xenopsd", 8 * GIB, &id, &rs, &f->err);
+    squeeze_result_free(&rs.res);
+    assert_int_equal(rc, -1);
+    assert_true(rs.ran);
+    assert_int_equal(f->err.kind, SERVICE_ERR_CANNOT_FREE);
+    assert_int_equal(f->err.needed_kib, 8 * GIB + RESERVED_KIB);
+    assert_in_range(f->err.free_kib, 4 * GIB - 16, 4 * GIB);
+    assert_int_equal(reservations_count(f->r), 0);
+    assert_null(id);
+}
+
+static void test_reserve_refused_names_the_stuck_guest(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    char *id = NULL;
+    struct reservations_squeeze rs;
+    /* 2.5 GiB: guest 1 can give 1 GiB, the rest needs the stuck guest 2. */
+    int rc = reservations_reserve(f->r, f->sq, "xenopsd", 2621440, &id, &rs, &f->err);
+    squeeze_result_free(&rs.res);
+    assert_int_equal(rc, -1);
+    assert_int_equal(f->err.kind, SERVICE_ERR_REFUSED);
+    assert_int_equal(f->err.n_domids, 1);
+    assert_int_equal(f->err.domids[0], 2);
+    assert_int_equal(reservations_count(f->r), 0);
+}
+
+static void test_reserve_range_reserves_within_bounds(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    char *id = NULL;
+    int64_t kib = 0;
+    struct reservations_squeeze rs;
+    assert_int_equal(reservations_reserve_range(f->r, f->sq, "xenopsd", 262144, 524288, &id,
+                                                &kib, &rs, &f->err),
+                     0);
+    squeeze_result_free(&rs.res);
+    assert_true(kib >= 262144 && kib <= 524288);
+    char *path = state_path("xenopsd", id);
+    char *expected = xasprintf("%lld", (long long)kib);
+    assert_xs(f, path, expected);
+    free(expected);
+    free(path);
+    free(id);
+}
+
+static void test_reserve_range_refuses_bad_bounds(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    const int64_t cases[][3] = {
+        /* min, max, the value reported */
+        {-1, 1024, -1},
+        {0, 0, 0},
+        {2048, 1024, 2048},
+        {0, SERVICE_MAX_KIB + 1, SERVICE_MAX_KIB + 1},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *id = NULL;
+        int64_t kib = 0;
+        struct reservations_squeeze rs;
+        assert_int_equal(reservations_reserve_range(f->r, f->sq, "xenopsd", cases[i][0],
+                                                    cases[i][1], &id, &kib, &rs, &f->err),
+                         -1);
+        assert_int_equal(f->err.kind, SERVICE_ERR_INVALID_MEMORY_VALUE);
+        assert_int_equal(f->err.value, cases[i][2]);
+        assert_false(rs.ran);
+        service_error_clear(&f->err);
+    }
+    assert_int_equal(reservations_count(f->r), 0);
+}
+
+static void test_login_deletes_only_that_sessions_reservations(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    login(f, "other");
+    char *a = reserve(f, "xenopsd", 65536);
+    char *b = reserve(f, "other", 65536);
+    char *pa = state_path("xenopsd", a);
+    char *pb = state_path("other", b);
+    login(f, "xenopsd");
+    assert_int_equal(reservations_count(f->r), 1);
+    assert_string_equal(reservations_at(f->r, 0)->id, b);
+    assert_xs(f, pa, NULL);
+    assert_xs(f, pb, "65536");
+    assert_true(sim_xs_exists(f->sim, "/squeezed/state/xenopsd"));
+    free(pa);
+    free(pb);
+    free(a);
+    free(b);
+}
+
+static void test_delete_removes_the_reservation(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    char *id = reserve(f, "xenopsd", 65536);
+    char *path = state_path("xenopsd", id);
+    assert_int_equal(reservations_delete(f->r, "xenopsd", id, &f->err), 0);
+    assert_xs(f, path, NULL);
+    assert_int_equal(reservations_count(f->r), 0);
+    /* A second delete: unknown. */
+    assert_int_equal(reservations_delete(f->r, "xenopsd", id, &f->err), -1);
+    assert_int_equal(f->err.kind, SERVICE_ERR_UNKNOWN_RESERVATION);
+    assert_string_equal(f->err.text, id);
+    free(path);
+    free(id);
+}
+
+static void test_delete_of_another_sessions_reservation_is_unknown(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    login(f, "other");
+    char *id = reserve(f, "xenopsd", 65536);
+    assert_int_equal(reservations_delete(f->r, "other", id, &f->err), -1);
+    assert_int_equal(f->err.kind, SERVICE_ERR_UNKNOWN_RESERVATION);
+    assert_int_equal(reservations_count(f->r), 1);
+    free(id);
+}
+
+static void test_transfer_hands_the_reservation_to_the_domain(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    /* Domain 3 holds 512 MiB, as a domain built from this reservation would. */
+    char *id = reserve(f, "xenopsd", 524288);
+    assert_int_equal(reservations_transfer(f->r, "xenopsd", id, 3, &f->err), 0);
+    assert_xs(f, "/local/domain/3/memory/initial-reservation", "524288");
+    assert_xs(f, "/local/domain/3/memory/reservation-id", id);
+    char *path = state_path("xenopsd", id);
+    char *tpath = xasprintf("%s/in-transfer", path);
+    assert_xs(f, tpath, "3");
+    assert_xs(f, path, "524288");
+    int64_t actual, target, maxmem;
+    assert_int_equal(sim_domain_memory(f->sim, 3, &actual, &target, &maxmem), 0);
+    assert_int_equal(maxmem, 524288);
+    assert_int_equal(reservations_at(f->r, 0)->domid, 3);
+    size_t n = 0;
+    const struct domcache_reservation *acct = reservations_accounting(f->r, &n);
+    assert_int_equal(n, 1);
+    assert_int_equal(acct[0].domid, 3);
+
+    char *q = NULL;
+    assert_int_equal(reservations_query(f->r, "xenopsd", 3, &q, &f->err), 0);
+    assert_string_equal(q, id);
+    free(q);
+    free(tpath);
+    free(path);
+    free(id);
+}
+
+static void test_transfer_to_a_missing_domain_changes_nothing(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    char *id = reserve(f, "xenopsd", 65536);
+    assert_int_equal(reservations_transfer(f->r, "xenopsd", id, 42, &f->err), -1);
+    assert_int_equal(f->err.kind, SERVICE_ERR_INTERNAL);
+    assert_string_equal(f->err.text, "domain 42 does not exist");
+    service_error_clear(&f->err);
+    assert_int_equal(reservations_transfer(f->r, "xenopsd", id, -5, &f->err), -1);
+    assert_int_equal(f->err.kind, SERVICE_ERR_INTERNAL);
+    assert_int_equal(reservations_at(f->r, 0)->domid, -1);
+    char *path = state_path("xenopsd", id);
+    char *tpath = xasprintf("%s/in-transfer", path);
+    assert_xs(f, tpath, NULL);
+    assert_false(sim_xs_exists(f->sim, "/local/domain/42"));
+    free(tpath);
+    free(path);
+    free(id);
+}
+
+static void test_transfer_of_an_unknown_id(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    assert_int_equal(reservations_transfer(f->r, "xenopsd", "no-such-id", 1, &f->err), -1);
+    assert_int_equal(f->err.kind, SERVICE_ERR_UNKNOWN_RESERVATION);
+    assert_string_equal(f->err.text, "no-such-id");
+    assert_xs(f, "/local/domain/1/memory/reservation-id", NULL);
+}
+
+static void test_query_without_reservation(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    char *q = NULL;
+    assert_int_equal(reservations_query(f->r, "xenopsd", 1, &q, &f->err), -1);
+    assert_int_equal(f->err.kind, SERVICE_ERR_NO_RESERVATION);
+    service_error_clear(&f->err);
+    assert_int_equal(reservations_query(f->r, "xenopsd", 77, &q, &f->err), -1);
+    assert_int_equal(f->err.kind, SERVICE_ERR_NO_RESERVATION);
+    assert_null(q);
+}
+
+static void test_restart_finds_sessions_and_reservations(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    login(f, "idle");
+    char *a = reserve(f, "xenopsd", 65536);
+    char *b = reserve(f, "xenopsd", 524288);
+    assert_int_equal(reservations_transfer(f->r, "xenopsd", b, 3, &f->err), 0);
+
+    close_stack(f); /* the daemon stops; xenstore (the sim) lives on */
+    open_stack(f);
+
+    assert_true(reservations_has_session(f->r, "xenopsd"));
+    assert_true(reservations_has_session(f->r, "idle"));
+    assert_int_equal(reservations_count(f->r), 2);
+    bool seen_a = false, seen_b = false;
+    for (size_t i = 0; i < 2; i++) {
+        const struct reservation *x = reservations_at(f->r, i);
+        assert_string_equal(x->session, "xenopsd");
+        if (strcmp(x->id, a) == 0) {
+            seen_a = true;
+            assert_int_equal(x->kib, 65536);
+            assert_int_equal(x->domid, -1);
+        } else if (strcmp(x->id, b) == 0) {
+            seen_b = true;
+            assert_int_equal(x->kib, 524288);
+            assert_int_equal(x->domid, 3);
+        }
+    }
+    assert_true(seen_a && seen_b);
+    /* Still deletable after the restart. */
+    assert_int_equal(reservations_delete(f->r, "xenopsd", a, &f->err), 0);
+    assert_int_equal(reservations_count(f->r), 1);
+    free(a);
+    free(b);
+}
+
+static void test_load_skips_bad_entries(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(sim_xs_write(f->sim, "/squeezed/state/xenopsd/good", "1024"), 0);
+    assert_int_equal(sim_xs_write(f->sim, "/squeezed/state/xenopsd/bad", "12x"), 0);
+    assert_int_equal(sim_xs_write(f->sim, "/squeezed/state/xenopsd/neg", "-5"), 0);
+    assert_int_equal(sim_xs_write(f->sim, "/squeezed/state/xenopsd/odd/in-transfer", "9"),
+                     0);
+    assert_int_equal(sim_xs_write(f->sim, "/squeezed/state/xenopsd/good/in-transfer", "x"),
+                     0);
+    close_stack(f);
+    open_stack(f);
+    assert_int_equal(reservations_count(f->r), 1);
+    assert_string_equal(reservations_at(f->r, 0)->id, "good");
+    assert_int_equal(reservations_at(f->r, 0)->kib, 1024);
+    assert_int_equal(reservations_at(f->r, 0)->domid, -1);
+}
+
+static void test_reservations_are_subtracted_from_host_free(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    assert_int_equal(squeeze_check(f->sq) >= 0, 1);
+    int64_t before = squeeze_last_snapshot(f->sq)->host.free_kib;
+    char *id = reserve(f, "xenopsd", 131072);
+    assert_int_equal(squeeze_check(f->sq) >= 0, 1);
+    const struct domcache_snapshot *snap = squeeze_last_snapshot(f->sq);
+    assert_int_equal(snap->reservations_kib, 131072);
+    assert_int_equal(snap->host.free_kib, before - 131072);
+    free(id);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_uuid_is_random_v4),
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(test_login_creates_session_in_xenstore),
+        T(test_login_refuses_bad_names),
+        T(test_unknown_session_is_refused),
+        T(test_reserve_writes_xenstore_before_answering),
+        T(test_reserve_squeezes_guests_down),
+        T(test_reserve_refuses_bad_values),
+        T(test_reserve_cannot_free_reports_needed_and_free),
+        T(test_reserve_refused_names_the_stuck_guest),
+        T(test_reserve_range_reserves_within_bounds),
+        T(test_reserve_range_refuses_bad_bounds),
+        T(test_login_deletes_only_that_sessions_reservations),
+        T(test_delete_removes_the_reservation),
+        T(test_delete_of_another_sessions_reservation_is_unknown),
+        T(test_transfer_hands_the_reservation_to_the_domain),
+        T(test_transfer_to_a_missing_domain_changes_nothing),
+        T(test_transfer_of_an_unknown_id),
+        T(test_query_without_reservation),
+        T(test_restart_finds_sessions_and_reservations),
+        T(test_load_skips_bad_entries),
+        T(test_reservations_are_subtracted_from_host_free),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
