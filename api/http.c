@@ -25,8 +25,8 @@
 #include "common/xalloc.h"
 
 #define LISTEN_BACKLOG 64
-#define MAX_CONNECTIONS 256u      /* one thread each */
-#define IDLE_TIMEOUT_S 60u        /* an idle keep-alive connection is closed after this */
+#define MAX_CONNECTIONS 256u /* one thread each */
+#define IDLE_TIMEOUT_S 60u   /* an idle keep-alive connection is closed after this */
 #define MAX_OPENAPI_BYTES (8 << 20)
 /* A body of unknown length (chunked) over the limit is read and thrown away, up to this
  * much more, so that the client can be told 413; past it the connection is dropped. */
@@ -36,14 +36,14 @@
 #define TEXT_TYPE "text/plain; charset=utf-8"
 
 struct api_server {
-    struct service *svc;             /* borrowed */
-    struct MHD_Daemon *tcp_daemon;   /* NULL without a TCP listener */
-    struct MHD_Daemon *unix_daemon;  /* NULL without a unix socket */
-    uint16_t tcp_port;               /* bound port; 0 without a TCP listener */
-    char *socket_path;               /* owned; NULL without a unix socket */
-    dev_t socket_dev;                /* the socket file we created (not someone else's) */
+    struct service *svc;            /* borrowed */
+    struct MHD_Daemon *tcp_daemon;  /* NULL without a TCP listener */
+    struct MHD_Daemon *unix_daemon; /* NULL without a unix socket */
+    uint16_t tcp_port;              /* bound port; 0 without a TCP listener */
+    char *socket_path;              /* owned; NULL without a unix socket */
+    dev_t socket_dev;               /* the socket file we created (not someone else's) */
     ino_t socket_ino;
-    char *openapi_path;              /* owned; NULL: none found at start */
+    char *openapi_path; /* owned; NULL: none found at start */
 };
 
 enum route { ROUTE_NONE, ROUTE_RPC, ROUTE_STATUS, ROUTE_METRICS, ROUTE_HEALTHZ, ROUTE_OPENAPI };
@@ -302,8 +302,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (rq->route == ROUTE_RPC)
             return respond_error(conn, 405, MHD_HTTP_METHOD_POST,
                                  "%s is not allowed on %s: use POST", method, url);
-        return respond_error(conn, 405, "GET, HEAD", "%s is not allowed on %s: use GET",
-                             method, url);
+        return respond_error(conn, 405, "GET, HEAD", "%s is not allowed on %s: use GET", method,
+                             url);
     }
     if (rq->route != ROUTE_RPC)
         return serve_get(srv, conn, rq->route);
@@ -539,10 +539,9 @@ static struct MHD_Daemon *start_daemon(struct api_server *srv, int fd)
 
     d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                              MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG,
-                         0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER,
-                         on_mhd_log, NULL, MHD_OPTION_LISTEN_SOCKET, fd,
-                         MHD_OPTION_CONNECTION_LIMIT, MAX_CONNECTIONS,
-                         MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
+                         0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+                         NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
+                         MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
                          MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes, NULL, MHD_OPTION_END);
     if (d == NULL)

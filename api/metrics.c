@@ -127,7 +127,8 @@ static void domains(FILE *out, const json_t *doms)
         size_t i;
         const json_t *d;
         family(out, domain_fields[f].metric, domain_fields[f].type, domain_fields[f].help);
-        json_array_foreach(doms, i, d) {
+        json_array_foreach(doms, i, d)
+        {
             const json_t *domid = json_object_get(d, "domid");
             if (!json_is_integer(domid))
                 continue;
@@ -144,7 +145,8 @@ static void reservations(FILE *out, const json_t *resv)
     size_t i;
     const json_t *r;
 
-    json_array_foreach(resv, i, r) kib += (long long)json_integer_value(json_object_get(r, "kib"));
+    json_array_foreach(resv, i, r) kib +=
+        (long long)json_integer_value(json_object_get(r, "kib"));
     family(out, "squeezed_reservations", "gauge", "Reservations held (transferred or not).");
     if (json_is_array(resv))
         fprintf(out, "squeezed_reservations %zu\n", json_array_size(resv));
@@ -170,7 +172,8 @@ static void operations(FILE *out, const json_t *totals)
 
     family(out, "squeezed_operations_total", "counter",
            "Squeeze operations finished, by kind and outcome.");
-    json_array_foreach(totals, i, t) {
+    json_array_foreach(totals, i, t)
+    {
         if (!sample_value(t, "count", 1.0, val, sizeof(val)))
             continue;
         fputs("squeezed_operations_total", out);
@@ -179,7 +182,8 @@ static void operations(FILE *out, const json_t *totals)
     }
     family(out, "squeezed_operation_duration_seconds", "summary",
            "Time spent in squeeze operations (backend clock), by kind and outcome.");
-    json_array_foreach(totals, i, t) {
+    json_array_foreach(totals, i, t)
+    {
         if (!sample_value(t, "duration_ms_sum", 0.001, val, sizeof(val)))
             continue;
         fputs("squeezed_operation_duration_seconds_sum", out);

@@ -20,10 +20,10 @@
 #define RPC_INVALID_PARAMS -32602
 #define RPC_DOMAIN_ERROR -32000 /* the service refused: data holds the xapi variant */
 
-#define MAX_DOMID 0x7FEF        /* DOMID_FIRST_RESERVED - 1 */
-#define MAX_NAME_BYTES 255      /* service names, sessions, reservation ids */
-#define MAX_ADVANCE_S 1.0e9     /* sim.advance: about 31 years of virtual time */
-#define MAX_PARAMS 4            /* not counting dbg */
+#define MAX_DOMID 0x7FEF    /* DOMID_FIRST_RESERVED - 1 */
+#define MAX_NAME_BYTES 255  /* service names, sessions, reservation ids */
+#define MAX_ADVANCE_S 1.0e9 /* sim.advance: about 31 years of virtual time */
+#define MAX_PARAMS 4        /* not counting dbg */
 
 enum rpc_style {
     STYLE_XAPI, /* no "jsonrpc" key: {"result", "error", "id"}, error is the variant */
@@ -39,14 +39,14 @@ struct rpc_error {
 };
 
 enum param_type {
-    P_TEXT,      /* any string */
-    P_NAME,      /* service name or session: non-empty, no '/', no control characters */
-    P_RESV_ID,   /* a reservation id; one that cannot exist is Unknown_reservation */
-    P_KIB,       /* size in KiB, 0 .. SERVICE_MAX_KIB */
-    P_KIB_SIZE,  /* size in KiB that must be non-zero, 1 .. SERVICE_MAX_KIB */
-    P_DOMID,     /* 0 .. MAX_DOMID */
-    P_SECONDS,   /* a number of seconds, integer or not, 0 .. MAX_ADVANCE_S */
-    P_OBJECT,    /* a JSON object, checked by the service */
+    P_TEXT,     /* any string */
+    P_NAME,     /* service name or session: non-empty, no '/', no control characters */
+    P_RESV_ID,  /* a reservation id; one that cannot exist is Unknown_reservation */
+    P_KIB,      /* size in KiB, 0 .. SERVICE_MAX_KIB */
+    P_KIB_SIZE, /* size in KiB that must be non-zero, 1 .. SERVICE_MAX_KIB */
+    P_DOMID,    /* 0 .. MAX_DOMID */
+    P_SECONDS,  /* a number of seconds, integer or not, > 0 and <= MAX_ADVANCE_S */
+    P_OBJECT,   /* a JSON object, checked by the service */
 };
 
 struct param_spec {
@@ -286,8 +286,8 @@ static json_t *m_reserve_memory_range(struct service *svc, const char *dbg,
     return json_pack("[oI]", take_string(id), (json_int_t)kib);
 }
 
-static json_t *m_delete_reservation(struct service *svc, const char *dbg,
-                                    const json_t *params, struct rpc_error *err)
+static json_t *m_delete_reservation(struct service *svc, const char *dbg, const json_t *params,
+                                    struct rpc_error *err)
 {
     struct service_error se = {0};
 
@@ -317,8 +317,8 @@ static json_t *m_query_reservation_of_domain(struct service *svc, const char *db
     struct service_error se = {0};
     char *id = NULL;
 
-    if (service_query_reservation_of_domain(svc, dbg, p_str(params, 0), p_int(params, 1),
-                                            &id, &se) < 0) {
+    if (service_query_reservation_of_domain(svc, dbg, p_str(params, 0), p_int(params, 1), &id,
+                                            &se) < 0) {
         free(id);
         fail_from_service(err, &se);
         return NULL;
@@ -412,8 +412,8 @@ static json_t *m_sim_create_domain(struct service *svc, const char *dbg, const j
     return json_null();
 }
 
-static json_t *m_sim_destroy_domain(struct service *svc, const char *dbg,
-                                    const json_t *params, struct rpc_error *err)
+static json_t *m_sim_destroy_domain(struct service *svc, const char *dbg, const json_t *params,
+                                    struct rpc_error *err)
 {
     struct service_error se = {0};
 
@@ -431,8 +431,8 @@ static json_t *m_sim_set_dynamic_range(struct service *svc, const char *dbg,
     struct service_error se = {0};
 
     (void)dbg;
-    if (service_sim_set_dynamic_range(svc, p_int(params, 0), p_int(params, 1),
-                                      p_int(params, 2), &se) < 0) {
+    if (service_sim_set_dynamic_range(svc, p_int(params, 0), p_int(params, 1), p_int(params, 2),
+                                      &se) < 0) {
         fail_from_service(err, &se);
         return NULL;
     }
@@ -455,15 +455,30 @@ static json_t *m_sim_set_balloon(struct service *svc, const char *dbg, const jso
 static const struct method methods[] = {
     {"get_diagnostics", m_get_diagnostics, false, 0, {{0}}},
     {"login", m_login, false, 1, {{"service_name", P_NAME}}},
-    {"reserve_memory", m_reserve_memory, false, 2,
+    {"reserve_memory",
+     m_reserve_memory,
+     false,
+     2,
      {{"session_id", P_NAME}, {"kib", P_KIB_SIZE}}},
-    {"reserve_memory_range", m_reserve_memory_range, false, 3,
+    {"reserve_memory_range",
+     m_reserve_memory_range,
+     false,
+     3,
      {{"session_id", P_NAME}, {"min_kib", P_KIB}, {"max_kib", P_KIB_SIZE}}},
-    {"delete_reservation", m_delete_reservation, false, 2,
+    {"delete_reservation",
+     m_delete_reservation,
+     false,
+     2,
      {{"session_id", P_NAME}, {"reservation_id", P_RESV_ID}}},
-    {"transfer_reservation_to_domain", m_transfer_reservation_to_domain, false, 3,
+    {"transfer_reservation_to_domain",
+     m_transfer_reservation_to_domain,
+     false,
+     3,
      {{"session_id", P_NAME}, {"reservation_id", P_RESV_ID}, {"domid", P_DOMID}}},
-    {"query_reservation_of_domain", m_query_reservation_of_domain, false, 2,
+    {"query_reservation_of_domain",
+     m_query_reservation_of_domain,
+     false,
+     2,
      {{"session_id", P_NAME}, {"domid", P_DOMID}}},
     {"balance_memory", m_balance_memory, false, 0, {{0}}},
     {"get_host_reserved_memory", m_get_host_reserved_memory, false, 0, {{0}}},
@@ -473,9 +488,15 @@ static const struct method methods[] = {
     {"sim.advance", m_sim_advance, true, 1, {{"seconds", P_SECONDS}}},
     {"sim.create_domain", m_sim_create_domain, true, 1, {{"domain", P_OBJECT}}},
     {"sim.destroy_domain", m_sim_destroy_domain, true, 1, {{"domid", P_DOMID}}},
-    {"sim.set_dynamic_range", m_sim_set_dynamic_range, true, 3,
+    {"sim.set_dynamic_range",
+     m_sim_set_dynamic_range,
+     true,
+     3,
      {{"domid", P_DOMID}, {"min_kib", P_KIB}, {"max_kib", P_KIB}}},
-    {"sim.set_balloon", m_sim_set_balloon, true, 2,
+    {"sim.set_balloon",
+     m_sim_set_balloon,
+     true,
+     2,
      {{"domid", P_DOMID}, {"balloon", P_OBJECT}}},
 };
 
@@ -551,9 +572,8 @@ static int check_size(const struct method *m, const struct param_spec *p, const 
     if (kib < 0 || kib > SERVICE_MAX_KIB || (kib == 0 && p->type == P_KIB_SIZE)) {
         rpc_fail(err, RPC_DOMAIN_ERROR,
                  json_pack("[sI]", "Invalid_memory_value", (json_int_t)kib),
-                 "invalid memory value for %s of %s: %lld (KiB, %s .. %lld)", p->name,
-                 m->name, (long long)kib, p->type == P_KIB_SIZE ? "1" : "0",
-                 (long long)SERVICE_MAX_KIB);
+                 "invalid memory value for %s of %s: %lld (KiB, %s .. %lld)", p->name, m->name,
+                 (long long)kib, p->type == P_KIB_SIZE ? "1" : "0", (long long)SERVICE_MAX_KIB);
         return -1;
     }
     return 0;
@@ -572,11 +592,13 @@ static int check_param(const struct method *m, const struct param_spec *p, const
         if (p->type == P_NAME && !is_plain_name(json_string_value(v), json_string_length(v))) {
             rpc_fail(err, RPC_INVALID_PARAMS, NULL,
                      "invalid params: %s of %s must be a non-empty name of at most %d bytes "
-                     "without '/' or control characters", p->name, m->name, MAX_NAME_BYTES);
+                     "without '/' or control characters",
+                     p->name, m->name, MAX_NAME_BYTES);
             return -1;
         }
         /* Ids are UUIDs: one that could not name a xenstore key was never handed out. */
-        if (p->type == P_RESV_ID && !is_plain_name(json_string_value(v), json_string_length(v))) {
+        if (p->type == P_RESV_ID &&
+            !is_plain_name(json_string_value(v), json_string_length(v))) {
             rpc_fail(err, RPC_DOMAIN_ERROR,
                      json_pack("[so]", "Unknown_reservation", json_text(json_string_value(v))),
                      "unknown reservation: %s", json_string_value(v));
@@ -593,8 +615,8 @@ static int check_param(const struct method *m, const struct param_spec *p, const
             goto wrong_type;
         if (json_integer_value(v) < 0 || json_integer_value(v) > MAX_DOMID) {
             rpc_fail(err, RPC_INVALID_PARAMS, NULL,
-                     "invalid params: %s of %s must be a domain id, 0 .. %d; got %lld",
-                     p->name, m->name, MAX_DOMID, (long long)json_integer_value(v));
+                     "invalid params: %s of %s must be a domain id, 0 .. %d; got %lld", p->name,
+                     m->name, MAX_DOMID, (long long)json_integer_value(v));
             return -1;
         }
         return 0;
@@ -602,10 +624,10 @@ static int check_param(const struct method *m, const struct param_spec *p, const
         if (!json_is_number(v))
             goto wrong_type;
         double s = json_number_value(v);
-        if (!isfinite(s) || s < 0 || s > MAX_ADVANCE_S) {
+        if (!isfinite(s) || s <= 0 || s > MAX_ADVANCE_S) {
             rpc_fail(err, RPC_INVALID_PARAMS, NULL,
-                     "invalid params: %s of %s must be 0 .. %.0f seconds; got %g", p->name,
-                     m->name, MAX_ADVANCE_S, s);
+                     "invalid params: %s of %s must be above 0 and at most %.0f; got %g",
+                     p->name, m->name, MAX_ADVANCE_S, s);
             return -1;
         }
         return 0;
@@ -618,11 +640,11 @@ static int check_param(const struct method *m, const struct param_spec *p, const
 wrong_type:
     rpc_fail(err, RPC_INVALID_PARAMS, NULL, "invalid params: %s of %s must be %s, not %s",
              p->name, m->name,
-             p->type == P_OBJECT                          ? "an object"
-             : p->type == P_SECONDS                       ? "a number"
+             p->type == P_OBJECT                         ? "an object"
+             : p->type == P_SECONDS                      ? "a number"
              : p->type == P_KIB || p->type == P_KIB_SIZE ? "an integer (KiB)"
-             : p->type == P_DOMID                         ? "an integer (domain id)"
-                                                          : "a string",
+             : p->type == P_DOMID                        ? "an integer (domain id)"
+                                                         : "a string",
              json_kind(v));
     return -1;
 }
@@ -683,7 +705,8 @@ static json_t *check_params(const struct method *m, const json_t *params, const 
     } else {
         const char *key;
         json_t *v;
-        json_object_foreach((json_t *)params, key, v) {
+        json_object_foreach((json_t *)params, key, v)
+        {
             bool known = strcmp(key, "dbg") == 0;
             for (size_t i = 0; i < m->n_params && !known; i++)
                 known = strcmp(key, m->params[i].name) == 0;
