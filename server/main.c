@@ -553,6 +553,9 @@ out:
     api_stop(srv);
     service_free(svc);
     backend_close(b);
+#ifdef SQUEEZED_FAKEXEN
+    fakexen_set_world(NULL);
+#endif
     config_release(&cfg);
     free(line);
     free(err);

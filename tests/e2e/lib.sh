@@ -92,6 +92,21 @@ assert_true() {
     fi
 }
 
+# assert_range NAME VALUE MIN MAX: MIN <= VALUE <= MAX (integers).
+assert_range() {
+    case "$2" in
+    '' | *[!0-9-]*)
+        fail "$1" "'$2' is not an integer"
+        return
+        ;;
+    esac
+    if [ "$2" -ge "$3" ] && [ "$2" -le "$4" ]; then
+        pass "$1"
+    else
+        fail "$1" "$2 is not within [$3, $4]"
+    fi
+}
+
 # assert_match NAME PATTERN TEXT: TEXT contains PATTERN (grep -E).
 assert_match() {
     if printf '%s\n' "$3" | grep -Eq -- "$2"; then
@@ -219,6 +234,7 @@ start_daemon() {
         fail "$E2E_NAME: start_daemon" "$_bin is not built"
         return 1
     fi
+    : >"$DAEMON_LOG"
     "$_bin" -d --backend sim --clock virtual --listen 127.0.0.1:0 --socket "$SOCK" "$@" \
         >"$DAEMON_LOG" 2>&1 &
     DAEMON_PID=$!
