@@ -93,8 +93,6 @@ static int w_xs_read(struct backend *b, const char *path, char **value)
 {
     struct wrap *w = W(b);
     w->n.xs_read++;
-    if (getenv("WRAP_TRACE"))
-        fprintf(stderr, "read %s\n", path);
     w_maybe_destroy(w, path);
     return w->inner->ops->xs_read(w->inner, path, value);
 }
@@ -519,7 +517,7 @@ static void test_set_maxmem_units_and_skip(void **state)
     d[0].memory_offset_kib = 2048;
     struct fx *f = fx_open(world(d, 2), true, false);
     snap(f);
-    const struct domcache_domain_extra *x;
+    const struct domcache_domain_extra *x = NULL;
     assert_non_null(find(&f->snap, 1, &x));
     assert_int_equal(x->memory_offset_kib, 2048);
     assert_int_equal(domcache_set_maxmem(f->dc, 1, 300 * MIB), 0);
@@ -613,7 +611,7 @@ static void test_recycled_domid_gets_fresh_entry(void **state)
         d[1].memory_offset_kib = 4096;
         struct fx *f = fx_open(world(d, 2), watches, false);
         snap(f);
-        const struct domcache_domain_extra *x;
+        const struct domcache_domain_extra *x = NULL;
         assert_non_null(find(&f->snap, 5, &x));
         assert_int_equal(x->memory_offset_kib, 4096);
         assert_int_equal(xs_int(f->sim, 5, "memory/memory-offset"), 4096);
@@ -650,7 +648,7 @@ static void test_calibration_on_first_boot_signal(void **state)
     d[1].balloon.model = SIM_BALLOON_NONE;
     struct fx *f = fx_open(world(d, 2), true, false);
     snap(f);
-    const struct domcache_domain_extra *x;
+    const struct domcache_domain_extra *x = NULL;
     const struct policy_domain *p = find(&f->snap, 1, &x);
     assert_non_null(p);
     assert_true(x->booting);
@@ -688,7 +686,7 @@ static void test_recorded_offset_used(void **state)
     struct fx *f = fx_open(s, true, false);
     snap(f);
     assert_int_equal(f->w->n.xs_write, 0);
-    const struct domcache_domain_extra *x;
+    const struct domcache_domain_extra *x = NULL;
     assert_non_null(find(&f->snap, 1, &x));
     assert_int_equal(x->memory_offset_kib, 512);
     assert_truth(f->sim, &f->snap);
@@ -711,7 +709,7 @@ static void test_booting_domain_accounting(void **state)
     f->w->shadow_mib[2] = 8;
     sim_advance(f->sim, 1000);
     snap(f);
-    const struct domcache_domain_extra *x;
+    const struct domcache_domain_extra *x = NULL;
     const struct policy_domain *p = find(&f->snap, 2, &x);
     assert_non_null(p);
     assert_true(x->booting);
@@ -760,7 +758,7 @@ static void test_booting_without_initial_reservation(void **state)
     d[1].boot_after_s = 100;
     struct fx *f = fx_open(world(d, 2), false, false);
     snap(f);
-    const struct domcache_domain_extra *x;
+    const struct domcache_domain_extra *x = NULL;
     const struct policy_domain *p = find(&f->snap, 2, &x);
     assert_non_null(p);
     assert_true(x->booting);

@@ -1,0 +1,635 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* backend/xen.c over the fake libxenctrl/libxenstore, with faults, under the cache. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "backend/sim.h"
+#include "cache/domcache.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "tests/fakexen/fakexen.h"
+
+#define MIB 1024
+#define GIB (1024 * 1024)
+
+/* ---- worlds ---- */
+
+/* A booted, balloonable guest of 256 MiB in [128 MiB, 512 MiB], at its target. */
+static struct sim_domain_spec guest(uint32_t domid)
+{
+    struct sim_domain_spec d;
+    sim_domain_spec_default(&d, domid);
+    d.type = domid % 3 == 0 ? DOMAIN_TYPE_PV
+             : domid % 3 == 1 ? DOMAIN_TYPE_HVM
+                              : DOMAIN_TYPE_PVINPVH;
+    d.dynamic_min_kib = 128 * MIB;
+    d.dynamic_max_kib = 512 * MIB;
+    d.target_kib = 256 * MIB;
+    d.actual_kib = 256 * MIB;
+    d.maxmem_kib = 512 * MIB;
+    return d;
+}
+
+static struct sim *world(const struct sim_domain_spec *specs, size_t n)
+{
+    struct sim_scenario sc = {0};
+    sc.name = (char *)"test";
+    sc.host.total_kib = (int64_t)(n + 16) * GIB;
+    sc.host.free_kib = 8 * GIB;
+    struct sim_domain_spec *d = xcalloc(n ? n : 1, sizeof(*d));
+    for (size_t i = 0; i < n; i++)
+        d[i] = specs != NULL ? specs[i] : guest((uint32_t)i + 1);
+    sc.domains = d;
+    sc.n_domains = n;
+    char *err = NULL;
+    struct sim *s = sim_new(&sc, SIM_CLOCK_VIRTUAL, &err);
+    if (s == NULL)
+        fail_msg("sim_new: %s", err);
+    free(d);
+    return s;
+}
+
+/* The cache over backend/xen.c over the fake over world s (owned by the fixture). */
+struct xfx {
+    struct sim *sim;
+    struct backend *b;
+    struct domcache *dc;
+    struct domcache_snapshot snap;
+};
+
+static struct xfx *xfx_open(struct sim *s, bool watches)
+{
+    struct xfx *f = xcalloc(1, sizeof(*f));
+    f->sim = s;
+    fakexen_reset();
+    fakexen_set_world(s);
+    char *err = NULL;
+    f->b = backend_xen_open(&err);
+    if (f->b == NULL)
+        fail_msg("backend_xen_open: %s", err);
+    assert_string_equal(f->b->ops->name, "xen");
+    struct domcache_config cfg = {.use_watches = watches};
+    f->dc = domcache_new(f->b, &cfg);
+    domcache_snapshot_init(&f->snap);
+    return f;
+}
+
+static void xfx_close(struct xfx *f)
+{
+    domcache_free(f->dc);
+    domcache_snapshot_free(&f->snap);
+    backend_close(f->b);
+    fakexen_set_world(NULL);
+    fakexen_reset();
+    sim_free(f->sim);
+    free(f);
+}
+
+static void snap(struct xfx *f)
+{
+    assert_int_equal(domcache_snapshot(f->dc, NULL, 0, &f->snap), 0);
+}
+
+static const struct policy_domain *find(const struct domcache_snapshot *s, int32_t domid,
+                                        const struct domcache_domain_extra **x)
+{
+    for (size_t i = 0; i < s->host.n_domains; i++) {
+        if (s->domains[i].domid == domid) {
+            if (x != NULL)
+                *x = &s->extra[i];
+            return &s->domains[i];
+        }
+    }
+    return NULL;
+}
+
+static void xs_set(struct sim *s, uint32_t domid, const char *key, const char *value)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/local/domain/%u/%s", domid, key);
+    assert_int_equal(sim_xs_write(s, path, value), 0);
+}
+
+static uint64_t reads(struct xfx *f)
+{
+    struct domcache_counters c;
+    domcache_counters(f->dc, &c);
+    return c.xenstore_reads;
+}
+
+static uint64_t rebuilds(struct xfx *f)
+{
+    struct domcache_counters c;
+    domcache_counters(f->dc, &c);
+    return c.rebuilds;
+}
+
+/* The snapshot agrees with the sim's truth: the same domains (all booted here), their
+ * figures (to Xen's page) and host free memory. Values in use are never stale. */
+static void assert_truth(struct sim *s, const struct domcache_snapshot *snp)
+{
+    json_t *st = sim_state_json(s);
+    json_t *doms = json_object_get(st, "domains");
+    assert_int_equal(snp->host.n_domains, json_array_size(doms));
+    for (size_t i = 0; i < snp->host.n_domains; i++) {
+        const struct policy_domain *p = &snp->domains[i];
+        json_t *t = json_array_get(doms, i);
+        assert_int_equal(p->domid, json_integer_value(json_object_get(t, "domid")));
+        assert_false(snp->extra[i].booting);
+        int64_t actual = json_integer_value(json_object_get(t, "actual_kib"));
+        if (p->actual_kib > actual || actual - p->actual_kib >= 4)
+            fail_msg("domid %d: actual %lld, truth %lld", p->domid, (long long)p->actual_kib,
+                     (long long)actual);
+        assert_int_equal(p->target_kib, json_integer_value(json_object_get(t, "target_kib")));
+        assert_int_equal(p->maxmem_kib, json_integer_value(json_object_get(t, "maxmem_kib")));
+        assert_int_equal(p->can_balloon, json_is_true(json_object_get(t, "can_balloon")));
+        if (p->can_balloon) {
+            assert_int_equal(p->dynamic_min_kib,
+                             json_integer_value(json_object_get(t, "dynamic_min_kib")));
+            assert_int_equal(p->dynamic_max_kib,
+                             json_integer_value(json_object_get(t, "dynamic_max_kib")));
+        }
+        assert_int_equal(snp->extra[i].uncooperative,
+                         json_is_true(json_object_get(t, "uncooperative")));
+    }
+    int64_t free_kib = json_integer_value(json_object_get(st, "free_kib"));
+    int64_t want = free_kib - snp->booting_unused_kib - snp->reservations_kib;
+    if (snp->host.free_kib > want || want - snp->host.free_kib >= 4)
+        fail_msg("free %lld, truth %lld", (long long)snp->host.free_kib, (long long)want);
+    json_decref(st);
+}
+
+/* ---- the backend's own operations ---- */
+
+static void test_open_without_hypervisor_says_why(void **state)
+{
+    (void)state;
+    fakexen_set_world(NULL);
+    unsetenv("FAKEXEN_SCENARIO");
+    unsetenv("FAKEXEN_STATE");
+    char *err = NULL;
+    struct backend *b = backend_xen_open(&err);
+    assert_null(b);
+    assert_non_null(err);
+    assert_non_null(strstr(err, "libxenctrl"));
+    assert_non_null(strstr(err, "FAKEXEN_SCENARIO")); /* what the library said */
+    free(err);
+}
+
+/* The fake makes its world from the environment as build/squeezed-fakexen does, and
+ * keeps it in FAKEXEN_STATE across a "restart". */
+static void test_world_from_environment(void **state)
+{
+    (void)state;
+    char state_file[] = "/tmp/test_xen_state_XXXXXX";
+    int fd = mkstemp(state_file);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(state_file);
+    setenv("FAKEXEN_SCENARIO", "scenarios/stop-short.json", 1);
+    setenv("FAKEXEN_STATE", state_file, 1);
+    fakexen_set_world(NULL);
+    char *err = NULL;
+    struct backend *b = backend_xen_open(&err);
+    if (b == NULL)
+        fail_msg("%s", err);
+    struct backend_domain *list = NULL;
+    size_t n = 0;
+    assert_int_equal(b->ops->list_domains(b, &list, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(list[0].domid, 1);
+    assert_int_equal(list[0].type, DOMAIN_TYPE_HVM);
+    assert_int_equal(list[1].type, DOMAIN_TYPE_PV);
+    assert_int_equal(list[2].type, DOMAIN_TYPE_PVINPVH);
+    free(list);
+    assert_int_equal(b->ops->xs_write(b, "/local/domain/1", "/local/domain/1/memory/target",
+                                      "3000000"),
+                     0);
+    backend_close(b);
+    fakexen_set_world(NULL); /* the daemon stops; the state file stays */
+    unsetenv("FAKEXEN_SCENARIO");
+    b = backend_xen_open(&err);
+    if (b == NULL)
+        fail_msg("%s", err);
+    char *v = NULL;
+    assert_int_equal(b->ops->xs_read(b, "/local/domain/1/memory/target", &v), 0);
+    assert_string_equal(v, "3000000");
+    free(v);
+    backend_close(b);
+    fakexen_set_world(NULL);
+    unsetenv("FAKEXEN_STATE");
+    unlink(state_file);
+}
+
+static void test_xenstore_operations(void **state)
+{
+    (void)state;
+    struct xfx *f = xfx_open(world(NULL, 2), false);
+    struct backend *b = f->b;
+    char *v = NULL;
+    assert_int_equal(b->ops->xs_read(b, "/local/domain/1/memory/nothing", &v), -ENOENT);
+    assert_int_equal(b->ops->xs_read(b, "/local/domain/2/memory/target", &v), 0);
+    assert_string_equal(v, "262144");
+    free(v);
+    char **names = NULL;
+    size_t n = 0;
+    assert_int_equal(b->ops->xs_directory(b, "/local/domain/1/memory", &names, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(names[0], "dynamic-max");
+    assert_string_equal(names[1], "dynamic-min");
+    assert_string_equal(names[2], "target");
+    backend_strv_free(names, n);
+    assert_int_equal(b->ops->xs_directory(b, "/local/domain/9", &names, &n), -ENOENT);
+    /* A write whose directory is missing writes nothing. */
+    assert_int_equal(b->ops->xs_write(b, "/local/domain/9", "/local/domain/9/memory/target",
+                                      "1"),
+                     -ENOENT);
+    assert_false(sim_xs_exists(f->sim, "/local/domain/9"));
+    assert_int_equal(b->ops->xs_write(b, NULL, "/squeezed/state/x", "1"), 0);
+    assert_true(sim_xs_exists(f->sim, "/squeezed/state/x"));
+    assert_int_equal(b->ops->xs_rm(b, "/squeezed/state/x"), 0);
+    assert_int_equal(b->ops->xs_rm(b, "/squeezed/state/x"), 0); /* missing: fine */
+    assert_false(sim_xs_exists(f->sim, "/squeezed/state/x"));
+    /* Hypercalls. */
+    struct backend_physinfo pi;
+    assert_int_equal(b->ops->physinfo(b, &pi), 0);
+    assert_int_equal(pi.free_pages * 4, sim_host_free_kib(f->sim));
+    assert_int_equal(b->ops->set_maxmem(b, 1, 300 * MIB + 1024), 0);
+    int64_t m;
+    assert_int_equal(sim_domain_memory(f->sim, 1, NULL, NULL, &m), 0);
+    assert_int_equal(m, 300 * MIB);
+    assert_int_equal(b->ops->set_maxmem(b, 42, 1), -ESRCH);
+    uint32_t mib = 7;
+    fakexen_set_shadow_mib(2, 12);
+    assert_int_equal(b->ops->shadow_allocation_mib(b, 2, &mib), 0);
+    assert_int_equal(mib, 12);
+    assert_int_equal(b->ops->shadow_allocation_mib(b, 42, &mib), -ESRCH);
+    assert_false(b->ops->clock_is_virtual(b));
+    int64_t t0 = b->ops->now_ms(b);
+    b->ops->sleep_ms(b, 20);
+    assert_true(b->ops->now_ms(b) - t0 >= 20);
+    assert_true(b->ops->watch_fd(b) >= 0);
+    xfx_close(f);
+}
+
+/* More domains than one xc_domain_getinfolist batch: all listed, sorted, typed. */
+static void test_domain_list_in_batches(void **state)
+{
+    (void)state;
+    struct xfx *f = xfx_open(world(NULL, 2500), false);
+    struct backend_domain *list = NULL;
+    size_t n = 0;
+    assert_int_equal(f->b->ops->list_domains(f->b, &list, &n), 0);
+    assert_int_equal(n, 2500);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(list[i].domid, i + 1);
+        assert_int_equal(list[i].type, guest((uint32_t)i + 1).type);
+        assert_false(list[i].dying);
+        assert_int_equal(list[i].total_pages * 4, 256 * MIB);
+    }
+    free(list);
+    struct fakexen_counters c;
+    fakexen_counters(&c);
+    assert_int_equal(c.getinfolist, 3);
+    fakexen_set_dying(7, true);
+    assert_int_equal(f->b->ops->list_domains(f->b, &list, &n), 0);
+    assert_true(list[6].dying);
+    free(list);
+    snap(f);
+    assert_null(find(&f->snap, 7, NULL));
+    assert_int_equal(f->snap.host.n_domains, 2499);
+    xfx_close(f);
+}
+
+/* ---- the cache over Xen = the cache over the sim ---- */
+
+static void test_same_snapshots_as_sim_backend(void **state)
+{
+    (void)state;
+    struct sim_domain_spec d[8];
+    for (uint32_t i = 0; i < 8; i++)
+        d[i] = guest(i + 1);
+    d[2].boot_after_s = 3;
+    d[2].memory_offset_kib = 1024;
+    d[3].balloon.model = SIM_BALLOON_NONE;
+    d[4].initial_reservation_kib = 512 * MIB;
+    d[4].target_kib = 512 * MIB;
+    d[4].actual_kib = 0;
+    d[4].balloon.rate_kib_s = 100 * MIB;
+    d[5].balloon.model = SIM_BALLOON_STUCK;
+    struct xfx *x = xfx_open(world(d, 8), true);
+    fakexen_set_shadow_mib(5, 4); /* the sim backend says 0: keep the worlds alike */
+    fakexen_set_shadow_mib(5, 0);
+    struct sim *s = world(d, 8);
+    struct backend *sb = backend_sim_open(s);
+    struct domcache_config cfg = {.use_watches = true};
+    struct domcache *dc = domcache_new(sb, &cfg);
+    struct domcache_snapshot ss;
+    domcache_snapshot_init(&ss);
+    struct domcache_reservation r[2] = {{.kib = 1000, .domid = -1}, {.kib = 512 * MIB, .domid = 5}};
+    for (int round = 0; round < 12; round++) {
+        assert_int_equal(domcache_snapshot(x->dc, r, 2, &x->snap), 0);
+        assert_int_equal(domcache_snapshot(dc, r, 2, &ss), 0);
+        assert_int_equal(x->snap.host.n_domains, ss.host.n_domains);
+        assert_int_equal(x->snap.host.free_kib, ss.host.free_kib);
+        assert_int_equal(x->snap.booting_unused_kib, ss.booting_unused_kib);
+        assert_int_equal(x->snap.reservations_kib, ss.reservations_kib);
+        for (size_t i = 0; i < ss.host.n_domains; i++) {
+            assert_memory_equal(&x->snap.domains[i], &ss.domains[i], sizeof(ss.domains[i]));
+            assert_memory_equal(&x->snap.extra[i], &ss.extra[i], sizeof(ss.extra[i]));
+        }
+        /* The same decisions applied to both. */
+        struct policy_op ops[3] = {
+            {.kind = POLICY_OP_SET_MAXMEM, .domid = 1, .value_kib = 300 * MIB + round},
+            {.kind = POLICY_OP_SET_TARGET, .domid = 1, .value_kib = 300 * MIB + round},
+            {.kind = POLICY_OP_SET_TARGET, .domid = 2, .value_kib = 200 * MIB},
+        };
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(domcache_apply(x->dc, &ops[i]), 0);
+            assert_int_equal(domcache_apply(dc, &ops[i]), 0);
+        }
+        if (round == 4) {
+            assert_int_equal(sim_set_dynamic_range(x->sim, 7, 64 * MIB, 1 * GIB), 0);
+            assert_int_equal(sim_set_dynamic_range(s, 7, 64 * MIB, 1 * GIB), 0);
+            assert_int_equal(domcache_set_uncooperative(x->dc, 6, true), 0);
+            assert_int_equal(domcache_set_uncooperative(dc, 6, true), 0);
+        }
+        if (round == 6) {
+            assert_int_equal(sim_destroy_domain(x->sim, 8), 0);
+            assert_int_equal(sim_destroy_domain(s, 8), 0);
+        }
+        sim_advance(x->sim, 1000);
+        sim_advance(s, 1000);
+    }
+    domcache_snapshot_free(&ss);
+    domcache_free(dc);
+    backend_close(sb);
+    xfx_close(x);
+}
+
+/* ---- faults ---- */
+
+/* Destroyed between the domain list and the xenstore read: skipped, nothing stale. */
+static void test_domain_destroyed_between_list_and_read(void **state)
+{
+    (void)state;
+    struct xfx *f = xfx_open(world(NULL, 4), true);
+    fakexen_destroy_on_read(2); /* on the first snapshot: a new entry */
+    snap(f);
+    /* Its memory went back to Xen after physinfo was asked: only the next snapshot
+     * sees that; this one must just not show the domain. */
+    assert_null(find(&f->snap, 2, NULL));
+    assert_int_equal(f->snap.host.n_domains, 3);
+    snap(f);
+    assert_truth(f->sim, &f->snap);
+    /* A warm entry: the read its watch asks for finds the domain gone. */
+    xs_set(f->sim, 3, "memory/dynamic-max", "600000");
+    fakexen_destroy_on_read(3);
+    snap(f);
+    snap(f);
+    assert_null(find(&f->snap, 3, NULL));
+    assert_truth(f->sim, &f->snap);
+    xfx_close(f);
+}
+
+/* Destroyed between the start and the end of the write's transaction: the retry finds
+ * the directory gone, nothing is written, the write "succeeds" (the domain has gone). */
+static void test_domain_destroyed_inside_transaction(void **state)
+{
+    (void)state;
+    struct xfx *f = xfx_open(world(NULL, 3), true);
+    snap(f);
+    fakexen_reset();
+    fakexen_destroy_in_transaction(2);
+    struct policy_op op = {.kind = POLICY_OP_SET_TARGET, .domid = 2, .value_kib = 100 * MIB};
+    assert_int_equal(domcache_apply(f->dc, &op), 0);
+    assert_false(sim_xs_exists(f->sim, "/local/domain/2"));
+    struct fakexen_counters c;
+    fakexen_counters(&c);
+    assert_int_equal(c.tx_eagain, 1);
+    assert_int_equal(c.tx_commit, 0);
+    assert_int_equal(domcache_write(f->dc, 2, "memory/initial-reservation", "1"), -ENOENT);
+    assert_false(sim_xs_exists(f->sim, "/local/domain/2"));
+    snap(f);
+    assert_truth(f->sim, &f->snap);
+    xfx_close(f);
+}
+
+/* Conflicts are retried: EAGAIN twice, then the value is written once. */
+static void test_transaction_conflicts_retried(void **state)
+{
+    (void)state;
+    struct xfx *f = xfx_open(world(NULL, 3), true);
+    snap(f);
+    fakexen_reset();
+    struct sim_counters s0, s1;
+    sim_counters(f->sim, &s0);
+    fakexen_fail_transactions(2);
+    struct policy_op op = {.kind = POLICY_OP_SET_TARGET, .domid = 1, .value_kib = 200 * MIB};
+    assert_int_equal(domcache_apply(f->dc, &op), 0);
+    struct fakexen_counters c;
+    fakexen_counters(&c);
+    assert_int_equal(c.tx_eagain, 2);
+    assert_int_equal(c.tx_commit, 1);
+    sim_counters(f->sim, &s1);
+    assert_int_equal(s1.xs_writes - s0.xs_writes, 1);
+    int64_t t;
+    assert_int_equal(sim_domain_memory(f->sim, 1, NULL, &t, NULL), 0);
+    assert_int_equal(t, 200 * MIB);
+    /* Conflicts that never end: -EAGAIN, and the cache did not pretend it was written. */
+    fakexen_fail_transactions(1000);
+    op.value_kib = 150 * MIB;
+    assert_int_equal(domcache_apply(f->dc, &op), -EAGAIN);
+    assert_int_equal(sim_domain_memory(f->sim, 1, NULL, &t, NULL), 0);
+    assert_int_equal(t, 200 * MIB);
+    fakexen_fail_transactions(0);
+    assert_int_equal(domcache_apply(f->dc, &op), 0);
+    assert_int_equal(sim_domain_memory(f->sim, 1, NULL, &t, NULL), 0);
+    assert_int_equal(t, 150 * MIB);
+    snap(f);
+    assert_truth(f->sim, &f->snap);
+    xfx_close(f);
+}
+
+/* A lost connection: BACKEND_ECONN, reconnected, watches registered again, the cache
+ * rebuilt with the right values, and back to reading nothing. */
+static void test_connection_drop_rebuilds(void **state)
+{
+    (void)state;
+    struct xfx *f = xfx_open(world(NULL, 6), true);
+    snap(f);
+    snap(f);
+    fakexen_reset();
+    fakexen_drop_connection();
+    /* Changes made while nobody listens. */
+    assert_int_equal(sim_set_dynamic_range(f->sim, 3, 100 * MIB, 300 * MIB), 0);
+    struct backend_watch_event ev = {0};
+    assert_int_equal(f->b->ops->read_watch(f->b, &ev), BACKEND_ECONN);
+    struct fakexen_counters c;
+    fakexen_counters(&c);
+    assert_int_equal(c.xs_open, 1);
+    assert_int_equal(c.xs_watch, 2 + 6 * 4); /* every watch registered again */
+    uint64_t rb = rebuilds(f);
+    /* The cache hears it at its next look at the events (here: the snapshot). */
+    fakexen_drop_connection();
+    assert_int_equal(sim_set_dynamic_range(f->sim, 4, 100 * MIB, 300 * MIB), 0);
+    snap(f);
+    assert_int_equal(rebuilds(f) - rb, 1);
+    assert_true(domcache_watching(f->dc));
+    assert_int_equal(find(&f->snap, 3, NULL)->dynamic_max_kib, 300 * MIB);
+    assert_int_equal(find(&f->snap, 4, NULL)->dynamic_max_kib, 300 * MIB);
+    assert_truth(f->sim, &f->snap);
+    uint64_t r0 = reads(f);
+    snap(f);
+    assert_int_equal(reads(f) - r0, 0);
+    /* The watches work again. */
+    xs_set(f->sim, 5, "memory/dynamic-max", "700000");
+    r0 = reads(f);
+    snap(f);
+    assert_int_equal(reads(f) - r0, 1);
+    assert_int_equal(find(&f->snap, 5, NULL)->dynamic_max_kib, 700000);
+    assert_truth(f->sim, &f->snap);
+    xfx_close(f);
+}
+
+/* The loss is noticed by a write first: it is retried on the new connection, and the
+ * cache still learns that events were lost. */
+static void test_connection_drop_seen_by_a_write(void **state)
+{
+    (void)state;
+    struct xfx *f = xfx_open(world(NULL, 4), true);
+    snap(f);
+    fakexen_drop_connection();
+    assert_int_equal(sim_set_dynamic_range(f->sim, 2, 100 * MIB, 300 * MIB), 0);
+    struct policy_op op = {.kind = POLICY_OP_SET_TARGET, .domid = 1, .value_kib = 200 * MIB};
+    assert_int_equal(domcache_apply(f->dc, &op), 0);
+    int64_t t;
+    assert_int_equal(sim_domain_memory(f->sim, 1, NULL, &t, NULL), 0);
+    assert_int_equal(t, 200 * MIB);
+    uint64_t rb = rebuilds(f);
+    snap(f);
+    assert_int_equal(rebuilds(f) - rb, 1);
+    assert_int_equal(find(&f->snap, 2, NULL)->dynamic_max_kib, 300 * MIB);
+    assert_truth(f->sim, &f->snap);
+    xfx_close(f);
+}
+
+/* 10,000 events for one key: with room in the queue they cost one read; past the
+ * queue's limit the connection is dropped (as xenstored does), the cache rebuilds, and
+ * either way the value in use is the last one written. */
+static void burst(size_t queue_limit, bool expect_rebuild)
+{
+    struct xfx *f = xfx_open(world(NULL, 10), true);
+    snap(f);
+    snap(f);
+    sim_xs_set_watch_queue_limit(f->sim, queue_limit);
+    assert_int_equal(fakexen_watch_burst("/local/domain/4/memory/dynamic-max", "650000", 9999),
+                     0);
+    xs_set(f->sim, 4, "memory/dynamic-max", "660000");
+    uint64_t rb = rebuilds(f), r0 = reads(f);
+    snap(f);
+    assert_int_equal(rebuilds(f) - rb, expect_rebuild ? 1 : 0);
+    if (!expect_rebuild)
+        assert_int_equal(reads(f) - r0, 1);
+    assert_int_equal(find(&f->snap, 4, NULL)->dynamic_max_kib, 660000);
+    assert_truth(f->sim, &f->snap);
+    r0 = reads(f);
+    snap(f);
+    assert_int_equal(reads(f) - r0, 0);
+    xs_set(f->sim, 4, "memory/dynamic-max", "670000");
+    snap(f);
+    assert_int_equal(find(&f->snap, 4, NULL)->dynamic_max_kib, 670000);
+    assert_truth(f->sim, &f->snap);
+    xfx_close(f);
+}
+
+static void test_watch_burst_within_queue(void **state)
+{
+    (void)state;
+    burst(20000, false);
+}
+
+static void test_watch_burst_overflowing_queue(void **state)
+{
+    (void)state;
+    burst(5000, true);
+}
+
+/* Booting accounting with the shadow memory libxenctrl reports. */
+static void test_booting_shadow_through_xen(void **state)
+{
+    (void)state;
+    struct sim_domain_spec d[2] = {guest(1), guest(2)};
+    d[1].initial_reservation_kib = 1 * GIB;
+    d[1].target_kib = d[1].dynamic_min_kib = d[1].dynamic_max_kib = 1 * GIB;
+    d[1].maxmem_kib = 1 * GIB;
+    d[1].actual_kib = 0;
+    d[1].balloon.rate_kib_s = 65536;
+    struct xfx *f = xfx_open(world(d, 2), true);
+    fakexen_set_shadow_mib(2, 8);
+    sim_advance(f->sim, 1000);
+    snap(f);
+    const struct domcache_domain_extra *x = NULL;
+    const struct policy_domain *p = find(&f->snap, 2, &x);
+    assert_true(x->booting);
+    assert_int_equal(p->actual_kib, 1 * GIB);
+    assert_int_equal(f->snap.booting_unused_kib, 1 * GIB - 65536 - 8 * MIB);
+    assert_int_equal(f->snap.host.free_kib,
+                     sim_host_free_kib(f->sim) - (1 * GIB - 65536 - 8 * MIB));
+    xfx_close(f);
+}
+
+/* Steady state through the real backend code too: no reads, two hypercalls. */
+static void test_steady_state_over_xen(void **state)
+{
+    (void)state;
+    struct xfx *f = xfx_open(world(NULL, 1000), true);
+    snap(f);
+    snap(f);
+    fakexen_reset();
+    struct domcache_counters c0, c1;
+    domcache_counters(f->dc, &c0);
+    for (int i = 0; i < 20; i++)
+        snap(f);
+    domcache_counters(f->dc, &c1);
+    struct fakexen_counters c;
+    fakexen_counters(&c);
+    assert_int_equal(c1.xenstore_reads - c0.xenstore_reads, 0);
+    assert_int_equal(c.xs_read + c.xs_directory, 0);
+    assert_int_equal(c.getinfolist, 20);
+    assert_int_equal(c.physinfo, 20);
+    assert_int_equal(c1.hypercalls - c0.hypercalls, 40);
+    assert_truth(f->sim, &f->snap);
+    xfx_close(f);
+}
+
+int main(void)
+{
+    log_init("test_xen", true, 0);
+    log_quiet(true);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_open_without_hypervisor_says_why),
+        cmocka_unit_test(test_world_from_environment),
+        cmocka_unit_test(test_xenstore_operations),
+        cmocka_unit_test(test_domain_list_in_batches),
+        cmocka_unit_test(test_same_snapshots_as_sim_backend),
+        cmocka_unit_test(test_domain_destroyed_between_list_and_read),
+        cmocka_unit_test(test_domain_destroyed_inside_transaction),
+        cmocka_unit_test(test_transaction_conflicts_retried),
+        cmocka_unit_test(test_connection_drop_rebuilds),
+        cmocka_unit_test(test_connection_drop_seen_by_a_write),
+        cmocka_unit_test(test_watch_burst_within_queue),
+        cmocka_unit_test(test_watch_burst_overflowing_queue),
+        cmocka_unit_test(test_booting_shadow_through_xen),
+        cmocka_unit_test(test_steady_state_over_xen),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
