@@ -4,7 +4,6 @@
 
 #include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
@@ -17,62 +16,16 @@
 #include <unistd.h>
 
 #include "backend/simspec.h"
+#include "backend/simworld.h"
 #include "backend/xstree.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 
 #define STEP_MS 100 /* the world moves in steps of at most this */
-#define STATE_FORMAT "squeezed-sim-state"
-#define STATE_VERSION 1
-
-struct sim_dom {
-    uint32_t domid;
-    enum domain_type type;
-    int64_t tot_kib;           /* Xen total pages KiB */
-    int64_t max_kib;           /* Xen max pages KiB (includes the per-type slack) */
-    int64_t memory_offset_kib; /* actual = tot_kib - memory_offset_kib */
-    int64_t initial_reservation_kib;
-    double boot_after_s;
-    bool booted;
-    int64_t created_ms; /* sim time of creation */
-    uint32_t shadow_mib;
-    uint8_t handle[16];
-    struct sim_balloon balloon;
-    double frac_kib;    /* progress not yet a whole KiB */
-    bool free_limited;  /* a free<0 violation was recorded for the current episode */
-
-    /* memory/target as last written; re-read when target_epoch != sim rm_epoch. */
-    char *target_path;
-    bool target_valid;
-    int64_t target_kib;
-    uint64_t target_epoch;
-};
-
-struct sim {
-    enum sim_clock_mode clock;
-    char *name;
-    int64_t total_kib;
-    int64_t free_kib;
-    int64_t scrub_kib;
-    int64_t now_ms;
-    int64_t origin_ms; /* CLOCK_MONOTONIC ms at sim time 0 (real clock) */
-
-    struct sim_dom **doms; /* sorted by domid */
-    size_t n_doms, cap_doms;
-
-    struct xstree *xs;
-    uint64_t rm_epoch; /* bumped by every rm: cached targets may be gone */
-
-    char **violations;
-    size_t n_violations, cap_violations;
-
-    struct sim_counters counters;
-    char *state_file;
-};
 
 /* ---- small helpers ---- */
 
-static int64_t mono_ms(void)
+int64_t simworld_mono_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -93,6 +46,16 @@ static bool parse_i64(const char *s, int64_t *out)
     return true;
 }
 
+void simworld_add_violation_text(struct sim *s, char *line)
+{
+    if (s->n_violations == s->cap_violations) {
+        s->cap_violations = s->cap_violations ? s->cap_violations * 2 : 8;
+        s->violations = xreallocarray(s->violations, s->cap_violations,
+                                      sizeof(*s->violations));
+    }
+    s->violations[s->n_violations++] = line;
+}
+
 static void add_violation(struct sim *s, uint32_t domid, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void add_violation(struct sim *s, uint32_t domid, const char *fmt, ...)
@@ -103,15 +66,10 @@ static void add_violation(struct sim *s, uint32_t domid, const char *fmt, ...)
     if (vasprintf(&msg, fmt, ap) < 0)
         abort();
     va_end(ap);
-    if (s->n_violations == s->cap_violations) {
-        s->cap_violations = s->cap_violations ? s->cap_violations * 2 : 8;
-        s->violations = xreallocarray(s->violations, s->cap_violations,
-                                      sizeof(*s->violations));
-    }
     char *line = xasprintf("t=%.3fs domid %u: %s", (double)s->now_ms / 1000.0, domid, msg);
     free(msg);
     log_warnx("sim: violation: %s", line);
-    s->violations[s->n_violations++] = line;
+    simworld_add_violation_text(s, line);
 }
 
 static size_t dom_index(const struct sim *s, uint32_t domid, bool *found)
@@ -128,7 +86,7 @@ static size_t dom_index(const struct sim *s, uint32_t domid, bool *found)
     return lo;
 }
 
-static struct sim_dom *dom_find(const struct sim *s, uint32_t domid)
+struct sim_dom *simworld_dom_find(const struct sim *s, uint32_t domid)
 {
     bool found;
     size_t i = dom_index(s, domid, &found);
@@ -165,6 +123,35 @@ static bool is_target_path(const char *path, uint32_t *domid)
     return true;
 }
 
+/* If path is "/local/domain/<domid>" or below, the domid. */
+static bool rm_hits_one_domain(const char *path, uint32_t *domid)
+{
+    static const char prefix[] = "/local/domain/";
+    if (strncmp(path, prefix, sizeof(prefix) - 1) != 0)
+        return false;
+    const char *p = path + sizeof(prefix) - 1;
+    if (*p < '0' || *p > '9')
+        return false;
+    char *end;
+    unsigned long v = strtoul(p, &end, 10);
+    if ((*end != '\0' && *end != '/') || v > SIMSPEC_DOMID_MAX)
+        return false;
+    *domid = (uint32_t)v;
+    return true;
+}
+
+/* The stepper skips settled domains; it keeps a count to skip idle stretches at once. */
+static void set_settled(struct sim *s, struct sim_dom *d, bool settled)
+{
+    if (d->settled == settled)
+        return;
+    d->settled = settled;
+    if (settled)
+        s->n_unsettled--;
+    else
+        s->n_unsettled++;
+}
+
 /* ---- xenstore, as the world itself changes it (no counters, no checks) ---- */
 
 static void xs_set(struct sim *s, const char *path, const char *value)
@@ -173,9 +160,10 @@ static void xs_set(struct sim *s, const char *path, const char *value)
         return;
     uint32_t domid;
     struct sim_dom *d;
-    if (is_target_path(path, &domid) && (d = dom_find(s, domid)) != NULL) {
+    if (is_target_path(path, &domid) && (d = simworld_dom_find(s, domid)) != NULL) {
         d->target_valid = parse_i64(value, &d->target_kib) && d->target_kib >= 0;
         d->target_epoch = s->rm_epoch;
+        set_settled(s, d, false);
     }
 }
 
@@ -183,8 +171,19 @@ static int xs_del(struct sim *s, const char *path)
 {
     uint64_t before = xstree_generation(s->xs);
     int rc = xstree_rm(s->xs, path);
-    if (xstree_generation(s->xs) != before)
+    if (xstree_generation(s->xs) != before) {
         s->rm_epoch++;
+        /* Wake the drivers whose memory/target may have gone with it. */
+        uint32_t domid;
+        struct sim_dom *d;
+        if (rm_hits_one_domain(path, &domid)) {
+            if ((d = simworld_dom_find(s, domid)) != NULL)
+                set_settled(s, d, false);
+        } else if (strncmp("/local/domain", path, strlen(path)) == 0) {
+            for (size_t i = 0; i < s->n_doms; i++)
+                set_settled(s, s->doms[i], false);
+        }
+    }
     return rc;
 }
 
@@ -332,11 +331,12 @@ static void dom_step(struct sim *s, struct sim_dom *d, int64_t t0_ms, int64_t dt
         return;
     }
     const struct sim_balloon *b = &d->balloon;
-    if (b->model == SIM_BALLOON_STUCK || b->model == SIM_BALLOON_NONE)
-        return;
     int64_t target;
-    if (!dom_target(s, d, &target))
+    if (b->model == SIM_BALLOON_STUCK || b->model == SIM_BALLOON_NONE ||
+        !dom_target(s, d, &target)) {
+        set_settled(s, d, true);
         return;
+    }
     int64_t actual = dom_actual(d);
     int64_t goal = actual;
     if (target < actual) {
@@ -352,6 +352,12 @@ static void dom_step(struct sim *s, struct sim_dom *d, int64_t t0_ms, int64_t dt
         if (b->model == SIM_BALLOON_CEILING && goal > b->ceiling_kib)
             goal = b->ceiling_kib < actual ? actual : b->ceiling_kib;
     }
+    if (goal == actual) {
+        set_settled(s, d, true);
+        d->frac_kib = 0;
+        d->free_limited = false;
+        return;
+    }
     double active_s = dt_s;
     if (b->model == SIM_BALLOON_INTERMITTENT) {
         double age0 = (double)(t0_ms - d->created_ms) / 1000.0;
@@ -364,12 +370,17 @@ static void dom_step(struct sim *s, struct sim_dom *d, int64_t t0_ms, int64_t dt
 static void run_until(struct sim *s, int64_t to_ms)
 {
     while (s->now_ms < to_ms) {
+        if (s->n_unsettled == 0) {
+            s->now_ms = to_ms; /* nothing can move until someone changes something */
+            break;
+        }
         int64_t dt = to_ms - s->now_ms;
         if (dt > STEP_MS)
             dt = STEP_MS;
         /* Domains may be added by nobody during a step, so the array is stable. */
         for (size_t i = 0; i < s->n_doms; i++)
-            dom_step(s, s->doms[i], s->now_ms, dt);
+            if (!s->doms[i]->settled)
+                dom_step(s, s->doms[i], s->now_ms, dt);
         s->now_ms += dt;
     }
 }
@@ -378,7 +389,7 @@ static void run_until(struct sim *s, int64_t to_ms)
 static void sync_clock(struct sim *s)
 {
     if (s->clock == SIM_CLOCK_REAL)
-        run_until(s, mono_ms() - s->origin_ms);
+        run_until(s, simworld_mono_ms() - s->origin_ms);
 }
 
 static void persist(struct sim *s)
@@ -399,12 +410,12 @@ static void random_handle(uint8_t handle[16])
     if (getrandom(handle, 16, 0) == 16)
         return;
     /* No entropy source: still unique within this process. */
-    uint64_t v = ++fallback ^ (uint64_t)mono_ms() << 20;
+    uint64_t v = ++fallback ^ (uint64_t)simworld_mono_ms() << 20;
     memset(handle, 0, 16);
     memcpy(handle, &v, sizeof(v));
 }
 
-static struct sim_dom *dom_insert(struct sim *s, uint32_t domid)
+struct sim_dom *simworld_dom_insert(struct sim *s, uint32_t domid)
 {
     bool found;
     size_t i = dom_index(s, domid, &found);
@@ -420,13 +431,14 @@ static struct sim_dom *dom_insert(struct sim *s, uint32_t domid)
     d->target_epoch = UINT64_MAX; /* read on first use */
     s->doms[i] = d;
     s->n_doms++;
+    s->n_unsettled++; /* d->settled is false */
     return d;
 }
 
 /* Create d from a validated spec; memory accounting is the caller's. */
 static struct sim_dom *dom_create(struct sim *s, const struct sim_domain_spec *sp)
 {
-    struct sim_dom *d = dom_insert(s, sp->domid);
+    struct sim_dom *d = simworld_dom_insert(s, sp->domid);
     d->type = sp->type;
     d->memory_offset_kib = sp->memory_offset_kib;
     d->tot_kib = sp->actual_kib + sp->memory_offset_kib;
@@ -453,12 +465,12 @@ static struct sim_dom *dom_create(struct sim *s, const struct sim_domain_spec *s
     return d;
 }
 
-static struct sim *sim_alloc(enum sim_clock_mode clock)
+struct sim *simworld_alloc(enum sim_clock_mode clock)
 {
     struct sim *s = xcalloc(1, sizeof(*s));
     s->clock = clock;
     s->xs = xstree_new();
-    s->origin_ms = mono_ms();
+    s->origin_ms = simworld_mono_ms();
     return s;
 }
 
@@ -499,7 +511,7 @@ struct sim *sim_new(const struct sim_scenario *sc, enum sim_clock_mode clock, ch
                              (long long)h->scrub_kib, (long long)h->total_kib);
         return NULL;
     }
-    struct sim *s = sim_alloc(clock);
+    struct sim *s = simworld_alloc(clock);
     s->name = xstrdup(sc->name ? sc->name : "unnamed");
     s->total_kib = h->total_kib;
     s->free_kib = h->free_kib;
@@ -562,7 +574,7 @@ int sim_create_domain(struct sim *s, const struct sim_domain_spec *d, char **err
     int rc = simspec_validate(d, NULL, err);
     if (rc < 0)
         return rc;
-    if (dom_find(s, d->domid) != NULL) {
+    if (simworld_dom_find(s, d->domid) != NULL) {
         if (err != NULL)
             *err = xasprintf("domid: domain %u already exists", d->domid);
         return -EEXIST;
@@ -592,6 +604,7 @@ int sim_destroy_domain(struct sim *s, uint32_t domid)
     if (!found)
         return -ENOENT;
     struct sim_dom *d = s->doms[i];
+    set_settled(s, d, true);
     s->free_kib += d->tot_kib;
     memmove(s->doms + i, s->doms + i + 1, (s->n_doms - i - 1) * sizeof(*s->doms));
     s->n_doms--;
@@ -607,7 +620,7 @@ int sim_destroy_domain(struct sim *s, uint32_t domid)
 int sim_set_dynamic_range(struct sim *s, uint32_t domid, int64_t min_kib, int64_t max_kib)
 {
     sync_clock(s);
-    if (dom_find(s, domid) == NULL)
+    if (simworld_dom_find(s, domid) == NULL)
         return -ENOENT;
     if (min_kib < 0 || max_kib < 0 || min_kib > max_kib || max_kib > SIMSPEC_KIB_MAX)
         return -EINVAL;
@@ -620,7 +633,7 @@ int sim_set_dynamic_range(struct sim *s, uint32_t domid, int64_t min_kib, int64_
 int sim_set_balloon(struct sim *s, uint32_t domid, const struct sim_balloon *b)
 {
     sync_clock(s);
-    struct sim_dom *d = dom_find(s, domid);
+    struct sim_dom *d = simworld_dom_find(s, domid);
     if (d == NULL)
         return -ENOENT;
     if (simspec_validate_balloon(b, NULL, NULL) < 0)
@@ -628,6 +641,7 @@ int sim_set_balloon(struct sim *s, uint32_t domid, const struct sim_balloon *b)
     bool was_none = d->balloon.model == SIM_BALLOON_NONE;
     d->balloon = *b;
     d->frac_kib = 0;
+    set_settled(s, d, false);
     /* A driver loaded into a running guest announces itself. */
     if (was_none && b->model != SIM_BALLOON_NONE && d->booted)
         xs_set_dom(s, d->domid, "control/feature-balloon", "1");
@@ -703,7 +717,7 @@ int sim_domain_memory(struct sim *s, uint32_t domid, int64_t *actual_kib,
                       int64_t *target_kib, int64_t *maxmem_kib)
 {
     sync_clock(s);
-    struct sim_dom *d = dom_find(s, domid);
+    struct sim_dom *d = simworld_dom_find(s, domid);
     if (d == NULL)
         return -ENOENT;
     if (actual_kib != NULL)
@@ -752,7 +766,7 @@ int sim_set_maxmem(struct sim *s, uint32_t domid, uint64_t maxmem_kib)
 {
     sync_clock(s);
     s->counters.set_maxmem++;
-    struct sim_dom *d = dom_find(s, domid);
+    struct sim_dom *d = simworld_dom_find(s, domid);
     if (d == NULL)
         return -ESRCH;
     if (maxmem_kib > (uint64_t)SIMSPEC_KIB_MAX)
@@ -774,7 +788,7 @@ int sim_set_maxmem(struct sim *s, uint32_t domid, uint64_t maxmem_kib)
 int sim_shadow_allocation_mib(struct sim *s, uint32_t domid, uint32_t *mib)
 {
     sync_clock(s);
-    struct sim_dom *d = dom_find(s, domid);
+    struct sim_dom *d = simworld_dom_find(s, domid);
     if (d == NULL)
         return -ESRCH;
     *mib = d->shadow_mib;
@@ -800,7 +814,7 @@ int sim_xs_write(struct sim *s, const char *path, const char *value)
     uint32_t domid;
     struct sim_dom *d;
     int64_t target;
-    if (is_target_path(path, &domid) && (d = dom_find(s, domid)) != NULL &&
+    if (is_target_path(path, &domid) && (d = simworld_dom_find(s, domid)) != NULL &&
         parse_i64(value, &target) && target > dom_maxmem(d))
         add_violation(s, domid,
                       "target>maxmem: memory/target written as %" PRId64
@@ -878,354 +892,10 @@ void sim_counters(const struct sim *s, struct sim_counters *out)
     *out = s->counters;
 }
 
-/* ---- persistence ---- */
 
 void sim_set_state_file(struct sim *s, const char *path)
 {
     free(s->state_file);
     s->state_file = path ? xstrdup(path) : NULL;
     persist(s);
-}
-
-static void hex_encode(const uint8_t *b, size_t n, char *out)
-{
-    static const char digits[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-static bool hex_decode(const char *s, uint8_t *b, size_t n)
-{
-    if (strlen(s) != 2 * n)
-        return false;
-    for (size_t i = 0; i < 2 * n; i++) {
-        char c = s[i];
-        int v = c >= '0' && c <= '9' ? c - '0'
-                : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
-        if (v < 0)
-            return false;
-        if (i % 2 == 0)
-            b[i / 2] = (uint8_t)(v << 4);
-        else
-            b[i / 2] |= (uint8_t)v;
-    }
-    return true;
-}
-
-static void save_node(void *ctx, const char *path, const char *value)
-{
-    if (strcmp(path, "/") == 0)
-        return;
-    json_array_append_new((json_t *)ctx, json_pack("[s, s]", path, value));
-}
-
-static json_t *state_to_json(struct sim *s)
-{
-    json_t *doms = json_array();
-    for (size_t i = 0; i < s->n_doms; i++) {
-        const struct sim_dom *d = s->doms[i];
-        char handle[33];
-        hex_encode(d->handle, sizeof(d->handle), handle);
-        json_array_append_new(
-            doms,
-            json_pack("{s:I, s:s, s:I, s:I, s:I, s:I, s:f, s:b, s:I, s:I, s:s, s:o, s:f, "
-                      "s:b}",
-                      "domid", (json_int_t)d->domid, "type", domain_type_name(d->type),
-                      "tot_kib", (json_int_t)d->tot_kib, "max_kib", (json_int_t)d->max_kib,
-                      "memory_offset_kib", (json_int_t)d->memory_offset_kib,
-                      "initial_reservation_kib", (json_int_t)d->initial_reservation_kib,
-                      "boot_after_s", d->boot_after_s, "booted", d->booted, "created_ms",
-                      (json_int_t)d->created_ms, "shadow_mib", (json_int_t)d->shadow_mib,
-                      "handle", handle, "balloon", simspec_balloon_to_json(&d->balloon),
-                      "frac_kib", d->frac_kib, "free_limited", d->free_limited));
-    }
-    json_t *xs = json_array();
-    xstree_foreach(s->xs, save_node, xs);
-    json_t *viol = json_array();
-    for (size_t i = 0; i < s->n_violations; i++)
-        json_array_append_new(viol, json_string(s->violations[i]));
-    return json_pack("{s:s, s:i, s:s, s:I, s:{s:I, s:I, s:I}, s:I, s:o, s:o, s:o}",
-                     "format", STATE_FORMAT, "version", STATE_VERSION, "name", s->name,
-                     "now_ms", (json_int_t)s->now_ms, "host", "total_kib",
-                     (json_int_t)s->total_kib, "free_kib", (json_int_t)s->free_kib,
-                     "scrub_kib", (json_int_t)s->scrub_kib, "xs_generation",
-                     (json_int_t)xstree_generation(s->xs), "domains", doms, "xenstore", xs,
-                     "violations", viol);
-}
-
-static int write_all(int fd, const char *buf, size_t len)
-{
-    while (len > 0) {
-        ssize_t w = write(fd, buf, len);
-        if (w < 0) {
-            if (errno == EINTR)
-                continue;
-            return -errno;
-        }
-        buf += w;
-        len -= (size_t)w;
-    }
-    return 0;
-}
-
-int sim_save(struct sim *s, const char *path)
-{
-    int rc = 0;
-    int fd = -1;
-    char *tmp = xasprintf("%s.tmp", path);
-    json_t *root = state_to_json(s);
-    char *text = json_dumps(root, JSON_COMPACT);
-    json_decref(root);
-    if (text == NULL) {
-        rc = -ENOMEM;
-        goto out;
-    }
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = -errno;
-        goto out;
-    }
-    if ((rc = write_all(fd, text, strlen(text))) < 0 || (rc = write_all(fd, "\n", 1)) < 0)
-        goto out;
-    if (fsync(fd) < 0) {
-        rc = -errno;
-        goto out;
-    }
-    if (close(fd) < 0) {
-        fd = -1;
-        rc = -errno;
-        goto out;
-    }
-    fd = -1;
-    if (rename(tmp, path) < 0) {
-        rc = -errno;
-        goto out;
-    }
-out:
-    if (fd >= 0)
-        close(fd);
-    if (rc < 0)
-        unlink(tmp);
-    free(text);
-    free(tmp);
-    return rc;
-}
-
-/* Strict readers for the state file: *err names the field. */
-static bool load_int(const json_t *o, const char *key, int64_t *out, const char *where,
-                     char **err)
-{
-    const json_t *v = json_object_get(o, key);
-    if (!json_is_integer(v)) {
-        *err = xasprintf("%s.%s: missing or not an integer", where, key);
-        return false;
-    }
-    *out = json_integer_value(v);
-    return true;
-}
-
-static bool load_num(const json_t *o, const char *key, double *out, const char *where,
-                     char **err)
-{
-    const json_t *v = json_object_get(o, key);
-    if (!json_is_number(v)) {
-        *err = xasprintf("%s.%s: missing or not a number", where, key);
-        return false;
-    }
-    *out = json_number_value(v);
-    return true;
-}
-
-static bool load_bool(const json_t *o, const char *key, bool *out, const char *where,
-                      char **err)
-{
-    const json_t *v = json_object_get(o, key);
-    if (!json_is_boolean(v)) {
-        *err = xasprintf("%s.%s: missing or not a boolean", where, key);
-        return false;
-    }
-    *out = json_is_true(v);
-    return true;
-}
-
-static bool load_domain(struct sim *s, const json_t *o, const char *where, char **err)
-{
-    int64_t domid, tot, max, off, initres, created, shadow;
-    double boot_after, frac;
-    bool booted, free_limited;
-    enum domain_type type;
-    uint8_t handle[16];
-    struct sim_balloon b;
-
-    if (!json_is_object(o)) {
-        *err = xasprintf("%s: not an object", where);
-        return false;
-    }
-    if (!load_int(o, "domid", &domid, where, err) || !load_int(o, "tot_kib", &tot, where, err) ||
-        !load_int(o, "max_kib", &max, where, err) ||
-        !load_int(o, "memory_offset_kib", &off, where, err) ||
-        !load_int(o, "initial_reservation_kib", &initres, where, err) ||
-        !load_int(o, "created_ms", &created, where, err) ||
-        !load_int(o, "shadow_mib", &shadow, where, err) ||
-        !load_num(o, "boot_after_s", &boot_after, where, err) ||
-        !load_num(o, "frac_kib", &frac, where, err) ||
-        !load_bool(o, "booted", &booted, where, err) ||
-        !load_bool(o, "free_limited", &free_limited, where, err))
-        return false;
-    if (domid < 0 || domid > SIMSPEC_DOMID_MAX || dom_find(s, (uint32_t)domid) != NULL) {
-        *err = xasprintf("%s.domid: bad or duplicate domid %lld", where, (long long)domid);
-        return false;
-    }
-    if (tot < 0 || max < 0 || off < 0 || initres < 0 || shadow < 0 || shadow > UINT32_MAX) {
-        *err = xasprintf("%s: negative or absurd size", where);
-        return false;
-    }
-    const char *tname = json_string_value(json_object_get(o, "type"));
-    if (domain_type_parse(tname, &type) < 0) {
-        *err = xasprintf("%s.type: missing or unknown", where);
-        return false;
-    }
-    const char *hex = json_string_value(json_object_get(o, "handle"));
-    if (hex == NULL || !hex_decode(hex, handle, sizeof(handle))) {
-        *err = xasprintf("%s.handle: missing or not 32 hex digits", where);
-        return false;
-    }
-    char *bwhere = xasprintf("%s.balloon", where);
-    int rc = sim_balloon_from_json(json_object_get(o, "balloon"), bwhere, &b, err);
-    free(bwhere);
-    if (rc < 0)
-        return false;
-
-    struct sim_dom *d = dom_insert(s, (uint32_t)domid);
-    d->type = type;
-    d->tot_kib = tot;
-    d->max_kib = max;
-    d->memory_offset_kib = off;
-    d->initial_reservation_kib = initres;
-    d->boot_after_s = boot_after;
-    d->booted = booted;
-    d->created_ms = created;
-    d->shadow_mib = (uint32_t)shadow;
-    memcpy(d->handle, handle, sizeof(handle));
-    d->balloon = b;
-    d->frac_kib = frac;
-    d->free_limited = free_limited;
-    return true;
-}
-
-static bool state_from_json(struct sim *s, const json_t *root, char **err)
-{
-    int64_t version, now, total, free_kib, scrub, gen;
-    if (!json_is_object(root)) {
-        *err = xstrdup("not a JSON object");
-        return false;
-    }
-    const char *format = json_string_value(json_object_get(root, "format"));
-    if (format == NULL || strcmp(format, STATE_FORMAT) != 0) {
-        *err = xstrdup("format: not a squeezed simulated-host state file");
-        return false;
-    }
-    if (!load_int(root, "version", &version, "state", err))
-        return false;
-    if (version != STATE_VERSION) {
-        *err = xasprintf("version: %lld is not supported (expected %d)", (long long)version,
-                         STATE_VERSION);
-        return false;
-    }
-    const json_t *host = json_object_get(root, "host");
-    if (!load_int(root, "now_ms", &now, "state", err) ||
-        !load_int(root, "xs_generation", &gen, "state", err) ||
-        !load_int(host, "total_kib", &total, "host", err) ||
-        !load_int(host, "free_kib", &free_kib, "host", err) ||
-        !load_int(host, "scrub_kib", &scrub, "host", err))
-        return false;
-    if (now < 0 || total < 0 || free_kib < 0 || scrub < 0 || gen < 0) {
-        *err = xstrdup("state: negative time or size");
-        return false;
-    }
-    const char *name = json_string_value(json_object_get(root, "name"));
-    s->name = xstrdup(name ? name : "unnamed");
-    s->now_ms = now;
-    s->total_kib = total;
-    s->free_kib = free_kib;
-    s->scrub_kib = scrub;
-
-    const json_t *xs = json_object_get(root, "xenstore");
-    if (!json_is_array(xs)) {
-        *err = xstrdup("xenstore: missing or not an array");
-        return false;
-    }
-    size_t i;
-    const json_t *kv;
-    json_array_foreach(xs, i, kv) {
-        const char *path = json_string_value(json_array_get(kv, 0));
-        const char *value = json_string_value(json_array_get(kv, 1));
-        if (!json_is_array(kv) || json_array_size(kv) != 2 || path == NULL ||
-            value == NULL || xstree_write(s->xs, path, value) < 0) {
-            *err = xasprintf("xenstore[%zu]: expected [path, value]", i);
-            return false;
-        }
-    }
-    xstree_set_generation(s->xs, (uint64_t)gen);
-
-    const json_t *doms = json_object_get(root, "domains");
-    if (!json_is_array(doms)) {
-        *err = xstrdup("domains: missing or not an array");
-        return false;
-    }
-    const json_t *o;
-    json_array_foreach(doms, i, o) {
-        char where[32];
-        snprintf(where, sizeof(where), "domains[%zu]", i);
-        if (!load_domain(s, o, where, err))
-            return false;
-    }
-
-    const json_t *viol = json_object_get(root, "violations");
-    if (!json_is_array(viol)) {
-        *err = xstrdup("violations: missing or not an array");
-        return false;
-    }
-    json_array_foreach(viol, i, o) {
-        if (!json_is_string(o)) {
-            *err = xasprintf("violations[%zu]: not a string", i);
-            return false;
-        }
-        if (s->n_violations == s->cap_violations) {
-            s->cap_violations = s->cap_violations ? s->cap_violations * 2 : 8;
-            s->violations = xreallocarray(s->violations, s->cap_violations,
-                                          sizeof(*s->violations));
-        }
-        s->violations[s->n_violations++] = xstrdup(json_string_value(o));
-    }
-    return true;
-}
-
-struct sim *sim_load(const char *path, enum sim_clock_mode clock, char **err)
-{
-    json_error_t jerr;
-    char *why = NULL;
-    json_t *root = json_load_file(path, 0, &jerr);
-    if (root == NULL) {
-        if (err != NULL)
-            *err = xasprintf("%s: %s", path, jerr.text);
-        return NULL;
-    }
-    struct sim *s = sim_alloc(clock);
-    bool ok = state_from_json(s, root, &why);
-    json_decref(root);
-    if (!ok) {
-        if (err != NULL)
-            *err = xasprintf("%s: %s", path, why);
-        free(why);
-        sim_free(s);
-        return NULL;
-    }
-    /* Time goes on from the saved instant. */
-    s->origin_ms = mono_ms() - s->now_ms;
-    return s;
 }

@@ -508,14 +508,14 @@ int sim_scenario_parse(const char *text, struct sim_scenario **out, char **err)
 
 int sim_scenario_load(const char *path, struct sim_scenario **out, char **err)
 {
+    /* Messages do not repeat the path: callers name the file themselves. */
     int rc = 0;
     char *text = NULL;
-    char *inner = NULL;
     FILE *f = fopen(path, "r");
     if (f == NULL) {
         rc = -errno;
         if (err != NULL)
-            *err = xasprintf("%s: %s", path, strerror(-rc));
+            *err = xstrdup(strerror(-rc));
         goto out;
     }
     size_t cap = 4096, len = 0;
@@ -531,18 +531,14 @@ int sim_scenario_load(const char *path, struct sim_scenario **out, char **err)
     if (ferror(f)) {
         rc = -EIO;
         if (err != NULL)
-            *err = xasprintf("%s: read error", path);
+            *err = xstrdup("read error");
         goto out;
     }
     text[len] = '\0';
-    rc = sim_scenario_parse(text, out, err ? &inner : NULL);
-    if (rc < 0 && err != NULL) {
-        *err = xasprintf("%s: %s", path, inner);
-    }
+    rc = sim_scenario_parse(text, out, err);
 out:
     if (f != NULL)
         fclose(f);
-    free(inner);
     free(text);
     return rc;
 }

@@ -226,12 +226,14 @@ static void watches_free(struct xwatch *w)
     }
 }
 
-/* Free n and its subtree, removing them from the map (n must be detached). */
+/* Free n and its subtree, removing them from the map (n must be detached); pt NULL when
+ * the whole map is going away anyway. */
 static void ptree_free_subtree(struct ptree *pt, struct pnode *n)
 {
     for (size_t i = 0; i < n->n_kids; i++)
         ptree_free_subtree(pt, n->kids[i]);
-    ptree_map_del(pt, n);
+    if (pt != NULL)
+        ptree_map_del(pt, n);
     free(n->kids);
     free(n->value);
     watches_free(n->watches);
@@ -242,7 +244,7 @@ static void ptree_free_subtree(struct ptree *pt, struct pnode *n)
 static void ptree_destroy(struct ptree *pt)
 {
     if (pt->root != NULL)
-        ptree_free_subtree(pt, pt->root);
+        ptree_free_subtree(NULL, pt->root);
     free(pt->slots);
     pt->slots = NULL;
     pt->root = NULL;
@@ -517,6 +519,24 @@ static void foreach_node(struct pnode *n, xstree_visit_fn fn, void *ctx)
 void xstree_foreach(struct xstree *t, xstree_visit_fn fn, void *ctx)
 {
     foreach_node(t->data.root, fn, ctx);
+}
+
+static void walk_node(struct pnode *n, size_t index, const struct xstree_walker *w,
+                      void *ctx)
+{
+    w->enter(ctx, n->name, n->value, index, n->n_kids);
+    if (n->n_kids > 0) {
+        struct pnode **kids = sorted_kids(n);
+        for (size_t i = 0; i < n->n_kids; i++)
+            walk_node(kids[i], i, w, ctx);
+        free(kids);
+    }
+    w->leave(ctx, n->n_kids);
+}
+
+void xstree_walk(struct xstree *t, const struct xstree_walker *w, void *ctx)
+{
+    walk_node(t->data.root, 0, w, ctx);
 }
 
 /* ---- watches ---- */

@@ -56,6 +56,14 @@ void xstree_set_generation(struct xstree *t, uint64_t gen);
 /* Every node in pre-order (parents before children, children sorted). */
 typedef void (*xstree_visit_fn)(void *ctx, const char *path, const char *value);
 void xstree_foreach(struct xstree *t, xstree_visit_fn fn, void *ctx);
+/* The same as a nested walk: enter(node) for "/" (name "") and each node, children in
+ * sorted order between its enter and leave; index = position among its siblings. */
+struct xstree_walker {
+    void (*enter)(void *ctx, const char *name, const char *value, size_t index,
+                  size_t n_children);
+    void (*leave)(void *ctx, size_t n_children);
+};
+void xstree_walk(struct xstree *t, const struct xstree_walker *w, void *ctx);
 
 /* -EEXIST if (path, token) is already registered; -EINVAL for a bad path. */
 int xstree_watch(struct xstree *t, const char *path, const char *token);

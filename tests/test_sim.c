@@ -377,15 +377,14 @@ static void test_scenario_load_file(void **state)
     struct sim_scenario *sc = NULL;
     char *err = NULL;
     assert_int_equal(sim_scenario_load(path, &sc, &err), -EINVAL);
-    /* The file is named, then the field. */
-    assert_non_null(strstr(err, path));
-    assert_non_null(strstr(err, "domains[0].balloon.model: unknown model 'nope'"));
+    /* The field is named (the caller names the file). */
+    assert_true(strncmp(err, "domains[0].balloon.model: unknown model 'nope'", 46) == 0);
     free(err);
     unlink(path);
 
     err = NULL;
     assert_int_equal(sim_scenario_load("/nonexistent/scenario.json", &sc, &err), -ENOENT);
-    assert_non_null(strstr(err, "/nonexistent/scenario.json"));
+    assert_string_equal(err, strerror(ENOENT));
     free(err);
 
     assert_int_equal(sim_scenario_load("scenarios/demo.json", &sc, &err), 0);
@@ -616,6 +615,47 @@ static void test_intermittent_periods(void **state)
     assert_int_equal(actual_of(s, 1), 96000);
     sim_advance(s, 10000); /* [6.05, 16.05): active in [8,10), [12,14), [16, 16.05) */
     assert_int_equal(actual_of(s, 1), 96000 - 4050);
+    sim_free(s);
+}
+
+/* A world at rest skips time in one go; any change that matters wakes the driver. */
+static void test_idle_world_wakes_on_change(void **state)
+{
+    (void)state;
+    struct sim *s = one_guest("\"target_kib\": 100000, \"maxmem_kib\": 200000, "
+                              "\"balloon\": {\"rate_kib_s\": 1000}");
+    sim_advance(s, 3600 * 1000);
+    assert_int_equal(sim_now_ms(s), 3600 * 1000);
+    assert_int_equal(actual_of(s, 1), 100000);
+    /* No target: the driver has nothing to follow. */
+    assert_int_equal(sim_xs_rm(s, "/local/domain/1/memory/target"), 0);
+    sim_advance(s, 1000);
+    assert_int_equal(actual_of(s, 1), 100000);
+    set_target(s, 1, 99000);
+    sim_advance(s, 500);
+    assert_int_equal(actual_of(s, 1), 99500);
+    sim_advance(s, 3600 * 1000);
+    assert_int_equal(actual_of(s, 1), 99000);
+    /* The target goes with its directory, then comes back. */
+    assert_int_equal(sim_xs_rm(s, "/local/domain/1/memory"), 0);
+    assert_int_equal(sim_xs_write(s, "/local/domain/1/memory/target", "98000"), 0);
+    sim_advance(s, 1000);
+    assert_int_equal(actual_of(s, 1), 98000);
+    /* Unparsable targets are ignored. */
+    assert_int_equal(sim_xs_write(s, "/local/domain/1/memory/target", "lots"), 0);
+    sim_advance(s, 1000);
+    assert_int_equal(actual_of(s, 1), 98000);
+    assert_int_equal(sim_xs_write(s, "/local/domain/1/memory/target", "97000"), 0);
+    sim_advance(s, 1000);
+    assert_int_equal(actual_of(s, 1), 97000);
+    /* Raising maxmem lets a guest that was capped go on. */
+    set_target(s, 1, 200000);
+    assert_int_equal(sim_set_maxmem(s, 1, 98000 + 1024), 0);
+    sim_advance(s, 60000);
+    assert_int_equal(actual_of(s, 1), 99024);
+    assert_int_equal(sim_set_maxmem(s, 1, 200000 + 1024), 0);
+    sim_advance(s, 1000);
+    assert_int_equal(actual_of(s, 1), 100024);
     sim_free(s);
 }
 
@@ -1404,7 +1444,7 @@ static void test_persistence_round_trip(void **state)
     fputs("{\"format\": \"something else\"}", f);
     fclose(f);
     assert_null(sim_load(path, SIM_CLOCK_VIRTUAL, &err));
-    assert_non_null(strstr(err, path));
+    assert_non_null(strstr(err, "format"));
     free(err);
     assert_null(sim_load("/nonexistent/state.json", SIM_CLOCK_VIRTUAL, &err));
     free(err);
@@ -1532,6 +1572,7 @@ int main(void)
         cmocka_unit_test(test_ceiling_model),
         cmocka_unit_test(test_stuck_and_none_never_move),
         cmocka_unit_test(test_intermittent_periods),
+        cmocka_unit_test(test_idle_world_wakes_on_change),
         cmocka_unit_test(test_boot_after),
         cmocka_unit_test(test_initial_reservation_allocation),
         cmocka_unit_test(test_growth_bounded_by_maxmem),

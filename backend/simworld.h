@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* The simulated host's internal state, shared by sim.c (the world) and simstate.c (saving). */
+#ifndef SQUEEZED_SIMWORLD_H
+#define SQUEEZED_SIMWORLD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "backend/sim.h"
+#include "backend/xstree.h"
+
+/* Internal to backend/: nothing outside sim.c and simstate.c may include this. */
+
+struct sim_dom {
+    uint32_t domid;
+    enum domain_type type;
+    int64_t tot_kib;           /* Xen total pages KiB */
+    int64_t max_kib;           /* Xen max pages KiB (includes the per-type slack) */
+    int64_t memory_offset_kib; /* actual = tot_kib - memory_offset_kib */
+    int64_t initial_reservation_kib;
+    double boot_after_s;
+    bool booted;
+    int64_t created_ms; /* sim time of creation */
+    uint32_t shadow_mib;
+    uint8_t handle[16];
+    struct sim_balloon balloon;
+    double frac_kib;    /* progress not yet a whole KiB */
+    bool free_limited;  /* a free<0 violation was recorded for the current episode */
+    bool settled;       /* booted and nothing to move until its target or driver
+                           changes: skipped by the stepper (not saved) */
+
+    /* memory/target as last written; re-read when target_epoch != sim rm_epoch. */
+    char *target_path;
+    bool target_valid;
+    int64_t target_kib;
+    uint64_t target_epoch;
+};
+
+struct sim {
+    enum sim_clock_mode clock;
+    char *name;
+    int64_t total_kib;
+    int64_t free_kib;
+    int64_t scrub_kib;
+    int64_t now_ms;
+    int64_t origin_ms; /* CLOCK_MONOTONIC ms at sim time 0 (real clock) */
+
+    struct sim_dom **doms; /* sorted by domid */
+    size_t n_doms, cap_doms;
+    size_t n_unsettled; /* domains with settled == false */
+
+    struct xstree *xs;
+    uint64_t rm_epoch; /* bumped by every rm: cached targets may be gone */
+
+    char **violations;
+    size_t n_violations, cap_violations;
+
+    struct sim_counters counters;
+    char *state_file;
+};
+
+/* CLOCK_MONOTONIC in ms. */
+int64_t simworld_mono_ms(void);
+/* An empty world (no domains, "/" only) on the given clock; never NULL. */
+struct sim *simworld_alloc(enum sim_clock_mode clock);
+/* The domain, or NULL. */
+struct sim_dom *simworld_dom_find(const struct sim *s, uint32_t domid);
+/* A new zeroed domain record in domid order (domid must be absent). */
+struct sim_dom *simworld_dom_insert(struct sim *s, uint32_t domid);
+/* Append a violation line (taken). */
+void simworld_add_violation_text(struct sim *s, char *line);
+
+#endif
