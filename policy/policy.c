@@ -155,6 +155,8 @@ static int64_t share_of(int64_t surplus_kib, int64_t total_kib, int64_t range_ki
         return 0;
     if (surplus_kib >= total_kib)
         return range_kib;
+    if (surplus_kib <= INT64_MAX / range_kib)
+        return surplus_kib * range_kib / total_kib;
 #ifdef __SIZEOF_INT128__
     /* Exact: surplus < total < 2^62 and range < 2^41, so the product fits. */
     return (int64_t)((unsigned __int128)surplus_kib * (uint64_t)range_kib /
