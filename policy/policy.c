@@ -33,8 +33,8 @@ struct policy_state {
     size_t cap_ents;
     struct stuck_entry *spare; /* the next round's array, swapped with ents */
     size_t cap_spare;
-    uint64_t rounds;            /* rounds run since new / reset */
-    bool have_ideal;            /* FREE_RANGE: ideal_kib fixed for [ideal_min, ideal_max] */
+    uint64_t rounds; /* rounds run since new / reset */
+    bool have_ideal; /* FREE_RANGE: ideal_kib fixed for [ideal_min, ideal_max] */
     int64_t ideal_kib;
     int64_t ideal_min_kib;
     int64_t ideal_max_kib;
@@ -61,8 +61,8 @@ struct sums {
     int64_t range_kib;           /* active: sum of (max - min) */
     int64_t guaranteed_free_kib; /* host free minus what balloonable domains may grow */
     size_t n_active;
-    bool all_active_hit;     /* every active domain within inaccuracy of its target */
-    bool all_balloon_hit;    /* every balloonable domain within inaccuracy of target */
+    bool all_active_hit;  /* every active domain within inaccuracy of its target */
+    bool all_balloon_hit; /* every balloonable domain within inaccuracy of target */
 };
 
 /* The proportional share computed from the sums. */
@@ -121,8 +121,7 @@ static bool host_valid(const struct policy_host *h)
         if (d->domid < 0 || (i > 0 && d->domid <= h->domains[i - 1].domid))
             return false;
         if (!size_ok(d->dynamic_min_kib) || !size_ok(d->dynamic_max_kib) ||
-            !size_ok(d->target_kib) || !size_ok(d->actual_kib) ||
-            !size_ok(d->inaccuracy_kib))
+            !size_ok(d->target_kib) || !size_ok(d->actual_kib) || !size_ok(d->inaccuracy_kib))
             return false;
         if (d->dynamic_min_kib > d->dynamic_max_kib)
             return false;
@@ -194,8 +193,7 @@ static bool is_active(const struct policy_domain *d, const struct stuck_entry *e
     return d->can_balloon && !(e != NULL && e->stuck);
 }
 
-static void sum_up(const struct policy_host *h, const struct stuck_entry *ents,
-                   struct sums *s)
+static void sum_up(const struct policy_host *h, const struct stuck_entry *ents, struct sums *s)
 {
     int64_t may_grow_kib = 0;
 
@@ -223,8 +221,7 @@ static void sum_up(const struct policy_host *h, const struct stuck_entry *ents,
         s->n_active++;
         if (!hit)
             s->all_active_hit = false;
-        s->freeable_kib += max64(0, d->actual_kib - d->dynamic_min_kib -
-                                        2 * d->inaccuracy_kib);
+        s->freeable_kib += max64(0, d->actual_kib - d->dynamic_min_kib - 2 * d->inaccuracy_kib);
         s->range_kib += d->dynamic_max_kib - d->dynamic_min_kib;
     }
     s->guaranteed_free_kib = h->free_kib - may_grow_kib;
@@ -335,8 +332,8 @@ static void track(struct policy_state *st, const struct policy_host *h, int64_t 
                 push_domid(&out->newly_active, &out->n_newly_active, &out->cap_newly_active,
                            d->domid);
             }
-        } else if (!e->stuck && longer_than(now_ms, e->last_progress_ms,
-                                            POLICY_STUCK_AFTER_MS)) {
+        } else if (!e->stuck &&
+                   longer_than(now_ms, e->last_progress_ms, POLICY_STUCK_AFTER_MS)) {
             /* Let it give memory back but never take more than it has (or its
              * target, if lower), within its range: what it does not hold may be
              * handed to others. */
@@ -344,8 +341,7 @@ static void track(struct policy_state *st, const struct policy_host *h, int64_t 
             e->newly_stuck = true;
             e->clip_kib = clamp64(min64(d->target_kib, d->actual_kib), d->dynamic_min_kib,
                                   d->dynamic_max_kib);
-            push_domid(&out->newly_stuck, &out->n_newly_stuck, &out->cap_newly_stuck,
-                       d->domid);
+            push_domid(&out->newly_stuck, &out->n_newly_stuck, &out->cap_newly_stuck, d->domid);
         }
     }
 
@@ -403,8 +399,7 @@ static size_t plan_targets(const struct policy_host *h, const struct stuck_entry
 
     for (size_t i = 0; i < h->n_domains && !decreasing; i++) {
         const struct policy_domain *d = &h->domains[i];
-        if (is_active(d, ents != NULL ? &ents[i] : NULL) &&
-            ideal_target(d, sh) < d->target_kib)
+        if (is_active(d, ents != NULL ? &ents[i] : NULL) && ideal_target(d, sh) < d->target_kib)
             decreasing = true;
     }
 
@@ -491,8 +486,7 @@ static void judge(const struct policy_host *h, const struct policy_state *st,
 }
 
 int policy_round(struct policy_state *st, const struct policy_host *host,
-                 const struct policy_request *req, int64_t now_ms,
-                 struct policy_decision *out)
+                 const struct policy_request *req, int64_t now_ms, struct policy_decision *out)
 {
     struct sums s;
     struct share sh;
@@ -515,8 +509,8 @@ int policy_round(struct policy_state *st, const struct policy_host *host,
     out->n_active = s.n_active;
 
     if (first_round && req->kind != POLICY_BALANCE && s.all_balloon_hit) {
-        int64_t asked_kib = req->reserved_kib +
-                            (req->kind == POLICY_FREE ? req->need_kib : req->max_kib);
+        int64_t asked_kib =
+            req->reserved_kib + (req->kind == POLICY_FREE ? req->need_kib : req->max_kib);
         if (s.guaranteed_free_kib >= asked_kib) {
             out->verdict = POLICY_SUCCESS;
             out->fast_path = true;
@@ -529,8 +523,7 @@ int policy_round(struct policy_state *st, const struct policy_host *host,
 
     /* A round that declares domains stuck or active again ends with CONTINUE so that
      * their maxmem ops are applied; the verdict follows one poll later. */
-    if (n_set == 0 && s.all_active_hit && out->n_newly_stuck == 0 &&
-        out->n_newly_active == 0)
+    if (n_set == 0 && s.all_active_hit && out->n_newly_stuck == 0 && out->n_newly_active == 0)
         judge(host, st, req, host_target_kib, s.guaranteed_free_kib, out);
     return 0;
 }
@@ -618,8 +611,8 @@ void policy_coop_free(struct policy_coop *c)
     free(c);
 }
 
-size_t policy_coop_update(struct policy_coop *c, const struct policy_host *host,
-                          int64_t now_ms, struct policy_coop_change **changes)
+size_t policy_coop_update(struct policy_coop *c, const struct policy_host *host, int64_t now_ms,
+                          struct policy_coop_change **changes)
 {
     struct policy_coop_change *out = NULL;
     size_t n_out = 0, cap_out = 0, j = 0;

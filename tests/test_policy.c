@@ -74,9 +74,9 @@ static void model_free_kib(struct model *m, int64_t free_kib)
     m->min_free_kib = free_kib;
 }
 
-static struct mdom *model_add(struct model *m, int32_t domid, bool can_balloon,
-                              int64_t min_kib, int64_t max_kib, int64_t target_kib,
-                              int64_t actual_kib, int64_t step_kib)
+static struct mdom *model_add(struct model *m, int32_t domid, bool can_balloon, int64_t min_kib,
+                              int64_t max_kib, int64_t target_kib, int64_t actual_kib,
+                              int64_t step_kib)
 {
     size_t at = m->n;
     if (m->n == m->cap) {
@@ -281,16 +281,17 @@ static enum policy_verdict run(struct fixture *fx, const struct policy_request *
 
 static struct policy_request free_req(int64_t need_kib, int64_t reserved_kib)
 {
-    struct policy_request r = {.kind = POLICY_FREE, .need_kib = need_kib,
-                               .reserved_kib = reserved_kib};
+    struct policy_request r = {
+        .kind = POLICY_FREE, .need_kib = need_kib, .reserved_kib = reserved_kib};
     return r;
 }
 
-static struct policy_request range_req(int64_t min_kib, int64_t max_kib,
-                                       int64_t reserved_kib)
+static struct policy_request range_req(int64_t min_kib, int64_t max_kib, int64_t reserved_kib)
 {
-    struct policy_request r = {.kind = POLICY_FREE_RANGE, .min_kib = min_kib,
-                               .max_kib = max_kib, .reserved_kib = reserved_kib};
+    struct policy_request r = {.kind = POLICY_FREE_RANGE,
+                               .min_kib = min_kib,
+                               .max_kib = max_kib,
+                               .reserved_kib = reserved_kib};
     return r;
 }
 
@@ -686,7 +687,7 @@ static void test_fast_path(void **state)
 
     model_free_kib(&fx->m, 73728 + 10000 + 11);
     model_add(&fx->m, 1, true, 1000, 5000, 3000, 3000, 1000);
-    model_add(&fx->m, 2, true, 1000, 5000, 3000, 2997, 1000); /* within inaccuracy */
+    model_add(&fx->m, 2, true, 1000, 5000, 3000, 2997, 1000);  /* within inaccuracy */
     model_add(&fx->m, 3, false, 1000, 5000, 3000, 1000, 1000); /* not ballooned */
     assert_int_equal(round_at(fx, &req), POLICY_SUCCESS);
     assert_true(fx->d.fast_path);
@@ -1069,8 +1070,8 @@ static void test_32000_domains_converge(void **state)
     double g = fx->d.gamma;
     for (size_t i = 0; i < fx->m.n; i++) {
         const struct policy_domain *d = &fx->m.doms[i].d;
-        double want = (double)d->dynamic_min_kib +
-                      g * (double)(d->dynamic_max_kib - d->dynamic_min_kib);
+        double want =
+            (double)d->dynamic_min_kib + g * (double)(d->dynamic_max_kib - d->dynamic_min_kib);
         assert_true((double)d->target_kib <= want + 1.0);
         assert_true((double)d->target_kib >= want - 2.0);
     }
