@@ -71,6 +71,8 @@ static const enum dc_key watched_keys[] = {DK_DYN_MIN, DK_DYN_MAX, DK_FEATURE_BA
 struct dc_value {
     bool known;   /* `present` and `str` are what xenstore held when last read/written */
     bool present;
+    bool num_ok;  /* str is a decimal number within +-KIB_CAP, held in num */
+    int64_t num;
     char *str;    /* the value while present */
 };
 
@@ -120,20 +122,23 @@ struct domcache {
     struct policy_domain *s_domains;
     struct domcache_domain_extra *s_extra;
     size_t s_cap;
+    struct dc_entry **s_entries; /* the entry of each listed domain (NULL: dying) */
+    size_t s_entries_cap;
 };
 
 #define COUNT(dc, field) atomic_fetch_add_explicit(&(dc)->c.field, 1, memory_order_relaxed)
 
 /* ---- small helpers ---- */
 
-static bool parse_kib(const char *s, int64_t *out)
+/* Strict decimal within +-KIB_CAP (xenstore values). */
+static bool parse_num(const char *s, int64_t *out)
 {
     if (s == NULL || *s == '\0')
         return false;
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < 0 || v > KIB_CAP)
+    if (errno != 0 || end == s || *end != '\0' || v < -KIB_CAP || v > KIB_CAP)
         return false;
     *out = v;
     return true;
@@ -157,6 +162,7 @@ static void value_forget(struct dc_value *v)
     v->str = NULL;
     v->known = false;
     v->present = false;
+    v->num_ok = false;
 }
 
 static void value_set(struct dc_value *v, const char *str)
@@ -166,6 +172,17 @@ static void value_set(struct dc_value *v, const char *str)
     v->str = copy;
     v->known = true;
     v->present = true;
+    /* Parsed once here, not at every snapshot. */
+    v->num_ok = parse_num(copy, &v->num);
+}
+
+/* The value as a size (>= 0), if it is one. */
+static bool value_kib(const struct dc_value *v, int64_t *out)
+{
+    if (!v->present || !v->num_ok || v->num < 0)
+        return false;
+    *out = v->num;
+    return true;
 }
 
 static void value_set_absent(struct dc_value *v)
@@ -174,6 +191,7 @@ static void value_set_absent(struct dc_value *v)
     v->str = NULL;
     v->known = true;
     v->present = false;
+    v->num_ok = false;
 }
 
 static int key_index(const char *key)
@@ -592,6 +610,7 @@ void domcache_free(struct domcache *dc)
     free(dc->buckets);
     free(dc->s_domains);
     free(dc->s_extra);
+    free(dc->s_entries);
     free(dc);
 }
 
@@ -678,12 +697,9 @@ static int settle_offset(struct domcache *dc, struct dc_entry *e, int64_t tot_ki
     const struct dc_value *v = &e->v[DK_OFFSET];
     int64_t off;
     if (v->present) {
-        /* May be negative (a guest started above its target); strtoll still applies. */
-        char *end;
-        errno = 0;
-        long long x = strtoll(v->str, &end, 10);
-        if (errno == 0 && end != v->str && *end == '\0' && x > -KIB_CAP && x < KIB_CAP) {
-            *offset_kib = x;
+        /* May be negative: a guest that started above its target. */
+        if (v->num_ok) {
+            *offset_kib = v->num;
             return 1;
         }
         log_warnx("domid %" PRIu32 ": memory/memory-offset '%s' is not a number; "
@@ -715,9 +731,7 @@ static int dynamic_range(struct domcache *dc, struct dc_entry *e, int64_t target
     if (rc < 0)
         return rc;
     int64_t lo, hi;
-    if (e->v[DK_DYN_MIN].present && e->v[DK_DYN_MAX].present &&
-        parse_kib(e->v[DK_DYN_MIN].str, &lo) && parse_kib(e->v[DK_DYN_MAX].str, &hi) &&
-        lo <= hi) {
+    if (value_kib(&e->v[DK_DYN_MIN], &lo) && value_kib(&e->v[DK_DYN_MAX], &hi) && lo <= hi) {
         *min_kib = lo;
         *max_kib = hi;
     } else {
@@ -755,7 +769,7 @@ static int build_domain(struct domcache *dc, struct dc_entry *e,
     if ((rc = entry_get(dc, e, DK_UNCOOP)) < 0 || (rc = entry_get(dc, e, DK_INITRES)) < 0)
         return rc;
     int64_t initres_kib = 0;
-    if (e->v[DK_INITRES].present && !parse_kib(e->v[DK_INITRES].str, &initres_kib)) {
+    if (e->v[DK_INITRES].present && !value_kib(&e->v[DK_INITRES], &initres_kib)) {
         log_warnx("domid %" PRIu32 ": memory/initial-reservation '%s' is not a size; "
                   "counting 0",
                   e->domid, e->v[DK_INITRES].str);
@@ -804,7 +818,7 @@ static int build_domain(struct domcache *dc, struct dc_entry *e,
         log_debug("domid %" PRIu32 ": memory/target missing; skipped", e->domid);
         return 0;
     }
-    if (!parse_kib(e->v[DK_TARGET].str, &target_kib)) {
+    if (!value_kib(&e->v[DK_TARGET], &target_kib)) {
         log_warnx("domid %" PRIu32 ": memory/target '%s' is not a size; skipped", e->domid,
                   e->v[DK_TARGET].str);
         value_forget(&e->v[DK_TARGET]);
@@ -857,9 +871,13 @@ static int cmp_domid(const void *a, const void *b)
 }
 
 /* Match the domain list with the entries: drop the dead and the recycled, make the new
- * (registering their watches), refresh maxmem. */
+ * (registering their watches), refresh maxmem. dc->s_entries[i] is list[i]'s entry. */
 static void sync_entries(struct domcache *dc, const struct backend_domain *list, size_t n)
 {
+    if (n > dc->s_entries_cap) {
+        dc->s_entries = xreallocarray(dc->s_entries, n, sizeof(*dc->s_entries));
+        dc->s_entries_cap = n;
+    }
     for (size_t i = 0; i < dc->n_buckets; i++)
         for (struct dc_entry *e = dc->buckets[i]; e != NULL; e = e->next)
             e->seen = false;
@@ -874,10 +892,12 @@ static void sync_entries(struct domcache *dc, const struct backend_domain *list,
             entry_drop(dc, e);
             e = NULL;
         }
+        dc->s_entries[i] = NULL;
         if (d->dying)
             continue; /* not seen: its entry goes below */
         if (e == NULL)
             e = entry_new(dc, d);
+        dc->s_entries[i] = e;
         e->seen = true;
         /* Xen's maxmem is listed for free; keep what we set while it matches in pages
          * (Xen rounds down to pages). */
@@ -945,9 +965,7 @@ int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *re
     int64_t booting_unused = 0;
     for (size_t i = 0; i < n; i++) {
         const struct backend_domain *d = &list[i];
-        if (d->dying)
-            continue;
-        struct dc_entry *e = entry_find(dc, d->domid);
+        struct dc_entry *e = dc->s_entries[i];
         if (e == NULL)
             continue;
         e->included = false;
@@ -1036,16 +1054,8 @@ int domcache_set_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib)
         int rc = entry_get(dc, e, DK_OFFSET);
         if (rc < 0)
             return rc;
-        int64_t off = 0;
-        if (e->v[DK_OFFSET].present) {
-            char *end;
-            errno = 0;
-            long long x = strtoll(e->v[DK_OFFSET].str, &end, 10);
-            if (errno == 0 && end != e->v[DK_OFFSET].str && *end == '\0' && x > -KIB_CAP &&
-                x < KIB_CAP)
-                off = x;
-        }
-        e->offset_kib = off;
+        e->offset_kib = e->v[DK_OFFSET].present && e->v[DK_OFFSET].num_ok ? e->v[DK_OFFSET].num
+                                                                          : 0;
     }
     int64_t xen_kib = maxmem_kib + domain_type_xen_offset_kib(e->type) + e->offset_kib;
     if (xen_kib < 0)
