@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /* The HTTP front end against a recording mock of the service: wire format, errors, limits,
  * listeners. */
+#include <dirent.h>
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <regex.h>
@@ -1141,6 +1144,68 @@ static void test_method_names_all_dispatched(void **state)
     assert_int_equal(n, N_CASES);
 }
 
+/* The fuzzing seeds (tests/fuzz/corpus): bad_* get an error, the others succeed. */
+static char *find_corpus(void)
+{
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+    if (n > 0) {
+        exe[n] = '\0';
+        char *dir = dirname(exe);
+        for (int up = 0; up <= 4; up++) {
+            char path[PATH_MAX + 64];
+            int len = snprintf(path, sizeof(path), "%s", dir);
+            for (int i = 0; i < up; i++)
+                len += snprintf(path + len, sizeof(path) - (size_t)len, "/..");
+            snprintf(path + len, sizeof(path) - (size_t)len, "/tests/fuzz/corpus");
+            if (access(path, R_OK) == 0)
+                return strdup(path);
+        }
+    }
+    return strdup("tests/fuzz/corpus");
+}
+
+static void test_fuzz_seeds(void **state)
+{
+    char *dir = find_corpus();
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    int seen = 0;
+    (void)state;
+
+    if (d == NULL)
+        fail_msg("%s: %s", dir, strerror(errno));
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *path = fmt("%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "rb");
+        assert_non_null(f);
+        char buf[65536];
+        size_t len = fread(buf, 1, sizeof(buf), f);
+        fclose(f);
+        int status = 0;
+        json_t *r = call_rpc_n(buf, len, &status);
+        bool bad = strncmp(e->d_name, "bad_", 4) == 0;
+        json_t *err = json_object_get(r, "error");
+        bool failed = err != NULL && !json_is_null(err);
+        if (status == 204) {
+            assert_null(r);
+        } else {
+            assert_int_equal(status, 200);
+            if (bad != failed)
+                fail_msg("%s: %s", e->d_name, bad ? "no error" : "an error");
+        }
+        json_decref(r);
+        free(path);
+        seen++;
+    }
+    closedir(d);
+    free(dir);
+    assert_true(seen >= 30);
+}
+
 /* ==== metrics ============================================================================ */
 
 /* Every line is a # HELP / # TYPE comment or a sample of a declared family; returns the
@@ -2157,6 +2222,7 @@ int main(void)
         cmocka_unit_test_setup(test_impossible_reservation_ids, setup_rpc),
         cmocka_unit_test_setup(test_body_too_large_direct, setup_rpc),
         cmocka_unit_test_setup(test_method_names_all_dispatched, setup_rpc),
+        cmocka_unit_test_setup(test_fuzz_seeds, setup_rpc),
         cmocka_unit_test_setup(test_metrics_render, setup_rpc),
         cmocka_unit_test_setup(test_metrics_render_odd_status, setup_rpc),
         cmocka_unit_test_setup_teardown(test_http_rpc_both_paths_and_socket, setup_server,
