@@ -229,6 +229,16 @@ static int64_t dom_maxmem(const struct sim_dom *d)
 static void dom_boot(struct sim *s, struct sim_dom *d)
 {
     d->booted = true;
+    /* The daemon calibrates memory-offset as total - target when a guest boots, which
+     * holds for a guest that boots at its target. One that does not (a scenario guest
+     * caught mid-balloon, as after a daemon restart) carries the offset an earlier
+     * daemon would have recorded. */
+    int64_t target;
+    char *off_path = dom_key(d->domid, "memory/memory-offset");
+    if (dom_target(s, d, &target) && target != dom_actual(d) &&
+        !xstree_exists(s->xs, off_path))
+        xs_set_dom_i64(s, d->domid, "memory/memory-offset", d->memory_offset_kib);
+    free(off_path);
     xs_set_dom(s, d->domid, "data/updated", "1");
     if (d->balloon.model != SIM_BALLOON_NONE)
         xs_set_dom(s, d->domid, "control/feature-balloon", "1");

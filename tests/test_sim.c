@@ -931,6 +931,26 @@ static void test_xs_generation(void **state)
     sim_free(s);
 }
 
+/* A guest booting away from its target carries its memory-offset (the daemon could not
+ * calibrate it as total - target); one booting at its target leaves it to the daemon. */
+static void test_memory_offset_for_guests_booted_off_target(void **state)
+{
+    (void)state;
+    struct sim *s = world("{\"host\": {\"total_kib\": 16777216, \"free_kib\": 1048576}, "
+                          "\"domains\": [{\"domid\": 1, \"target_kib\": 100000, "
+                          "\"actual_kib\": 120000, \"maxmem_kib\": 200000, "
+                          "\"memory_offset_kib\": 2048},"
+                          " {\"domid\": 2, \"target_kib\": 100000, \"memory_offset_kib\": 2048},"
+                          " {\"domid\": 3, \"target_kib\": 100000, \"actual_kib\": 90000,"
+                          "  \"boot_after_s\": 1}]}");
+    assert_key(s, "/local/domain/1/memory/memory-offset", "2048");
+    assert_false(has_key(s, 2, "memory/memory-offset"));
+    assert_false(has_key(s, 3, "memory/memory-offset"));
+    sim_advance(s, 1000);
+    assert_key(s, "/local/domain/3/memory/memory-offset", "0");
+    sim_free(s);
+}
+
 static void test_domain_keys(void **state)
 {
     (void)state;
@@ -1585,6 +1605,7 @@ int main(void)
         cmocka_unit_test(test_xs_directory_sorted),
         cmocka_unit_test(test_xs_generation),
         cmocka_unit_test(test_domain_keys),
+        cmocka_unit_test(test_memory_offset_for_guests_booted_off_target),
         cmocka_unit_test(test_watch_fires_at_registration),
         cmocka_unit_test(test_watch_subtree),
         cmocka_unit_test(test_watch_fires_on_ancestor_rm),
