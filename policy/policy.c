@@ -379,22 +379,32 @@ static int64_t host_target_of(struct policy_state *st, const struct policy_host 
 /*
  * The targets of this round. Two phases: while any active target goes down only the
  * decreases are emitted. Otherwise the increases are granted in domid order out of a
- * budget of max(0, guaranteed free): host free memory already excludes reservations and
- * what every guest may still grow into, so as long as the total granted stays within it
- * no race between allocating guests can take host free memory below zero or eat a
- * reservation. The domain that exhausts the budget gets a partial increase; those after
- * it wait for a later round, when memory being freed has arrived. Raising a target by
- * x raises what the domain may grow into by at most x, hence the charge of x.
+ * budget of max(0, guaranteed free - floor), floor being the round's host target.
+ *
+ * Guaranteed free memory already excludes reservations and what every guest may still
+ * grow into, so with any floor >= 0 no race between allocating guests can take host free
+ * memory below zero or eat a reservation. The floor is the host target rather than 0
+ * so that guests are only ever given memory the operation does not need: the host
+ * reserve is never handed out (SPEC 2), and a FREE cannot lose to a guest the memory it
+ * is gathering, to have to take it back later (or fail) if a donor turns out stuck.
+ * It costs next to nothing once balloons have settled: with every active domain within
+ * inaccuracy of its target, the proportional increases stay 4 KiB per active domain
+ * under the budget (8 KiB less for each domain within 2 * inaccuracy of dynamic-min,
+ * whose margin the surplus does not subtract).
+ *
+ * The domain that exhausts the budget gets a partial increase; those after it wait for
+ * a later round, when memory being freed has arrived. Raising a target by x raises what
+ * the domain may grow into by at most x, hence the charge of x.
  *
  * ents NULL: plan only (all balloonable domains active), nothing emitted. Returns the
  * number of SET_TARGET ops (that would be) emitted.
  */
 static size_t plan_targets(const struct policy_host *h, const struct stuck_entry *ents,
-                           const struct sums *s, const struct share *sh,
+                           const struct sums *s, const struct share *sh, int64_t floor_kib,
                            struct policy_decision *out)
 {
     bool decreasing = false;
-    int64_t budget_kib = max64(0, s->guaranteed_free_kib);
+    int64_t budget_kib = max64(0, s->guaranteed_free_kib - floor_kib);
     size_t n_set = 0;
 
     for (size_t i = 0; i < h->n_domains && !decreasing; i++) {
@@ -519,7 +529,7 @@ int policy_round(struct policy_state *st, const struct policy_host *host,
         }
     }
 
-    size_t n_set = plan_targets(host, st->ents, &s, &sh, out);
+    size_t n_set = plan_targets(host, st->ents, &s, &sh, host_target_kib, out);
 
     /* A round that declares domains stuck or active again ends with CONTINUE so that
      * their maxmem ops are applied; the verdict follows one poll later. */
@@ -537,7 +547,7 @@ bool policy_balance_needed(const struct policy_host *host, int64_t reserved_kib)
         return false;
     sum_up(host, NULL, &s);
     make_share(host->free_kib + s.freeable_kib - reserved_kib, s.range_kib, &sh);
-    return plan_targets(host, NULL, &s, &sh, NULL) > 0;
+    return plan_targets(host, NULL, &s, &sh, reserved_kib, NULL) > 0;
 }
 
 struct policy_state *policy_state_new(void)

@@ -207,7 +207,7 @@ static int64_t model_guaranteed(const struct model *m)
  * Invariants every decision must keep: maxmem raised right before a target goes up and
  * lowered right after it goes down; no increase in a round with a decrease; SET_TARGETs
  * in domid order, one per domain at most; increases in total within the guaranteed free
- * memory.
+ * memory above the host target (never the reserve, nor what the operation gathers).
  */
 static void check_ops(struct model *m, const struct policy_decision *d)
 {
@@ -244,7 +244,8 @@ static void check_ops(struct model *m, const struct policy_decision *d)
         }
     }
     assert_false(up && down);
-    assert_true(increase_kib <= (d->guaranteed_free_kib > 0 ? d->guaranteed_free_kib : 0));
+    int64_t budget_kib = d->guaranteed_free_kib - d->host_target_kib;
+    assert_true(increase_kib <= (budget_kib > 0 ? budget_kib : 0));
 }
 
 static enum policy_verdict round_at(struct fixture *fx, const struct policy_request *req)
@@ -437,6 +438,35 @@ static void test_increases_granted_in_domid_order_within_guaranteed_free(void **
     assert_int_equal(fx->m.free_kib, 3000 + 4000 - 3 * 2325);
     assert_true(fx->m.min_free_kib >= 0);
     assert_int_equal(fx->m.violations, 0);
+}
+
+static void test_increases_never_take_what_the_operation_needs(void **state)
+{
+    struct fixture *fx = *state;
+    struct policy_request req = free_req(100000, 5000);
+
+    /* Proportionally domain 1 should shrink and domain 2 grow. Domain 1 never moves:
+     * the 8000 KiB already free belong to the reservation and the reserve, so domain 2
+     * must not be given any of it; once domain 1 is stuck, domain 2 frees instead. */
+    model_free_kib(&fx->m, 8000);
+    model_add(&fx->m, 1, true, 100000, 400000, 400000, 400000, 0);
+    model_add(&fx->m, 2, true, 100000, 400000, 250000, 250000, 20000);
+    assert_int_equal(round_at(fx, &req), POLICY_CONTINUE);
+    assert_non_null(find_op(&fx->d, POLICY_OP_SET_TARGET, 1));
+    assert_null(find_op(&fx->d, POLICY_OP_SET_TARGET, 2));
+    int64_t highest_kib = 250000;
+    for (fx->rounds = 0; fx->d.verdict == POLICY_CONTINUE && fx->rounds < 100; fx->rounds++) {
+        advance(fx);
+        round_at(fx, &req);
+        const struct policy_op *op = find_op(&fx->d, POLICY_OP_SET_TARGET, 2);
+        if (op != NULL && op->value_kib > highest_kib)
+            highest_kib = op->value_kib;
+    }
+    assert_int_equal(fx->d.verdict, POLICY_SUCCESS);
+    assert_int_equal(highest_kib, 250000);
+    assert_true(model_find(&fx->m, 2)->d.target_kib < 250000);
+    assert_true(fx->m.min_free_kib >= 8000);
+    assert_true(model_guaranteed(&fx->m) >= 100000 + 5000);
 }
 
 static void test_free_never_negative_with_racing_guests(void **state)
@@ -1178,6 +1208,7 @@ int main(void)
         T(test_gamma_clamped_at_one),
         T(test_two_phase_decreases_first),
         T(test_increases_granted_in_domid_order_within_guaranteed_free),
+        T(test_increases_never_take_what_the_operation_needs),
         T(test_free_never_negative_with_racing_guests),
         T(test_continue_without_ops_while_balloons_move),
         T(test_maxmem_raised_before_target_up),
