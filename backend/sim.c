@@ -50,8 +50,7 @@ void simworld_add_violation_text(struct sim *s, char *line)
 {
     if (s->n_violations == s->cap_violations) {
         s->cap_violations = s->cap_violations ? s->cap_violations * 2 : 8;
-        s->violations = xreallocarray(s->violations, s->cap_violations,
-                                      sizeof(*s->violations));
+        s->violations = xreallocarray(s->violations, s->cap_violations, sizeof(*s->violations));
     }
     s->violations[s->n_violations++] = line;
 }
@@ -235,8 +234,7 @@ static void dom_boot(struct sim *s, struct sim_dom *d)
      * daemon would have recorded. */
     int64_t target;
     char *off_path = dom_key(d->domid, "memory/memory-offset");
-    if (dom_target(s, d, &target) && target != dom_actual(d) &&
-        !xstree_exists(s->xs, off_path))
+    if (dom_target(s, d, &target) && target != dom_actual(d) && !xstree_exists(s->xs, off_path))
         xs_set_dom_i64(s, d->domid, "memory/memory-offset", d->memory_offset_kib);
     free(off_path);
     xs_set_dom(s, d->domid, "data/updated", "1");
@@ -253,8 +251,9 @@ static int64_t host_take(struct sim *s, struct sim_dom *d, int64_t want_kib)
     if (want_kib > avail) {
         if (!d->free_limited)
             add_violation(s, d->domid,
-                          "free<0: guest wanted %" PRId64 " KiB more but the host had only %"
-                          PRId64 " KiB free (actual %" PRId64 " KiB)",
+                          "free<0: guest wanted %" PRId64
+                          " KiB more but the host had only %" PRId64
+                          " KiB free (actual %" PRId64 " KiB)",
                           want_kib, avail, dom_actual(d));
         d->free_limited = true;
         got = avail;
@@ -334,8 +333,8 @@ static void dom_step(struct sim *s, struct sim_dom *d, int64_t t0_ms, int64_t dt
             dom_move(s, d, d->initial_reservation_kib, d->balloon.rate_kib_s * dt_s);
         double age_s = (double)(t0_ms + dt_ms - d->created_ms) / 1000.0;
         /* Booted once old enough and allocated (or unable to allocate more at all). */
-        bool allocated = dom_actual(d) >= d->initial_reservation_kib ||
-                         d->tot_kib >= d->max_kib;
+        bool allocated =
+            dom_actual(d) >= d->initial_reservation_kib || d->tot_kib >= d->max_kib;
         if (age_s + 1e-9 >= d->boot_after_s && allocated)
             dom_boot(s, d);
         return;
@@ -452,8 +451,7 @@ static struct sim_dom *dom_create(struct sim *s, const struct sim_domain_spec *s
     d->type = sp->type;
     d->memory_offset_kib = sp->memory_offset_kib;
     d->tot_kib = sp->actual_kib + sp->memory_offset_kib;
-    d->max_kib = sp->maxmem_kib + domain_type_xen_offset_kib(sp->type) +
-                 sp->memory_offset_kib;
+    d->max_kib = sp->maxmem_kib + domain_type_xen_offset_kib(sp->type) + sp->memory_offset_kib;
     d->initial_reservation_kib = sp->initial_reservation_kib;
     d->boot_after_s = sp->boot_after_s;
     d->balloon = sp->balloon;
@@ -468,8 +466,7 @@ static struct sim_dom *dom_create(struct sim *s, const struct sim_domain_spec *s
     xs_set_dom_i64(s, d->domid, "memory/dynamic-min", sp->dynamic_min_kib);
     xs_set_dom_i64(s, d->domid, "memory/dynamic-max", sp->dynamic_max_kib);
     if (sp->initial_reservation_kib > 0)
-        xs_set_dom_i64(s, d->domid, "memory/initial-reservation",
-                       sp->initial_reservation_kib);
+        xs_set_dom_i64(s, d->domid, "memory/initial-reservation", sp->initial_reservation_kib);
     if (sp->initial_reservation_kib == 0 && sp->boot_after_s <= 0)
         dom_boot(s, d);
     return d;
@@ -505,8 +502,8 @@ struct sim *sim_new(const struct sim_scenario *sc, enum sim_clock_mode clock, ch
         for (size_t j = 0; j < i; j++) {
             if (sc->domains[j].domid == sc->domains[i].domid) {
                 if (err != NULL)
-                    *err = xasprintf("%s.domid: duplicate domid %u", where,
-                                     sc->domains[i].domid);
+                    *err =
+                        xasprintf("%s.domid: duplicate domid %u", where, sc->domains[i].domid);
                 return NULL;
             }
         }
@@ -517,8 +514,8 @@ struct sim *sim_new(const struct sim_scenario *sc, enum sim_clock_mode clock, ch
             *err = xasprintf("domains: the domains hold %lld KiB which with host free "
                              "%lld KiB and scrub %lld KiB is more than the host's total "
                              "%lld KiB",
-                             (long long)used, (long long)h->free_kib,
-                             (long long)h->scrub_kib, (long long)h->total_kib);
+                             (long long)used, (long long)h->free_kib, (long long)h->scrub_kib,
+                             (long long)h->total_kib);
         return NULL;
     }
     struct sim *s = simworld_alloc(clock);
@@ -687,24 +684,21 @@ json_t *sim_state_json(struct sim *s)
     for (size_t i = 0; i < s->n_doms; i++) {
         struct sim_dom *d = s->doms[i];
         json_array_append_new(
-            doms, json_pack("{s:I, s:I, s:o, s:I, s:o, s:o, s:b, s:b}", "domid",
-                            (json_int_t)d->domid, "actual_kib", (json_int_t)dom_actual(d),
-                            "target_kib", xs_int_or_null(s, d->domid, "memory/target"),
-                            "maxmem_kib", (json_int_t)dom_maxmem(d), "dynamic_min_kib",
-                            xs_int_or_null(s, d->domid, "memory/dynamic-min"),
-                            "dynamic_max_kib",
-                            xs_int_or_null(s, d->domid, "memory/dynamic-max"),
-                            "can_balloon",
-                            xs_dom_has(s, d->domid, "control/feature-balloon"),
-                            "uncooperative",
-                            xs_dom_has(s, d->domid, "memory/uncooperative")));
+            doms,
+            json_pack("{s:I, s:I, s:o, s:I, s:o, s:o, s:b, s:b}", "domid", (json_int_t)d->domid,
+                      "actual_kib", (json_int_t)dom_actual(d), "target_kib",
+                      xs_int_or_null(s, d->domid, "memory/target"), "maxmem_kib",
+                      (json_int_t)dom_maxmem(d), "dynamic_min_kib",
+                      xs_int_or_null(s, d->domid, "memory/dynamic-min"), "dynamic_max_kib",
+                      xs_int_or_null(s, d->domid, "memory/dynamic-max"), "can_balloon",
+                      xs_dom_has(s, d->domid, "control/feature-balloon"), "uncooperative",
+                      xs_dom_has(s, d->domid, "memory/uncooperative")));
     }
     json_t *viol = json_array();
     for (size_t i = 0; i < s->n_violations; i++)
         json_array_append_new(viol, json_string(s->violations[i]));
-    return json_pack("{s:f, s:I, s:o, s:o}", "time_s", (double)s->now_ms / 1000.0,
-                     "free_kib", (json_int_t)s->free_kib, "domains", doms, "violations",
-                     viol);
+    return json_pack("{s:f, s:I, s:o, s:o}", "time_s", (double)s->now_ms / 1000.0, "free_kib",
+                     (json_int_t)s->free_kib, "domains", doms, "violations", viol);
 }
 
 size_t sim_violation_count(const struct sim *s)
@@ -723,8 +717,8 @@ int64_t sim_host_free_kib(struct sim *s)
     return s->free_kib;
 }
 
-int sim_domain_memory(struct sim *s, uint32_t domid, int64_t *actual_kib,
-                      int64_t *target_kib, int64_t *maxmem_kib)
+int sim_domain_memory(struct sim *s, uint32_t domid, int64_t *actual_kib, int64_t *target_kib,
+                      int64_t *maxmem_kib)
 {
     sync_clock(s);
     struct sim_dom *d = simworld_dom_find(s, domid);
@@ -901,7 +895,6 @@ void sim_counters(const struct sim *s, struct sim_counters *out)
 {
     *out = s->counters;
 }
-
 
 void sim_set_state_file(struct sim *s, const char *path)
 {

@@ -49,8 +49,7 @@ static int sb_xs_rm(struct backend *b, const char *path)
     return sim_xs_rm(world(b), path);
 }
 
-static int sb_xs_directory(struct backend *b, const char *path, char ***entries,
-                           size_t *n)
+static int sb_xs_directory(struct backend *b, const char *path, char ***entries, size_t *n)
 {
     return sim_xs_directory(world(b), path, entries, n);
 }

@@ -97,11 +97,9 @@ int simspec_validate_balloon(const struct sim_balloon *b, const char *where, cha
         (rc = check_kib(b->floor_kib, where, "floor_kib", err)) < 0)
         return rc;
     if (b->model == SIM_BALLOON_CEILING && b->ceiling_kib < 0)
-        return fail(err, where, "ceiling_kib", "negative size %lld",
-                    (long long)b->ceiling_kib);
+        return fail(err, where, "ceiling_kib", "negative size %lld", (long long)b->ceiling_kib);
     if (b->model == SIM_BALLOON_INTERMITTENT && !(isfinite(b->period_s) && b->period_s > 0))
-        return fail(err, where, "period_s", "must be a positive number (got %g)",
-                    b->period_s);
+        return fail(err, where, "period_s", "must be a positive number (got %g)", b->period_s);
     return 0;
 }
 
@@ -114,11 +112,15 @@ int simspec_validate(const struct sim_domain_spec *d, const char *where, char **
     if (d->type != DOMAIN_TYPE_PV && d->type != DOMAIN_TYPE_HVM &&
         d->type != DOMAIN_TYPE_PVINPVH)
         return fail(err, where, "type", "unknown type %d", (int)d->type);
-    static const char *const names[] = {"dynamic_min_kib", "dynamic_max_kib",
-                                        "target_kib", "actual_kib", "maxmem_kib",
-                                        "memory_offset_kib", "initial_reservation_kib"};
-    const int64_t vals[] = {d->dynamic_min_kib, d->dynamic_max_kib, d->target_kib,
-                            d->actual_kib, d->maxmem_kib, d->memory_offset_kib,
+    static const char *const names[] = {
+        "dynamic_min_kib",   "dynamic_max_kib",        "target_kib", "actual_kib", "maxmem_kib",
+        "memory_offset_kib", "initial_reservation_kib"};
+    const int64_t vals[] = {d->dynamic_min_kib,
+                            d->dynamic_max_kib,
+                            d->target_kib,
+                            d->actual_kib,
+                            d->maxmem_kib,
+                            d->memory_offset_kib,
                             d->initial_reservation_kib};
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
         if ((rc = check_kib(vals[i], where, names[i], err)) < 0)
@@ -177,11 +179,12 @@ static int get_int(const json_t *v, const char *where, const char *field, int64_
 {
     if (!json_is_integer(v))
         return fail(err, where, field, "expected an integer, got %s",
-                    json_is_real(v) ? "a number with a fraction or exponent"
-                    : json_is_string(v) ? "a string"
+                    json_is_real(v)      ? "a number with a fraction or exponent"
+                    : json_is_string(v)  ? "a string"
                     : json_is_boolean(v) ? "a boolean"
-                    : json_is_null(v) ? "null"
-                    : json_is_array(v) ? "an array" : "an object");
+                    : json_is_null(v)    ? "null"
+                    : json_is_array(v)   ? "an array"
+                                         : "an object");
     *out = json_integer_value(v);
     return 0;
 }
@@ -204,8 +207,8 @@ static int get_number(const json_t *v, const char *where, const char *field, dou
     return 0;
 }
 
-static int get_string(const json_t *v, const char *where, const char *field,
-                      const char **out, char **err)
+static int get_string(const json_t *v, const char *where, const char *field, const char **out,
+                      char **err)
 {
     if (!json_is_string(v))
         return fail(err, where, field, "expected a string");
@@ -241,7 +244,8 @@ int sim_balloon_from_json(const json_t *obj, const char *where, struct sim_ballo
     }
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         if (strcmp(key, "model") == 0) {
             continue;
         } else if (strcmp(key, "rate_kib_s") == 0) {
@@ -272,8 +276,7 @@ int sim_balloon_from_json(const json_t *obj, const char *where, struct sim_ballo
             if ((rc = get_number(v, where, key, &b.period_s, err)) < 0)
                 return rc;
             if (!(isfinite(b.period_s) && b.period_s > 0))
-                return fail(err, where, key, "must be a positive number (got %g)",
-                            b.period_s);
+                return fail(err, where, key, "must be a positive number (got %g)", b.period_s);
         } else {
             return fail(err, where, key,
                         "unknown field (expected model, rate_kib_s, stop_short_kib, "
@@ -286,9 +289,9 @@ int sim_balloon_from_json(const json_t *obj, const char *where, struct sim_ballo
 
 json_t *simspec_balloon_to_json(const struct sim_balloon *b)
 {
-    json_t *o = json_pack("{s:s, s:f, s:I}", "model", sim_balloon_model_name(b->model),
-                          "rate_kib_s", b->rate_kib_s, "stop_short_kib",
-                          (json_int_t)b->stop_short_kib);
+    json_t *o =
+        json_pack("{s:s, s:f, s:I}", "model", sim_balloon_model_name(b->model), "rate_kib_s",
+                  b->rate_kib_s, "stop_short_kib", (json_int_t)b->stop_short_kib);
     if (b->model == SIM_BALLOON_FLOOR)
         json_object_set_new(o, "floor_kib", json_integer(b->floor_kib));
     if (b->model == SIM_BALLOON_CEILING)
@@ -299,16 +302,14 @@ json_t *simspec_balloon_to_json(const struct sim_balloon *b)
 }
 
 /* Which size fields a domain object gave, so defaults can follow the others. */
-enum {
-    F_MIN, F_MAX, F_TARGET, F_ACTUAL, F_MAXMEM, F_OFFSET, F_INITRES, F_N
-};
+enum { F_MIN, F_MAX, F_TARGET, F_ACTUAL, F_MAXMEM, F_OFFSET, F_INITRES, F_N };
 static const char *const kib_fields[F_N] = {
-    "dynamic_min_kib", "dynamic_max_kib", "target_kib", "actual_kib",
-    "maxmem_kib", "memory_offset_kib", "initial_reservation_kib",
+    "dynamic_min_kib",   "dynamic_max_kib",         "target_kib", "actual_kib", "maxmem_kib",
+    "memory_offset_kib", "initial_reservation_kib",
 };
 
-int sim_domain_spec_from_json(const json_t *obj, const char *where,
-                              struct sim_domain_spec *out, char **err)
+int sim_domain_spec_from_json(const json_t *obj, const char *where, struct sim_domain_spec *out,
+                              char **err)
 {
     struct sim_domain_spec d;
     int64_t kib[F_N] = {0};
@@ -321,7 +322,8 @@ int sim_domain_spec_from_json(const json_t *obj, const char *where,
         return fail(err, where, NULL, "expected an object");
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         size_t f;
         for (f = 0; f < F_N; f++)
             if (strcmp(key, kib_fields[f]) == 0)
@@ -350,8 +352,7 @@ int sim_domain_spec_from_json(const json_t *obj, const char *where,
             if ((rc = get_number(v, where, key, &d.boot_after_s, err)) < 0)
                 return rc;
             if (!(isfinite(d.boot_after_s) && d.boot_after_s >= 0))
-                return fail(err, where, key, "must be a number >= 0 (got %g)",
-                            d.boot_after_s);
+                return fail(err, where, key, "must be a number >= 0 (got %g)", d.boot_after_s);
         } else if (strcmp(key, "balloon") == 0) {
             char *bwhere = simspec_field(where, "balloon");
             rc = sim_balloon_from_json(v, bwhere, &d.balloon, err);
@@ -407,7 +408,8 @@ static int parse_host(const json_t *obj, struct sim_host_spec *h, char **err)
     const char *key;
     json_t *v;
     int rc;
-    json_object_foreach((json_t *)obj, key, v) {
+    json_object_foreach((json_t *)obj, key, v)
+    {
         int64_t *dst;
         if (strcmp(key, "total_kib") == 0)
             dst = &h->total_kib;
@@ -431,7 +433,8 @@ static int scenario_from_json(const json_t *root, struct sim_scenario *sc, char 
         return fail(err, NULL, NULL, "a scenario is a JSON object");
     const char *key;
     json_t *v;
-    json_object_foreach((json_t *)root, key, v) {
+    json_object_foreach((json_t *)root, key, v)
+    {
         if (strcmp(key, "name") == 0) {
             const char *name = NULL;
             if ((rc = get_string(v, NULL, key, &name, err)) < 0)
@@ -449,8 +452,8 @@ static int scenario_from_json(const json_t *root, struct sim_scenario *sc, char 
             for (size_t i = 0; i < n; i++) {
                 char where[32];
                 snprintf(where, sizeof(where), "domains[%zu]", i);
-                rc = sim_domain_spec_from_json(json_array_get(v, i), where,
-                                               &sc->domains[i], err);
+                rc = sim_domain_spec_from_json(json_array_get(v, i), where, &sc->domains[i],
+                                               err);
                 if (rc < 0)
                     return rc;
                 for (size_t j = 0; j < i; j++)

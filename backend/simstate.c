@@ -61,7 +61,8 @@ static void sb_puts(struct sbuf *b, const char *s)
     sb_put(b, s, strlen(s));
 }
 
-static void sb_printf(struct sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void sb_printf(struct sbuf *b, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 static void sb_printf(struct sbuf *b, const char *fmt, ...)
 {
     va_list ap;
@@ -152,9 +153,10 @@ static bool hex_decode(const char *s, uint8_t *b, size_t n)
         return false;
     for (size_t i = 0; i < 2 * n; i++) {
         char c = s[i];
-        int v = c >= '0' && c <= '9' ? c - '0'
+        int v = c >= '0' && c <= '9'   ? c - '0'
                 : c >= 'a' && c <= 'f' ? c - 'a' + 10
-                : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
         if (v < 0)
             return false;
         if (i % 2 == 0)
@@ -164,7 +166,6 @@ static bool hex_decode(const char *s, uint8_t *b, size_t n)
     }
     return true;
 }
-
 
 /* A xenstore value: a JSON string, or {"hex": ...} when it is not UTF-8. */
 static void sb_value(struct sbuf *b, const char *v)
@@ -234,9 +235,9 @@ static void save_domain(struct sbuf *b, const struct sim_dom *d)
               ",\"memory_offset_kib\":%" PRId64 ",\"initial_reservation_kib\":%" PRId64
               ",\"booted\":%s,\"created_ms\":%" PRId64 ",\"shadow_mib\":%u,\"handle\":\"%s\""
               ",\"free_limited\":%s,\"boot_after_s\":",
-              d->domid, domain_type_name(d->type), d->tot_kib, d->max_kib,
-              d->memory_offset_kib, d->initial_reservation_kib, d->booted ? "true" : "false",
-              d->created_ms, d->shadow_mib, handle, d->free_limited ? "true" : "false");
+              d->domid, domain_type_name(d->type), d->tot_kib, d->max_kib, d->memory_offset_kib,
+              d->initial_reservation_kib, d->booted ? "true" : "false", d->created_ms,
+              d->shadow_mib, handle, d->free_limited ? "true" : "false");
     sb_double(b, d->boot_after_s);
     sb_puts(b, ",\"frac_kib\":");
     sb_double(b, d->frac_kib);
@@ -285,7 +286,6 @@ static int write_all(int fd, const char *buf, size_t len)
     }
     return 0;
 }
-
 
 int sim_save(struct sim *s, const char *path)
 {
@@ -376,7 +376,8 @@ static bool load_domain(struct sim *s, const json_t *o, const char *where, char 
         *err = xasprintf("%s: not an object", where);
         return false;
     }
-    if (!load_int(o, "domid", &domid, where, err) || !load_int(o, "tot_kib", &tot, where, err) ||
+    if (!load_int(o, "domid", &domid, where, err) ||
+        !load_int(o, "tot_kib", &tot, where, err) ||
         !load_int(o, "max_kib", &max, where, err) ||
         !load_int(o, "memory_offset_kib", &off, where, err) ||
         !load_int(o, "initial_reservation_kib", &initres, where, err) ||
@@ -387,7 +388,8 @@ static bool load_domain(struct sim *s, const json_t *o, const char *where, char 
         !load_bool(o, "booted", &booted, where, err) ||
         !load_bool(o, "free_limited", &free_limited, where, err))
         return false;
-    if (domid < 0 || domid > SIMSPEC_DOMID_MAX || simworld_dom_find(s, (uint32_t)domid) != NULL) {
+    if (domid < 0 || domid > SIMSPEC_DOMID_MAX ||
+        simworld_dom_find(s, (uint32_t)domid) != NULL) {
         *err = xasprintf("%s.domid: bad or duplicate domid %lld", where, (long long)domid);
         return false;
     }
@@ -427,7 +429,6 @@ static bool load_domain(struct sim *s, const json_t *o, const char *where, char 
     d->free_limited = free_limited;
     return true;
 }
-
 
 struct pathbuf {
     char *p;
@@ -497,7 +498,8 @@ static bool load_node(struct sim *s, const json_t *node, struct pathbuf *pb, cha
     const char *name;
     const json_t *kid;
     size_t len = pb->len;
-    json_object_foreach((json_t *)kids, name, kid) {
+    json_object_foreach((json_t *)kids, name, kid)
+    {
         if (name[0] == '\0' || strchr(name, '/') != NULL) {
             *err = xasprintf("xenstore %s: bad child name '%s'", pb->p, name);
             return false;
@@ -562,7 +564,8 @@ static bool state_from_json(struct sim *s, const json_t *root, char **err)
         return false;
     }
     const json_t *o;
-    json_array_foreach(doms, i, o) {
+    json_array_foreach(doms, i, o)
+    {
         char where[32];
         snprintf(where, sizeof(where), "domains[%zu]", i);
         if (!load_domain(s, o, where, err))
@@ -574,7 +577,8 @@ static bool state_from_json(struct sim *s, const json_t *root, char **err)
         *err = xstrdup("violations: missing or not an array");
         return false;
     }
-    json_array_foreach(viol, i, o) {
+    json_array_foreach(viol, i, o)
+    {
         if (!json_is_string(o)) {
             *err = xasprintf("violations[%zu]: not a string", i);
             return false;
@@ -592,9 +596,9 @@ struct sim *sim_load(const char *path, enum sim_clock_mode clock, char **err)
     if (root == NULL) {
         /* Messages do not repeat the path: callers name the file themselves. */
         if (err != NULL)
-            *err = jerr.line > 0 ? xasprintf("line %d, column %d: %s", jerr.line,
-                                             jerr.column, jerr.text)
-                                 : xstrdup(jerr.text);
+            *err = jerr.line > 0
+                       ? xasprintf("line %d, column %d: %s", jerr.line, jerr.column, jerr.text)
+                       : xstrdup(jerr.text);
         return NULL;
     }
     struct sim *s = simworld_alloc(clock);

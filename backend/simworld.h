@@ -24,10 +24,10 @@ struct sim_dom {
     uint32_t shadow_mib;
     uint8_t handle[16];
     struct sim_balloon balloon;
-    double frac_kib;    /* progress not yet a whole KiB */
-    bool free_limited;  /* a free<0 violation was recorded for the current episode */
-    bool settled;       /* booted and nothing to move until its target or driver
-                           changes: skipped by the stepper (not saved) */
+    double frac_kib;   /* progress not yet a whole KiB */
+    bool free_limited; /* a free<0 violation was recorded for the current episode */
+    bool settled;      /* booted and nothing to move until its target or driver
+                          changes: skipped by the stepper (not saved) */
 
     /* memory/target as last written; re-read when target_epoch != sim rm_epoch. */
     char *target_path;

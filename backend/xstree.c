@@ -29,8 +29,8 @@ struct pnode {
     struct pnode *parent;
     struct pnode **kids;
     size_t n_kids, cap_kids;
-    size_t index; /* position in parent->kids */
-    char *value;  /* data tree: never NULL */
+    size_t index;           /* position in parent->kids */
+    char *value;            /* data tree: never NULL */
     struct xwatch *watches; /* watch trie */
 };
 
@@ -159,8 +159,7 @@ static struct pnode *pnode_new(const char *path, size_t len, struct pnode *paren
     if (parent != NULL) {
         if (parent->n_kids == parent->cap_kids) {
             parent->cap_kids = parent->cap_kids ? parent->cap_kids * 2 : 4;
-            parent->kids = xreallocarray(parent->kids, parent->cap_kids,
-                                         sizeof(*parent->kids));
+            parent->kids = xreallocarray(parent->kids, parent->cap_kids, sizeof(*parent->kids));
         }
         n->index = parent->n_kids;
         parent->kids[parent->n_kids++] = n;
@@ -521,8 +520,7 @@ void xstree_foreach(struct xstree *t, xstree_visit_fn fn, void *ctx)
     foreach_node(t->data.root, fn, ctx);
 }
 
-static void walk_node(struct pnode *n, size_t index, const struct xstree_walker *w,
-                      void *ctx)
+static void walk_node(struct pnode *n, size_t index, const struct xstree_walker *w, void *ctx)
 {
     w->enter(ctx, n->name, n->value, index, n->n_kids);
     if (n->n_kids > 0) {

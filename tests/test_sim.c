@@ -397,9 +397,9 @@ static void test_domain_spec_from_json(void **state)
     (void)state;
     struct sim_domain_spec d;
     char *err = NULL;
-    json_t *o = json_pack("{s:i, s:s, s:i, s:{s:s, s:i}}", "domid", 9, "type", "pvinpvh",
-                          "target_kib", 4096, "balloon", "model", "ceiling", "ceiling_kib",
-                          5000);
+    json_t *o =
+        json_pack("{s:i, s:s, s:i, s:{s:s, s:i}}", "domid", 9, "type", "pvinpvh", "target_kib",
+                  4096, "balloon", "model", "ceiling", "ceiling_kib", 5000);
     assert_int_equal(sim_domain_spec_from_json(o, "params", &d, &err), 0);
     assert_int_equal(d.domid, 9);
     assert_int_equal(d.type, DOMAIN_TYPE_PVINPVH);
@@ -936,13 +936,14 @@ static void test_xs_generation(void **state)
 static void test_memory_offset_for_guests_booted_off_target(void **state)
 {
     (void)state;
-    struct sim *s = world("{\"host\": {\"total_kib\": 16777216, \"free_kib\": 1048576}, "
-                          "\"domains\": [{\"domid\": 1, \"target_kib\": 100000, "
-                          "\"actual_kib\": 120000, \"maxmem_kib\": 200000, "
-                          "\"memory_offset_kib\": 2048},"
-                          " {\"domid\": 2, \"target_kib\": 100000, \"memory_offset_kib\": 2048},"
-                          " {\"domid\": 3, \"target_kib\": 100000, \"actual_kib\": 90000,"
-                          "  \"boot_after_s\": 1}]}");
+    struct sim *s =
+        world("{\"host\": {\"total_kib\": 16777216, \"free_kib\": 1048576}, "
+              "\"domains\": [{\"domid\": 1, \"target_kib\": 100000, "
+              "\"actual_kib\": 120000, \"maxmem_kib\": 200000, "
+              "\"memory_offset_kib\": 2048},"
+              " {\"domid\": 2, \"target_kib\": 100000, \"memory_offset_kib\": 2048},"
+              " {\"domid\": 3, \"target_kib\": 100000, \"actual_kib\": 90000,"
+              "  \"boot_after_s\": 1}]}");
     assert_key(s, "/local/domain/1/memory/memory-offset", "2048");
     assert_false(has_key(s, 2, "memory/memory-offset"));
     assert_false(has_key(s, 3, "memory/memory-offset"));
@@ -1510,12 +1511,11 @@ static void test_backend_sim_ops(void **state)
     assert_int_equal(b->ops->shadow_allocation_mib(b, 1, &mib), 0);
 
     /* Transactional write: only while the domain's directory exists. */
-    assert_int_equal(b->ops->xs_write(b, "/local/domain/1", "/local/domain/1/memory/target",
-                                      "90000"),
-                     0);
-    assert_int_equal(b->ops->xs_write(b, "/local/domain/7", "/local/domain/7/memory/target",
-                                      "90000"),
-                     -ENOENT);
+    assert_int_equal(
+        b->ops->xs_write(b, "/local/domain/1", "/local/domain/1/memory/target", "90000"), 0);
+    assert_int_equal(
+        b->ops->xs_write(b, "/local/domain/7", "/local/domain/7/memory/target", "90000"),
+        -ENOENT);
     assert_false(sim_xs_exists(s, "/local/domain/7"));
     assert_int_equal(b->ops->xs_write(b, NULL, "/squeezed/x", "1"), 0);
     char *val = NULL;
@@ -1565,8 +1565,8 @@ static void test_counters_ignore_the_world_itself(void **state)
     struct sim_counters c;
     sim_advance(s, 5000); /* boots: the world writes its own keys */
     sim_counters(s, &c);
-    assert_true(c.xs_reads == 0 && c.xs_writes == 0 && c.list_domains == 0 &&
-                c.physinfo == 0 && c.set_maxmem == 0);
+    assert_true(c.xs_reads == 0 && c.xs_writes == 0 && c.list_domains == 0 && c.physinfo == 0 &&
+                c.set_maxmem == 0);
     char *v = read_key(s, "/local/domain/1/memory/target");
     free(v);
     sim_counters(s, &c);
