@@ -10,11 +10,11 @@
 
 /*
  * Sizes above this (1 PiB) are refused as absurd, and so are snapshots of more than
- * POLICY_MAX_DOMAINS domains (Xen itself stops below 32768). Together the two bounds
+ * MAX_DOMAINS domains (Xen itself stops below 32768). Together the two bounds
  * keep every sum below 2^61, so int64_t arithmetic cannot overflow anywhere here.
  */
 #define SIZE_LIMIT_KIB ((int64_t)1 << 40)
-#define POLICY_MAX_DOMAINS ((size_t)1 << 20)
+#define MAX_DOMAINS ((size_t)1 << 20)
 
 /* What the stuck tracker knows of one domain during an operation. */
 struct stuck_entry {
@@ -110,7 +110,7 @@ static int direction(const struct policy_domain *d)
 
 static bool host_valid(const struct policy_host *h)
 {
-    if (h == NULL || h->n_domains > POLICY_MAX_DOMAINS)
+    if (h == NULL || h->n_domains > MAX_DOMAINS)
         return false;
     if (h->n_domains > 0 && h->domains == NULL)
         return false;
