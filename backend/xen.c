@@ -19,8 +19,8 @@
 #include "common/log.h"
 #include "common/xalloc.h"
 
-#define GETINFO_BATCH 1024    /* domains per xc_domain_getinfolist call */
-#define TRANSACTION_TRIES 8   /* xenstore transaction attempts before -EAGAIN */
+#define GETINFO_BATCH 1024  /* domains per xc_domain_getinfolist call */
+#define TRANSACTION_TRIES 8 /* xenstore transaction attempts before -EAGAIN */
 
 /* libxenctrl logs through this: kept quiet (debug) and remembered for error messages. */
 struct xen_logger {
@@ -37,12 +37,12 @@ struct xen_watch {
 
 struct xen_priv {
     xc_interface *xch;
-    struct xs_handle *xsh;   /* NULL while disconnected */
+    struct xs_handle *xsh; /* NULL while disconnected */
     struct xen_logger logger;
-    struct xen_watch **wb;   /* watches by (path, token) */
-    size_t n_wb;             /* power of two */
+    struct xen_watch **wb; /* watches by (path, token) */
+    size_t n_wb;           /* power of two */
     size_t n_watches;
-    bool owe_econn;          /* the connection was lost: read_watch owes BACKEND_ECONN */
+    bool owe_econn; /* the connection was lost: read_watch owes BACKEND_ECONN */
 };
 
 static struct xen_priv *priv(struct backend *b)
@@ -52,11 +52,11 @@ static struct xen_priv *priv(struct backend *b)
 
 /* ---- libxenctrl's logger ---- */
 
-static void xl_vmessage(struct xentoollog_logger *logger, xentoollog_level level,
-                        int errnoval, const char *context, const char *format, va_list al)
+static void xl_vmessage(struct xentoollog_logger *logger, xentoollog_level level, int errnoval,
+                        const char *context, const char *format, va_list al)
     __attribute__((format(printf, 5, 0)));
-static void xl_vmessage(struct xentoollog_logger *logger, xentoollog_level level,
-                        int errnoval, const char *context, const char *format, va_list al)
+static void xl_vmessage(struct xentoollog_logger *logger, xentoollog_level level, int errnoval,
+                        const char *context, const char *format, va_list al)
 {
     struct xen_logger *l = (struct xen_logger *)logger;
     char msg[400];
@@ -347,8 +347,7 @@ static int xen_set_maxmem(struct backend *b, uint32_t domid, uint64_t maxmem_kib
 static int xen_shadow_allocation_mib(struct backend *b, uint32_t domid, uint32_t *mib)
 {
     unsigned int mb = 0;
-    if (xc_shadow_control(priv(b)->xch, domid, XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION, &mb,
-                          0) < 0)
+    if (xc_shadow_control(priv(b)->xch, domid, XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION, &mb, 0) < 0)
         return errno_or(EIO);
     *mib = mb;
     return 0;

@@ -70,7 +70,8 @@ static struct result measure(struct backend *b, bool watches, int runs)
     domcache_snapshot_init(&snap);
     struct result r = {0};
     double t0 = wall_ms();
-    if (domcache_snapshot(dc, NULL, 0, &snap) < 0 || domcache_snapshot(dc, NULL, 0, &snap) < 0) {
+    if (domcache_snapshot(dc, NULL, 0, &snap) < 0 ||
+        domcache_snapshot(dc, NULL, 0, &snap) < 0) {
         fprintf(stderr, "bench_cache: snapshot failed\n");
         exit(1);
     }

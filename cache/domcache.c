@@ -64,16 +64,16 @@ static const enum dc_key watched_keys[] = {DK_DYN_MIN, DK_DYN_MAX, DK_FEATURE_BA
 
 #define DOMAINS_TOKEN "sq:domains"
 #define TOKEN_PREFIX "sq:"
-#define DRAIN_EVERY 64     /* new registrations between two drains of the event queue */
+#define DRAIN_EVERY 64 /* new registrations between two drains of the event queue */
 #define PAGE_KIB 4
 #define KIB_CAP (INT64_C(1) << 50) /* sizes beyond this are clipped (Xen's "unlimited") */
 
 struct dc_value {
-    bool known;   /* `present` and `str` are what xenstore held when last read/written */
+    bool known; /* `present` and `str` are what xenstore held when last read/written */
     bool present;
-    bool num_ok;  /* str is a decimal number within +-KIB_CAP, held in num */
+    bool num_ok; /* str is a decimal number within +-KIB_CAP, held in num */
     int64_t num;
-    char *str;    /* the value while present */
+    char *str; /* the value while present */
 };
 
 struct dc_entry {
@@ -81,16 +81,16 @@ struct dc_entry {
     uint32_t domid;
     uint8_t handle[16];
     enum domain_type type;
-    char *path;            /* /local/domain/<domid> */
-    uint64_t serial;       /* of the current watch registration */
-    bool watched;          /* its watches are registered */
-    bool seen;             /* listed (and not dying) by the current snapshot */
-    bool included;         /* part of the current snapshot */
-    bool dir_confirmed;    /* its xenstore directory was seen to exist */
+    char *path;              /* /local/domain/<domid> */
+    uint64_t serial;         /* of the current watch registration */
+    bool watched;            /* its watches are registered */
+    bool seen;               /* listed (and not dying) by the current snapshot */
+    bool included;           /* part of the current snapshot */
+    bool dir_confirmed;      /* its xenstore directory was seen to exist */
     uint64_t maxmem_xen_kib; /* maxmem as Xen holds it: last set, or as listed */
-    int64_t offset_kib;    /* memory-offset in use (0 while booting) */
-    bool offset_known;     /* offset_kib was settled by a snapshot */
-    bool shadow_known;     /* shadow_mib is valid while total_pages == shadow_tot_pages */
+    int64_t offset_kib;      /* memory-offset in use (0 while booting) */
+    bool offset_known;       /* offset_kib was settled by a snapshot */
+    bool shadow_known;       /* shadow_mib is valid while total_pages == shadow_tot_pages */
     uint64_t shadow_tot_pages;
     uint32_t shadow_mib;
     struct dc_value v[DK_N];
@@ -108,11 +108,11 @@ struct dc_counters {
 struct domcache {
     struct backend *b;
     struct domcache_config cfg;
-    bool watching;          /* relying on watches (cfg.use_watches and none failed) */
-    bool domains_watched;   /* @introduceDomain / @releaseDomain registered */
+    bool watching;        /* relying on watches (cfg.use_watches and none failed) */
+    bool domains_watched; /* @introduceDomain / @releaseDomain registered */
 
     struct dc_entry **buckets;
-    size_t n_buckets;       /* power of two */
+    size_t n_buckets; /* power of two */
     size_t n_entries;
     uint64_t next_serial;
 
@@ -449,8 +449,8 @@ static int entry_dir_exists(struct domcache *dc, struct dc_entry *e)
  * already; else one transaction that checks the domain's directory. The cache is updated
  * only on success. 0, -ENOENT if the domain's directory has gone, or a negative errno.
  */
-static int write_key(struct domcache *dc, uint32_t domid, struct dc_entry *e,
-                     const char *key, const char *value)
+static int write_key(struct domcache *dc, uint32_t domid, struct dc_entry *e, const char *key,
+                     const char *value)
 {
     int k = key_index(key);
     if (e != NULL && k >= 0 && value_fresh(dc, e, (enum dc_key)k) && e->v[k].present &&
@@ -464,8 +464,8 @@ static int write_key(struct domcache *dc, uint32_t domid, struct dc_entry *e,
         if (e != NULL && k >= 0)
             value_set(&e->v[k], value);
     } else if (rc == -ENOENT) {
-        log_debug("domid %" PRIu32 ": not writing %s = '%s': the domain has gone", domid,
-                  path, value);
+        log_debug("domid %" PRIu32 ": not writing %s = '%s': the domain has gone", domid, path,
+                  value);
     } else {
         log_warnx("domid %" PRIu32 ": cannot write %s = '%s': %s", domid, path, value,
                   strerror(-rc));
@@ -660,8 +660,8 @@ static int64_t guest_maxmem_kib(const struct domcache *dc, const struct dc_entry
     if (is_dom0_unmanaged(dc, e->domid))
         return 0;
     /* What we set when Xen agrees with it (Xen keeps pages, so no rounding). */
-    int64_t xen_kib = e->maxmem_xen_kib > (uint64_t)KIB_CAP ? KIB_CAP
-                                                             : (int64_t)e->maxmem_xen_kib;
+    int64_t xen_kib =
+        e->maxmem_xen_kib > (uint64_t)KIB_CAP ? KIB_CAP : (int64_t)e->maxmem_xen_kib;
     int64_t kib = xen_kib - domain_type_xen_offset_kib(e->type) - offset_kib;
     return max64(0, kib);
 }
@@ -675,8 +675,8 @@ static int64_t shadow_kib(struct domcache *dc, struct dc_entry *e,
         COUNT(dc, hypercalls);
         int rc = dc->b->ops->shadow_allocation_mib(dc->b, d->domid, &mib);
         if (rc < 0) {
-            log_debug("domid %" PRIu32 ": shadow allocation unknown (%s), counting 0",
-                      d->domid, strerror(-rc));
+            log_debug("domid %" PRIu32 ": shadow allocation unknown (%s), counting 0", d->domid,
+                      strerror(-rc));
             mib = 0;
         }
         e->shadow_mib = mib;
@@ -752,8 +752,8 @@ struct dom_out {
  * One listed domain's view (SPEC 2). 1 included, 0 skipped (it vanished or is not
  * fully there yet), or a negative errno (xenstore could not be read).
  */
-static int build_domain(struct domcache *dc, struct dc_entry *e,
-                        const struct backend_domain *d, struct dom_out *o)
+static int build_domain(struct domcache *dc, struct dc_entry *e, const struct backend_domain *d,
+                        struct dom_out *o)
 {
     int64_t tot_kib = pages_to_kib(d->total_pages);
     int rc = entry_get(dc, e, DK_FEATURE_BALLOON);
@@ -1054,8 +1054,8 @@ int domcache_set_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib)
         int rc = entry_get(dc, e, DK_OFFSET);
         if (rc < 0)
             return rc;
-        e->offset_kib = e->v[DK_OFFSET].present && e->v[DK_OFFSET].num_ok ? e->v[DK_OFFSET].num
-                                                                          : 0;
+        e->offset_kib =
+            e->v[DK_OFFSET].present && e->v[DK_OFFSET].num_ok ? e->v[DK_OFFSET].num : 0;
     }
     int64_t xen_kib = maxmem_kib + domain_type_xen_offset_kib(e->type) + e->offset_kib;
     if (xen_kib < 0)
@@ -1072,8 +1072,8 @@ int domcache_set_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib)
         return 0;
     }
     if (rc < 0) {
-        log_warnx("domid %" PRIu32 ": cannot set maxmem to %" PRId64 " KiB: %s", domid,
-                  xen_kib, strerror(-rc));
+        log_warnx("domid %" PRIu32 ": cannot set maxmem to %" PRId64 " KiB: %s", domid, xen_kib,
+                  strerror(-rc));
         return rc;
     }
     e->maxmem_xen_kib = (uint64_t)xen_kib;

@@ -213,7 +213,7 @@ static struct sim_domain_spec guest(uint32_t domid)
 {
     struct sim_domain_spec d;
     sim_domain_spec_default(&d, domid);
-    d.type = domid % 3 == 0 ? DOMAIN_TYPE_PV
+    d.type = domid % 3 == 0   ? DOMAIN_TYPE_PV
              : domid % 3 == 1 ? DOMAIN_TYPE_HVM
                               : DOMAIN_TYPE_PVINPVH;
     d.dynamic_min_kib = 128 * MIB;
@@ -349,8 +349,7 @@ static void assert_truth(struct sim *s, const struct domcache_snapshot *snp)
         assert_int_equal(p->target_kib, target);
         if (p->domid != 0)
             assert_int_equal(p->maxmem_kib, maxmem);
-        assert_int_equal(x->uncooperative,
-                         json_is_true(json_object_get(t, "uncooperative")));
+        assert_int_equal(x->uncooperative, json_is_true(json_object_get(t, "uncooperative")));
         if (p->can_balloon) {
             assert_true(json_is_true(json_object_get(t, "can_balloon")));
             json_t *mn = json_object_get(t, "dynamic_min_kib");

@@ -27,7 +27,7 @@ static struct sim_domain_spec guest(uint32_t domid)
 {
     struct sim_domain_spec d;
     sim_domain_spec_default(&d, domid);
-    d.type = domid % 3 == 0 ? DOMAIN_TYPE_PV
+    d.type = domid % 3 == 0   ? DOMAIN_TYPE_PV
              : domid % 3 == 1 ? DOMAIN_TYPE_HVM
                               : DOMAIN_TYPE_PVINPVH;
     d.dynamic_min_kib = 128 * MIB;
@@ -210,9 +210,8 @@ static void test_world_from_environment(void **state)
     assert_int_equal(list[1].type, DOMAIN_TYPE_PV);
     assert_int_equal(list[2].type, DOMAIN_TYPE_PVINPVH);
     free(list);
-    assert_int_equal(b->ops->xs_write(b, "/local/domain/1", "/local/domain/1/memory/target",
-                                      "3000000"),
-                     0);
+    assert_int_equal(
+        b->ops->xs_write(b, "/local/domain/1", "/local/domain/1/memory/target", "3000000"), 0);
     backend_close(b);
     fakexen_set_world(NULL); /* the daemon stops; the state file stays */
     unsetenv("FAKEXEN_SCENARIO");
@@ -249,9 +248,8 @@ static void test_xenstore_operations(void **state)
     backend_strv_free(names, n);
     assert_int_equal(b->ops->xs_directory(b, "/local/domain/9", &names, &n), -ENOENT);
     /* A write whose directory is missing writes nothing. */
-    assert_int_equal(b->ops->xs_write(b, "/local/domain/9", "/local/domain/9/memory/target",
-                                      "1"),
-                     -ENOENT);
+    assert_int_equal(
+        b->ops->xs_write(b, "/local/domain/9", "/local/domain/9/memory/target", "1"), -ENOENT);
     assert_false(sim_xs_exists(f->sim, "/local/domain/9"));
     assert_int_equal(b->ops->xs_write(b, NULL, "/squeezed/state/x", "1"), 0);
     assert_true(sim_xs_exists(f->sim, "/squeezed/state/x"));
@@ -334,7 +332,8 @@ static void test_same_snapshots_as_sim_backend(void **state)
     struct domcache *dc = domcache_new(sb, &cfg);
     struct domcache_snapshot ss;
     domcache_snapshot_init(&ss);
-    struct domcache_reservation r[2] = {{.kib = 1000, .domid = -1}, {.kib = 512 * MIB, .domid = 5}};
+    struct domcache_reservation r[2] = {{.kib = 1000, .domid = -1},
+                                        {.kib = 512 * MIB, .domid = 5}};
     for (int round = 0; round < 12; round++) {
         assert_int_equal(domcache_snapshot(x->dc, r, 2, &x->snap), 0);
         assert_int_equal(domcache_snapshot(dc, r, 2, &ss), 0);

@@ -37,8 +37,8 @@ struct fx_tx {
 };
 
 struct xs_handle {
-    uint64_t epoch;       /* the connection epoch it was opened in */
-    bool told_closed;     /* the first failure after the loss was reported */
+    uint64_t epoch;   /* the connection epoch it was opened in */
+    bool told_closed; /* the first failure after the loss was reported */
     struct fx_tx *txs;
     xs_transaction_t next_tx;
 };
@@ -52,12 +52,12 @@ struct fx_override {
 
 static struct {
     struct sim *world;
-    bool owned;          /* made from the environment: ours to free */
+    bool owned; /* made from the environment: ours to free */
     bool env_tried;
     int64_t destroy_on_read;
     int64_t destroy_in_tx;
     unsigned eagain_ends;
-    uint64_t epoch;      /* bumped by every connection loss */
+    uint64_t epoch; /* bumped by every connection loss */
     struct fx_override *ov;
     size_t n_ov;
     struct fakexen_counters c;
@@ -158,7 +158,7 @@ int fakexen_watch_burst(const char *path, const char *value, size_t n)
     return 0;
 }
 
-static struct fx_override *override(uint32_t domid)
+static struct fx_override * override(uint32_t domid)
 {
     for (size_t i = 0; i < fx.n_ov; i++)
         if (fx.ov[i].domid == domid)

@@ -54,7 +54,7 @@ void fakexen_reset(void);
 /* Calls made into the fake libraries. */
 struct fakexen_counters {
     uint64_t xs_open;
-    uint64_t xs_read;       /* outside and inside transactions */
+    uint64_t xs_read; /* outside and inside transactions */
     uint64_t xs_write;
     uint64_t xs_rm;
     uint64_t xs_directory;
@@ -62,9 +62,9 @@ struct fakexen_counters {
     uint64_t xs_unwatch;
     uint64_t xs_check_watch;
     uint64_t tx_start;
-    uint64_t tx_commit;     /* ends that applied their writes */
-    uint64_t tx_eagain;     /* ends that failed with EAGAIN */
-    uint64_t tx_abort;      /* ends asked to abort */
+    uint64_t tx_commit; /* ends that applied their writes */
+    uint64_t tx_eagain; /* ends that failed with EAGAIN */
+    uint64_t tx_abort;  /* ends asked to abort */
     uint64_t getinfolist;
     uint64_t physinfo;
     uint64_t setmaxmem;
