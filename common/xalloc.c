@@ -34,7 +34,8 @@ void *xreallocarray(void *p, size_t n, size_t size)
 {
     if (size != 0 && n > SIZE_MAX / size)
         oom(SIZE_MAX);
-    void *q = realloc(p, n * size ? n * size : 1);
+    size_t bytes = n * size;
+    void *q = realloc(p, bytes != 0 ? bytes : 1);
     if (q == NULL)
         oom(n * size);
     return q;
