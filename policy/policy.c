@@ -180,11 +180,22 @@ static void make_share(int64_t surplus_kib, int64_t total_kib, struct share *s)
         s->gamma = (double)surplus_kib / (double)total_kib;
 }
 
-/* The proportional target of an active domain. */
+/* Round a target down to a whole page. Balloon drivers work in pages: a target between
+ * two pages would leave a driver that stops one page short 7 KiB away, beyond the
+ * inaccuracy, and it would be declared stuck while it has done its job. */
+static int64_t page_down(int64_t kib, int64_t floor_kib)
+{
+    int64_t aligned = kib - kib % POLICY_PAGE_KIB;
+    return aligned < floor_kib ? floor_kib : aligned;
+}
+
+/* The proportional target of an active domain (whole pages, never below dynamic-min). */
 static int64_t ideal_target(const struct policy_domain *d, const struct share *s)
 {
     int64_t range_kib = d->dynamic_max_kib - d->dynamic_min_kib;
-    return d->dynamic_min_kib + share_of(s->surplus_kib, s->total_range_kib, range_kib);
+    return page_down(d->dynamic_min_kib +
+                         share_of(s->surplus_kib, s->total_range_kib, range_kib),
+                     d->dynamic_min_kib);
 }
 
 /* ents is parallel to the snapshot, or NULL: every balloonable domain active. */
@@ -428,8 +439,9 @@ static size_t plan_targets(const struct policy_host *h, const struct stuck_entry
         int64_t new_kib = ideal_target(d, sh);
         if (new_kib > t_kib) {
             int64_t grant_kib = decreasing ? 0 : min64(new_kib - t_kib, budget_kib);
-            budget_kib -= grant_kib;
-            new_kib = t_kib + grant_kib;
+            /* A partial grant still ends on a page boundary (never below the old one). */
+            new_kib = page_down(t_kib + grant_kib, t_kib);
+            budget_kib -= new_kib - t_kib;
         }
         if (new_kib != t_kib)
             n_set++;

@@ -17,6 +17,7 @@
  */
 
 #define POLICY_INACCURACY_KIB 4          /* a driver within this of target has hit it */
+#define POLICY_PAGE_KIB 4                /* new targets are whole pages of this size */
 #define POLICY_STUCK_AFTER_MS 5000       /* no progress for longer than this: stuck */
 #define POLICY_UNCOOPERATIVE_AFTER_MS 20000 /* away from target longer: uncooperative */
 #define POLICY_BALANCE_SLACK_KIB 512     /* balance succeeds within this of the target */
@@ -144,7 +145,8 @@ void policy_decision_free(struct policy_decision *d);
  *    ideal is fixed in the operation's first round by adding a virtual domain with
  *    range [min, max]), reserved (BALANCE). surplus = free + sum over active of
  *    max(0, actual - min - 2*inaccuracy) - host_target; gamma = clamp(surplus /
- *    sum(max - min), 0, 1); target = min + gamma * (max - min), rounded down.
+ *    sum(max - min), 0, 1); target = min + gamma * (max - min), rounded down to a whole page
+ *    (POLICY_PAGE_KIB) but not below min.
  *  - Two phases: while anything needs to free (a new target goes down, or an active
  *    domain is still above its target by more than the inaccuracy), only decreases
  *    are emitted. Otherwise increases are emitted, but never more in total than the

@@ -85,8 +85,11 @@ static void test_hidden_floor_routed_around(void **state)
     assert_int_equal(res.verdict, POLICY_SUCCESS);
     assert_true(h->saw_stuck[1]);
     assert_true(sim_actual(h, 1) >= 1536 * MIB);
-    /* Proportionally both would sit near 1.34 GiB; guest 2 had to go much lower. */
-    assert_true(sim_target(h, 2) < 1024 * MIB);
+    /* Proportionally both would sit at 1404920 KiB; guest 1 stays 167944 KiB above
+     * that, so guest 2 has to go as much lower (give or take the 8 KiB of slack). */
+    int64_t t2 = sim_target(h, 2);
+    assert_true(t2 <= 1404920 - 167944 + 16);
+    assert_true(t2 >= 1404920 - 167944 - 16);
     assert_guaranteed(h, ask);
     assert_no_violations(h);
     squeeze_result_free(&res);
@@ -182,8 +185,9 @@ static void test_stop_short_counts_as_reached(void **state)
     assert_int_equal(res.verdict, POLICY_SUCCESS);
     for (int d = 1; d <= 3; d++)
         assert_false(h->saw_stuck[d]);
-    /* A few seconds of ballooning, not a wait for the 5 s stuck rule. */
-    assert_true(res.duration_ms < 5000);
+    /* Guest 1 gives 1.8 GiB at 256 MiB/s: about 7.5 s of ballooning, with no wait
+     * for anyone to be declared stuck on top. */
+    assert_true(res.duration_ms <= 8000);
     assert_guaranteed(h, ask);
     assert_no_violations(h);
 
