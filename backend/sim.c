@@ -778,7 +778,10 @@ int sim_set_maxmem(struct sim *s, uint32_t domid, uint64_t maxmem_kib)
     int64_t new_max = (int64_t)maxmem_kib;
     int64_t guest = new_max - domain_type_xen_offset_kib(d->type) - d->memory_offset_kib;
     int64_t target;
-    int64_t actual = dom_actual(d);
+    /* Compare with what Xen reports the guest holds: whole pages. The guest's KiB
+     * beyond its last whole page are invisible to the daemon, which can only ever clip
+     * maxmem to the page-rounded figure. */
+    int64_t actual = (dom_actual(d) + d->memory_offset_kib) / 4 * 4 - d->memory_offset_kib;
     if (dom_target(s, d, &target) && guest < target && guest < actual)
         add_violation(s, domid,
                       "maxmem<target: maxmem set to %" PRId64 " KiB (Xen %" PRId64
