@@ -865,6 +865,8 @@ char *api_handle_rpc(struct service *svc, const char *body, size_t len, int *htt
     if (result == NULL && err.code == 0)
         rpc_fail(&err, RPC_DOMAIN_ERROR, NULL, "%s returned no result", m->name);
 out:
+    if (err.code != 0)
+        log_debug("rpc: error %d: %s", err.code, err.message);
     if (notification) {
         json_decref(result);
         *http_status = 204;
