@@ -457,15 +457,12 @@ static void take_events(struct service *s)
         log_warnx("watch events: error %d", -n);
 }
 
-/* After the simulated world changed under us (sim.* calls). */
+/* After the simulated world changed under us (sim.* calls): refresh the status at once.
+ * A balance the change calls for runs after the caller has had its answer: on the real
+ * clock from the worker's loop, on the virtual clock at the next sim.advance. */
 static void after_world_change(struct service *s)
 {
     take_events(s);
-    if (!s->virtual_clock && s->event_pending) {
-        periodic_check(s);
-        return;
-    }
-    /* Virtual clock: no time passes here; a due balance waits for sim.advance. */
     if (squeeze_check(s->sq) < 0)
         log_warnx("cannot read the host after a change to the simulated world");
     publish(s);

@@ -53,8 +53,10 @@ r=$(rpc transfer_reservation_to_domain "[\"dbg\", \"xenopsd\", \"$id\", 10]")
 assert_json "transfer through xen.c" "$r" .error null
 r=$(rpc query_reservation_of_domain '["dbg", "xenopsd", 10]')
 assert_json "query through xen.c" "$r" .result "$id"
-wait_until "the domain boots" 20 \
-    'j.result.domains.find(d => d.domid == 10 && d.can_balloon && d.actual_kib >= '"$kib"' - 4)'
+wait_until "the domain boots" 20 'j.result.domains.find(d => d.domid == 10 && d.can_balloon)'
+s=$(http_get /status)
+assert_json "status: the domain is no longer booting" "$s" \
+    'j.domains.find(d => d.domid == 10).booting' false
 r=$(rpc delete_reservation "[\"dbg\", \"xenopsd\", \"$id\"]")
 assert_json "delete through xen.c" "$r" .error null
 assert_no_violations "no violation in the flow over xen.c"
