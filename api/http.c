@@ -586,7 +586,7 @@ struct api_server *api_start(struct service *svc, const struct api_config *cfg, 
     int fd = -1;
 
     srv->svc = svc;
-    if (cfg->listen_host == NULL && cfg->socket_path == NULL) {
+    if (cfg == NULL || (cfg->listen_host == NULL && cfg->socket_path == NULL)) {
         msg = xasprintf("nothing to listen on: neither a TCP address nor a unix socket");
         goto fail;
     }

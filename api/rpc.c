@@ -73,7 +73,9 @@ struct method {
  * '?', so a reply can always be built. New reference. */
 static json_t *json_text(const char *s)
 {
-    json_t *j = json_string(s != NULL ? s : "");
+    if (s == NULL)
+        s = "";
+    json_t *j = json_string(s);
     if (j != NULL)
         return j;
     char *copy = xstrdup(s);
@@ -87,8 +89,8 @@ static json_t *json_text(const char *s)
     return j;
 }
 
-/* Set *err (which must be clear): code, a printf message, and the xapi variant (stolen;
- * NULL means ["Internal_error", message]). Every error goes through here. */
+/* Set *err (replacing what it held): code, a printf message, and the xapi variant
+ * (stolen; NULL means ["Internal_error", message]). Every error goes through here. */
 static void rpc_fail(struct rpc_error *err, int code, json_t *variant, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void rpc_fail(struct rpc_error *err, int code, json_t *variant, const char *fmt, ...)
@@ -773,7 +775,7 @@ static char *dump(json_t *reply)
 char *api_handle_rpc(struct service *svc, const char *body, size_t len, int *http_status)
 {
     struct rpc_error err = {0};
-    enum rpc_style style = guess_style(body, len);
+    enum rpc_style style = STYLE_XAPI;
     json_t *req = NULL;
     json_t *reply = NULL;
     json_t *result = NULL;
@@ -788,6 +790,11 @@ char *api_handle_rpc(struct service *svc, const char *body, size_t len, int *htt
     json_error_t jerr;
 
     *http_status = 200;
+    if (body == NULL) {
+        body = "";
+        len = 0;
+    }
+    style = guess_style(body, len);
     if (len > API_MAX_BODY_BYTES) {
         *http_status = 413;
         rpc_fail(&err, RPC_INVALID_REQUEST, NULL, "request body larger than %d bytes",

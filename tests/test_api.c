@@ -839,6 +839,11 @@ static void test_parse_errors(void **state)
     assert_string_equal(json_string_value(json_array_get(json_object_get(r, "error"), 0)),
                         "Internal_error");
     json_decref(r);
+    /* No body at all. */
+    char *reply = api_handle_rpc(SVC, NULL, 0, &status);
+    assert_int_equal(status, 200);
+    assert_non_null(strstr(reply, "Internal_error"));
+    free(reply);
     /* A body that looks like 2.0 gets a 2.0 parse error with id null. */
     r = call_rpc("{\"jsonrpc\": \"2.0\", \"method\": \"login\", ");
     assert_int_equal(json_integer_value(json_object_get(json_object_get(r, "error"), "code")),
@@ -2154,6 +2159,10 @@ static void test_non_loopback_refused(void **state)
     }
     /* Nothing to listen on at all. */
     char *err = NULL;
+    assert_null(api_start(SVC, NULL, &err));
+    assert_non_null(err);
+    free(err);
+    err = NULL;
     struct api_config none = {0};
     assert_null(api_start(SVC, &none, &err));
     assert_non_null(err);
