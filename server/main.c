@@ -535,10 +535,10 @@ int main(int argc, char **argv)
     }
 
     line = ready_line(&cfg, cfg.listen_host != NULL ? api_tcp_port(srv) : 0, svc);
-    log_info("%.*s", (int)strlen(line) - 1, line);
     if (ready_fd >= 0) {
         detach(ready_fd, line, o.verbose);
         ready_fd = -1;
+        log_info("%.*s", (int)strlen(line) - 1, line);
     } else {
         fputs(line, stdout);
         fflush(stdout);
