@@ -109,6 +109,7 @@ struct service {
     /* Worker-only state. */
     int64_t next_periodic_ms;
     bool event_pending; /* watch events changed something; a check is due */
+    int64_t watch_retry_wall_ms; /* do not poll the watch fd before this (after errors) */
     bool busy;
     struct op_record ring[OPS_RING];
     size_t ring_n, ring_next;
@@ -447,14 +448,18 @@ static void periodic_check(struct service *s)
     publish(s);
 }
 
-/* Take watch events; note whether they changed something the policy reads. */
+/* Take watch events; note whether they changed something the policy reads. A failure
+ * to read them keeps the worker from polling the watch fd for a second, so a broken
+ * connection cannot make it spin. */
 static void take_events(struct service *s)
 {
     int n = domcache_process_events(s->dc);
-    if (n > 0)
+    if (n > 0) {
         s->event_pending = true;
-    else if (n < 0)
-        log_warnx("watch events: error %d", -n);
+    } else if (n < 0) {
+        log_warnx("watch events: %s; retrying in 1 s", strerror(-n));
+        s->watch_retry_wall_ms = wall_ms() + 1000;
+    }
 }
 
 /* After the simulated world changed under us (sim.* calls): refresh the status at once.
@@ -718,12 +723,15 @@ static void *worker_main(void *arg)
         int timeout = -1;
         if (!s->virtual_clock) {
             int wfd = domcache_watching(s->dc) ? s->b->ops->watch_fd(s->b) : -1;
-            if (wfd >= 0) {
+            int64_t wait_ms = s->next_periodic_ms - now_ms(s);
+            int64_t retry_ms = s->watch_retry_wall_ms - wall_ms();
+            if (wfd >= 0 && retry_ms <= 0) {
                 fds[1].fd = wfd;
                 fds[1].events = POLLIN;
                 nfds = 2;
+            } else if (wfd >= 0 && retry_ms < wait_ms) {
+                wait_ms = retry_ms;
             }
-            int64_t wait_ms = s->next_periodic_ms - now_ms(s);
             timeout = wait_ms < 0 ? 0 : wait_ms > INT_MAX ? INT_MAX : (int)wait_ms;
         }
         int n = poll(fds, nfds, timeout);

@@ -18,6 +18,14 @@ assert_json "status names the clock" "$s" .daemon.clock virtual
 assert_json "not busy at start" "$s" .daemon.busy false
 assert_json "reserve in status" "$s" .host.reserved_kib 73728
 
+r=$(rpc get_host_reserved_memory '["dbg"]')
+assert_json "get_host_reserved_memory (KiB)" "$r" .result 73728
+r=$(rpc get_host_initial_free_memory '["dbg"]')
+assert_json "get_host_initial_free_memory (bytes)" "$r" .result 1073741824
+r=$(rpc get_domain_zero_policy '["dbg"]')
+assert_json "get_domain_zero_policy: dom0 is left alone at its size" "$r" .result \
+    '["Fixed_size",1073741824]'
+
 r=$(rpc reserve_memory_range '["dbg", "xenopsd", 1572864, 2097152]')
 id=$(printf '%s' "$r" | jget '.result[0]')
 kib=$(printf '%s' "$r" | jget '.result[1]')
@@ -84,6 +92,15 @@ assert_json_true "status: once booted it is balanced within its range" "$s" \
     "(d => d.can_balloon && d.target_kib >= 1048576 && d.target_kib <= $kib)(j.domains.find(d => d.domid == 10))"
 assert_json_true "status: now_ms follows the virtual clock" "$s" 'j.daemon.now_ms >= 30000'
 
+# The /status document has exactly the agreed shape (every object's keys and types).
+assert_json "status: the agreed shape" "$s" '(() => {
+    const keys = (o) => Object.keys(o).sort().join(",");
+    const types = (o) => Object.keys(o).sort().map(k => k + ":" + typeof o[k]).join(",");
+    const out = [keys(j), types(j.host), types(j.domains[0]), types(j.reservations[0]),
+                 types(j.operations[0]), types(j.operation_totals[0]), types(j.cache),
+                 types(j.daemon)];
+    return out.join(" | ");
+})()' "cache,daemon,domains,host,operation_totals,operations,reservations | booting_unused_kib:number,free_kib:number,reservations_kib:number,reserved_kib:number,scrub_kib:number,total_kib:number,xen_free_kib:number | actual_kib:number,booting:boolean,can_balloon:boolean,domid:number,dynamic_max_kib:number,dynamic_min_kib:number,maxmem_kib:number,stuck:boolean,target_kib:number,type:string,uncooperative:boolean | domid:number,id:string,kib:number,session:string | at_ms:number,duration_ms:number,kib:number,kind:string,outcome:string,rounds:number | count:number,duration_ms_sum:number,kind:string,outcome:string | hypercalls:number,rebuilds:number,snapshots:number,watch_events:number,watching:boolean,xenstore_reads:number,xenstore_writes:number | backend:string,busy:boolean,clock:string,now_ms:number,uptime_s:number,version:string"
 r=$(rpc delete_reservation "[\"dbg\", \"xenopsd\", \"$id\"]")
 assert_json "delete_reservation" "$r" .error null
 s=$(http_get /status)
