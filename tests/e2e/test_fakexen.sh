@@ -47,7 +47,7 @@ assert_json_true "the fake host really has the memory free" "$w" \
     "j.result.free_kib >= $kib + 73728"
 r=$(rpc sim.create_domain "[{\"domid\": 10, \"dynamic_min_kib\": 1048576,
     \"dynamic_max_kib\": $kib, \"target_kib\": $kib, \"initial_reservation_kib\": $kib,
-    \"boot_after_s\": 1}]")
+    \"boot_after_s\": 1, \"balloon\": {\"rate_kib_s\": 4194304}}]")
 assert_json "sim.create_domain on the fake host" "$r" .error null
 r=$(rpc transfer_reservation_to_domain "[\"dbg\", \"xenopsd\", \"$id\", 10]")
 assert_json "transfer through xen.c" "$r" .error null
