@@ -1333,8 +1333,8 @@ static void test_metrics_render_odd_status(void **state)
         "null",
         "{\"host\": 5, \"domains\": {}, \"reservations\": \"x\", \"cache\": []}",
         "{\"domains\": [{\"domid\": \"1\", \"target_kib\": 5}, 7, {\"domid\": 2}]}",
-        "{\"operation_totals\": [{\"kind\": \"a\\\"b\\\\c\\nd\", \"outcome\": 5, "
-        "\"count\": 1, \"duration_ms_sum\": 1e300}]}",
+        ("{\"operation_totals\": [{\"kind\": \"a\\\"b\\\\c\\nd\", \"outcome\": 5, "
+         "\"count\": 1, \"duration_ms_sum\": 1e300}]}"),
         "{\"daemon\": {\"version\": null, \"busy\": true, \"uptime_s\": 1e308}}",
     };
     (void)state;
