@@ -374,10 +374,10 @@ static void record_op(struct service *s, enum op_kind kind, int64_t kib, int rc,
     for (size_t i = 0; i < res->n_refused && used + 16 < sizeof(refused); i++)
         used += (size_t)snprintf(refused + used, sizeof(refused) - used, "%s%d",
                                  i ? "," : " domids ", res->refused[i]);
-    void (*logf)(const char *, ...) = r.outcome == OUT_SUCCESS ? log_info : log_warnx;
+    void (*log_fn)(const char *, ...) = r.outcome == OUT_SUCCESS ? log_info : log_warnx;
     if (kind == OP_PERIODIC && r.outcome == OUT_SUCCESS)
-        logf = log_debug;
-    logf("%s %" PRId64 " KiB: %s%s%s after %u rounds, %" PRId64 " ms%s", op_kind_names[kind],
+        log_fn = log_debug;
+    log_fn("%s %" PRId64 " KiB: %s%s%s after %u rounds, %" PRId64 " ms%s", op_kind_names[kind],
          kib, op_outcome_names[r.outcome], refused, res->cancelled ? " (cancelled)" : "",
          r.rounds, r.duration_ms, res->fast_path ? " (fast path)" : "");
 }
