@@ -276,8 +276,7 @@ int config_set(struct config *c, const char *key, const char *value, const char 
         return 0;
     case KEY_POLL:
         if (config_parse_double(value, 0.0, 60.0, &d) < 0 || d < 0.001)
-            return bad(err, where, key, value,
-                       "must be a number of seconds from 0.001 to 60");
+            return bad(err, where, key, value, "must be a number of seconds from 0.001 to 60");
         c->poll_interval_s = d;
         return 0;
     case KEY_BALANCE:
@@ -298,7 +297,8 @@ int config_set(struct config *c, const char *key, const char *value, const char 
     case KEY_DOM0_MIN:
     case KEY_DOM0_MAX:
         if (config_parse_int64(value, 0, CONFIG_MAX_KIB * 1024, &n) < 0)
-            return bad(err, where, key, value, "must be a whole number of bytes from 0 to 2^50");
+            return bad(err, where, key, value,
+                       "must be a whole number of bytes from 0 to 2^50");
         if (keys[i].kind == KEY_DOM0_MIN)
             c->dom0_dynamic_min_bytes = n;
         else
@@ -412,10 +412,10 @@ int config_check(const struct config *c, char **err)
     if (c->backend == CONFIG_BACKEND_SIM) {
         if (c->scenario_path == NULL &&
             (c->sim_state_path == NULL || access(c->sim_state_path, F_OK) != 0)) {
-            *err = xasprintf("the sim backend needs a host to simulate: --scenario FILE "
-                             "(e.g. --scenario scenarios/demo.json)%s",
-                             c->sim_state_path != NULL ? " or an existing --sim-state file"
-                                                       : "");
+            *err =
+                xasprintf("the sim backend needs a host to simulate: --scenario FILE "
+                          "(e.g. --scenario scenarios/demo.json)%s",
+                          c->sim_state_path != NULL ? " or an existing --sim-state file" : "");
             return -EINVAL;
         }
     } else {

@@ -34,20 +34,20 @@ enum config_clock {
 };
 
 struct config {
-    enum config_backend backend; /* default xen */
-    enum config_clock clock;     /* default real */
-    char *scenario_path;         /* owned; NULL: none */
-    char *sim_state_path;        /* owned; NULL: none */
-    char *listen_host;           /* owned; a loopback address; NULL: no TCP listener */
-    uint16_t listen_port;        /* default 8799; 0 = any free port */
-    char *socket_path;           /* owned; NULL: no unix socket */
-    int64_t reserved_host_kib;   /* default 73728 */
-    double poll_interval_s;      /* default 0.25; in (0, 60] */
-    double balance_interval_s;   /* default 10; in (0, 86400] */
-    bool manage_domain_zero;     /* default false */
+    enum config_backend backend;    /* default xen */
+    enum config_clock clock;        /* default real */
+    char *scenario_path;            /* owned; NULL: none */
+    char *sim_state_path;           /* owned; NULL: none */
+    char *listen_host;              /* owned; a loopback address; NULL: no TCP listener */
+    uint16_t listen_port;           /* default 8799; 0 = any free port */
+    char *socket_path;              /* owned; NULL: no unix socket */
+    int64_t reserved_host_kib;      /* default 73728 */
+    double poll_interval_s;         /* default 0.25; in (0, 60] */
+    double balance_interval_s;      /* default 10; in (0, 86400] */
+    bool manage_domain_zero;        /* default false */
     int64_t dom0_dynamic_min_bytes; /* -1: dom0's current value */
     int64_t dom0_dynamic_max_bytes; /* -1: dom0's current value */
-    bool use_watches;            /* default true */
+    bool use_watches;               /* default true */
 };
 
 /* Fill *c with the defaults. The socket default is /var/run/squeezed.sock as root, else

@@ -333,10 +333,9 @@ static int check_only(const struct config *cfg)
         char *err = NULL;
         struct sim *w = NULL;
         if (file_exists(cfg->sim_state_path)) {
-            w = sim_load(cfg->sim_state_path,
-                         cfg->clock == CONFIG_CLOCK_VIRTUAL ? SIM_CLOCK_VIRTUAL
-                                                            : SIM_CLOCK_REAL,
-                         &err);
+            w = sim_load(
+                cfg->sim_state_path,
+                cfg->clock == CONFIG_CLOCK_VIRTUAL ? SIM_CLOCK_VIRTUAL : SIM_CLOCK_REAL, &err);
         } else {
             struct sim_scenario *sc = NULL;
             if (sim_scenario_load(cfg->scenario_path, &sc, &err) == 0) {
@@ -346,8 +345,7 @@ static int check_only(const struct config *cfg)
         }
         if (w == NULL) {
             fprintf(stderr, "squeezed: %s: %s\n",
-                    file_exists(cfg->sim_state_path) ? cfg->sim_state_path
-                                                     : cfg->scenario_path,
+                    file_exists(cfg->sim_state_path) ? cfg->sim_state_path : cfg->scenario_path,
                     err != NULL ? err : "cannot be loaded");
             free(err);
             return 1;
@@ -424,10 +422,10 @@ static char *ready_line(const struct config *cfg, uint16_t port, const struct se
                   : xasprintf("http://%s:%u/", cfg->listen_host, (unsigned)port);
     if (cfg->socket_path != NULL)
         unix_part = xasprintf("unix:%s", cfg->socket_path);
-    char *line = xasprintf("squeezed: ready on %s%s%s (backend %s, clock %s)\n",
-                           tcp != NULL ? tcp : "", tcp != NULL && unix_part != NULL ? " and " : "",
-                           unix_part != NULL ? unix_part : "", service_backend_name(svc),
-                           service_clock_name(svc));
+    char *line = xasprintf(
+        "squeezed: ready on %s%s%s (backend %s, clock %s)\n", tcp != NULL ? tcp : "",
+        tcp != NULL && unix_part != NULL ? " and " : "", unix_part != NULL ? unix_part : "",
+        service_backend_name(svc), service_clock_name(svc));
     free(tcp);
     free(unix_part);
     return line;

@@ -99,8 +99,8 @@ char *reservations_new_uuid(void)
     u[8] = (uint8_t)((u[8] & 0x3f) | 0x80); /* RFC 4122 variant */
     return xasprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
                      "%02x%02x%02x%02x%02x%02x",
-                     u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10],
-                     u[11], u[12], u[13], u[14], u[15]);
+                     u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8], u[9], u[10], u[11],
+                     u[12], u[13], u[14], u[15]);
 }
 
 /* ---- errors ------------------------------------------------------------------------- */
@@ -319,8 +319,8 @@ static int record(struct reservations *r, const char *session, int64_t kib, char
     free(value);
     if (rc < 0) {
         free(new_id);
-        return fail_internal(err, xasprintf("cannot record the reservation in xenstore: %s",
-                                            strerror(-rc)));
+        return fail_internal(
+            err, xasprintf("cannot record the reservation in xenstore: %s", strerror(-rc)));
     }
     add_entry(r, new_id, session, kib, -1);
     *id = xstrdup(new_id);
@@ -374,10 +374,9 @@ int reservations_reserve(struct reservations *r, struct squeezer *sq, const char
     return record(r, session, kib, id, err);
 }
 
-int reservations_reserve_range(struct reservations *r, struct squeezer *sq,
-                               const char *session, int64_t min_kib, int64_t max_kib,
-                               char **id, int64_t *reserved_kib,
-                               struct reservations_squeeze *sq_out,
+int reservations_reserve_range(struct reservations *r, struct squeezer *sq, const char *session,
+                               int64_t min_kib, int64_t max_kib, char **id,
+                               int64_t *reserved_kib, struct reservations_squeeze *sq_out,
                                struct service_error *err)
 {
     memset(sq_out, 0, sizeof(*sq_out));
@@ -416,8 +415,8 @@ int reservations_delete(struct reservations *r, const char *session, const char 
     int rc = r->b->ops->xs_rm(r->b, path);
     free(path);
     if (rc < 0)
-        return fail_internal(err, xasprintf("cannot delete the reservation from xenstore: %s",
-                                            strerror(-rc)));
+        return fail_internal(
+            err, xasprintf("cannot delete the reservation from xenstore: %s", strerror(-rc)));
     log_info("session %s: deleted reservation %s (%" PRId64 " KiB)", session, id,
              r->list[i].kib);
     remove_at(r, i);
@@ -464,8 +463,8 @@ int reservations_transfer(struct reservations *r, const char *session, const cha
     }
     rc = r->b->ops->xs_write(r->b, NULL, path, domid_text);
     if (rc < 0) {
-        fail_internal(err, xasprintf("cannot record the transfer in xenstore: %s",
-                                     strerror(-rc)));
+        fail_internal(err,
+                      xasprintf("cannot record the transfer in xenstore: %s", strerror(-rc)));
         goto out;
     }
     x->domid = (int32_t)domid;
@@ -495,8 +494,9 @@ int reservations_query(struct reservations *r, const char *session, int64_t domi
         return -1;
     }
     if (rc < 0)
-        return fail_internal(err, xasprintf("domid %" PRId64 ": cannot read its reservation: %s",
-                                            domid, strerror(-rc)));
+        return fail_internal(err,
+                             xasprintf("domid %" PRId64 ": cannot read its reservation: %s",
+                                       domid, strerror(-rc)));
     *id = value;
     return 0;
 }

@@ -57,8 +57,7 @@ int reservations_load(struct reservations *r);
 /* login(service): a valid name is letters, digits, '-', '_' or '@' (it is a xenstore
  * path component), at most 128 bytes; else INVALID_PARAMS. Deletes every reservation
  * the session made before, (re)creates the session. */
-int reservations_login(struct reservations *r, const char *service,
-                       struct service_error *err);
+int reservations_login(struct reservations *r, const char *service, struct service_error *err);
 bool reservations_has_session(const struct reservations *r, const char *session);
 
 /* reserve_memory: squeeze_free(kib) through sq, then record. *id new string.
@@ -67,10 +66,9 @@ int reservations_reserve(struct reservations *r, struct squeezer *sq, const char
                          int64_t kib, char **id, struct reservations_squeeze *sq_out,
                          struct service_error *err);
 /* reserve_memory_range: squeeze_free_range(min, max), then record what it allows. */
-int reservations_reserve_range(struct reservations *r, struct squeezer *sq,
-                               const char *session, int64_t min_kib, int64_t max_kib,
-                               char **id, int64_t *reserved_kib,
-                               struct reservations_squeeze *sq_out,
+int reservations_reserve_range(struct reservations *r, struct squeezer *sq, const char *session,
+                               int64_t min_kib, int64_t max_kib, char **id,
+                               int64_t *reserved_kib, struct reservations_squeeze *sq_out,
                                struct service_error *err);
 int reservations_delete(struct reservations *r, const char *session, const char *id,
                         struct service_error *err);
@@ -79,8 +77,8 @@ int reservations_delete(struct reservations *r, const char *session, const char 
 int reservations_transfer(struct reservations *r, const char *session, const char *id,
                           int64_t domid, struct service_error *err);
 /* The domain's memory/reservation-id (*id new), or NO_RESERVATION. */
-int reservations_query(struct reservations *r, const char *session, int64_t domid,
-                       char **id, struct service_error *err);
+int reservations_query(struct reservations *r, const char *session, int64_t domid, char **id,
+                       struct service_error *err);
 
 /* The list, in creation order (load order after a restart). Borrowed; valid until the
  * next change. */

@@ -46,19 +46,19 @@ struct op_record {
 };
 
 enum job_kind { /* the first five change the reservations */
-    JOB_LOGIN,
-    JOB_RESERVE,
-    JOB_RESERVE_RANGE,
-    JOB_DELETE,
-    JOB_TRANSFER,
-    JOB_QUERY,
-    JOB_BALANCE,
-    JOB_SIM_STATE,
-    JOB_SIM_ADVANCE,
-    JOB_SIM_CREATE,
-    JOB_SIM_DESTROY,
-    JOB_SIM_RANGE,
-    JOB_SIM_BALLOON,
+                JOB_LOGIN,
+                JOB_RESERVE,
+                JOB_RESERVE_RANGE,
+                JOB_DELETE,
+                JOB_TRANSFER,
+                JOB_QUERY,
+                JOB_BALANCE,
+                JOB_SIM_STATE,
+                JOB_SIM_ADVANCE,
+                JOB_SIM_CREATE,
+                JOB_SIM_DESTROY,
+                JOB_SIM_RANGE,
+                JOB_SIM_BALLOON,
 };
 
 /* One queued call. Lives on the caller's stack; the caller waits for done. */
@@ -66,7 +66,7 @@ struct job {
     enum job_kind kind;
     const char *session; /* borrowed inputs */
     const char *id;
-    int64_t a, b, c;     /* kib / min / max / domid, by kind */
+    int64_t a, b, c; /* kib / min / max / domid, by kind */
     double seconds;
     const json_t *json;
     char *out_str; /* outputs, owned by the caller once done */
@@ -108,7 +108,7 @@ struct service {
 
     /* Worker-only state. */
     int64_t next_periodic_ms;
-    bool event_pending; /* watch events changed something; a check is due */
+    bool event_pending;          /* watch events changed something; a check is due */
     int64_t watch_retry_wall_ms; /* do not poll the watch fd before this (after errors) */
     bool busy;
     struct op_record ring[OPS_RING];
@@ -183,8 +183,8 @@ static json_t *status_host(struct service *s, const struct domcache_snapshot *sn
         return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "free_kib", (json_int_t)0,
                          "reserved_kib", (json_int_t)s->o.reserved_host_kib, "total_kib",
                          (json_int_t)0, "xen_free_kib", (json_int_t)0, "scrub_kib",
-                         (json_int_t)0, "reservations_kib", (json_int_t)0,
-                         "booting_unused_kib", (json_int_t)0);
+                         (json_int_t)0, "reservations_kib", (json_int_t)0, "booting_unused_kib",
+                         (json_int_t)0);
     return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "free_kib",
                      (json_int_t)snap->host.free_kib, "reserved_kib",
                      (json_int_t)s->o.reserved_host_kib, "total_kib",
@@ -203,15 +203,15 @@ static json_t *status_domains(struct service *s, const struct domcache_snapshot 
         const struct policy_domain *d = &snap->domains[i];
         const struct domcache_domain_extra *x = &snap->extra[i];
         json_array_append_new(
-            a, json_pack("{s:i,s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:b,s:b}", "domid", d->domid,
-                         "type", domain_type_name(x->type), "can_balloon", d->can_balloon,
-                         "booting", x->booting, "dynamic_min_kib",
-                         (json_int_t)d->dynamic_min_kib, "dynamic_max_kib",
-                         (json_int_t)d->dynamic_max_kib, "target_kib",
-                         (json_int_t)d->target_kib, "actual_kib", (json_int_t)d->actual_kib,
-                         "maxmem_kib", (json_int_t)d->maxmem_kib, "stuck",
-                         squeeze_domain_stuck(s->sq, d->domid), "uncooperative",
-                         squeeze_domain_uncooperative(s->sq, d->domid)));
+            a,
+            json_pack("{s:i,s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:b,s:b}", "domid", d->domid,
+                      "type", domain_type_name(x->type), "can_balloon", d->can_balloon,
+                      "booting", x->booting, "dynamic_min_kib", (json_int_t)d->dynamic_min_kib,
+                      "dynamic_max_kib", (json_int_t)d->dynamic_max_kib, "target_kib",
+                      (json_int_t)d->target_kib, "actual_kib", (json_int_t)d->actual_kib,
+                      "maxmem_kib", (json_int_t)d->maxmem_kib, "stuck",
+                      squeeze_domain_stuck(s->sq, d->domid), "uncooperative",
+                      squeeze_domain_uncooperative(s->sq, d->domid)));
     }
     return a;
 }
@@ -285,11 +285,11 @@ static json_t *status_daemon(struct service *s)
 static void publish(struct service *s)
 {
     const struct domcache_snapshot *snap = squeeze_last_snapshot(s->sq);
-    json_t *st = json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "host", status_host(s, snap),
-                           "domains", status_domains(s, snap), "reservations",
-                           status_reservations(s), "operations", status_operations(s),
-                           "operation_totals", status_totals(s), "cache", status_cache(s),
-                           "daemon", status_daemon(s));
+    json_t *st =
+        json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "host", status_host(s, snap), "domains",
+                  status_domains(s, snap), "reservations", status_reservations(s), "operations",
+                  status_operations(s), "operation_totals", status_totals(s), "cache",
+                  status_cache(s), "daemon", status_daemon(s));
     if (st == NULL)
         fatalx("cannot build the status object");
     struct dom0_info d0 = {0};
@@ -378,8 +378,8 @@ static void record_op(struct service *s, enum op_kind kind, int64_t kib, int rc,
     if (kind == OP_PERIODIC && r.outcome == OUT_SUCCESS)
         log_fn = log_debug;
     log_fn("%s %" PRId64 " KiB: %s%s%s after %u rounds, %" PRId64 " ms%s", op_kind_names[kind],
-         kib, op_outcome_names[r.outcome], refused, res->cancelled ? " (cancelled)" : "",
-         r.rounds, r.duration_ms, res->fast_path ? " (fast path)" : "");
+           kib, op_outcome_names[r.outcome], refused, res->cancelled ? " (cancelled)" : "",
+           r.rounds, r.duration_ms, res->fast_path ? " (fast path)" : "");
 }
 
 static void set_busy(struct service *s, bool busy)
@@ -604,8 +604,8 @@ static void run_job(struct service *s, struct job *j)
         if (reservations_has_session(s->resv, j->session) && j->a > 0 &&
             j->a <= SERVICE_MAX_KIB)
             set_busy(s, true);
-        j->rc = reservations_reserve(s->resv, s->sq, j->session, j->a, &j->out_str, &rs,
-                                     j->err);
+        j->rc =
+            reservations_reserve(s->resv, s->sq, j->session, j->a, &j->out_str, &rs, j->err);
         if (rs.ran)
             record_op(s, OP_RESERVE, j->a, rs.rc, &rs.res);
         break;
@@ -613,8 +613,8 @@ static void run_job(struct service *s, struct job *j)
         if (reservations_has_session(s->resv, j->session) && j->a >= 0 && j->b >= 1 &&
             j->a <= j->b && j->b <= SERVICE_MAX_KIB)
             set_busy(s, true);
-        j->rc = reservations_reserve_range(s->resv, s->sq, j->session, j->a, j->b,
-                                           &j->out_str, &j->out_kib, &rs, j->err);
+        j->rc = reservations_reserve_range(s->resv, s->sq, j->session, j->a, j->b, &j->out_str,
+                                           &j->out_kib, &rs, j->err);
         if (rs.ran)
             record_op(s, OP_RESERVE_RANGE, j->rc == 0 ? j->out_kib : j->a, rs.rc, &rs.res);
         break;
@@ -840,8 +840,8 @@ struct service *service_new(struct backend *b, const struct service_options *o, 
     s->resv = reservations_new(b, s->dc);
     int rc = reservations_load(s->resv);
     if (rc < 0) {
-        *err = xasprintf("cannot read the reservations under /squeezed/state: %s",
-                         strerror(-rc));
+        *err =
+            xasprintf("cannot read the reservations under /squeezed/state: %s", strerror(-rc));
         goto fail;
     }
     struct squeeze_config sqc = {
@@ -929,8 +929,8 @@ static void job_init(struct job *j, enum job_kind kind, struct service_error *er
     j->err = err;
 }
 
-int service_login(struct service *s, const char *dbg, const char *service_name,
-                  char **session, struct service_error *err)
+int service_login(struct service *s, const char *dbg, const char *service_name, char **session,
+                  struct service_error *err)
 {
     (void)dbg;
     struct job j;
@@ -942,8 +942,8 @@ int service_login(struct service *s, const char *dbg, const char *service_name,
     return 0;
 }
 
-int service_reserve_memory(struct service *s, const char *dbg, const char *session,
-                           int64_t kib, char **reservation_id, struct service_error *err)
+int service_reserve_memory(struct service *s, const char *dbg, const char *session, int64_t kib,
+                           char **reservation_id, struct service_error *err)
 {
     (void)dbg;
     if (kib <= 0 || kib > SERVICE_MAX_KIB) {
@@ -1020,9 +1020,9 @@ int service_transfer_reservation_to_domain(struct service *s, const char *dbg,
     return submit(s, &j);
 }
 
-int service_query_reservation_of_domain(struct service *s, const char *dbg,
-                                        const char *session, int64_t domid,
-                                        char **reservation_id, struct service_error *err)
+int service_query_reservation_of_domain(struct service *s, const char *dbg, const char *session,
+                                        int64_t domid, char **reservation_id,
+                                        struct service_error *err)
 {
     (void)dbg;
     struct job j;
@@ -1105,9 +1105,9 @@ int service_sim_advance(struct service *s, double seconds, struct service_error 
                          xstrdup("the clock is real: time passes by itself (sim.advance "
                                  "needs --clock virtual)"));
     if (!isfinite(seconds) || seconds <= 0 || seconds > ADVANCE_MAX_S)
-        return set_error(err, SERVICE_ERR_INVALID_PARAMS,
-                         xasprintf("seconds must be a number above 0 and at most %.0f",
-                                   ADVANCE_MAX_S));
+        return set_error(
+            err, SERVICE_ERR_INVALID_PARAMS,
+            xasprintf("seconds must be a number above 0 and at most %.0f", ADVANCE_MAX_S));
     struct job j;
     job_init(&j, JOB_SIM_ADVANCE, err);
     j.seconds = seconds;
@@ -1188,11 +1188,13 @@ char *service_get_diagnostics(struct service *s)
         fatal("open_memstream");
     const json_t *d = json_object_get(st, "daemon");
     const json_t *h = json_object_get(st, "host");
-    fprintf(f, "squeezed %s: backend %s, clock %s, up %.1f s, %s, backend time %" JSON_INTEGER_FORMAT
-               " ms\n",
-            jstr(d, "version"), jstr(d, "backend"), jstr(d, "clock"),
-            json_number_value(json_object_get(d, "uptime_s")),
-            jbool(d, "busy") ? "an operation is running" : "idle", jint(d, "now_ms"));
+    fprintf(
+        f,
+        "squeezed %s: backend %s, clock %s, up %.1f s, %s, backend time %" JSON_INTEGER_FORMAT
+        " ms\n",
+        jstr(d, "version"), jstr(d, "backend"), jstr(d, "clock"),
+        json_number_value(json_object_get(d, "uptime_s")),
+        jbool(d, "busy") ? "an operation is running" : "idle", jint(d, "now_ms"));
     fprintf(f,
             "host: total %" JSON_INTEGER_FORMAT " KiB, Xen free %" JSON_INTEGER_FORMAT
             " KiB, scrub %" JSON_INTEGER_FORMAT " KiB, free for guests %" JSON_INTEGER_FORMAT
@@ -1246,8 +1248,7 @@ char *service_get_diagnostics(struct service *s)
         v = json_array_get(a, i);
         fprintf(f,
                 "  at %" JSON_INTEGER_FORMAT " ms: %s %" JSON_INTEGER_FORMAT
-                " KiB: %s after %" JSON_INTEGER_FORMAT " rounds, %" JSON_INTEGER_FORMAT
-                " ms\n",
+                " KiB: %s after %" JSON_INTEGER_FORMAT " rounds, %" JSON_INTEGER_FORMAT " ms\n",
                 jint(v, "at_ms"), jstr(v, "kind"), jint(v, "kib"), jstr(v, "outcome"),
                 jint(v, "rounds"), jint(v, "duration_ms"));
     }

@@ -182,8 +182,7 @@ static void test_unknown_session_is_refused(void **state)
     struct fixture *f = *state;
     char *id = NULL;
     struct reservations_squeeze rs;
-    assert_int_equal(reservations_reserve(f->r, f->sq, "nobody", 1024, &id, &rs, &f->err),
-                     -1);
+    assert_int_equal(reservations_reserve(f->r, f->sq, "nobody", 1024, &id, &rs, &f->err), -1);
     assert_int_equal(f->err.kind, SERVICE_ERR_INTERNAL);
     assert_non_null(strstr(f->err.text, "unknown session 'nobody'"));
     assert_false(rs.ran);
@@ -499,10 +498,8 @@ static void test_load_skips_bad_entries(void **state)
     assert_int_equal(sim_xs_write(f->sim, "/squeezed/state/xenopsd/good", "1024"), 0);
     assert_int_equal(sim_xs_write(f->sim, "/squeezed/state/xenopsd/bad", "12x"), 0);
     assert_int_equal(sim_xs_write(f->sim, "/squeezed/state/xenopsd/neg", "-5"), 0);
-    assert_int_equal(sim_xs_write(f->sim, "/squeezed/state/xenopsd/odd/in-transfer", "9"),
-                     0);
-    assert_int_equal(sim_xs_write(f->sim, "/squeezed/state/xenopsd/good/in-transfer", "x"),
-                     0);
+    assert_int_equal(sim_xs_write(f->sim, "/squeezed/state/xenopsd/odd/in-transfer", "9"), 0);
+    assert_int_equal(sim_xs_write(f->sim, "/squeezed/state/xenopsd/good/in-transfer", "x"), 0);
     close_stack(f);
     open_stack(f);
     assert_int_equal(reservations_count(f->r), 1);
