@@ -126,6 +126,16 @@ static int take_snapshot(struct squeezer *sq, int64_t now_ms)
                                    changes[i].uncooperative);
     }
     free(changes);
+
+    /* The tracker reports flips only. A key it did not write (left by an earlier run of
+     * the daemon, or by hand) is brought into line with it here; the cache makes this
+     * free when the two agree. */
+    for (size_t i = 0; i < sq->snap.host.n_domains; i++) {
+        int32_t domid = sq->snap.host.domains[i].domid;
+        bool want = policy_coop_is_uncooperative(sq->coop, domid);
+        if (sq->snap.extra[i].uncooperative != want)
+            domcache_set_uncooperative(sq->dc, (uint32_t)domid, want);
+    }
     return 0;
 }
 

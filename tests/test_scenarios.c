@@ -256,6 +256,30 @@ static void test_thousand_guests(void **state)
     harness_close(h);
 }
 
+/* A memory/uncooperative key left by an earlier run of the daemon on a guest that is
+ * at its target is removed at the next check; a guest away from its target for over
+ * 20 s gets one. */
+static void test_uncooperative_key_follows_the_guest(void **state)
+{
+    (void)state;
+    struct harness *h = harness_open("scenarios/stuck-above-min.json", RESERVED_KIB);
+    assert_int_equal(sim_xs_write(h->sim, "/local/domain/2/memory/uncooperative", ""), 0);
+    assert_true(squeeze_check(h->sq) >= 0);
+    assert_false(sim_xs_exists(h->sim, "/local/domain/2/memory/uncooperative"));
+
+    /* Guest 1 is stuck: a failed reservation leaves it away from its target. */
+    struct squeeze_result res;
+    assert_int_equal(squeeze_free(h->sq, 1 * GIB, &res), 0);
+    assert_int_equal(res.verdict, POLICY_REFUSED);
+    squeeze_result_free(&res);
+    harness_idle(h, 21 * 1000);
+    assert_true(squeeze_check(h->sq) >= 0);
+    assert_true(sim_xs_exists(h->sim, "/local/domain/1/memory/uncooperative"));
+    assert_true(squeeze_domain_uncooperative(h->sq, 1));
+    assert_false(sim_xs_exists(h->sim, "/local/domain/2/memory/uncooperative"));
+    harness_close(h);
+}
+
 int main(void)
 {
     log_quiet(true);
@@ -270,6 +294,7 @@ int main(void)
         cmocka_unit_test(test_fast_path),
         cmocka_unit_test(test_free_range),
         cmocka_unit_test(test_thousand_guests),
+        cmocka_unit_test(test_uncooperative_key_follows_the_guest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
