@@ -550,16 +550,56 @@ int policy_round(struct policy_state *st, const struct policy_host *host,
     return 0;
 }
 
-bool policy_balance_needed(const struct policy_host *host, int64_t reserved_kib)
+/*
+ * The domains `last` found stuck that are still stuck now: away from their target and
+ * not one step nearer it than when last seen. Returns an array parallel to the host (new,
+ * caller frees) or NULL when there are none.
+ */
+static struct stuck_entry *still_stuck(const struct policy_state *last,
+                                       const struct policy_host *host)
+{
+    struct stuck_entry *ents = NULL;
+    size_t j = 0;
+
+    if (last == NULL)
+        return NULL;
+    for (size_t i = 0; i < host->n_domains; i++) {
+        const struct policy_domain *d = &host->domains[i];
+        while (j < last->n_ents && last->ents[j].domid < d->domid)
+            j++;
+        if (j == last->n_ents || last->ents[j].domid != d->domid || !last->ents[j].stuck)
+            continue;
+        const struct stuck_entry *e = &last->ents[j];
+        int dir = direction(d);
+        bool moved = (dir > 0 && d->actual_kib > e->last_actual_kib) ||
+                     (dir < 0 && d->actual_kib < e->last_actual_kib);
+        if (!d->can_balloon || dir == 0 || moved)
+            continue;
+        if (ents == NULL)
+            ents = xcalloc(host->n_domains, sizeof(*ents));
+        ents[i].stuck = true;
+        ents[i].clip_kib = e->clip_kib;
+    }
+    if (ents != NULL)
+        for (size_t i = 0; i < host->n_domains; i++)
+            ents[i].domid = host->domains[i].domid;
+    return ents;
+}
+
+bool policy_balance_needed(const struct policy_state *last, const struct policy_host *host,
+                           int64_t reserved_kib)
 {
     struct sums s;
     struct share sh;
 
     if (!host_valid(host) || !size_ok(reserved_kib))
         return false;
-    sum_up(host, NULL, &s);
+    struct stuck_entry *ents = still_stuck(last, host);
+    sum_up(host, ents, &s);
     make_share(host->free_kib + s.freeable_kib - reserved_kib, s.range_kib, &sh);
-    return plan_targets(host, NULL, &s, &sh, reserved_kib, NULL) > 0;
+    bool needed = plan_targets(host, ents, &s, &sh, reserved_kib, NULL) > 0;
+    free(ents);
+    return needed;
 }
 
 struct policy_state *policy_state_new(void)

@@ -177,9 +177,14 @@ int policy_round(struct policy_state *st, const struct policy_host *host,
                  const struct policy_request *req, int64_t now_ms,
                  struct policy_decision *out);
 
-/* True if one balance round with every balloonable domain presumed active would change
- * any target (the periodic balance check of SPEC 3). Pure; O(n). */
-bool policy_balance_needed(const struct policy_host *host, int64_t reserved_kib);
+/* True if one balance round would change any target (the periodic balance check of
+ * SPEC 3). Every balloonable domain is presumed active except those `last` (the previous
+ * operation's state, borrowed; NULL: none) found stuck and that have not moved towards
+ * their target since: otherwise one stuck guest would start a balance every interval,
+ * each swinging the other guests' targets while it is found stuck again. A guest that
+ * moves again is presumed active, and gets its fresh chance. Pure; O(n). */
+bool policy_balance_needed(const struct policy_state *last, const struct policy_host *host,
+                           int64_t reserved_kib);
 
 /* Uncooperative tracking across operations (SPEC 3): a balloonable domain away from
  * its target for more than POLICY_UNCOOPERATIVE_AFTER_MS is uncooperative. */

@@ -289,5 +289,5 @@ int squeeze_check(struct squeezer *sq)
     int rc = take_snapshot(sq, sq->b->ops->now_ms(sq->b));
     if (rc < 0)
         return rc;
-    return policy_balance_needed(&sq->snap.host, sq->cfg.reserved_host_kib) ? 1 : 0;
+    return policy_balance_needed(sq->st, &sq->snap.host, sq->cfg.reserved_host_kib) ? 1 : 0;
 }

@@ -868,7 +868,7 @@ static void test_balance_success(void **state)
     assert_int_equal(fx->d.reserve_kib, 0);
     assert_true(fx->m.free_kib >= 73728);
     assert_true(fx->m.free_kib - 73728 < POLICY_BALANCE_SLACK_KIB);
-    assert_false(policy_balance_needed(model_snapshot(&fx->m), 73728));
+    assert_false(policy_balance_needed(NULL, model_snapshot(&fx->m), 73728));
     assert_int_equal(fx->m.violations, 0);
 }
 
@@ -903,20 +903,20 @@ static void test_balance_needed(void **state)
     /* Spare memory and room to grow. */
     model_free_kib(&fx->m, 1000000);
     model_add(&fx->m, 1, true, 100000, 400000, 100000, 100000, 50000);
-    assert_true(policy_balance_needed(model_snapshot(&fx->m), 73728));
+    assert_true(policy_balance_needed(NULL, model_snapshot(&fx->m), 73728));
     /* Everyone at max already. */
     model_find(&fx->m, 1)->d.target_kib = 400000;
     model_find(&fx->m, 1)->d.actual_kib = 400000;
-    assert_false(policy_balance_needed(model_snapshot(&fx->m), 73728));
+    assert_false(policy_balance_needed(NULL, model_snapshot(&fx->m), 73728));
     /* Short of the reserve: someone must give memory back. */
     model_free_kib(&fx->m, 1000);
-    assert_true(policy_balance_needed(model_snapshot(&fx->m), 73728));
+    assert_true(policy_balance_needed(NULL, model_snapshot(&fx->m), 73728));
     /* Domains that cannot balloon are never rebalanced. */
     model_find(&fx->m, 1)->d.can_balloon = false;
-    assert_false(policy_balance_needed(model_snapshot(&fx->m), 73728));
+    assert_false(policy_balance_needed(NULL, model_snapshot(&fx->m), 73728));
     /* Malformed input is never a reason to act. */
     model_find(&fx->m, 1)->d.dynamic_min_kib = 500000;
-    assert_false(policy_balance_needed(model_snapshot(&fx->m), 73728));
+    assert_false(policy_balance_needed(NULL, model_snapshot(&fx->m), 73728));
 }
 
 static void test_coop_flips_after_20s_and_back(void **state)
@@ -1193,7 +1193,7 @@ static void test_empty_host(void **state)
     model_free_kib(&fx->m, 500);
     assert_int_equal(round_at(fx, &req), POLICY_CANNOT_FREE);
     assert_int_equal(fx->d.n_active, 0);
-    assert_false(policy_balance_needed(model_snapshot(&fx->m), 0));
+    assert_false(policy_balance_needed(NULL, model_snapshot(&fx->m), 0));
     policy_state_free(NULL);
     policy_decision_free(NULL);
     assert_false(policy_state_is_stuck(NULL, 1));

@@ -280,6 +280,40 @@ static void test_uncooperative_key_follows_the_guest(void **state)
     harness_close(h);
 }
 
+/* After a balance has found guest 1 stuck, the periodic check does not ask for another
+ * balance while guest 1 still has not moved (each would swing guest 2's target while
+ * guest 1 is found stuck again); once guest 1 moves, it gets its fresh chance. */
+static void test_stuck_guest_does_not_rebalance_forever(void **state)
+{
+    (void)state;
+    struct harness *h = harness_open("scenarios/stuck-above-min.json", RESERVED_KIB);
+    struct squeeze_result res;
+    assert_int_equal(squeeze_balance(h->sq, &res), 0);
+    assert_int_equal(res.verdict, POLICY_SUCCESS);
+    assert_true(h->saw_stuck[1]);
+    squeeze_result_free(&res);
+    int64_t guest2 = sim_target(h, 2);
+    for (int i = 0; i < 5; i++) {
+        harness_idle(h, 10 * 1000);
+        assert_int_equal(squeeze_check(h->sq), 0);
+    }
+    assert_int_equal(sim_target(h, 2), guest2);
+
+    struct sim_balloon ideal = {.model = SIM_BALLOON_IDEAL, .rate_kib_s = 262144};
+    assert_int_equal(sim_set_balloon(h->sim, 1, &ideal), 0);
+    harness_idle(h, 1000);
+    assert_int_equal(squeeze_check(h->sq), 1);
+    harness_reset_records(h);
+    assert_int_equal(squeeze_balance(h->sq, &res), 0);
+    assert_int_equal(res.verdict, POLICY_SUCCESS);
+    assert_false(h->saw_stuck[1]);
+    assert_true(sim_actual(h, 1) < 2 * GIB);
+    assert_int_equal(squeeze_check(h->sq), 0);
+    assert_no_violations(h);
+    squeeze_result_free(&res);
+    harness_close(h);
+}
+
 int main(void)
 {
     log_quiet(true);
@@ -295,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_free_range),
         cmocka_unit_test(test_thousand_guests),
         cmocka_unit_test(test_uncooperative_key_follows_the_guest),
+        cmocka_unit_test(test_stuck_guest_does_not_rebalance_forever),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
