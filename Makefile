@@ -102,6 +102,28 @@ bench: deps
 	@$(MAKE) --no-print-directory benches
 	@sh bench/run.sh $(BUILD)
 
+# libFuzzer (tests/fuzz): the library once more, built with clang, coverage and the
+# sanitizers into build/fuzz/obj (apart from the gcc builds), the request-path target, and
+# `make fuzz FUZZ_SECONDS=N`: a run on a copy of the seed corpus (tests/fuzz/run.sh).
+FUZZ_DIR := build/fuzz
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 300
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+            -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g $(FUZZ_SAN) -I. $(DEPCFLAGS) -MMD -MP
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_BIN := $(FUZZ_DIR)/fuzz_rpc
+
+$(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BIN): $(FUZZ_DIR)/obj/tests/fuzz/fuzz_rpc.o $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS_BASE)
+
+fuzz: $(FUZZ_BIN)
+	@sh tests/fuzz/run.sh $(FUZZ_BIN) $(FUZZ_SECONDS)
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
@@ -109,3 +131,4 @@ clean:
 	rm -rf build
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(FUZZ_DIR)/obj -name '*.d' 2>/dev/null)
