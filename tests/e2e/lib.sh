@@ -15,6 +15,11 @@
 #   BUILD          build directory holding squeezed (default build)
 #   SQUEEZED_BIN   the daemon binary to run (default $BUILD/squeezed)
 #   E2E_KEEP=1     keep the temporary directory (logs) after the run
+#   E2E_CURL_MAX_S, E2E_READY_MAX_S, E2E_STOP_MAX_S, E2E_RUN_MAX_S  the bounds below
+#   E2E_LIMIT_SCALE  whole factor for each script's overall time limit and fixed waits
+#                  (default 1; the valgrind stage sets 3)
+#   VALGRIND=1     set by the valgrind stage (the daemon runs under memcheck): a script
+#                  may relax a latency threshold on it, nothing else (none needs to yet)
 #
 # Variables set: TMPD (temporary directory, removed at exit), PORT, SOCK, DAEMON_PID,
 # DAEMON_LOG (the current daemon's stdout+stderr), E2E_FAILED (number of FAIL lines).
@@ -29,6 +34,8 @@ E2E_PASSED=0
 E2E_CURL_MAX_S=${E2E_CURL_MAX_S:-10}
 E2E_READY_MAX_S=${E2E_READY_MAX_S:-20}
 E2E_STOP_MAX_S=${E2E_STOP_MAX_S:-15}
+E2E_RUN_MAX_S=${E2E_RUN_MAX_S:-20}
+E2E_LIMIT_SCALE=${E2E_LIMIT_SCALE:-1}
 E2E_ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 DAEMON_PID=""
 DAEMON_LOG=""
@@ -324,10 +331,10 @@ daemon_alive() {
 }
 
 # run_squeezed ARGS...: run the daemon binary in the foreground to completion (bounded
-# to 20 s), e.g. for -n or bad options. Output (stdout+stderr) in $TMPD/run.out; returns
-# its exit status (124 on timeout).
+# to E2E_RUN_MAX_S, 20 s), e.g. for -n or bad options. Output (stdout+stderr) in
+# $TMPD/run.out; returns its exit status (124 on timeout).
 run_squeezed() {
-    timeout -k 5 20 "$(squeezed_bin)" "$@" >"$TMPD/run.out" 2>&1
+    timeout -k 5 "$E2E_RUN_MAX_S" "$(squeezed_bin)" "$@" >"$TMPD/run.out" 2>&1
 }
 
 # assert_no_violations NAME: the simulated host recorded no violation (sim.state) and
@@ -381,10 +388,10 @@ _e2e_watchdog() {
 }
 
 # e2e_init NAME [LIMIT-S]: name the test (messages), arm the overall time limit (default
-# 90 s) and the cleanup trap.
+# 90 s, times E2E_LIMIT_SCALE) and the cleanup trap.
 e2e_init() {
     E2E_NAME=$1
-    _limit=${2:-90}
+    _limit=$((${2:-90} * E2E_LIMIT_SCALE))
     trap '_e2e_cleanup' EXIT
     trap 'E2E_FAILED=$((E2E_FAILED + 1)); exit 1' TERM INT HUP
     _e2e_watchdog "$_limit" $$ &

@@ -6,13 +6,14 @@
 . "$(dirname "$0")/lib.sh"
 e2e_init fakexen 120
 cd "$E2E_ROOT" || exit 1
-SQUEEZED_BIN=$BUILD/squeezed-fakexen
+# SQUEEZED_FAKEXEN_BIN: another binary to run instead (the valgrind stage's wrapper).
+SQUEEZED_BIN=${SQUEEZED_FAKEXEN_BIN:-$BUILD/squeezed-fakexen}
 export FAKEXEN_SCENARIO
 
 # wait_until NAME SECONDS JS-EXPR: poll sim.state until the expression holds.
 wait_until() {
     _n=$1
-    _t=$(($2 * 5))
+    _t=$(($2 * E2E_LIMIT_SCALE * 5))
     while [ "$_t" -gt 0 ]; do
         _w=$(rpc sim.state '[]')
         if [ "$(printf '%s' "$_w" | jget "!!($3)")" = true ]; then

@@ -14,7 +14,7 @@ assert_true "idle: the unix socket is removed" test ! -e "$SOCK"
 
 start_daemon --scenario scenarios/e2e-slow.json --clock real || e2e_finish
 kill -INT "$DAEMON_PID"
-if _wait_gone "$DAEMON_PID" 10; then
+if _wait_gone "$DAEMON_PID" $((10 * E2E_LIMIT_SCALE)); then
     wait "$DAEMON_PID"
     assert_eq "idle: SIGINT stops with status 0" 0 $?
 else
@@ -32,7 +32,7 @@ sleep 1
 assert_json "a reservation is running" "$(http_get /status)" .daemon.busy true
 t0=$(now_ms)
 kill -TERM "$DAEMON_PID"
-if _wait_gone "$DAEMON_PID" 10; then
+if _wait_gone "$DAEMON_PID" $((10 * E2E_LIMIT_SCALE)); then
     wait "$DAEMON_PID"
     rc=$?
     t1=$(now_ms)
