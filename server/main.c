@@ -6,11 +6,14 @@
 #include <inttypes.h>
 #include <limits.h>
 #include <math.h>
+#include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "api/api.h"
@@ -451,6 +454,63 @@ static void wait_for_stop(const sigset_t *set)
     }
 }
 
+/*
+ * Whether the places we are to listen on are taken, asked before the host is opened:
+ * a second daemon started by mistake must refuse before its first snapshot writes to
+ * xenstore (its fresh tracker would remove the live daemon's memory/uncooperative
+ * flags, which that daemon's cache then believes still there). api_start makes the same
+ * checks again when it binds, so a place taken in between is still refused; a stale
+ * socket file (nobody accepts on it) is left for api_start to replace. Returns 0, or -1
+ * with *err (new string) in api_start's words.
+ */
+static int listen_places_free(const struct config *cfg, char **err)
+{
+    struct stat st;
+
+    if (cfg->socket_path != NULL && lstat(cfg->socket_path, &st) == 0) {
+        struct sockaddr_un sun = {.sun_family = AF_UNIX};
+        if (!S_ISSOCK(st.st_mode)) {
+            *err =
+                xasprintf("%s exists and is not a socket; not replacing it", cfg->socket_path);
+            return -1;
+        }
+        if (strlen(cfg->socket_path) < sizeof(sun.sun_path)) {
+            memcpy(sun.sun_path, cfg->socket_path, strlen(cfg->socket_path) + 1);
+            int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            bool live = fd >= 0 && connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0;
+            if (fd >= 0)
+                close(fd);
+            if (live) {
+                *err = xasprintf("%s is in use: another process is serving on it",
+                                 cfg->socket_path);
+                return -1;
+            }
+        }
+    }
+    if (cfg->listen_host != NULL && cfg->listen_port != 0) {
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+        struct addrinfo *res = NULL;
+        char port[8];
+        snprintf(port, sizeof(port), "%u", (unsigned)cfg->listen_port);
+        if (getaddrinfo(cfg->listen_host, port, &hints, &res) != 0)
+            return 0; /* api_start says what is wrong with the address */
+        bool live = false;
+        for (struct addrinfo *ai = res; ai != NULL && !live; ai = ai->ai_next) {
+            int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            live = fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+            if (fd >= 0)
+                close(fd);
+        }
+        freeaddrinfo(res);
+        if (live) {
+            *err = xasprintf("cannot listen on %s port %u: another process is serving on it",
+                             cfg->listen_host, (unsigned)cfg->listen_port);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct options o;
@@ -479,6 +539,10 @@ int main(int argc, char **argv)
     make_absolute(&cfg.socket_path);
     if (o.check_only) {
         rc = check_only(&cfg);
+        goto out;
+    }
+    if (listen_places_free(&cfg, &err) < 0) {
+        log_warnx("cannot listen: %s", err);
         goto out;
     }
 
