@@ -54,8 +54,9 @@ check_logs() {
         [ -f "$_l" ] || continue
         if grep -q -E 'ERROR SUMMARY: [1-9]|definitely lost: [1-9]' "$_l"; then
             fail "valgrind: $1: memcheck errors or definite leaks in $_l:"
-            grep -E '^==[0-9]+== +(Invalid|Conditional|Use of|Syscall|Mismatched|Source|'\
-'[0-9,]+ bytes in [0-9,]+ blocks are definitely)|ERROR SUMMARY' "$_l" | head -n 20 |
+            # Each error or definite leak with the first frames of its stack.
+            grep -E -A 6 '^==[0-9]+== +(Invalid|Conditional|Use of|Syscall|Mismatched|'\
+'Source|[0-9,]+ bytes in [0-9,]+ blocks are definitely)' "$_l" | head -n 40 |
                 sed 's/^/#   /'
             _bad=1
         fi
