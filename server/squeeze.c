@@ -26,6 +26,9 @@ struct squeezer {
     squeeze_observer_fn observer;
     void *observer_ctx;
     atomic_bool cancel;
+    bool clock_started;
+    int64_t clock_raw_ms; /* the backend's clock when last read */
+    int64_t clock_ms;     /* ours: moves by its forward steps only */
 };
 
 void squeeze_result_free(struct squeeze_result *r)
@@ -101,6 +104,26 @@ bool squeeze_domain_stuck(const struct squeezer *sq, int32_t domid)
 bool squeeze_domain_uncooperative(const struct squeezer *sq, int32_t domid)
 {
     return policy_coop_is_uncooperative(sq->coop, domid);
+}
+
+/*
+ * The squeezer's clock: the backend's, but never running backwards. A step back (a
+ * clock that must not do it, but a simulated or broken one might) counts as no time at
+ * all, so elapsed times are never negative, a step back of seconds neither buys a stuck
+ * balloon those seconds nor postpones the operation's timeout by them. Steps forward
+ * count in full.
+ */
+static int64_t clock_now_ms(struct squeezer *sq)
+{
+    int64_t raw_ms = sq->b->ops->now_ms(sq->b);
+    if (!sq->clock_started) {
+        sq->clock_started = true;
+        sq->clock_ms = raw_ms;
+    } else if (raw_ms > sq->clock_raw_ms) {
+        sq->clock_ms += raw_ms - sq->clock_raw_ms;
+    }
+    sq->clock_raw_ms = raw_ms;
+    return sq->clock_ms;
 }
 
 /* Snapshot the host and bring the uncooperative flags up to date with it. */
@@ -182,11 +205,11 @@ static int run(struct squeezer *sq, const struct policy_request *req,
 {
     memset(res, 0, sizeof(*res));
     policy_state_reset(sq->st);
-    const int64_t start_ms = sq->b->ops->now_ms(sq->b);
+    const int64_t start_ms = clock_now_ms(sq);
     int failures = 0;
 
     for (;;) {
-        int64_t now_ms = sq->b->ops->now_ms(sq->b);
+        int64_t now_ms = clock_now_ms(sq);
         int rc = take_snapshot(sq, now_ms);
         if (rc < 0) {
             log_warnx("%s: cannot read the host (error %d)", kind_name(req->kind), -rc);
@@ -286,7 +309,7 @@ int squeeze_balance(struct squeezer *sq, struct squeeze_result *res)
 
 int squeeze_check(struct squeezer *sq)
 {
-    int rc = take_snapshot(sq, sq->b->ops->now_ms(sq->b));
+    int rc = take_snapshot(sq, clock_now_ms(sq));
     if (rc < 0)
         return rc;
     return policy_balance_needed(sq->st, &sq->snap.host, sq->cfg.reserved_host_kib) ? 1 : 0;

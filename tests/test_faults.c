@@ -1,0 +1,710 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* Faults in the middle of squeezes: domains destroyed at every step, the clock jumping. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "backend/sim.h"
+#include "cache/domcache.h"
+#include "common/log.h"
+#include "common/xalloc.h"
+#include "server/squeeze.h"
+#include "tests/fakexen/fakexen.h"
+#include "tests/support/harness.h"
+
+/*
+ * The reference squeeze: scenarios/fault-squeeze.json, reserve 2 GiB (1.6 GiB to free
+ * from guest 1, fast; guest 2, slow; guest 3, stuck), on the virtual clock. It takes
+ * some thirty rounds: the stuck guest is found out after 5 s and the others give more.
+ * Each test reruns it with a fault at round k, for every k the reference has, and
+ * checks that the operation still ends with a clean verdict, that the next snapshot is
+ * the simulated host's truth, and that the host recorded no violation. Leaks show in
+ * the ASan run.
+ */
+
+#define SCENARIO "scenarios/fault-squeeze.json"
+#define RESERVED_KIB 73728
+#define NEED_KIB 2097152
+#define TIMEOUT_MS 600000
+#define MAX_ROUNDS 256
+
+/* ---- a backend wrapping another: clock offsets, a hook after the domain list ---- */
+
+struct wrap;
+typedef void (*wrap_hook_fn)(struct wrap *w);
+
+struct wrap {
+    struct backend pub;
+    struct backend *inner;   /* owned */
+    struct sim *clock_world; /* xen.c's clock is real: time is this world's instead */
+    int64_t offset_ms;       /* added to now_ms: the clock jumps by changing it */
+    wrap_hook_fn after_list;
+    void *ctx;
+};
+
+static struct backend *inner_of(struct backend *b)
+{
+    return ((struct wrap *)b->priv)->inner;
+}
+
+static int w_list_domains(struct backend *b, struct backend_domain **out, size_t *n)
+{
+    struct wrap *w = b->priv;
+    int rc = w->inner->ops->list_domains(w->inner, out, n);
+    if (w->after_list != NULL)
+        w->after_list(w);
+    return rc;
+}
+
+static int w_physinfo(struct backend *b, struct backend_physinfo *out)
+{
+    return inner_of(b)->ops->physinfo(inner_of(b), out);
+}
+
+static int w_set_maxmem(struct backend *b, uint32_t domid, uint64_t maxmem_kib)
+{
+    return inner_of(b)->ops->set_maxmem(inner_of(b), domid, maxmem_kib);
+}
+
+static int w_shadow(struct backend *b, uint32_t domid, uint32_t *mib)
+{
+    return inner_of(b)->ops->shadow_allocation_mib(inner_of(b), domid, mib);
+}
+
+static int w_xs_read(struct backend *b, const char *path, char **value)
+{
+    return inner_of(b)->ops->xs_read(inner_of(b), path, value);
+}
+
+static int w_xs_write(struct backend *b, const char *check_dir, const char *path,
+                      const char *value)
+{
+    return inner_of(b)->ops->xs_write(inner_of(b), check_dir, path, value);
+}
+
+static int w_xs_rm(struct backend *b, const char *path)
+{
+    return inner_of(b)->ops->xs_rm(inner_of(b), path);
+}
+
+static int w_xs_directory(struct backend *b, const char *path, char ***entries, size_t *n)
+{
+    return inner_of(b)->ops->xs_directory(inner_of(b), path, entries, n);
+}
+
+static int w_xs_watch(struct backend *b, const char *path, const char *token)
+{
+    return inner_of(b)->ops->xs_watch(inner_of(b), path, token);
+}
+
+static int w_xs_unwatch(struct backend *b, const char *path, const char *token)
+{
+    return inner_of(b)->ops->xs_unwatch(inner_of(b), path, token);
+}
+
+static int w_watch_fd(struct backend *b)
+{
+    return inner_of(b)->ops->watch_fd(inner_of(b));
+}
+
+static int w_read_watch(struct backend *b, struct backend_watch_event *ev)
+{
+    return inner_of(b)->ops->read_watch(inner_of(b), ev);
+}
+
+static int64_t w_now_ms(struct backend *b)
+{
+    struct wrap *w = b->priv;
+    int64_t base =
+        w->clock_world != NULL ? sim_now_ms(w->clock_world) : w->inner->ops->now_ms(w->inner);
+    return base + w->offset_ms;
+}
+
+static void w_sleep_ms(struct backend *b, int64_t ms)
+{
+    struct wrap *w = b->priv;
+    if (w->clock_world != NULL)
+        sim_advance(w->clock_world, ms);
+    else
+        w->inner->ops->sleep_ms(w->inner, ms);
+}
+
+static bool w_clock_is_virtual(struct backend *b)
+{
+    struct wrap *w = b->priv;
+    return w->clock_world != NULL || w->inner->ops->clock_is_virtual(w->inner);
+}
+
+static void w_close(struct backend *b)
+{
+    struct wrap *w = b->priv;
+    backend_close(w->inner);
+    free(w);
+}
+
+static const struct backend_ops wrap_ops = {
+    .name = "wrap",
+    .list_domains = w_list_domains,
+    .physinfo = w_physinfo,
+    .set_maxmem = w_set_maxmem,
+    .shadow_allocation_mib = w_shadow,
+    .xs_read = w_xs_read,
+    .xs_write = w_xs_write,
+    .xs_rm = w_xs_rm,
+    .xs_directory = w_xs_directory,
+    .xs_watch = w_xs_watch,
+    .xs_unwatch = w_xs_unwatch,
+    .watch_fd = w_watch_fd,
+    .read_watch = w_read_watch,
+    .now_ms = w_now_ms,
+    .sleep_ms = w_sleep_ms,
+    .clock_is_virtual = w_clock_is_virtual,
+    .close = w_close,
+};
+
+/* Takes ownership of inner. clock_world: drive time from it (NULL: inner's clock). */
+static struct wrap *wrap_new(struct backend *inner, struct sim *clock_world)
+{
+    struct wrap *w = xcalloc(1, sizeof(*w));
+    w->pub.ops = &wrap_ops;
+    w->pub.priv = w;
+    w->pub.sim = inner->sim;
+    w->inner = inner;
+    w->clock_world = clock_world;
+    return w;
+}
+
+/* ---- one squeeze with a fault planned at a round ---- */
+
+enum fault {
+    FAULT_NONE,
+    FAULT_DESTROY,            /* observer: the sim destroys the victim (after the snapshot,
+                                 before the round's targets are applied) */
+    FAULT_DESTROY_IN_TX,      /* observer arms fakexen: inside the next transaction */
+    FAULT_DESTROY_ON_READ,    /* observer arms fakexen: at the next read in its directory */
+    FAULT_DESTROY_AFTER_LIST, /* the round's domain list arms fakexen: at the next read */
+    FAULT_JUMP,               /* observer: the clock jumps by jump_ms, once */
+    FAULT_JUMP_EVERY,         /* observer: the clock jumps by jump_ms every round from k */
+};
+
+struct plan {
+    enum fault fault;
+    unsigned at_round; /* 1-based; 0 never */
+    uint32_t victim;
+    int64_t jump_ms;
+};
+
+/* What a run saw, round by round. */
+struct seen {
+    unsigned rounds;
+    bool stuck[8]; /* domids < 8 declared stuck at some round */
+    int64_t min_sim_free_kib;
+};
+
+/* The pieces of a run: the sim, a backend over it (sim or xen.c + fakexen) in a wrap,
+ * the cache and the squeezer. */
+struct rig {
+    struct sim *sim; /* owned by the inner backend (sim) or by the rig (xen) */
+    bool xen;
+    struct wrap *w;
+    struct domcache *dc;
+    struct squeezer *sq;
+    struct plan plan;
+    struct seen seen;
+};
+
+static struct sim *load_world(void)
+{
+    struct sim_scenario *sc = NULL;
+    char *err = NULL;
+    if (sim_scenario_load(SCENARIO, &sc, &err) < 0)
+        fail_msg("%s: %s", SCENARIO, err ? err : "?");
+    struct sim *s = sim_new(sc, SIM_CLOCK_VIRTUAL, &err);
+    if (s == NULL)
+        fail_msg("%s: %s", SCENARIO, err ? err : "?");
+    sim_scenario_free(sc);
+    return s;
+}
+
+static void after_list(struct wrap *w)
+{
+    struct rig *r = w->ctx;
+    /* The list of round k is taken when k - 1 rounds are done. */
+    if (r->plan.fault == FAULT_DESTROY_AFTER_LIST && r->seen.rounds + 1 == r->plan.at_round)
+        fakexen_destroy_on_read(r->plan.victim);
+}
+
+static void observe(void *ctx, const struct domcache_snapshot *snap,
+                    const struct policy_decision *d)
+{
+    struct rig *r = ctx;
+    (void)snap;
+    r->seen.rounds++;
+    for (size_t i = 0; i < d->n_newly_stuck; i++)
+        if (d->newly_stuck[i] >= 0 && d->newly_stuck[i] < 8)
+            r->seen.stuck[d->newly_stuck[i]] = true;
+    int64_t free_kib = sim_host_free_kib(r->sim);
+    if (free_kib < r->seen.min_sim_free_kib)
+        r->seen.min_sim_free_kib = free_kib;
+    assert_true(r->seen.rounds < MAX_ROUNDS);
+
+    const struct plan *p = &r->plan;
+    bool now = r->seen.rounds == p->at_round;
+    switch (p->fault) {
+    case FAULT_DESTROY:
+        if (now)
+            sim_destroy_domain(r->sim, p->victim);
+        break;
+    case FAULT_DESTROY_IN_TX:
+        if (now)
+            fakexen_destroy_in_transaction(p->victim);
+        break;
+    case FAULT_DESTROY_ON_READ:
+        if (now)
+            fakexen_destroy_on_read(p->victim);
+        break;
+    case FAULT_JUMP:
+        if (now)
+            r->w->offset_ms += p->jump_ms;
+        break;
+    case FAULT_JUMP_EVERY:
+        if (p->at_round != 0 && r->seen.rounds >= p->at_round)
+            r->w->offset_ms += p->jump_ms;
+        break;
+    case FAULT_NONE:
+    case FAULT_DESTROY_AFTER_LIST:
+        break;
+    }
+}
+
+/* A rig over a fresh world. xen: backend/xen.c over the fake libraries. */
+static struct rig *rig_open(bool xen, bool watches)
+{
+    struct rig *r = xcalloc(1, sizeof(*r));
+    r->sim = load_world();
+    r->xen = xen;
+    struct backend *inner;
+    if (xen) {
+        fakexen_reset();
+        fakexen_set_world(r->sim);
+        char *err = NULL;
+        inner = backend_xen_open(&err);
+        if (inner == NULL)
+            fail_msg("backend_xen_open: %s", err);
+        r->w = wrap_new(inner, r->sim);
+    } else {
+        inner = backend_sim_open(r->sim);
+        r->w = wrap_new(inner, NULL);
+    }
+    r->w->ctx = r;
+    r->w->after_list = after_list;
+    struct domcache_config dcfg = {.use_watches = watches, .manage_domain_zero = false};
+    r->dc = domcache_new(&r->w->pub, &dcfg);
+    struct squeeze_config scfg = {
+        .reserved_host_kib = RESERVED_KIB,
+        .poll_ms = 250,
+        .timeout_ms = TIMEOUT_MS,
+    };
+    r->sq = squeezer_new(&r->w->pub, r->dc, &scfg, NULL, NULL);
+    squeeze_set_observer(r->sq, observe, r);
+    return r;
+}
+
+static void rig_close(struct rig *r)
+{
+    squeezer_free(r->sq);
+    domcache_free(r->dc);
+    backend_close(&r->w->pub);
+    if (r->xen) {
+        fakexen_set_world(NULL);
+        fakexen_reset();
+        sim_free(r->sim);
+    }
+    free(r);
+}
+
+static int rig_free(struct rig *r, const struct plan *p, struct squeeze_result *res)
+{
+    r->plan = p != NULL ? *p : (struct plan){0};
+    memset(&r->seen, 0, sizeof(r->seen));
+    r->seen.min_sim_free_kib = INT64_MAX;
+    return squeeze_free(r->sq, NEED_KIB, res);
+}
+
+static bool alive(struct sim *s, uint32_t domid)
+{
+    return sim_domain_memory(s, domid, NULL, NULL, NULL) == 0;
+}
+
+/* Free memory the host can count on, the sim's truth: free minus what every guest may
+ * still take, up to min(target + inaccuracy, maxmem) (all guests here are booted). */
+static int64_t truth_guaranteed_kib(struct sim *s)
+{
+    struct backend_domain *doms = NULL;
+    size_t n = 0;
+    assert_int_equal(sim_list_domains(s, &doms, &n), 0);
+    int64_t free_kib = sim_host_free_kib(s);
+    for (size_t i = 0; i < n; i++) {
+        int64_t actual, target, maxmem;
+        assert_int_equal(sim_domain_memory(s, doms[i].domid, &actual, &target, &maxmem), 0);
+        int64_t reach =
+            target + POLICY_INACCURACY_KIB < maxmem ? target + POLICY_INACCURACY_KIB : maxmem;
+        if (reach > actual)
+            free_kib -= reach - actual;
+    }
+    free(doms);
+    return free_kib;
+}
+
+/* The next snapshot is the sim's truth: the same domains, the same figures (actual and
+ * free to Xen's page), every write of the operation either done or moot. */
+static void assert_truth(struct rig *r)
+{
+    struct domcache_snapshot snap;
+    domcache_snapshot_init(&snap);
+    assert_int_equal(domcache_snapshot(r->dc, NULL, 0, &snap), 0);
+    json_t *st = sim_state_json(r->sim);
+    json_t *doms = json_object_get(st, "domains");
+    assert_int_equal(snap.host.n_domains, json_array_size(doms));
+    for (size_t i = 0; i < snap.host.n_domains; i++) {
+        const struct policy_domain *p = &snap.domains[i];
+        json_t *t = json_array_get(doms, i);
+        assert_int_equal(p->domid, json_integer_value(json_object_get(t, "domid")));
+        int64_t actual = json_integer_value(json_object_get(t, "actual_kib"));
+        if (p->actual_kib > actual || actual - p->actual_kib >= 4)
+            fail_msg("domid %d: actual %lld, truth %lld", p->domid, (long long)p->actual_kib,
+                     (long long)actual);
+        assert_int_equal(p->target_kib, json_integer_value(json_object_get(t, "target_kib")));
+        /* dom0's Xen maxmem is not used (often unlimited): the cache says 0. */
+        if (p->domid != 0)
+            assert_int_equal(p->maxmem_kib,
+                             json_integer_value(json_object_get(t, "maxmem_kib")));
+        assert_int_equal(p->can_balloon, json_is_true(json_object_get(t, "can_balloon")));
+        if (p->can_balloon) {
+            assert_int_equal(p->dynamic_min_kib,
+                             json_integer_value(json_object_get(t, "dynamic_min_kib")));
+            assert_int_equal(p->dynamic_max_kib,
+                             json_integer_value(json_object_get(t, "dynamic_max_kib")));
+        }
+        assert_int_equal(snap.extra[i].uncooperative,
+                         json_is_true(json_object_get(t, "uncooperative")));
+        assert_false(snap.extra[i].booting);
+    }
+    int64_t free_kib = json_integer_value(json_object_get(st, "free_kib"));
+    if (snap.host.free_kib > free_kib || free_kib - snap.host.free_kib >= 4)
+        fail_msg("free %lld, truth %lld", (long long)snap.host.free_kib, (long long)free_kib);
+    json_decref(st);
+    domcache_snapshot_free(&snap);
+}
+
+static void assert_no_violation(struct sim *s)
+{
+    if (sim_violation_count(s) > 0)
+        fail_msg("violation: %s", sim_violation(s, 0));
+}
+
+/* A clean end: a verdict of its own (not a timeout, not cancelled), and if SUCCESS the
+ * memory really is free on the host. */
+static void assert_clean(struct rig *r, int rc, const struct squeeze_result *res)
+{
+    assert_int_equal(rc, 0);
+    assert_false(res->timed_out);
+    assert_false(res->cancelled);
+    assert_true(res->duration_ms >= 0);
+    assert_true(res->verdict == POLICY_SUCCESS || res->verdict == POLICY_CANNOT_FREE ||
+                res->verdict == POLICY_REFUSED);
+    if (res->verdict == POLICY_SUCCESS)
+        assert_true(truth_guaranteed_kib(r->sim) >= NEED_KIB + RESERVED_KIB);
+    assert_true(r->seen.min_sim_free_kib >= 0);
+}
+
+/* After the fault: a balance and a second reservation run cleanly on what is left. */
+static void assert_recovers(struct rig *r)
+{
+    struct squeeze_result res;
+    assert_int_equal(squeeze_balance(r->sq, &res), 0);
+    assert_false(res.timed_out);
+    squeeze_result_free(&res);
+    int rc = rig_free(r, NULL, &res);
+    assert_clean(r, rc, &res);
+    assert_int_equal(res.verdict, POLICY_SUCCESS);
+    squeeze_result_free(&res);
+    assert_truth(r);
+    assert_no_violation(r->sim);
+}
+
+/* Rounds the reference squeeze takes (and that it succeeds, the stuck guest found). */
+static unsigned reference_rounds(bool xen)
+{
+    struct rig *r = rig_open(xen, true);
+    struct squeeze_result res;
+    int rc = rig_free(r, NULL, &res);
+    assert_clean(r, rc, &res);
+    assert_int_equal(res.verdict, POLICY_SUCCESS);
+    assert_true(r->seen.stuck[3]);
+    unsigned n = res.rounds;
+    assert_true(n > 20 && n < MAX_ROUNDS / 2);
+    squeeze_result_free(&res);
+    assert_truth(r);
+    assert_no_violation(r->sim);
+    rig_close(r);
+    return n;
+}
+
+/*
+ * For every round k of the reference and every guest, rerun with the fault at k.
+ * Destroying a guest returns all its memory to the host, so the reservation must still
+ * succeed. fired counts the runs in which the guest really died during the operation
+ * (a fault armed for a later read may find none: the cache reads nothing it holds).
+ */
+static void destroy_every_round(bool xen, bool watches, enum fault fault, unsigned *fired,
+                                unsigned *runs)
+{
+    unsigned n = reference_rounds(xen);
+    *fired = 0;
+    *runs = 0;
+    for (unsigned k = 1; k <= n; k++) {
+        for (uint32_t victim = 1; victim <= 3; victim++) {
+            struct rig *r = rig_open(xen, watches);
+            struct plan p = {.fault = fault, .at_round = k, .victim = victim};
+            struct squeeze_result res;
+            int rc = rig_free(r, &p, &res);
+            if (xen)
+                fakexen_reset(); /* a fault armed but not met is not for the next run */
+            assert_clean(r, rc, &res);
+            if (res.verdict != POLICY_SUCCESS)
+                fail_msg("round %u, guest %u: verdict %d", k, victim, res.verdict);
+            squeeze_result_free(&res);
+            (*runs)++;
+            if (!alive(r->sim, victim))
+                (*fired)++;
+            assert_truth(r);
+            assert_no_violation(r->sim);
+            assert_recovers(r);
+            rig_close(r);
+        }
+    }
+}
+
+/* ---- domains destroyed mid-squeeze ---- */
+
+/* Over the harness (sim backend): destroyed after the round's snapshot, before its
+ * targets are written. */
+static void test_destroyed_after_snapshot_every_round_harness(void **state)
+{
+    (void)state;
+    struct harness *ref = harness_open(SCENARIO, RESERVED_KIB);
+    struct squeeze_result res;
+    assert_int_equal(squeeze_free(ref->sq, NEED_KIB, &res), 0);
+    assert_int_equal(res.verdict, POLICY_SUCCESS);
+    unsigned n = res.rounds;
+    squeeze_result_free(&res);
+    harness_close(ref);
+
+    for (unsigned k = 1; k <= n; k++) {
+        for (uint32_t victim = 1; victim <= 3; victim++) {
+            struct harness *h = harness_open(SCENARIO, RESERVED_KIB);
+            struct rig r = {.sim = h->sim, .sq = h->sq, .dc = h->dc};
+            r.plan = (struct plan){.fault = FAULT_DESTROY, .at_round = k, .victim = victim};
+            r.seen.min_sim_free_kib = INT64_MAX;
+            squeeze_set_observer(h->sq, observe, &r);
+            int rc = squeeze_free(h->sq, NEED_KIB, &res);
+            assert_clean(&r, rc, &res);
+            assert_int_equal(res.verdict, POLICY_SUCCESS);
+            squeeze_result_free(&res);
+            assert_false(alive(h->sim, victim));
+            assert_truth(&r);
+            assert_no_violation(h->sim);
+            assert_true(harness_guaranteed_free_kib(h) >= RESERVED_KIB);
+            harness_close(h);
+        }
+    }
+}
+
+/* The same through backend/xen.c and the fake libraries. */
+static void test_destroyed_after_snapshot_every_round_xen(void **state)
+{
+    (void)state;
+    unsigned fired, runs;
+    destroy_every_round(true, true, FAULT_DESTROY, &fired, &runs);
+    assert_int_equal(fired, runs);
+}
+
+/* Inside the transaction that writes the round's first target (or the next one). */
+static void test_destroyed_inside_transaction_every_round_xen(void **state)
+{
+    (void)state;
+    unsigned fired, runs;
+    destroy_every_round(true, true, FAULT_DESTROY_IN_TX, &fired, &runs);
+    print_message("destroyed inside a transaction in %u of %u runs\n", fired, runs);
+    assert_true(fired > 0);
+}
+
+/* At the next xenstore read in its directory after the round's snapshot: the
+ * transaction that writes its target reads the directory first. */
+static void test_destroyed_at_next_read_every_round_xen(void **state)
+{
+    (void)state;
+    unsigned fired, runs;
+    destroy_every_round(true, true, FAULT_DESTROY_ON_READ, &fired, &runs);
+    print_message("destroyed at a read in %u of %u runs\n", fired, runs);
+    assert_true(fired > 0);
+}
+
+/* Between the round's domain list and its xenstore reads (the cache reading dynamic-min
+ * and dynamic-max through, as without watches, so that every snapshot reads). */
+static void test_destroyed_between_list_and_reads_every_round_xen(void **state)
+{
+    (void)state;
+    unsigned fired, runs;
+    destroy_every_round(true, false, FAULT_DESTROY_AFTER_LIST, &fired, &runs);
+    assert_int_equal(fired, runs);
+}
+
+/* ---- the clock jumping ---- */
+
+/* The reference with every balloon moving (guest 3 unstuck): no guest is ever stuck. */
+static struct rig *moving_rig(void)
+{
+    struct rig *r = rig_open(false, true);
+    struct sim_balloon b = {.model = SIM_BALLOON_IDEAL, .rate_kib_s = 65536, .period_s = 10};
+    assert_int_equal(sim_set_balloon(r->sim, 3, &b), 0);
+    return r;
+}
+
+/* A jump back by seconds at any round: nobody declared stuck, the same result, and no
+ * negative duration. */
+static void test_backward_jump_no_false_stuck(void **state)
+{
+    (void)state;
+    struct rig *r = moving_rig();
+    struct squeeze_result ref;
+    int rc = rig_free(r, NULL, &ref);
+    assert_clean(r, rc, &ref);
+    assert_int_equal(ref.verdict, POLICY_SUCCESS);
+    for (int d = 0; d < 8; d++)
+        assert_false(r->seen.stuck[d]);
+    unsigned n = ref.rounds;
+    rig_close(r);
+
+    for (int64_t back_ms = 1000; back_ms <= 30000; back_ms *= 30) {
+        for (unsigned k = 1; k <= n; k++) {
+            r = moving_rig();
+            struct plan p = {.fault = FAULT_JUMP, .at_round = k, .jump_ms = -back_ms};
+            struct squeeze_result res;
+            rc = rig_free(r, &p, &res);
+            assert_clean(r, rc, &res);
+            assert_int_equal(res.verdict, POLICY_SUCCESS);
+            assert_int_equal(res.reserve_kib, ref.reserve_kib);
+            assert_int_equal(res.rounds, n);
+            for (int d = 0; d < 8; d++)
+                if (r->seen.stuck[d])
+                    fail_msg("back %lld ms at round %u: guest %d declared stuck",
+                             (long long)back_ms, k, d);
+            assert_truth(r);
+            assert_no_violation(r->sim);
+            rig_close(r);
+        }
+    }
+    squeeze_result_free(&ref);
+}
+
+/* A clock that goes back a little every round from k on (time runs backwards): still
+ * nobody stuck, the same result, durations not negative. */
+static void test_clock_running_backwards(void **state)
+{
+    (void)state;
+    for (unsigned k = 1; k <= 8; k++) {
+        struct rig *r = moving_rig();
+        struct plan p = {.fault = FAULT_JUMP_EVERY, .at_round = k, .jump_ms = -400};
+        struct squeeze_result res;
+        int rc = rig_free(r, &p, &res);
+        assert_clean(r, rc, &res);
+        assert_int_equal(res.verdict, POLICY_SUCCESS);
+        for (int d = 0; d < 8; d++)
+            assert_false(r->seen.stuck[d]);
+        squeeze_result_free(&res);
+        assert_no_violation(r->sim);
+        rig_close(r);
+    }
+}
+
+/* A genuinely stuck guest is still found out after a jump back, and the operation
+ * ends: a jump back does not buy a stuck guest (or the operation) unbounded time. */
+static void test_backward_jump_stuck_still_found(void **state)
+{
+    (void)state;
+    unsigned n = reference_rounds(false);
+    for (unsigned k = 1; k <= n; k++) {
+        struct rig *r = rig_open(false, true);
+        struct plan p = {.fault = FAULT_JUMP, .at_round = k, .jump_ms = -3000};
+        struct squeeze_result res;
+        int rc = rig_free(r, &p, &res);
+        assert_clean(r, rc, &res);
+        assert_int_equal(res.verdict, POLICY_SUCCESS);
+        assert_true(r->seen.stuck[3]);
+        assert_false(r->seen.stuck[1]);
+        assert_false(r->seen.stuck[2]);
+        /* The step back counts as no time: at most one round later than the reference
+         * (not the 3 s worth of rounds the stuck guest would otherwise gain). */
+        assert_true(res.rounds <= n + 1);
+        squeeze_result_free(&res);
+        assert_truth(r);
+        assert_no_violation(r->sim);
+        rig_close(r);
+    }
+}
+
+/* A jump forward by hours at any round: the operation ends by its timeout (not a
+ * verdict of its own, no grant), nothing broken; the next operation is normal. */
+static void test_forward_jump_ends_by_timeout(void **state)
+{
+    (void)state;
+    unsigned n = reference_rounds(false);
+    for (unsigned k = 1; k < n; k++) {
+        struct rig *r = rig_open(false, true);
+        struct plan p = {.fault = FAULT_JUMP, .at_round = k, .jump_ms = 3 * 3600 * 1000};
+        struct squeeze_result res;
+        int rc = rig_free(r, &p, &res);
+        assert_int_equal(rc, 0);
+        if (res.verdict == POLICY_SUCCESS) {
+            /* Only if round k + 1 found the job done. */
+            assert_true(truth_guaranteed_kib(r->sim) >= NEED_KIB + RESERVED_KIB);
+        } else {
+            assert_true(res.timed_out);
+            assert_int_equal(res.verdict, POLICY_CANNOT_FREE);
+            assert_int_equal(res.rounds, k + 1);
+        }
+        assert_true(res.duration_ms >= 0);
+        squeeze_result_free(&res);
+        assert_no_violation(r->sim);
+        assert_truth(r);
+        /* Afterwards: the clock is just later; the next reservation works. */
+        assert_recovers(r);
+        rig_close(r);
+    }
+}
+
+int main(void)
+{
+    log_init("test_faults", true, 0);
+    log_quiet(true);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_destroyed_after_snapshot_every_round_harness),
+        cmocka_unit_test(test_destroyed_after_snapshot_every_round_xen),
+        cmocka_unit_test(test_destroyed_inside_transaction_every_round_xen),
+        cmocka_unit_test(test_destroyed_at_next_read_every_round_xen),
+        cmocka_unit_test(test_destroyed_between_list_and_reads_every_round_xen),
+        cmocka_unit_test(test_backward_jump_no_false_stuck),
+        cmocka_unit_test(test_clock_running_backwards),
+        cmocka_unit_test(test_backward_jump_stuck_still_found),
+        cmocka_unit_test(test_forward_jump_ends_by_timeout),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
