@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -691,6 +692,82 @@ static void test_forward_jump_ends_by_timeout(void **state)
     }
 }
 
+/* ---- the fake's fault file (what the end-to-end tests drive the daemon with) ---- */
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_true(fputs(text, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+}
+
+static void test_fault_file_commands(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/test_faults_file_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    close(fd);
+    unlink(path);
+    setenv("FAKEXEN_FAULT_FILE", path, 1);
+    struct rig *r = rig_open(true, true);
+    struct backend *b = &r->w->pub;
+    assert_int_equal(fakexen_poll_fault_file(), 0); /* no file: nothing */
+
+    write_file(path, "# faults\n\ndrop-connection\neagain 3\nbogus\neagain -1\n"
+                     "burst 5 /local/domain/1/memory/dynamic-max\nburst 5 /no/such/key\n"
+                     "destroy-at-read 2\ndying 1 1\ndying 1 2\n");
+    assert_int_equal(fakexen_poll_fault_file(), 5);
+    assert_int_equal(access(path, F_OK), -1); /* taken */
+    assert_int_equal(fakexen_poll_fault_file(), 0);
+
+    /* The connection was lost: the next call reconnects; the watch reader hears of it. */
+    struct fakexen_counters c0, c1;
+    fakexen_counters(&c0);
+    char *v = NULL;
+    assert_int_equal(b->ops->xs_read(b, "/local/domain/3/memory/target", &v), 0);
+    free(v);
+    fakexen_counters(&c1);
+    assert_int_equal(c1.xs_open, c0.xs_open + 1);
+    struct backend_watch_event ev = {0};
+    assert_int_equal(b->ops->read_watch(b, &ev), BACKEND_ECONN);
+    /* Three transaction ends fail, the write is retried and done. */
+    assert_int_equal(b->ops->xs_write(b, "/local/domain/3", "/local/domain/3/x", "1"), 0);
+    fakexen_counters(&c1);
+    assert_int_equal(c1.tx_eagain - c0.tx_eagain, 3);
+    /* The burst was written to the world (before the loss: its events went with it). */
+    assert_int_equal(sim_xs_read(r->sim, "/local/domain/1/memory/dynamic-max", &v), 0);
+    assert_string_equal(v, "2097152");
+    free(v);
+    /* Guest 2 dies at the next read in its directory; guest 1 is listed as dying. */
+    assert_int_equal(b->ops->xs_read(b, "/local/domain/2/memory/target", &v), -ENOENT);
+    assert_false(alive(r->sim, 2));
+    struct backend_domain *list = NULL;
+    size_t n = 0;
+    assert_int_equal(b->ops->list_domains(b, &list, &n), 0);
+    assert_int_equal(n, 3);
+    assert_int_equal(list[1].domid, 1);
+    assert_true(list[1].dying);
+    free(list);
+
+    /* A burst with watches registered: that many events, no change. */
+    struct domcache_snapshot snap;
+    domcache_snapshot_init(&snap);
+    assert_int_equal(domcache_snapshot(r->dc, NULL, 0, &snap), 0);
+    domcache_snapshot_free(&snap);
+    struct domcache_counters d0, d1;
+    domcache_counters(r->dc, &d0);
+    write_file(path, "burst 100 /local/domain/3/memory/dynamic-min\n");
+    assert_int_equal(fakexen_poll_fault_file(), 1);
+    assert_true(domcache_process_events(r->dc) >= 0);
+    domcache_counters(r->dc, &d1);
+    assert_int_equal(d1.watch_events - d0.watch_events, 100);
+    assert_int_equal(d1.rebuilds, d0.rebuilds);
+    rig_close(r);
+    unsetenv("FAKEXEN_FAULT_FILE");
+}
+
 int main(void)
 {
     log_init("test_faults", true, 0);
@@ -705,6 +782,7 @@ int main(void)
         cmocka_unit_test(test_clock_running_backwards),
         cmocka_unit_test(test_backward_jump_stuck_still_found),
         cmocka_unit_test(test_forward_jump_ends_by_timeout),
+        cmocka_unit_test(test_fault_file_commands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

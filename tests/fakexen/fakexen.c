@@ -206,6 +206,89 @@ void fakexen_counters(struct fakexen_counters *out)
     *out = fx.c;
 }
 
+/* ---- faults from a file ---- */
+
+/* A whole decimal number in [min, max] followed by blanks or the end; *rest after it. */
+static bool parse_num(const char *s, long long min, long long max, long long *out,
+                      const char **rest)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || end == s || v < min || v > max || (*end != '\0' && *end != ' '))
+        return false;
+    while (*end == ' ')
+        end++;
+    *out = v;
+    *rest = end;
+    return true;
+}
+
+/* Apply one line of the fault file. 1 applied, 0 skipped (blank, comment), -1 refused. */
+static int apply_fault_line(char *line)
+{
+    size_t len = strlen(line);
+    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+        line[--len] = '\0';
+    if (len == 0 || line[0] == '#')
+        return 0;
+    const char *rest = NULL;
+    long long n = 0, v = 0;
+    if (strcmp(line, "drop-connection") == 0) {
+        fakexen_drop_connection();
+    } else if (strncmp(line, "eagain ", 7) == 0 &&
+               parse_num(line + 7, 0, UINT32_MAX, &n, &rest) && *rest == '\0') {
+        fakexen_fail_transactions((unsigned)n);
+    } else if (strncmp(line, "burst ", 6) == 0 && parse_num(line + 6, 1, 10000000, &n, &rest) &&
+               *rest == '/') {
+        char *value = NULL;
+        if (fx.world == NULL || sim_xs_read(fx.world, rest, &value) < 0)
+            goto refused;
+        int rc = fakexen_watch_burst(rest, value, (size_t)n);
+        free(value);
+        if (rc < 0)
+            goto refused;
+    } else if (strncmp(line, "destroy-at-read ", 16) == 0 &&
+               parse_num(line + 16, 0, UINT32_MAX, &n, &rest) && *rest == '\0') {
+        fakexen_destroy_on_read((uint32_t)n);
+    } else if (strncmp(line, "destroy-in-transaction ", 23) == 0 &&
+               parse_num(line + 23, 0, UINT32_MAX, &n, &rest) && *rest == '\0') {
+        fakexen_destroy_in_transaction((uint32_t)n);
+    } else if (strncmp(line, "dying ", 6) == 0 &&
+               parse_num(line + 6, 0, UINT32_MAX, &n, &rest) &&
+               parse_num(rest, 0, 1, &v, &rest) && *rest == '\0') {
+        fakexen_set_dying((uint32_t)n, v != 0);
+    } else {
+        goto refused;
+    }
+    log_info("fakexen: fault: %s", line);
+    return 1;
+refused:
+    log_warnx("fakexen: fault file: refused '%s'", line);
+    return -1;
+}
+
+int fakexen_poll_fault_file(void)
+{
+    const char *path = getenv("FAKEXEN_FAULT_FILE");
+    if (path == NULL || *path == '\0')
+        return 0;
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    if (unlink(path) < 0)
+        log_warnx("fakexen: cannot remove the fault file %s: %s", path, strerror(errno));
+    int applied = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) >= 0)
+        if (apply_fault_line(line) > 0)
+            applied++;
+    free(line);
+    fclose(f);
+    return applied;
+}
+
 /* ---- libxenctrl ---- */
 
 static void xtl_say(xentoollog_logger *l, const char *fmt, ...)
@@ -244,6 +327,7 @@ int xc_domain_getinfolist(xc_interface *xch, uint32_t first_domain, unsigned int
 {
     (void)xch;
     fx.c.getinfolist++;
+    fakexen_poll_fault_file();
     struct sim *w = fakexen_world();
     struct backend_domain *list = NULL;
     size_t n = 0;
@@ -283,6 +367,7 @@ int xc_physinfo(xc_interface *xch, xc_physinfo_t *info)
 {
     (void)xch;
     fx.c.physinfo++;
+    fakexen_poll_fault_file();
     struct sim *w = fakexen_world();
     struct backend_physinfo pi;
     int rc = w ? sim_physinfo(w, &pi) : -ENOENT;
@@ -301,6 +386,7 @@ int xc_domain_setmaxmem(xc_interface *xch, uint32_t domid, uint64_t max_memkb)
 {
     (void)xch;
     fx.c.setmaxmem++;
+    fakexen_poll_fault_file();
     struct sim *w = fakexen_world();
     int rc = w ? sim_set_maxmem(w, domid, max_memkb) : -ENOENT;
     if (rc < 0) {
@@ -447,6 +533,7 @@ void xs_close(struct xs_handle *xsh)
 void *xs_read(struct xs_handle *h, xs_transaction_t t, const char *path, unsigned int *len)
 {
     fx.c.xs_read++;
+    fakexen_poll_fault_file();
     if (!alive(h))
         return NULL;
     maybe_destroy_on_read(path);
@@ -482,6 +569,7 @@ bool xs_write(struct xs_handle *h, xs_transaction_t t, const char *path, const v
               unsigned int len)
 {
     fx.c.xs_write++;
+    fakexen_poll_fault_file();
     if (!alive(h))
         return false;
     if (t != XBT_NULL) {
@@ -502,6 +590,7 @@ bool xs_write(struct xs_handle *h, xs_transaction_t t, const char *path, const v
 bool xs_rm(struct xs_handle *h, xs_transaction_t t, const char *path)
 {
     fx.c.xs_rm++;
+    fakexen_poll_fault_file();
     if (!alive(h))
         return false;
     if (t != XBT_NULL) {
@@ -522,6 +611,7 @@ char **xs_directory(struct xs_handle *h, xs_transaction_t t, const char *path,
 {
     (void)t;
     fx.c.xs_directory++;
+    fakexen_poll_fault_file();
     if (!alive(h))
         return NULL;
     maybe_destroy_on_read(path);
@@ -553,6 +643,7 @@ char **xs_directory(struct xs_handle *h, xs_transaction_t t, const char *path,
 bool xs_watch(struct xs_handle *h, const char *path, const char *token)
 {
     fx.c.xs_watch++;
+    fakexen_poll_fault_file();
     if (!alive(h))
         return false;
     int rc = sim_xs_watch(fx.world, path, token);
@@ -562,6 +653,7 @@ bool xs_watch(struct xs_handle *h, const char *path, const char *token)
 bool xs_unwatch(struct xs_handle *h, const char *path, const char *token)
 {
     fx.c.xs_unwatch++;
+    fakexen_poll_fault_file();
     if (!alive(h))
         return false;
     int rc = sim_xs_unwatch(fx.world, path, token);
@@ -578,6 +670,7 @@ int xs_fileno(struct xs_handle *h)
 char **xs_check_watch(struct xs_handle *h)
 {
     fx.c.xs_check_watch++;
+    fakexen_poll_fault_file();
     if (!alive(h)) {
         errno = EINVAL; /* the reader thread is gone */
         return NULL;
@@ -613,6 +706,7 @@ char **xs_check_watch(struct xs_handle *h)
 xs_transaction_t xs_transaction_start(struct xs_handle *h)
 {
     fx.c.tx_start++;
+    fakexen_poll_fault_file();
     if (!alive(h))
         return XBT_NULL;
     struct fx_tx *t = xcalloc(1, sizeof(*t));

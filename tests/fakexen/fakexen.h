@@ -51,6 +51,23 @@ void fakexen_set_dying(uint32_t domid, bool dying);
 /* Clear every fault and override, and the counters. */
 void fakexen_reset(void);
 
+/*
+ * Faults from outside, for the daemon built with the fake (build/squeezed-fakexen) in
+ * end-to-end tests: with FAKEXEN_FAULT_FILE=<file> in the environment, every call into
+ * the fake libraries first looks for the file; if it is there it is read, removed, and
+ * each line applied (write it elsewhere and rename it into place). Lines:
+ *   drop-connection                fakexen_drop_connection()
+ *   eagain N                       fakexen_fail_transactions(N) (0 clears)
+ *   burst N PATH                   PATH (which must exist) written N times with its own
+ *                                  value: N watch events, and no change
+ *   destroy-at-read DOMID          fakexen_destroy_on_read(DOMID)
+ *   destroy-in-transaction DOMID   fakexen_destroy_in_transaction(DOMID)
+ *   dying DOMID 0|1                fakexen_set_dying(DOMID, ...)
+ * Empty lines and lines starting with '#' are skipped; every line applied is logged
+ * ("fakexen: fault: LINE"), every other one too, as refused. Returns the number of
+ * lines applied (0 without the file). Called by the fake itself; tests may call it. */
+int fakexen_poll_fault_file(void);
+
 /* Calls made into the fake libraries. */
 struct fakexen_counters {
     uint64_t xs_open;
