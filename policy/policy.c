@@ -448,7 +448,11 @@ static size_t plan_targets(const struct policy_host *h, const struct stuck_entry
         if (out == NULL)
             continue;
 
-        if (new_kib > t_kib) {
+        /* A target going down from above a maxmem clip (a guest stuck below its target
+         * is clipped to what it has, and gets a fresh chance in the next operation) is
+         * still above the clip: maxmem goes up to it first, so that no target is ever
+         * written above maxmem. */
+        if (new_kib > t_kib || (new_kib < t_kib && new_kib > d->maxmem_kib)) {
             push_op(out, POLICY_OP_SET_MAXMEM, d->domid, new_kib);
             push_op(out, POLICY_OP_SET_TARGET, d->domid, new_kib);
         } else if (new_kib < t_kib) {

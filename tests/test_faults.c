@@ -692,6 +692,113 @@ static void test_forward_jump_ends_by_timeout(void **state)
     }
 }
 
+/* ---- a guest stuck below its target, then given a fresh chance ---- */
+
+/* Every SET_TARGET of d is at most the domain's maxmem at that point of the ops. */
+static void assert_targets_within_maxmem(const struct policy_host *h,
+                                         const struct policy_decision *d)
+{
+    for (size_t i = 0; i < d->n_ops; i++) {
+        if (d->ops[i].kind != POLICY_OP_SET_TARGET)
+            continue;
+        int64_t maxmem = -1;
+        for (size_t k = 0; k < h->n_domains; k++)
+            if (h->domains[k].domid == d->ops[i].domid)
+                maxmem = h->domains[k].maxmem_kib;
+        for (size_t j = 0; j < i; j++)
+            if (d->ops[j].kind == POLICY_OP_SET_MAXMEM && d->ops[j].domid == d->ops[i].domid)
+                maxmem = d->ops[j].value_kib;
+        if (d->ops[i].value_kib > maxmem)
+            fail_msg("domid %d: target %lld written above maxmem %lld", d->ops[i].domid,
+                     (long long)d->ops[i].value_kib, (long long)maxmem);
+    }
+}
+
+/* The policy alone: guest 1 was clipped to the 2 GiB it has while its target says 3 GiB;
+ * a new operation lowers the target to 2.5 GiB, above the clip: maxmem goes up first. */
+static void test_target_lowered_above_a_clip_raises_maxmem_first(void **state)
+{
+    (void)state;
+    const int64_t G = 1048576;
+    struct policy_domain doms[2] = {
+        {.domid = 1,
+         .can_balloon = true,
+         .dynamic_min_kib = G,
+         .dynamic_max_kib = 4 * G,
+         .target_kib = 3 * G,
+         .actual_kib = 2 * G,
+         .maxmem_kib = 2 * G,
+         .inaccuracy_kib = POLICY_INACCURACY_KIB},
+        {.domid = 2,
+         .can_balloon = true,
+         .dynamic_min_kib = G,
+         .dynamic_max_kib = 4 * G,
+         .target_kib = 4 * G,
+         .actual_kib = 4 * G,
+         .maxmem_kib = 4 * G,
+         .inaccuracy_kib = POLICY_INACCURACY_KIB},
+    };
+    struct policy_host h = {.free_kib = G / 2, .n_domains = 2, .domains = doms};
+    struct policy_request req = {.kind = POLICY_FREE,
+                                 .reserved_kib = RESERVED_KIB,
+                                 .need_kib = 3 * G / 2 - RESERVED_KIB};
+    struct policy_state *st = policy_state_new();
+    struct policy_decision d;
+    policy_decision_init(&d);
+    assert_int_equal(policy_round(st, &h, &req, 0, &d), 0);
+    assert_int_equal(d.verdict, POLICY_CONTINUE);
+    bool lowered = false;
+    for (size_t i = 0; i < d.n_ops; i++)
+        if (d.ops[i].kind == POLICY_OP_SET_TARGET && d.ops[i].domid == 1 &&
+            d.ops[i].value_kib < 3 * G && d.ops[i].value_kib > 2 * G)
+            lowered = true;
+    assert_true(lowered);
+    assert_targets_within_maxmem(&h, &d);
+    policy_decision_free(&d);
+    policy_state_free(st);
+}
+
+/* The same on the simulated host, as it comes about: a balance raises guest 1's target
+ * above what its stuck balloon holds, it is clipped; a reservation then lowers it to
+ * above the clip. The sim records a target written above maxmem as a violation. */
+static void test_stuck_below_target_then_lowered_no_violation(void **state)
+{
+    (void)state;
+    struct sim_scenario sc = {.name = (char *)"clip"};
+    sc.host.total_kib = 16 * 1048576;
+    sc.host.free_kib = 1048576 / 2;
+    struct sim_domain_spec d[2];
+    for (int i = 0; i < 2; i++) {
+        sim_domain_spec_default(&d[i], (uint32_t)i + 1);
+        d[i].dynamic_min_kib = 1048576;
+        d[i].dynamic_max_kib = 4 * 1048576;
+        d[i].maxmem_kib = 4 * 1048576;
+    }
+    d[0].target_kib = d[0].actual_kib = 2 * 1048576;
+    d[0].balloon.model = SIM_BALLOON_STUCK;
+    d[1].target_kib = d[1].actual_kib = 4 * 1048576;
+    sc.domains = d;
+    sc.n_domains = 2;
+    struct harness *h = harness_open_scenario(&sc, RESERVED_KIB);
+    struct squeeze_result res;
+    assert_int_equal(squeeze_balance(h->sq, &res), 0);
+    squeeze_result_free(&res);
+    assert_true(h->saw_stuck[1]);
+    int64_t actual, target, maxmem;
+    assert_int_equal(sim_domain_memory(h->sim, 1, &actual, &target, &maxmem), 0);
+    assert_true(maxmem < target); /* clipped below its target */
+    assert_no_violation(h->sim);
+
+    harness_reset_records(h);
+    assert_int_equal(squeeze_free(h->sq, 1048576, &res), 0);
+    squeeze_result_free(&res);
+    int64_t lowered;
+    assert_int_equal(sim_domain_memory(h->sim, 1, NULL, &lowered, NULL), 0);
+    assert_true(lowered < target && lowered > maxmem);
+    assert_no_violation(h->sim);
+    harness_close(h);
+}
+
 /* ---- the fake's fault file (what the end-to-end tests drive the daemon with) ---- */
 
 static void write_file(const char *path, const char *text)
@@ -782,6 +889,8 @@ int main(void)
         cmocka_unit_test(test_clock_running_backwards),
         cmocka_unit_test(test_backward_jump_stuck_still_found),
         cmocka_unit_test(test_forward_jump_ends_by_timeout),
+        cmocka_unit_test(test_target_lowered_above_a_clip_raises_maxmem_first),
+        cmocka_unit_test(test_stuck_below_target_then_lowered_no_violation),
         cmocka_unit_test(test_fault_file_commands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
