@@ -9,11 +9,13 @@
 # "stops cleanly" check of a daemon), and the logs are searched for it as well.
 # Prints PASS:/FAIL: lines (cmocka results translated one per test); exits 1 on failure.
 # VG_ONLY=pattern runs only the unit binaries and e2e scripts whose name matches.
+# Logs: build/vg/valgrind-logs/PID, one directory per run (runs may overlap in a shared
+# checkout); a later run removes those of runs that have ended.
 set -u
 cd "$(dirname "$0")/../.." || exit 1
 root=$(pwd)
 vg=build/vg
-logs=$vg/valgrind-logs
+logs=$vg/valgrind-logs/$$
 VG_FLAGS="--error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite --track-fds=no"
 failed=0
 
@@ -32,19 +34,29 @@ if ! make --no-print-directory BUILD=$vg CFLAGS="-O1 -gdwarf-4" tests >$vg/build
     tail -n 30 $vg/build.log | sed 's/^/#   /'
     exit 1
 fi
-rm -rf "$logs"
+for d in $vg/valgrind-logs/*; do
+    [ -d "$d" ] || continue
+    pid=$(basename "$d")
+    case "$pid" in
+    *[!0-9]*) rm -rf "$d" ;;
+    *) kill -0 "$pid" 2>/dev/null || rm -rf "$d" ;;
+    esac
+done
+rm -f $vg/valgrind-logs/*.log $vg/valgrind-logs/*.out
 mkdir -p "$logs"
 
 # The daemons' wrappers: same pid as the daemon (exec), so the e2e library's signals and
 # exit-status checks reach valgrind, which passes them on and exits with the daemon's
-# status, or 99 on an error. VG_TEST names the log files.
+# status, or 99 on an error. VG_LOGDIR and VG_TEST place and name the log files.
 for bin in squeezed squeezed-fakexen; do
-    cat >"$vg/$bin-vg" <<EOF
+    cat >"$vg/$bin-vg.$$" <<EOF
 #!/bin/sh
-exec valgrind $VG_FLAGS --log-file="$root/$logs/\${VG_TEST:-daemon}.$bin.%p.log" \\
+exec valgrind $VG_FLAGS \\
+    --log-file="\${VG_LOGDIR:-$root/$vg/valgrind-logs}/\${VG_TEST:-daemon}.$bin.%p.log" \\
     "$root/$vg/$bin" "\$@"
 EOF
-    chmod +x "$vg/$bin-vg"
+    chmod +x "$vg/$bin-vg.$$"
+    mv "$vg/$bin-vg.$$" "$vg/$bin-vg"
 done
 
 # check_logs NAME: report the valgrind logs of NAME with an error or a definite leak.
@@ -100,7 +112,7 @@ for t in tests/e2e/test_*.sh; do
     selected "$name" || continue
     out=$logs/$name.out
     start=$(date +%s)
-    env BUILD=$vg VG_TEST="$name" VALGRIND=1 \
+    env BUILD=$vg VG_TEST="$name" VG_LOGDIR="$root/$logs" VALGRIND=1 \
         SQUEEZED_BIN="$root/$vg/squeezed-vg" SQUEEZED_FAKEXEN_BIN="$root/$vg/squeezed-fakexen-vg" \
         E2E_CURL_MAX_S=30 E2E_READY_MAX_S=60 E2E_STOP_MAX_S=60 E2E_RUN_MAX_S=60 \
         E2E_LIMIT_SCALE=3 sh "$t" >"$out" 2>&1
