@@ -51,15 +51,14 @@
  * Bounded work per input. The service caps what one call can ask for: sizes at most
  * SERVICE_MAX_KIB, a squeeze bounded by its timeout on the virtual clock, sim.advance at
  * most a day of virtual time. A day is simulated in poll-interval steps (345,600 steps of
- * 250 ms, 8,640 periodic balances): about 1 s in the -O2 daemon -- the price of the
- * simulation the caller asked for, on a sim-only method, not a denial of service -- but
- * 14 s in this instrumented build, past libFuzzer's -timeout, and even half an hour
- * (0.3 s) cuts the fuzzer's throughput for nothing: every timer the daemon has (boot,
- * stuck after 5 s, uncooperative after 20 s, the 10 s periodic balance) falls within two
- * minutes. So the harness does not send sim.advance requests beyond FUZZ_MAX_ADVANCE_S of
- * virtual time per input (the sum over its requests); larger values that the service
- * refuses anyway (above a day, negative, not a number) are still sent, so the checks
- * keep being fuzzed.
+ * 250 ms): 0.2 s in the -O2 daemon -- the price of the simulation the caller asked for,
+ * on a sim-only method, not a denial of service -- but 1.9 s in this instrumented build,
+ * and even half an hour (90 ms) would cut the fuzzer's throughput for nothing: every
+ * timer the daemon has (boot, stuck after 5 s, uncooperative after 20 s, the 10 s
+ * periodic balance) falls within two minutes. So the harness does not send sim.advance
+ * requests beyond FUZZ_MAX_ADVANCE_S of virtual time per input (the sum over its
+ * requests); larger values that the service refuses anyway (above a day, negative, not
+ * a number) are still sent, so the checks keep being fuzzed.
  */
 
 #define FUZZ_SEPARATOR "\n#next\n"
