@@ -63,8 +63,10 @@
 
 #define FUZZ_SEPARATOR "\n#next\n"
 #define FUZZ_MAX_REQUESTS 8
-#define FUZZ_MAX_ADVANCE_S 120.0 /* past every timer: boot, stuck (5 s), uncooperative (20 s) */
-#define SERVICE_ADVANCE_MAX_S 86400.0 /* what service_sim_advance accepts (server/service.c) */
+/* Past every timer: boot, stuck (5 s), uncooperative (20 s), periodic balance (10 s). */
+#define FUZZ_MAX_ADVANCE_S 120.0
+/* What service_sim_advance accepts (server/service.c). */
+#define SERVICE_ADVANCE_MAX_S 86400.0
 
 static struct sim_scenario *scenario;
 static bool trace;            /* FUZZ_RPC_TRACE=1: print every request and reply */
@@ -123,8 +125,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static struct service *world_open(void)
 {
+    /* The daemon's defaults (server/config.c). */
     struct service_options o = {
-        /* The daemon's defaults (server/config.c). */
         .reserved_host_kib = 73728,
         .poll_ms = 250,
         .balance_interval_ms = 10000,
@@ -259,8 +261,10 @@ static long long overstep_kib(const char *t)
     /* "maxmem<target: maxmem set to X KiB (Xen Y KiB), below both target T KiB and
      * actual A KiB" */
     if ((p = strstr(t, "maxmem set to ")) != NULL &&
-        sscanf(p, "maxmem set to %lld KiB (Xen %lld KiB), below both target %lld KiB and "
-                  "actual %lld KiB", &x, &a, &b, &c) == 4)
+        sscanf(p,
+               "maxmem set to %lld KiB (Xen %lld KiB), below both target %lld KiB and "
+               "actual %lld KiB",
+               &x, &a, &b, &c) == 4)
         return (b < c ? b : c) - x;
     return -1;
 }
@@ -293,9 +297,10 @@ static void check_world(struct service *svc, const uint8_t *data, size_t size)
             continue;
         long long over = overstep_kib(t);
         if (over < 0 || over >= POLICY_PAGE_KIB) {
-            fprintf(stderr, "fuzz_rpc: the simulated host recorded a violation: %s\n"
-                    "  input (%zu bytes): %.*s\n", t, size, (int)(size > 2000 ? 2000 : size),
-                    (const char *)data);
+            fprintf(stderr,
+                    "fuzz_rpc: the simulated host recorded a violation: %s\n"
+                    "  input (%zu bytes): %.*s\n",
+                    t, size, (int)(size > 2000 ? 2000 : size), (const char *)data);
             abort();
         }
     }
