@@ -441,6 +441,17 @@ static size_t plan_targets(const struct policy_host *h, const struct stuck_entry
             int64_t grant_kib = decreasing ? 0 : min64(new_kib - t_kib, budget_kib);
             /* A partial grant still ends on a page boundary (never below the old one). */
             new_kib = page_down(t_kib + grant_kib, t_kib);
+            /* The surplus does not count what a guest holds within 2 x inaccuracy of
+             * its dynamic-min as freeable, so a guest growing inside that band lowers
+             * the surplus by as much as it took: the next round takes a small increase
+             * back, the one after gives it again, and the operation never ends (guests
+             * at dynamic-min with a few KiB to spare). So a guest in the band gets no
+             * increase of 2 x inaccuracy or less. Above the band growing costs the
+             * surplus nothing; below dynamic-min a target still goes up to it. */
+            int64_t band_kib = 2 * d->inaccuracy_kib;
+            if (new_kib - t_kib <= band_kib && t_kib >= d->dynamic_min_kib &&
+                t_kib < d->dynamic_min_kib + band_kib)
+                new_kib = t_kib;
             budget_kib -= new_kib - t_kib;
         }
         if (new_kib != t_kib)
