@@ -26,6 +26,10 @@
  * One input may also be a short conversation: FUZZ_SEPARATOR splits it into up to
  * FUZZ_MAX_REQUESTS bodies sent in order (login, then reserve, then sim.advance, ...).
  * Inputs without the separator -- every seed in tests/fuzz/corpus -- are one body.
+ * Reservation ids are random UUIDs no fuzzer can guess, so in a conversation every
+ * FUZZ_ID_TOKEN in a body is replaced by the id of the last reservation a reply handed
+ * out (left as it is while there is none): delete, transfer and query then reach real
+ * reservations.
  *
  * Every input runs against a fresh service over a fresh simulated host built from
  * scenarios/fuzz.json (parsed once, in LLVMFuzzerInitialize) on the virtual clock, with
@@ -63,6 +67,7 @@
 
 #define FUZZ_SEPARATOR "\n#next\n"
 #define FUZZ_MAX_REQUESTS 8
+#define FUZZ_ID_TOKEN "$resv"
 /* Past every timer: boot, stuck (5 s), uncooperative (20 s), periodic balance (10 s). */
 #define FUZZ_MAX_ADVANCE_S 120.0
 /* What service_sim_advance accepts (server/service.c). */
@@ -307,6 +312,61 @@ static void check_world(struct service *svc, const uint8_t *data, size_t size)
     json_decref(st);
 }
 
+/* The reservation id a reply hands out (the result of reserve_memory and
+ * query_reservation_of_domain, the first element of reserve_memory_range's), as a new
+ * string; NULL if none. */
+static char *reply_reservation_id(const char *reply)
+{
+    json_t *r = json_loads(reply, 0, NULL);
+    json_t *res = json_object_get(r, "result");
+    const char *id;
+    char *copy = NULL;
+
+    if (json_is_array(res))
+        res = json_array_get(res, 0);
+    id = json_string_value(res);
+    /* 8-4-4-4-12 hex digits: not a session name echoed by login. */
+    if (id != NULL && strlen(id) == 36 && id[8] == '-' && id[13] == '-' && id[18] == '-' &&
+        id[23] == '-')
+        copy = strdup(id);
+    json_decref(r);
+    return copy;
+}
+
+/* body with every FUZZ_ID_TOKEN replaced by id, in a new buffer of exactly *out_len
+ * bytes (so that ASan still catches a read past its end); NULL if there is none. */
+static uint8_t *substitute_id(const uint8_t *body, size_t len, const char *id, size_t *out_len)
+{
+    const size_t tlen = sizeof(FUZZ_ID_TOKEN) - 1;
+    const size_t idlen = strlen(id);
+    size_t n = 0;
+    const uint8_t *q;
+    uint8_t *out, *w;
+
+    for (q = body; (q = memmem(q, len - (size_t)(q - body), FUZZ_ID_TOKEN, tlen)) != NULL;
+         q += tlen)
+        n++;
+    if (n == 0)
+        return NULL;
+    *out_len = len - n * tlen + n * idlen;
+    out = malloc(*out_len > 0 ? *out_len : 1);
+    if (out == NULL)
+        abort();
+    w = out;
+    for (const uint8_t *from = body;;) {
+        q = memmem(from, len - (size_t)(from - body), FUZZ_ID_TOKEN, tlen);
+        size_t chunk = q != NULL ? (size_t)(q - from) : len - (size_t)(from - body);
+        memcpy(w, from, chunk);
+        w += chunk;
+        if (q == NULL)
+            break;
+        memcpy(w, id, idlen);
+        w += idlen;
+        from = q + tlen;
+    }
+    return out;
+}
+
 static const uint8_t *find_separator(const uint8_t *p, size_t len)
 {
     return memmem(p, len, FUZZ_SEPARATOR, sizeof(FUZZ_SEPARATOR) - 1);
@@ -318,26 +378,37 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *p = data;
     size_t left = size;
     double advance_left_s = FUZZ_MAX_ADVANCE_S;
+    char *last_id = NULL;
 
     for (int n = 0; n < FUZZ_MAX_REQUESTS; n++) {
         const uint8_t *sep = n + 1 < FUZZ_MAX_REQUESTS ? find_separator(p, left) : NULL;
         size_t len = sep != NULL ? (size_t)(sep - p) : left;
-        double advance_s = advance_seconds(p, len);
+        size_t blen = len;
+        uint8_t *subst = last_id != NULL ? substitute_id(p, len, last_id, &blen) : NULL;
+        const uint8_t *body = subst != NULL ? subst : p;
+        double advance_s = advance_seconds(body, blen);
         if (advance_s <= advance_left_s) {
             int status = 0;
-            char *reply = api_handle_rpc(svc, (const char *)p, len, &status);
+            char *reply = api_handle_rpc(svc, (const char *)body, blen, &status);
             if (trace)
                 fprintf(stderr, "fuzz_rpc: request %d: %.*s\n  -> HTTP %d %s\n", n + 1,
-                        (int)len, (const char *)p, status, reply);
-            check_reply(p, len, status, reply);
+                        (int)blen, (const char *)body, status, reply);
+            check_reply(body, blen, status, reply);
+            char *id = reply_reservation_id(reply);
+            if (id != NULL) {
+                free(last_id);
+                last_id = id;
+            }
             free(reply);
             advance_left_s -= advance_s;
         }
+        free(subst);
         if (sep == NULL)
             break;
         p = sep + sizeof(FUZZ_SEPARATOR) - 1;
         left = size - (size_t)(p - data);
     }
+    free(last_id);
     if (check_violations)
         check_world(svc, data, size);
     service_free(svc);
