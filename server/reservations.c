@@ -328,12 +328,10 @@ static int record(struct reservations *r, const char *session, int64_t kib, char
     return 0;
 }
 
-/* Turn a squeeze verdict into an error (or 0 on SUCCESS). */
-static int verdict_error(const struct reservations_squeeze *s, struct service_error *err)
+static int verdict_fill(int rc, const struct squeeze_result *res, struct service_error *err)
 {
-    if (s->rc < 0)
-        return fail_internal(err, xasprintf("cannot read the host: %s", strerror(-s->rc)));
-    const struct squeeze_result *res = &s->res;
+    if (rc < 0)
+        return fail_internal(err, xasprintf("cannot read the host: %s", strerror(-rc)));
     if (res->cancelled)
         return fail_internal(err, xstrdup("shutting down"));
     switch (res->verdict) {
@@ -358,6 +356,19 @@ static int verdict_error(const struct reservations_squeeze *s, struct service_er
     return -1;
 }
 
+int reservations_verdict_error(int rc, const struct squeeze_result *res,
+                               struct service_error *err)
+{
+    struct service_error scratch = {0};
+    if (err == NULL) {
+        int ret = verdict_fill(rc, res, &scratch);
+        service_error_clear(&scratch);
+        return ret;
+    }
+    service_error_clear(err);
+    return verdict_fill(rc, res, err);
+}
+
 int reservations_reserve(struct reservations *r, struct squeezer *sq, const char *session,
                          int64_t kib, char **id, struct reservations_squeeze *sq_out,
                          struct service_error *err)
@@ -369,7 +380,7 @@ int reservations_reserve(struct reservations *r, struct squeezer *sq, const char
         return -1;
     sq_out->ran = true;
     sq_out->rc = squeeze_free(sq, kib, &sq_out->res);
-    if (verdict_error(sq_out, err) < 0)
+    if (reservations_verdict_error(sq_out->rc, &sq_out->res, err) < 0)
         return -1;
     return record(r, session, kib, id, err);
 }
@@ -390,7 +401,7 @@ int reservations_reserve_range(struct reservations *r, struct squeezer *sq, cons
         return -1;
     sq_out->ran = true;
     sq_out->rc = squeeze_free_range(sq, min_kib, max_kib, &sq_out->res);
-    if (verdict_error(sq_out, err) < 0)
+    if (reservations_verdict_error(sq_out->rc, &sq_out->res, err) < 0)
         return -1;
     int64_t kib = sq_out->res.reserve_kib;
     if (kib < min_kib)

@@ -91,4 +91,9 @@ const struct domcache_reservation *reservations_accounting(void *ctx, size_t *n)
 /* A new random UUID v4 string (getrandom). */
 char *reservations_new_uuid(void);
 
+/* A squeeze verdict as a service error: 0 on SUCCESS, else -1 with *err (cleared first;
+ * NULL allowed: the verdict only). rc is the squeeze call's return. */
+int reservations_verdict_error(int rc, const struct squeeze_result *res,
+                               struct service_error *err);
+
 #endif

@@ -388,41 +388,6 @@ static void set_busy(struct service *s, bool busy)
     publish(s);
 }
 
-/* A squeeze verdict as a service error; 0 on SUCCESS. */
-static int verdict_error(int rc, const struct squeeze_result *res, struct service_error *err)
-{
-    if (rc < 0)
-        return set_error(err, SERVICE_ERR_INTERNAL,
-                         xasprintf("cannot read the host: %s", strerror(-rc)));
-    if (res->cancelled)
-        return shutting_down(err);
-    switch (res->verdict) {
-    case POLICY_SUCCESS:
-        return 0;
-    case POLICY_REFUSED:
-        if (err != NULL) {
-            service_error_clear(err);
-            err->kind = SERVICE_ERR_REFUSED;
-            err->n_domids = res->n_refused;
-            if (res->n_refused > 0) {
-                err->domids = xcalloc(res->n_refused, sizeof(*err->domids));
-                memcpy(err->domids, res->refused, res->n_refused * sizeof(*err->domids));
-            }
-        }
-        return -1;
-    case POLICY_CANNOT_FREE:
-    case POLICY_CONTINUE:
-        break;
-    }
-    if (err != NULL) {
-        service_error_clear(err);
-        err->kind = SERVICE_ERR_CANNOT_FREE;
-        err->needed_kib = res->needed_kib;
-        err->free_kib = res->free_kib;
-    }
-    return -1;
-}
-
 static int run_balance(struct service *s, enum op_kind kind, struct service_error *err)
 {
     struct squeeze_result res;
@@ -430,7 +395,7 @@ static int run_balance(struct service *s, enum op_kind kind, struct service_erro
     set_busy(s, true);
     int rc = squeeze_balance(s->sq, &res);
     record_op(s, kind, 0, rc, &res);
-    int ret = verdict_error(rc, &res, err);
+    int ret = reservations_verdict_error(rc, &res, err);
     squeeze_result_free(&res);
     set_busy(s, false);
     return ret;
