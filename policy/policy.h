@@ -154,7 +154,10 @@ void policy_decision_free(struct policy_decision *d);
  *    partially), so racing guests can never drive free memory below what the
  *    operation is keeping (reservations are already out of host->free_kib).
  *  - maxmem: a target going up gets SET_MAXMEM(new target) before SET_TARGET;
- *    going down gets SET_MAXMEM after. A newly stuck domain gets
+ *    going down gets SET_MAXMEM after, unless the lower target is still above the
+ *    domain's maxmem (a clip from an earlier operation): then maxmem is raised first.
+ *    No increase of 2 * inaccuracy or less is made for a domain within that band of its
+ *    dynamic-min (it would give a page and take it back forever). A newly stuck domain gets
  *    SET_MAXMEM(clamp(min(target, actual), dynamic_min, dynamic_max)); a domain
  *    active again gets SET_MAXMEM(target).
  *  - guaranteed free = free - sum over balloonable domains of

@@ -38,7 +38,8 @@ struct squeeze_result {
     int32_t *refused;            /* REFUSED: domids (owned; squeeze_result_free) */
     size_t n_refused;
     unsigned rounds;             /* policy rounds run */
-    int64_t duration_ms;         /* on the backend's clock */
+    int64_t duration_ms;         /* on the backend's clock, counting only forward steps
+                                    (a clock stepping back counts as no time) */
     bool fast_path;
     bool timed_out;              /* verdict forced by timeout_ms */
     bool cancelled;              /* verdict forced by squeeze_cancel */
