@@ -10,6 +10,8 @@
 
 #include <cmocka.h>
 
+#include "tests/support/harness.h"
+
 #include "backend/sim.h"
 #include "cache/domcache.h"
 #include "common/log.h"
@@ -208,42 +210,6 @@ struct fx {
     struct domcache_snapshot snap;
 };
 
-/* A booted, balloonable guest of 256 MiB in [128 MiB, 512 MiB], at its target. */
-static struct sim_domain_spec guest(uint32_t domid)
-{
-    struct sim_domain_spec d;
-    sim_domain_spec_default(&d, domid);
-    d.type = domid % 3 == 0   ? DOMAIN_TYPE_PV
-             : domid % 3 == 1 ? DOMAIN_TYPE_HVM
-                              : DOMAIN_TYPE_PVINPVH;
-    d.dynamic_min_kib = 128 * MIB;
-    d.dynamic_max_kib = 512 * MIB;
-    d.target_kib = 256 * MIB;
-    d.actual_kib = 256 * MIB;
-    d.maxmem_kib = 512 * MIB;
-    return d;
-}
-
-/* A world of guests 1..n (with the given specs when not NULL) on the virtual clock. */
-static struct sim *world(const struct sim_domain_spec *specs, size_t n)
-{
-    struct sim_scenario sc = {0};
-    sc.name = (char *)"test";
-    sc.host.total_kib = (int64_t)(n + 16) * GIB;
-    sc.host.free_kib = 8 * GIB;
-    sc.host.scrub_kib = 0;
-    struct sim_domain_spec *d = xcalloc(n ? n : 1, sizeof(*d));
-    for (size_t i = 0; i < n; i++)
-        d[i] = specs != NULL ? specs[i] : guest((uint32_t)i + 1);
-    sc.domains = d;
-    sc.n_domains = n;
-    char *err = NULL;
-    struct sim *s = sim_new(&sc, SIM_CLOCK_VIRTUAL, &err);
-    if (s == NULL)
-        fail_msg("sim_new: %s", err);
-    free(d);
-    return s;
-}
 
 static struct fx *fx_open(struct sim *s, bool watches, bool manage_dom0)
 {
@@ -397,7 +363,7 @@ static void test_cached_keys_not_reread(void **state)
 {
     (void)state;
     for (int watches = 0; watches <= 1; watches++) {
-        struct fx *f = fx_open(world(NULL, 3), watches, false);
+        struct fx *f = fx_open(harness_world(NULL, 3), watches, false);
         snap(f);
         assert_int_equal(f->snap.host.n_domains, 3);
         assert_truth(f->sim, &f->snap);
@@ -421,7 +387,7 @@ static void test_cached_keys_not_reread(void **state)
 static void test_other_keys_read_through(void **state)
 {
     (void)state;
-    struct fx *f = fx_open(world(NULL, 2), true, false);
+    struct fx *f = fx_open(harness_world(NULL, 2), true, false);
     snap(f);
     xs_set(f->sim, 1, "memory/reservation-id", "abc");
     f->w->n.xs_read = 0;
@@ -443,7 +409,7 @@ static void test_other_keys_read_through(void **state)
 static void test_write_skipped_when_equal(void **state)
 {
     (void)state;
-    struct fx *f = fx_open(world(NULL, 2), true, false);
+    struct fx *f = fx_open(harness_world(NULL, 2), true, false);
     snap(f);
     assert_int_equal(f->w->n.xs_write, 2); /* the memory-offsets calibrated */
     f->w->n.xs_write = 0;
@@ -484,7 +450,7 @@ static void test_write_skipped_when_equal(void **state)
 static void test_write_to_vanished_domain(void **state)
 {
     (void)state;
-    struct fx *f = fx_open(world(NULL, 3), true, false);
+    struct fx *f = fx_open(harness_world(NULL, 3), true, false);
     snap(f);
     assert_int_equal(sim_destroy_domain(f->sim, 2), 0);
     struct policy_op op = {.kind = POLICY_OP_SET_TARGET, .domid = 2, .value_kib = 100 * MIB};
@@ -512,9 +478,9 @@ static void test_write_to_vanished_domain(void **state)
 static void test_set_maxmem_units_and_skip(void **state)
 {
     (void)state;
-    struct sim_domain_spec d[2] = {guest(1), guest(3)}; /* hvm, pv */
+    struct sim_domain_spec d[2] = {harness_guest(1), harness_guest(3)}; /* hvm, pv */
     d[0].memory_offset_kib = 2048;
-    struct fx *f = fx_open(world(d, 2), true, false);
+    struct fx *f = fx_open(harness_world(d, 2), true, false);
     snap(f);
     const struct domcache_domain_extra *x = NULL;
     assert_non_null(find(&f->snap, 1, &x));
@@ -551,9 +517,9 @@ static void test_set_maxmem_units_and_skip(void **state)
 static void test_set_maxmem_of_unseen_domain(void **state)
 {
     (void)state;
-    struct fx *f = fx_open(world(NULL, 1), true, false);
+    struct fx *f = fx_open(harness_world(NULL, 1), true, false);
     snap(f);
-    struct sim_domain_spec d = guest(7); /* hvm */
+    struct sim_domain_spec d = harness_guest(7); /* hvm */
     assert_int_equal(sim_create_domain(f->sim, &d, NULL), 0);
     assert_int_equal(domcache_set_maxmem(f->dc, 7, 400 * MIB), 0);
     int64_t a, t, m;
@@ -571,7 +537,7 @@ static void test_set_maxmem_of_unseen_domain(void **state)
 static void test_dead_domain_dropped(void **state)
 {
     (void)state;
-    struct fx *f = fx_open(world(NULL, 4), true, false);
+    struct fx *f = fx_open(harness_world(NULL, 4), true, false);
     snap(f);
     assert_int_equal(f->snap.host.n_domains, 4);
     unsigned long unwatch0 = f->w->n.xs_unwatch;
@@ -587,7 +553,7 @@ static void test_dead_domain_dropped(void **state)
 static void test_dying_domain_skipped(void **state)
 {
     (void)state;
-    struct fx *f = fx_open(world(NULL, 3), true, false);
+    struct fx *f = fx_open(harness_world(NULL, 3), true, false);
     snap(f);
     f->w->dying[2] = true;
     snap(f);
@@ -606,9 +572,9 @@ static void test_recycled_domid_gets_fresh_entry(void **state)
 {
     (void)state;
     for (int watches = 0; watches <= 1; watches++) {
-        struct sim_domain_spec d[2] = {guest(1), guest(5)};
+        struct sim_domain_spec d[2] = {harness_guest(1), harness_guest(5)};
         d[1].memory_offset_kib = 4096;
-        struct fx *f = fx_open(world(d, 2), watches, false);
+        struct fx *f = fx_open(harness_world(d, 2), watches, false);
         snap(f);
         const struct domcache_domain_extra *x = NULL;
         assert_non_null(find(&f->snap, 5, &x));
@@ -617,7 +583,7 @@ static void test_recycled_domid_gets_fresh_entry(void **state)
         assert_int_equal(domcache_set_uncooperative(f->dc, 5, true), 0);
 
         assert_int_equal(sim_destroy_domain(f->sim, 5), 0);
-        struct sim_domain_spec again = guest(5);
+        struct sim_domain_spec again = harness_guest(5);
         again.target_kib = again.actual_kib = 300 * MIB;
         assert_int_equal(sim_create_domain(f->sim, &again, NULL), 0);
         snap(f);
@@ -639,13 +605,13 @@ static void test_recycled_domid_gets_fresh_entry(void **state)
 static void test_calibration_on_first_boot_signal(void **state)
 {
     (void)state;
-    struct sim_domain_spec d[2] = {guest(1), guest(2)};
+    struct sim_domain_spec d[2] = {harness_guest(1), harness_guest(2)};
     d[0].boot_after_s = 5;
     d[0].memory_offset_kib = 2048;
     d[1].boot_after_s = 5; /* no balloon driver: boots with data/updated only */
     d[1].memory_offset_kib = 1024;
     d[1].balloon.model = SIM_BALLOON_NONE;
-    struct fx *f = fx_open(world(d, 2), true, false);
+    struct fx *f = fx_open(harness_world(d, 2), true, false);
     snap(f);
     const struct domcache_domain_extra *x = NULL;
     const struct policy_domain *p = find(&f->snap, 1, &x);
@@ -678,9 +644,9 @@ static void test_calibration_on_first_boot_signal(void **state)
 static void test_recorded_offset_used(void **state)
 {
     (void)state;
-    struct sim_domain_spec d = guest(1);
+    struct sim_domain_spec d = harness_guest(1);
     d.memory_offset_kib = 512;
-    struct sim *s = world(&d, 1);
+    struct sim *s = harness_world(&d, 1);
     xs_set(s, 1, "memory/memory-offset", "512");
     struct fx *f = fx_open(s, true, false);
     snap(f);
@@ -697,14 +663,14 @@ static void test_recorded_offset_used(void **state)
 static void test_booting_domain_accounting(void **state)
 {
     (void)state;
-    struct sim_domain_spec d[2] = {guest(1), guest(2)};
+    struct sim_domain_spec d[2] = {harness_guest(1), harness_guest(2)};
     d[1].initial_reservation_kib = 1 * GIB;
     d[1].target_kib = 1 * GIB;
     d[1].dynamic_min_kib = d[1].dynamic_max_kib = 1 * GIB;
     d[1].maxmem_kib = 1 * GIB;
     d[1].actual_kib = 0;
     d[1].balloon.rate_kib_s = 65536;
-    struct fx *f = fx_open(world(d, 2), true, false);
+    struct fx *f = fx_open(harness_world(d, 2), true, false);
     f->w->shadow_mib[2] = 8;
     sim_advance(f->sim, 1000);
     snap(f);
@@ -753,9 +719,9 @@ static void test_booting_domain_accounting(void **state)
 static void test_booting_without_initial_reservation(void **state)
 {
     (void)state;
-    struct sim_domain_spec d[2] = {guest(1), guest(2)};
+    struct sim_domain_spec d[2] = {harness_guest(1), harness_guest(2)};
     d[1].boot_after_s = 100;
-    struct fx *f = fx_open(world(d, 2), false, false);
+    struct fx *f = fx_open(harness_world(d, 2), false, false);
     snap(f);
     const struct domcache_domain_extra *x = NULL;
     const struct policy_domain *p = find(&f->snap, 2, &x);
@@ -775,9 +741,9 @@ static void test_booting_without_initial_reservation(void **state)
 static void test_initial_reservation_written_through(void **state)
 {
     (void)state;
-    struct sim_domain_spec d = guest(1);
+    struct sim_domain_spec d = harness_guest(1);
     d.boot_after_s = 100;
-    struct fx *f = fx_open(world(&d, 1), true, false);
+    struct fx *f = fx_open(harness_world(&d, 1), true, false);
     snap(f);
     assert_int_equal(f->snap.booting_unused_kib, 0);
     assert_int_equal(domcache_write(f->dc, 1, "memory/initial-reservation", "524288"), 0);
@@ -794,7 +760,7 @@ static void test_initial_reservation_written_through(void **state)
 static void test_reservations_subtracted_unless_transferred(void **state)
 {
     (void)state;
-    struct fx *f = fx_open(world(NULL, 3), true, false);
+    struct fx *f = fx_open(harness_world(NULL, 3), true, false);
     struct domcache_reservation r[4] = {
         {.kib = 1000, .domid = -1}, /* not transferred */
         {.kib = 2000, .domid = 2},  /* held by live domain 2 */
@@ -820,7 +786,7 @@ static void test_dynamic_range_defaults_to_target(void **state)
 {
     (void)state;
     for (int watches = 0; watches <= 1; watches++) {
-        struct fx *f = fx_open(world(NULL, 2), watches, false);
+        struct fx *f = fx_open(harness_world(NULL, 2), watches, false);
         snap(f);
         assert_int_equal(find(&f->snap, 1, NULL)->dynamic_min_kib, 128 * MIB);
         xs_del(f->sim, 1, "memory/dynamic-min");
@@ -853,7 +819,7 @@ static void test_dynamic_range_defaults_to_target(void **state)
 static void test_domain_without_target_skipped(void **state)
 {
     (void)state;
-    struct sim *s = world(NULL, 2);
+    struct sim *s = harness_world(NULL, 2);
     xs_del(s, 2, "memory/target");
     struct fx *f = fx_open(s, true, false);
     snap(f);
@@ -870,7 +836,7 @@ static void test_domain_without_target_skipped(void **state)
 static void test_domain_vanishing_mid_read_skipped(void **state)
 {
     (void)state;
-    struct fx *f = fx_open(world(NULL, 3), true, false);
+    struct fx *f = fx_open(harness_world(NULL, 3), true, false);
     f->w->destroy_on_read = 2;
     snap(f);
     assert_null(find(&f->snap, 2, NULL));
@@ -887,9 +853,9 @@ static void test_dom0_left_alone_unless_managed(void **state)
 {
     (void)state;
     for (int managed = 0; managed <= 1; managed++) {
-        struct sim_domain_spec d[2] = {guest(0), guest(1)};
+        struct sim_domain_spec d[2] = {harness_guest(0), harness_guest(1)};
         d[0].type = DOMAIN_TYPE_PV;
-        struct fx *f = fx_open(world(d, 2), true, managed);
+        struct fx *f = fx_open(harness_world(d, 2), true, managed);
         snap(f);
         const struct policy_domain *p = find(&f->snap, 0, NULL);
         assert_non_null(p);
@@ -913,7 +879,7 @@ static void test_dom0_left_alone_unless_managed(void **state)
 static void test_events_report_changes(void **state)
 {
     (void)state;
-    struct fx *f = fx_open(world(NULL, 3), true, false);
+    struct fx *f = fx_open(harness_world(NULL, 3), true, false);
     snap(f);
     assert_int_equal(domcache_process_events(f->dc), 0);
     assert_int_equal(sim_set_dynamic_range(f->sim, 2, 100 * MIB, 400 * MIB), 0);
@@ -922,7 +888,7 @@ static void test_events_report_changes(void **state)
     for (int i = 0; i < 50; i++)
         xs_set(f->sim, 3, "memory/dynamic-max", i % 2 ? "400000" : "500000");
     assert_true(domcache_process_events(f->dc) >= 1);
-    struct sim_domain_spec d = guest(9);
+    struct sim_domain_spec d = harness_guest(9);
     assert_int_equal(sim_create_domain(f->sim, &d, NULL), 0);
     assert_true(domcache_process_events(f->dc) >= 1); /* @introduceDomain */
     f->w->n.xs_read = 0;
@@ -944,7 +910,7 @@ static void test_events_report_changes(void **state)
 static void test_overflow_rebuilds(void **state)
 {
     (void)state;
-    struct fx *f = fx_open(world(NULL, 30), true, false);
+    struct fx *f = fx_open(harness_world(NULL, 30), true, false);
     snap(f);
     snap(f);
     sim_xs_set_watch_queue_limit(f->sim, 16);
@@ -972,7 +938,7 @@ static void test_overflow_rebuilds(void **state)
 static void test_watch_failure_falls_back_to_reading(void **state)
 {
     (void)state;
-    struct sim *s = world(NULL, 5);
+    struct sim *s = harness_world(NULL, 5);
     struct fx *f = xcalloc(1, sizeof(*f));
     f->sim = s;
     f->w = wrap_new(s);
@@ -1001,14 +967,14 @@ static void test_same_snapshot_with_and_without_watches(void **state)
     (void)state;
     struct sim_domain_spec d[6];
     for (uint32_t i = 0; i < 6; i++)
-        d[i] = guest(i + 1);
+        d[i] = harness_guest(i + 1);
     d[2].boot_after_s = 3;
     d[3].balloon.model = SIM_BALLOON_NONE;
     d[4].initial_reservation_kib = 512 * MIB;
     d[4].actual_kib = 0;
     d[4].balloon.rate_kib_s = 100 * MIB;
-    struct fx *a = fx_open(world(d, 6), true, false);
-    struct fx *b = fx_open(world(d, 6), false, false);
+    struct fx *a = fx_open(harness_world(d, 6), true, false);
+    struct fx *b = fx_open(harness_world(d, 6), false, false);
     for (int round = 0; round < 8; round++) {
         snap(a);
         snap(b);
@@ -1028,7 +994,7 @@ static void test_same_snapshot_with_and_without_watches(void **state)
 
 static struct fx *thousand(bool watches)
 {
-    return fx_open(world(NULL, 1000), watches, false);
+    return fx_open(harness_world(NULL, 1000), watches, false);
 }
 
 /* Steady state of an unchanged 1,000-domain host: no xenstore read at all, and exactly
@@ -1115,7 +1081,7 @@ static void test_without_watches_two_reads_per_domain(void **state)
 static void test_warm_up_reads_each_key_once(void **state)
 {
     (void)state;
-    struct fx *f = fx_open(world(NULL, 200), true, false);
+    struct fx *f = fx_open(harness_world(NULL, 200), true, false);
     snap(f);
     /* feature-balloon, uncooperative, initial-reservation, target, memory-offset,
      * dynamic-min, dynamic-max; plus the memory-offset written. */

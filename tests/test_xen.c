@@ -11,6 +11,8 @@
 
 #include <cmocka.h>
 
+#include "tests/support/harness.h"
+
 #include "backend/sim.h"
 #include "cache/domcache.h"
 #include "common/log.h"
@@ -22,40 +24,6 @@
 
 /* ---- worlds ---- */
 
-/* A booted, balloonable guest of 256 MiB in [128 MiB, 512 MiB], at its target. */
-static struct sim_domain_spec guest(uint32_t domid)
-{
-    struct sim_domain_spec d;
-    sim_domain_spec_default(&d, domid);
-    d.type = domid % 3 == 0   ? DOMAIN_TYPE_PV
-             : domid % 3 == 1 ? DOMAIN_TYPE_HVM
-                              : DOMAIN_TYPE_PVINPVH;
-    d.dynamic_min_kib = 128 * MIB;
-    d.dynamic_max_kib = 512 * MIB;
-    d.target_kib = 256 * MIB;
-    d.actual_kib = 256 * MIB;
-    d.maxmem_kib = 512 * MIB;
-    return d;
-}
-
-static struct sim *world(const struct sim_domain_spec *specs, size_t n)
-{
-    struct sim_scenario sc = {0};
-    sc.name = (char *)"test";
-    sc.host.total_kib = (int64_t)(n + 16) * GIB;
-    sc.host.free_kib = 8 * GIB;
-    struct sim_domain_spec *d = xcalloc(n ? n : 1, sizeof(*d));
-    for (size_t i = 0; i < n; i++)
-        d[i] = specs != NULL ? specs[i] : guest((uint32_t)i + 1);
-    sc.domains = d;
-    sc.n_domains = n;
-    char *err = NULL;
-    struct sim *s = sim_new(&sc, SIM_CLOCK_VIRTUAL, &err);
-    if (s == NULL)
-        fail_msg("sim_new: %s", err);
-    free(d);
-    return s;
-}
 
 /* The cache over backend/xen.c over the fake over world s (owned by the fixture). */
 struct xfx {
@@ -231,7 +199,7 @@ static void test_world_from_environment(void **state)
 static void test_xenstore_operations(void **state)
 {
     (void)state;
-    struct xfx *f = xfx_open(world(NULL, 2), false);
+    struct xfx *f = xfx_open(harness_world(NULL, 2), false);
     struct backend *b = f->b;
     char *v = NULL;
     assert_int_equal(b->ops->xs_read(b, "/local/domain/1/memory/nothing", &v), -ENOENT);
@@ -282,14 +250,14 @@ static void test_xenstore_operations(void **state)
 static void test_domain_list_in_batches(void **state)
 {
     (void)state;
-    struct xfx *f = xfx_open(world(NULL, 2500), false);
+    struct xfx *f = xfx_open(harness_world(NULL, 2500), false);
     struct backend_domain *list = NULL;
     size_t n = 0;
     assert_int_equal(f->b->ops->list_domains(f->b, &list, &n), 0);
     assert_int_equal(n, 2500);
     for (size_t i = 0; i < n; i++) {
         assert_int_equal(list[i].domid, i + 1);
-        assert_int_equal(list[i].type, guest((uint32_t)i + 1).type);
+        assert_int_equal(list[i].type, harness_guest((uint32_t)i + 1).type);
         assert_false(list[i].dying);
         assert_int_equal(list[i].total_pages * 4, 256 * MIB);
     }
@@ -314,7 +282,7 @@ static void test_same_snapshots_as_sim_backend(void **state)
     (void)state;
     struct sim_domain_spec d[8];
     for (uint32_t i = 0; i < 8; i++)
-        d[i] = guest(i + 1);
+        d[i] = harness_guest(i + 1);
     d[2].boot_after_s = 3;
     d[2].memory_offset_kib = 1024;
     d[3].balloon.model = SIM_BALLOON_NONE;
@@ -323,10 +291,10 @@ static void test_same_snapshots_as_sim_backend(void **state)
     d[4].actual_kib = 0;
     d[4].balloon.rate_kib_s = 100 * MIB;
     d[5].balloon.model = SIM_BALLOON_STUCK;
-    struct xfx *x = xfx_open(world(d, 8), true);
+    struct xfx *x = xfx_open(harness_world(d, 8), true);
     fakexen_set_shadow_mib(5, 4); /* the sim backend says 0: keep the worlds alike */
     fakexen_set_shadow_mib(5, 0);
-    struct sim *s = world(d, 8);
+    struct sim *s = harness_world(d, 8);
     struct backend *sb = backend_sim_open(s);
     struct domcache_config cfg = {.use_watches = true};
     struct domcache *dc = domcache_new(sb, &cfg);
@@ -380,7 +348,7 @@ static void test_same_snapshots_as_sim_backend(void **state)
 static void test_domain_destroyed_between_list_and_read(void **state)
 {
     (void)state;
-    struct xfx *f = xfx_open(world(NULL, 4), true);
+    struct xfx *f = xfx_open(harness_world(NULL, 4), true);
     fakexen_destroy_on_read(2); /* on the first snapshot: a new entry */
     snap(f);
     /* Its memory went back to Xen after physinfo was asked: only the next snapshot
@@ -404,7 +372,7 @@ static void test_domain_destroyed_between_list_and_read(void **state)
 static void test_domain_destroyed_inside_transaction(void **state)
 {
     (void)state;
-    struct xfx *f = xfx_open(world(NULL, 3), true);
+    struct xfx *f = xfx_open(harness_world(NULL, 3), true);
     snap(f);
     fakexen_reset();
     fakexen_destroy_in_transaction(2);
@@ -426,7 +394,7 @@ static void test_domain_destroyed_inside_transaction(void **state)
 static void test_transaction_conflicts_retried(void **state)
 {
     (void)state;
-    struct xfx *f = xfx_open(world(NULL, 3), true);
+    struct xfx *f = xfx_open(harness_world(NULL, 3), true);
     snap(f);
     fakexen_reset();
     struct sim_counters s0, s1;
@@ -463,7 +431,7 @@ static void test_transaction_conflicts_retried(void **state)
 static void test_connection_drop_rebuilds(void **state)
 {
     (void)state;
-    struct xfx *f = xfx_open(world(NULL, 6), true);
+    struct xfx *f = xfx_open(harness_world(NULL, 6), true);
     snap(f);
     snap(f);
     fakexen_reset();
@@ -504,7 +472,7 @@ static void test_connection_drop_rebuilds(void **state)
 static void test_connection_drop_seen_by_a_write(void **state)
 {
     (void)state;
-    struct xfx *f = xfx_open(world(NULL, 4), true);
+    struct xfx *f = xfx_open(harness_world(NULL, 4), true);
     snap(f);
     fakexen_drop_connection();
     assert_int_equal(sim_set_dynamic_range(f->sim, 2, 100 * MIB, 300 * MIB), 0);
@@ -526,7 +494,7 @@ static void test_connection_drop_seen_by_a_write(void **state)
  * either way the value in use is the last one written. */
 static void burst(size_t queue_limit, bool expect_rebuild)
 {
-    struct xfx *f = xfx_open(world(NULL, 10), true);
+    struct xfx *f = xfx_open(harness_world(NULL, 10), true);
     snap(f);
     snap(f);
     sim_xs_set_watch_queue_limit(f->sim, queue_limit);
@@ -566,13 +534,13 @@ static void test_watch_burst_overflowing_queue(void **state)
 static void test_booting_shadow_through_xen(void **state)
 {
     (void)state;
-    struct sim_domain_spec d[2] = {guest(1), guest(2)};
+    struct sim_domain_spec d[2] = {harness_guest(1), harness_guest(2)};
     d[1].initial_reservation_kib = 1 * GIB;
     d[1].target_kib = d[1].dynamic_min_kib = d[1].dynamic_max_kib = 1 * GIB;
     d[1].maxmem_kib = 1 * GIB;
     d[1].actual_kib = 0;
     d[1].balloon.rate_kib_s = 65536;
-    struct xfx *f = xfx_open(world(d, 2), true);
+    struct xfx *f = xfx_open(harness_world(d, 2), true);
     fakexen_set_shadow_mib(2, 8);
     sim_advance(f->sim, 1000);
     snap(f);
@@ -590,7 +558,7 @@ static void test_booting_shadow_through_xen(void **state)
 static void test_steady_state_over_xen(void **state)
 {
     (void)state;
-    struct xfx *f = xfx_open(world(NULL, 1000), true);
+    struct xfx *f = xfx_open(harness_world(NULL, 1000), true);
     snap(f);
     snap(f);
     fakexen_reset();

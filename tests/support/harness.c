@@ -114,3 +114,41 @@ void harness_idle(struct harness *h, int64_t ms)
 {
     sim_advance(h->sim, ms);
 }
+
+struct sim_domain_spec harness_guest(uint32_t domid)
+{
+    const int64_t mib = 1024;
+    struct sim_domain_spec d;
+    sim_domain_spec_default(&d, domid);
+    d.type = domid % 3 == 0   ? DOMAIN_TYPE_PV
+             : domid % 3 == 1 ? DOMAIN_TYPE_HVM
+                              : DOMAIN_TYPE_PVINPVH;
+    d.dynamic_min_kib = 128 * mib;
+    d.dynamic_max_kib = 512 * mib;
+    d.target_kib = 256 * mib;
+    d.actual_kib = 256 * mib;
+    d.maxmem_kib = 512 * mib;
+    return d;
+}
+
+struct sim *harness_world(const struct sim_domain_spec *specs, size_t n)
+{
+    const int64_t gib = 1024 * 1024;
+    struct sim_scenario sc = {0};
+    sc.name = (char *)"test";
+    sc.host.total_kib = (int64_t)(n + 16) * gib;
+    sc.host.free_kib = 8 * gib;
+    struct sim_domain_spec *d = xcalloc(n ? n : 1, sizeof(*d));
+    for (size_t i = 0; i < n; i++)
+        d[i] = specs != NULL ? specs[i] : harness_guest((uint32_t)i + 1);
+    sc.domains = d;
+    sc.n_domains = n;
+    char *err = NULL;
+    struct sim *s = sim_new(&sc, SIM_CLOCK_VIRTUAL, &err);
+    if (s == NULL) {
+        fprintf(stderr, "harness: sim_new: %s\n", err ? err : "?");
+        exit(2);
+    }
+    free(d);
+    return s;
+}

@@ -44,4 +44,12 @@ int64_t harness_guaranteed_free_kib(struct harness *h);
 /* Let the world run for ms with nobody changing targets. */
 void harness_idle(struct harness *h, int64_t ms);
 
+/* A booted, balloonable guest of 256 MiB in [128 MiB, 512 MiB], at its target; the
+ * type cycles pv, hvm, pvinpvh with the domid. */
+struct sim_domain_spec harness_guest(uint32_t domid);
+/* A world of guests 1..n (the given specs when not NULL, else harness_guest) on
+ * (n + 16) GiB with 8 GiB free, virtual clock. Exits the test program if the sim
+ * refuses it. Caller frees with sim_free (or hands it to a backend). */
+struct sim *harness_world(const struct sim_domain_spec *specs, size_t n);
+
 #endif
