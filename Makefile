@@ -27,7 +27,7 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 # Everything but the entry point and the real Xen backend goes into one library.
-LIB_SRCS := $(wildcard common/*.c policy/*.c cache/*.c api/*.c) \
+LIB_SRCS := $(wildcard common/*.c policy/*.c cache/*.c api/*.c sim/*.c) \
             $(filter-out backend/xen.c,$(wildcard backend/*.c)) \
             $(filter-out server/main.c,$(wildcard server/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)

@@ -18,7 +18,7 @@
 
 #include "api/api.h"
 #include "backend/backend.h"
-#include "backend/sim.h"
+#include "sim/sim.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "server/config.h"

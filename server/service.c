@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend/sim.h"
+#include "sim/sim.h"
 #include "cache/domcache.h"
 #include "common/log.h"
 #include "common/xalloc.h"

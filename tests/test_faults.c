@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "backend/sim.h"
+#include "sim/sim.h"
 #include "cache/domcache.h"
 #include "common/log.h"
 #include "common/xalloc.h"

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend/sim.h"
+#include "sim/sim.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 

@@ -13,7 +13,7 @@
 
 #include "tests/support/harness.h"
 
-#include "backend/sim.h"
+#include "sim/sim.h"
 #include "cache/domcache.h"
 #include "common/log.h"
 #include "common/xalloc.h"

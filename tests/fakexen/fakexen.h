@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backend/sim.h"
+#include "sim/sim.h"
 
 /*
  * tests/fakexen/fakexen.c defines the functions of <xenctrl.h> and <xenstore.h> that

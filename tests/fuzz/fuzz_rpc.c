@@ -13,7 +13,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
-#include "backend/sim.h"
+#include "sim/sim.h"
 #include "common/log.h"
 #include "policy/policy.h"
 #include "server/service.h"
@@ -252,7 +252,7 @@ static double advance_seconds(const uint8_t *body, size_t len)
     return total;
 }
 
-/* The KiB by which a violation line of backend/sim.c oversteps, or -1 if it does not
+/* The KiB by which a violation line of sim/sim.c oversteps, or -1 if it does not
  * say (then it counts in full). */
 static long long overstep_kib(const char *t)
 {

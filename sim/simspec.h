@@ -5,7 +5,7 @@
 
 #include <jansson.h>
 
-#include "backend/sim.h"
+#include "sim/sim.h"
 
 /* Highest valid domid (DOMID_FIRST_RESERVED - 1). */
 #define SIMSPEC_DOMID_MAX 32751

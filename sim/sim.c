@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /* The simulated Xen host: domains, balloon drivers, a xenstore tree, a clock (SPEC 6). */
-#include "backend/sim.h"
+#include "sim/sim.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -15,9 +15,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend/simspec.h"
-#include "backend/simworld.h"
-#include "backend/xstree.h"
+#include "sim/simspec.h"
+#include "sim/simworld.h"
+#include "sim/xstree.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /* An in-memory xenstore: a tree of keys with values, a generation counter, watches. */
-#include "backend/xstree.h"
+#include "sim/xstree.h"
 
 #include <ctype.h>
 #include <errno.h>

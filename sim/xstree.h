@@ -10,7 +10,7 @@
 #include "backend/backend.h"
 
 /*
- * Internal to the simulated host (backend/sim.c); not a backend on its own.
+ * Internal to the simulated host (sim/sim.c); not a backend on its own.
  *
  * Paths are absolute ("/local/domain/1/memory/target"): no empty components, no
  * trailing slash except for the root "/". A node can hold a value and children at

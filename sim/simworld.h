@@ -6,8 +6,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "backend/sim.h"
-#include "backend/xstree.h"
+#include "sim/sim.h"
+#include "sim/xstree.h"
 
 /* Internal to backend/: nothing outside sim.c and simstate.c may include this. */
 

@@ -11,10 +11,10 @@
 
 #include <jansson.h>
 
-#include "backend/sim.h"
-#include "backend/simspec.h"
-#include "backend/simworld.h"
-#include "backend/xstree.h"
+#include "sim/sim.h"
+#include "sim/simspec.h"
+#include "sim/simworld.h"
+#include "sim/xstree.h"
 #include "common/xalloc.h"
 
 /*

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /* Scenario files for the simulated host (SPEC 6.1): parsing, defaults, validation. */
-#include "backend/simspec.h"
+#include "sim/simspec.h"
 
 #include <errno.h>
 #include <math.h>
