@@ -6,10 +6,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "sim/sim.h"
+#include "sim/simtypes.h"
 #include "sim/xstree.h"
 
-/* Internal to backend/: nothing outside sim.c and simstate.c may include this. */
+/* Internal to sim/: nothing outside sim.c and simstate.c may include this. */
 
 struct sim_dom {
     uint32_t domid;
