@@ -26,13 +26,15 @@ ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-# Everything but the entry point and the real Xen backend goes into one library.
-LIB_SRCS := $(wildcard common/*.c policy/*.c cache/*.c api/*.c sim/*.c) \
-            $(filter-out backend/xen.c,$(wildcard backend/*.c)) \
-            $(filter-out server/main.c,$(wildcard server/*.c))
+# Everything but the daemon (daemon/: its entry point and wiring) and the real Xen
+# backend goes into one library.
+LIB_SRCS := $(wildcard common/*.c policy/*.c cache/*.c api/*.c sim/*.c server/*.c) \
+            $(filter-out backend/xen.c,$(wildcard backend/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 XEN_OBJ := $(BUILD)/obj/backend/xen.o
-FAKEXEN_SRCS := $(wildcard tests/fakexen/*.c)
+DAEMON_OBJ := $(BUILD)/obj/daemon/daemon.o
+# The fake libxenctrl/libxenstore; fakexen_main.c is the fake-Xen daemon's entry point.
+FAKEXEN_SRCS := $(filter-out tests/fakexen/fakexen_main.c,$(wildcard tests/fakexen/*.c))
 FAKEXEN_OBJS := $(FAKEXEN_SRCS:%.c=$(BUILD)/obj/%.o)
 SUPPORT_SRCS := $(wildcard tests/support/*.c)
 SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -53,21 +55,18 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/server/main-fakexen.o: server/main.c
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -DSQUEEZED_FAKEXEN -c $< -o $@
-
 $(LIBSQ): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@
 	ar rcs $@ $^
 
-$(DAEMON): $(BUILD)/obj/server/main.o $(XEN_OBJ) $(LIBSQ)
+$(DAEMON): $(BUILD)/obj/daemon/main.o $(DAEMON_OBJ) $(XEN_OBJ) $(LIBSQ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(XENLIBS) $(LDLIBS_BASE)
 
 # The daemon with the very same backend/xen.c linked against the fake libxenctrl and
-# libxenstore of tests/fakexen (built on the simulated host).
-$(DAEMON_FAKEXEN): $(BUILD)/obj/server/main-fakexen.o $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
+# libxenstore of tests/fakexen (built on the simulated host), from its own entry point.
+$(DAEMON_FAKEXEN): $(BUILD)/obj/tests/fakexen/fakexen_main.o $(DAEMON_OBJ) $(XEN_OBJ) \
+                   $(FAKEXEN_OBJS) $(LIBSQ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_BASE)
 
 $(BUILD)/tests/%: tests/%.c $(SUPPORT_OBJS) $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)

@@ -8,8 +8,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct sim;
-
 enum domain_type {
     DOMAIN_TYPE_PV,
     DOMAIN_TYPE_HVM,
@@ -105,9 +103,7 @@ struct backend_ops {
 
 struct backend {
     const struct backend_ops *ops;
-    void *priv;      /* the implementation's own state */
-    struct sim *sim; /* the simulated world when there is one (sim backend, or the
-                        fake libxenctrl/libxenstore), else NULL */
+    void *priv; /* the implementation's own state */
 };
 
 /* Free a string vector from xs_directory (NULL allowed). */

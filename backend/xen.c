@@ -646,7 +646,6 @@ struct backend *backend_xen_open(char **err)
     struct backend *b = xcalloc(1, sizeof(*b));
     b->ops = &xen_ops;
     b->priv = p;
-    b->sim = NULL;
     return b;
 fail:
     if (p->xch != NULL)

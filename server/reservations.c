@@ -117,13 +117,6 @@ static int fail_internal(struct service_error *err, char *text)
     return fail_text(err, SERVICE_ERR_INTERNAL, text);
 }
 
-static int fail_value(struct service_error *err, int64_t value)
-{
-    err->kind = SERVICE_ERR_INVALID_MEMORY_VALUE;
-    err->value = value;
-    return -1;
-}
-
 /* ---- sessions ----------------------------------------------------------------------- */
 
 static bool session_name_ok(const char *s)
@@ -374,8 +367,6 @@ int reservations_reserve(struct reservations *r, struct squeezer *sq, const char
                          struct service_error *err)
 {
     memset(sq_out, 0, sizeof(*sq_out));
-    if (kib <= 0 || kib > SERVICE_MAX_KIB)
-        return fail_value(err, kib);
     if (check_session(r, session, err) < 0)
         return -1;
     sq_out->ran = true;
@@ -391,12 +382,6 @@ int reservations_reserve_range(struct reservations *r, struct squeezer *sq, cons
                                struct service_error *err)
 {
     memset(sq_out, 0, sizeof(*sq_out));
-    if (min_kib < 0 || min_kib > SERVICE_MAX_KIB)
-        return fail_value(err, min_kib);
-    if (max_kib < 1 || max_kib > SERVICE_MAX_KIB)
-        return fail_value(err, max_kib);
-    if (min_kib > max_kib)
-        return fail_value(err, min_kib);
     if (check_session(r, session, err) < 0)
         return -1;
     sq_out->ran = true;

@@ -25,6 +25,8 @@ struct squeezer {
     struct policy_decision dec;
     squeeze_observer_fn observer;
     void *observer_ctx;
+    squeeze_start_fn start_hook;
+    void *start_ctx;
     atomic_bool cancel;
     bool clock_started;
     int64_t clock_raw_ms; /* the backend's clock when last read */
@@ -89,6 +91,12 @@ void squeeze_set_observer(struct squeezer *sq, squeeze_observer_fn fn, void *ctx
 {
     sq->observer = fn;
     sq->observer_ctx = ctx;
+}
+
+void squeeze_set_start_hook(struct squeezer *sq, squeeze_start_fn fn, void *ctx)
+{
+    sq->start_hook = fn;
+    sq->start_ctx = ctx;
 }
 
 const struct domcache_snapshot *squeeze_last_snapshot(const struct squeezer *sq)
@@ -204,6 +212,8 @@ static int run(struct squeezer *sq, const struct policy_request *req,
                struct squeeze_result *res)
 {
     memset(res, 0, sizeof(*res));
+    if (sq->start_hook != NULL)
+        sq->start_hook(sq->start_ctx);
     policy_state_reset(sq->st);
     const int64_t start_ms = clock_now_ms(sq);
     int failures = 0;

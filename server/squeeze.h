@@ -81,4 +81,9 @@ typedef void (*squeeze_observer_fn)(void *ctx, const struct domcache_snapshot *s
                                     const struct policy_decision *d);
 void squeeze_set_observer(struct squeezer *sq, squeeze_observer_fn fn, void *ctx);
 
+/* Called when an operation (free, free range, balance) starts, before its first
+ * snapshot: the moment a squeeze really runs (the service's busy flag). */
+typedef void (*squeeze_start_fn)(void *ctx);
+void squeeze_set_start_hook(struct squeezer *sq, squeeze_start_fn fn, void *ctx);
+
 #endif

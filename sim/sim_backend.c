@@ -120,6 +120,5 @@ struct backend *backend_sim_open(struct sim *s)
     struct backend *b = xcalloc(1, sizeof(*b));
     b->ops = &sim_ops;
     b->priv = s;
-    b->sim = s;
     return b;
 }

@@ -31,8 +31,14 @@
 #include "api/api.h"
 #include "api/metrics.h"
 #include "common/log.h"
+#include "server/request.h"
 
 /* ==== a recording mock of server/service.h ========================================== */
+
+/* The mock answers like the service at its boundary: each call first checks its typed
+ * request with the service's own checks (server/request.c), so a refused value is
+ * answered without being recorded as a call, as the real service answers it without
+ * queueing it. */
 
 struct service {
     int unused;
@@ -92,19 +98,12 @@ static int take_failure(struct service_error *err)
     return rc;
 }
 
-void service_error_clear(struct service_error *e)
-{
-    if (e == NULL)
-        return;
-    free(e->domids);
-    free(e->text);
-    *e = (struct service_error){0};
-}
-
 int service_login(struct service *s, const char *dbg, const char *service_name, char **session,
                   struct service_error *err)
 {
     assert_ptr_equal(s, SVC);
+    if (request_check_login(&(struct req_login){.service_name = service_name}, err) < 0)
+        return -1;
     record("login dbg=%s service=%s", dbg, service_name);
     if (take_failure(err) < 0)
         return -1;
@@ -116,6 +115,8 @@ int service_reserve_memory(struct service *s, const char *dbg, const char *sessi
                            char **reservation_id, struct service_error *err)
 {
     assert_ptr_equal(s, SVC);
+    if (request_check_reserve(&(struct req_reserve){.session = session, .kib = kib}, err) < 0)
+        return -1;
     record("reserve_memory dbg=%s session=%s kib=%lld", dbg, session, (long long)kib);
     if (strcmp(session, "slow") == 0) {
         struct timespec deadline;
@@ -141,6 +142,10 @@ int service_reserve_memory_range(struct service *s, const char *dbg, const char 
                                  int64_t *reserved_kib, struct service_error *err)
 {
     assert_ptr_equal(s, SVC);
+    if (request_check_reserve_range(
+            &(struct req_reserve_range){.session = session, .min_kib = min_kib, .max_kib = max_kib},
+            err) < 0)
+        return -1;
     record("reserve_memory_range dbg=%s session=%s min=%lld max=%lld", dbg, session,
            (long long)min_kib, (long long)max_kib);
     if (take_failure(err) < 0)
@@ -154,6 +159,9 @@ int service_delete_reservation(struct service *s, const char *dbg, const char *s
                                const char *reservation_id, struct service_error *err)
 {
     assert_ptr_equal(s, SVC);
+    if (request_check_delete(
+            &(struct req_delete){.session = session, .reservation_id = reservation_id}, err) < 0)
+        return -1;
     record("delete_reservation dbg=%s session=%s id=%s", dbg, session, reservation_id);
     return take_failure(err);
 }
@@ -163,6 +171,11 @@ int service_transfer_reservation_to_domain(struct service *s, const char *dbg,
                                            int64_t domid, struct service_error *err)
 {
     assert_ptr_equal(s, SVC);
+    if (request_check_transfer(&(struct req_transfer){.session = session,
+                                                         .reservation_id = reservation_id,
+                                                         .domid = domid},
+                               err) < 0)
+        return -1;
     record("transfer dbg=%s session=%s id=%s domid=%lld", dbg, session, reservation_id,
            (long long)domid);
     return take_failure(err);
@@ -173,6 +186,8 @@ int service_query_reservation_of_domain(struct service *s, const char *dbg, cons
                                         struct service_error *err)
 {
     assert_ptr_equal(s, SVC);
+    if (request_check_query(&(struct req_query){.session = session, .domid = domid}, err) < 0)
+        return -1;
     record("query dbg=%s session=%s domid=%lld", dbg, session, (long long)domid);
     if (take_failure(err) < 0)
         return -1;
@@ -238,6 +253,8 @@ json_t *service_sim_state(struct service *s, struct service_error *err)
 int service_sim_advance(struct service *s, double seconds, struct service_error *err)
 {
     assert_ptr_equal(s, SVC);
+    if (request_check_sim_advance(&(struct req_sim_advance){.seconds = seconds}, err) < 0)
+        return -1;
     record("sim.advance seconds=%g", seconds);
     return take_failure(err);
 }
@@ -245,9 +262,10 @@ int service_sim_advance(struct service *s, double seconds, struct service_error 
 int service_sim_create_domain(struct service *s, const json_t *domain,
                               struct service_error *err)
 {
-    char *d = json_dumps(domain, JSON_COMPACT | JSON_SORT_KEYS);
-
     assert_ptr_equal(s, SVC);
+    if (request_check_sim_create(&(struct req_sim_create){.domain = domain}, err) < 0)
+        return -1;
+    char *d = json_dumps(domain, JSON_COMPACT | JSON_SORT_KEYS);
     record("sim.create_domain %s", d);
     free(d);
     return take_failure(err);
@@ -256,6 +274,8 @@ int service_sim_create_domain(struct service *s, const json_t *domain,
 int service_sim_destroy_domain(struct service *s, int64_t domid, struct service_error *err)
 {
     assert_ptr_equal(s, SVC);
+    if (request_check_sim_destroy(&(struct req_sim_destroy){.domid = domid}, err) < 0)
+        return -1;
     record("sim.destroy_domain domid=%lld", (long long)domid);
     return take_failure(err);
 }
@@ -264,6 +284,10 @@ int service_sim_set_dynamic_range(struct service *s, int64_t domid, int64_t min_
                                   int64_t max_kib, struct service_error *err)
 {
     assert_ptr_equal(s, SVC);
+    if (request_check_sim_range(
+            &(struct req_sim_range){.domid = domid, .min_kib = min_kib, .max_kib = max_kib},
+            err) < 0)
+        return -1;
     record("sim.set_dynamic_range domid=%lld min=%lld max=%lld", (long long)domid,
            (long long)min_kib, (long long)max_kib);
     return take_failure(err);
@@ -272,9 +296,11 @@ int service_sim_set_dynamic_range(struct service *s, int64_t domid, int64_t min_
 int service_sim_set_balloon(struct service *s, int64_t domid, const json_t *balloon,
                             struct service_error *err)
 {
-    char *b = json_dumps(balloon, JSON_COMPACT | JSON_SORT_KEYS);
-
     assert_ptr_equal(s, SVC);
+    if (request_check_sim_balloon(&(struct req_sim_balloon){.domid = domid, .balloon = balloon},
+                                  err) < 0)
+        return -1;
+    char *b = json_dumps(balloon, JSON_COMPACT | JSON_SORT_KEYS);
     record("sim.set_balloon domid=%lld %s", (long long)domid, b);
     free(b);
     return take_failure(err);

@@ -30,6 +30,7 @@ struct wrap {
     struct backend base; /* first: the cache's struct backend * points here */
     struct backend_ops ops;
     struct backend *inner;
+    struct sim *world; /* the world inner runs on (owned by inner) */
     bool dying[WRAP_MAX];
     int64_t shadow_mib[WRAP_MAX]; /* -1: ask the sim */
     long watch_budget;            /* xs_watch calls left before -ENOSPC; -1: no limit */
@@ -86,7 +87,7 @@ static void w_maybe_destroy(struct wrap *w, const char *path)
     char dir[64];
     int len = snprintf(dir, sizeof(dir), "/local/domain/%lld/", (long long)w->destroy_on_read);
     if (strncmp(path, dir, (size_t)len) == 0) {
-        sim_destroy_domain(w->inner->sim, (uint32_t)w->destroy_on_read);
+        sim_destroy_domain(w->world, (uint32_t)w->destroy_on_read);
         w->destroy_on_read = -1;
     }
 }
@@ -193,7 +194,7 @@ static struct wrap *wrap_new(struct sim *s)
     };
     w->base.ops = &w->ops;
     w->base.priv = w;
-    w->base.sim = s;
+    w->world = s;
     for (int i = 0; i < WRAP_MAX; i++)
         w->shadow_mib[i] = -1;
     w->watch_budget = -1;

@@ -175,7 +175,6 @@ static struct wrap *wrap_new(struct backend *inner, struct sim *clock_world)
     struct wrap *w = xcalloc(1, sizeof(*w));
     w->pub.ops = &wrap_ops;
     w->pub.priv = w;
-    w->pub.sim = inner->sim;
     w->inner = inner;
     w->clock_world = clock_world;
     return w;

@@ -1510,7 +1510,7 @@ static void test_backend_sim_ops(void **state)
     struct sim *s = one_guest("\"type\": \"pv\", \"target_kib\": 100000, "
                               "\"maxmem_kib\": 200000, \"balloon\": {\"rate_kib_s\": 1000}");
     struct backend *b = backend_sim_open(s);
-    assert_ptr_equal(b->sim, s);
+    assert_ptr_equal(b->priv, s);
     assert_string_equal(b->ops->name, "sim");
     assert_true(b->ops->clock_is_virtual(b));
 

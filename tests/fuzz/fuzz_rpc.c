@@ -14,6 +14,7 @@
 
 #include "api/api.h"
 #include "sim/sim.h"
+#include "sim/sim_service.h"
 #include "common/log.h"
 #include "policy/policy.h"
 #include "server/service.h"
@@ -150,6 +151,7 @@ static struct service *world_open(void)
         fprintf(stderr, "fuzz_rpc: sim_new: %s\n", err);
         abort();
     }
+    o.sim = sim_service_sim(w);
     svc = service_new(backend_sim_open(w), &o, &err);
     if (svc == NULL) {
         fprintf(stderr, "fuzz_rpc: service_new: %s\n", err);
