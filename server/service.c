@@ -793,7 +793,9 @@ fail:
     return NULL;
 }
 
-void service_request_stop(struct service *s)
+/* Ask the worker to stop: the running squeeze is cancelled, the worker leaves its loop.
+ * Only atomic stores and a write(2). */
+static void request_stop(struct service *s)
 {
     atomic_store(&s->stop, true);
     if (s->sq != NULL)
@@ -807,7 +809,7 @@ void service_stop(struct service *s)
 {
     pthread_mutex_lock(&s->life_mu);
     if (s->thread_running) {
-        service_request_stop(s);
+        request_stop(s);
         pthread_join(s->thread, NULL);
         s->thread_running = false;
     }

@@ -36,10 +36,6 @@ struct service_options {
  * Returns NULL and *err (new string) if the host cannot be read. */
 struct service *service_new(struct backend *b, const struct service_options *o, char **err);
 
-/* Ask the service to stop: the running squeeze is cancelled, the worker leaves its loop.
- * Only atomic stores and a write(2): safe from a signal handler. */
-void service_request_stop(struct service *s);
-
 /* Stop the worker and wait for it: the running operation ends (cancelled), callers
  * queued or arriving later get INTERNAL "shutting down". service_status keeps working.
  * Idempotent. */

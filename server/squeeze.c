@@ -82,11 +82,6 @@ void squeeze_cancel(struct squeezer *sq)
     atomic_store(&sq->cancel, true);
 }
 
-void squeeze_clear_cancel(struct squeezer *sq)
-{
-    atomic_store(&sq->cancel, false);
-}
-
 void squeeze_set_observer(struct squeezer *sq, squeeze_observer_fn fn, void *ctx)
 {
     sq->observer = fn;

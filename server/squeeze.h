@@ -62,9 +62,8 @@ int squeeze_balance(struct squeezer *sq, struct squeeze_result *res);
 
 /* Ask the running operation (if any) to stop at its next round; it then returns
  * CANNOT_FREE with cancelled set. Safe from any thread and from signal handlers;
- * sticky until squeeze_clear_cancel. */
+ * sticky (the squeezer is then done: the service is stopping). */
 void squeeze_cancel(struct squeezer *sq);
-void squeeze_clear_cancel(struct squeezer *sq);
 
 /* Periodic duty: take a snapshot, update the uncooperative flags, and report whether a
  * balance would change any target. Returns 1 (balance needed), 0, or negative errno. */

@@ -34,7 +34,8 @@ const char *sim_balloon_model_name(enum sim_balloon_model m)
     return "unknown";
 }
 
-int simspec_model_parse(const char *name, enum sim_balloon_model *out)
+/* Parse a model name; 0 or -EINVAL. */
+static int simspec_model_parse(const char *name, enum sim_balloon_model *out)
 {
     for (size_t i = 0; i < N_MODELS; i++) {
         if (strcmp(name, model_names[i]) == 0) {
@@ -45,7 +46,8 @@ int simspec_model_parse(const char *name, enum sim_balloon_model *out)
     return -EINVAL;
 }
 
-char *simspec_field(const char *where, const char *field)
+/* "where.field", or "field" when where is NULL or empty (new string). */
+static char *simspec_field(const char *where, const char *field)
 {
     if (where == NULL || where[0] == '\0')
         return xstrdup(field);
@@ -285,20 +287,6 @@ int sim_balloon_from_json(const json_t *obj, const char *where, struct sim_ballo
     }
     *out = b;
     return 0;
-}
-
-json_t *simspec_balloon_to_json(const struct sim_balloon *b)
-{
-    json_t *o =
-        json_pack("{s:s, s:f, s:I}", "model", sim_balloon_model_name(b->model), "rate_kib_s",
-                  b->rate_kib_s, "stop_short_kib", (json_int_t)b->stop_short_kib);
-    if (b->model == SIM_BALLOON_FLOOR)
-        json_object_set_new(o, "floor_kib", json_integer(b->floor_kib));
-    if (b->model == SIM_BALLOON_CEILING)
-        json_object_set_new(o, "ceiling_kib", json_integer(b->ceiling_kib));
-    if (b->model == SIM_BALLOON_INTERMITTENT)
-        json_object_set_new(o, "period_s", json_real(b->period_s));
-    return o;
 }
 
 /* Which size fields a domain object gave, so defaults can follow the others. */

@@ -45,11 +45,5 @@ void sim_scenario_free(struct sim_scenario *s);
 int simspec_validate(const struct sim_domain_spec *d, const char *where, char **err);
 /* Same for a balloon alone. */
 int simspec_validate_balloon(const struct sim_balloon *b, const char *where, char **err);
-/* Parse a model name; 0 or -EINVAL. */
-int simspec_model_parse(const char *name, enum sim_balloon_model *out);
-/* The balloon as its JSON object (only the fields its model takes); new reference. */
-json_t *simspec_balloon_to_json(const struct sim_balloon *b);
-/* "where.field", or "field" when where is NULL or empty (new string). */
-char *simspec_field(const char *where, const char *field);
 
 #endif
