@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
-/* JSON-RPC over a POST body: parsing, parameter checks, dispatch, reply envelopes. */
+/* JSON-RPC over a POST body: parsing, JSON type and count checks, dispatch, reply envelopes. */
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -480,7 +480,10 @@ static const struct method methods[] = {
     {.name = "get_host_initial_free_memory", .fn = m_get_host_initial_free_memory},
     {.name = "get_domain_zero_policy", .fn = m_get_domain_zero_policy},
     {.name = "sim.state", .fn = m_sim_state, .sim = true},
-    {.name = "sim.advance", .params = {{"seconds", P_SECONDS}}, .fn = m_sim_advance, .sim = true},
+    {.name = "sim.advance",
+     .params = {{"seconds", P_SECONDS}},
+     .fn = m_sim_advance,
+     .sim = true},
     {.name = "sim.create_domain",
      .params = {{"domain", P_OBJECT}},
      .fn = m_sim_create_domain,

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
-/* squeezed's daemon: parse options, wire the backend, the service and the HTTP front end, run. */
+/* squeezed as a daemon: options, wiring of backend, service and HTTP front end, the run. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -319,7 +319,8 @@ static struct backend *open_backend(const struct config *cfg, const struct daemo
         return backend_sim_open(w);
     }
     char *why = NULL;
-    struct backend *b = hooks->open_xen != NULL ? hooks->open_xen(&why) : backend_xen_open(&why);
+    struct backend *b =
+        hooks->open_xen != NULL ? hooks->open_xen(&why) : backend_xen_open(&why);
     if (b == NULL) {
         *err = xasprintf("cannot use the Xen hypervisor: %s\n"
                          "To try squeezed without Xen, run it on the simulated host:\n"

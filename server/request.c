@@ -120,7 +120,8 @@ int request_check_delete(const struct req_delete *r, struct service_error *err)
 int request_check_transfer(const struct req_transfer *r, struct service_error *err)
 {
     static const char m[] = "transfer_reservation_to_domain";
-    if (check_name(r->session, "session_id", m, err) < 0 || check_id(r->reservation_id, err) < 0)
+    if (check_name(r->session, "session_id", m, err) < 0 ||
+        check_id(r->reservation_id, err) < 0)
         return -1;
     return check_domid(r->domid, m, err);
 }

@@ -20,9 +20,9 @@
  * (KiB, 1 .. 1099511627776)"). Parameters are checked in their declaration order.
  */
 
-#define REQUEST_MAX_NAME_BYTES 255     /* service names, sessions, reservation ids */
-#define REQUEST_MAX_DOMID 0x7fef       /* DOMID_FIRST_RESERVED - 1 */
-#define REQUEST_MAX_ADVANCE_S 1.0e9    /* sim.advance, seconds: about 31 years */
+#define REQUEST_MAX_NAME_BYTES 255  /* service names, sessions, reservation ids */
+#define REQUEST_MAX_DOMID 0x7fef    /* DOMID_FIRST_RESERVED - 1 */
+#define REQUEST_MAX_ADVANCE_S 1.0e9 /* sim.advance, seconds: about 31 years */
 
 struct req_login {
     const char *service_name;

@@ -67,17 +67,17 @@ enum job_kind { /* the first five change the reservations */
 struct job {
     enum job_kind kind;
     union {
-        struct req_login login;             /* JOB_LOGIN */
-        struct req_reserve reserve;         /* JOB_RESERVE */
-        struct req_reserve_range range;     /* JOB_RESERVE_RANGE */
-        struct req_delete del;              /* JOB_DELETE */
-        struct req_transfer transfer;       /* JOB_TRANSFER */
-        struct req_query query;             /* JOB_QUERY */
-        struct req_sim_advance advance;     /* JOB_SIM_ADVANCE */
-        struct req_sim_create create;       /* JOB_SIM_CREATE */
-        struct req_sim_destroy destroy;     /* JOB_SIM_DESTROY */
-        struct req_sim_range sim_range;     /* JOB_SIM_RANGE */
-        struct req_sim_balloon balloon;     /* JOB_SIM_BALLOON */
+        struct req_login login;         /* JOB_LOGIN */
+        struct req_reserve reserve;     /* JOB_RESERVE */
+        struct req_reserve_range range; /* JOB_RESERVE_RANGE */
+        struct req_delete del;          /* JOB_DELETE */
+        struct req_transfer transfer;   /* JOB_TRANSFER */
+        struct req_query query;         /* JOB_QUERY */
+        struct req_sim_advance advance; /* JOB_SIM_ADVANCE */
+        struct req_sim_create create;   /* JOB_SIM_CREATE */
+        struct req_sim_destroy destroy; /* JOB_SIM_DESTROY */
+        struct req_sim_range sim_range; /* JOB_SIM_RANGE */
+        struct req_sim_balloon balloon; /* JOB_SIM_BALLOON */
     } req;
     char *out_str; /* outputs, owned by the caller once done */
     int64_t out_kib;
@@ -489,8 +489,8 @@ static int run_sim_job(struct service *s, struct job *j)
                                     j->req.sim_range.min_kib, j->req.sim_range.max_kib, &why);
         break;
     case JOB_SIM_BALLOON:
-        rc = ops->set_balloon(ctx, (uint32_t)j->req.balloon.domid, j->req.balloon.balloon,
-                              &why);
+        rc =
+            ops->set_balloon(ctx, (uint32_t)j->req.balloon.domid, j->req.balloon.balloon, &why);
         break;
     default:
         return service_fail(j->err, SERVICE_ERR_INTERNAL, xstrdup("bad job"));
@@ -529,8 +529,8 @@ static void run_job(struct service *s, struct job *j)
                       rs.rc, &rs.res);
         break;
     case JOB_DELETE:
-        j->rc = reservations_delete(s->resv, j->req.del.session, j->req.del.reservation_id,
-                                    j->err);
+        j->rc =
+            reservations_delete(s->resv, j->req.del.session, j->req.del.reservation_id, j->err);
         break;
     case JOB_TRANSFER:
         j->rc = reservations_transfer(s->resv, j->req.transfer.session,
@@ -1034,7 +1034,8 @@ int service_sim_set_dynamic_range(struct service *s, int64_t domid, int64_t min_
 {
     struct job j;
     job_init(&j, JOB_SIM_RANGE, err);
-    j.req.sim_range = (struct req_sim_range){.domid = domid, .min_kib = min_kib, .max_kib = max_kib};
+    j.req.sim_range =
+        (struct req_sim_range){.domid = domid, .min_kib = min_kib, .max_kib = max_kib};
     if (request_check_sim_range(&j.req.sim_range, err) < 0 || need_sim(s, err) < 0)
         return -1;
     return submit(s, &j);

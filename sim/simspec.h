@@ -18,8 +18,8 @@ void sim_domain_spec_default(struct sim_domain_spec *d, uint32_t domid);
 /* Parse one domain object (scenario entry or sim.create_domain argument). On error
  * returns -EINVAL and sets *err to a new string "FIELD: reason" with FIELD prefixed by
  * `where` (e.g. "domains[2]"). */
-int sim_domain_spec_from_json(const json_t *obj, const char *where,
-                              struct sim_domain_spec *out, char **err);
+int sim_domain_spec_from_json(const json_t *obj, const char *where, struct sim_domain_spec *out,
+                              char **err);
 /* Parse a balloon object ("balloon" field). Same error convention. */
 int sim_balloon_from_json(const json_t *obj, const char *where, struct sim_balloon *out,
                           char **err);

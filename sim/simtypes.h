@@ -29,16 +29,16 @@ struct sim_balloon {
 /* A domain as a scenario (or sim.create_domain) describes it. */
 struct sim_domain_spec {
     uint32_t domid;
-    enum domain_type type;   /* default hvm */
-    int64_t dynamic_min_kib; /* default target_kib */
-    int64_t dynamic_max_kib; /* default target_kib */
-    int64_t target_kib;      /* default 1048576, or initial_reservation_kib if set */
-    int64_t actual_kib;      /* default target_kib; 0 when initial_reservation_kib set */
-    int64_t maxmem_kib;      /* default target_kib; guest units (without type offset) */
+    enum domain_type type;     /* default hvm */
+    int64_t dynamic_min_kib;   /* default target_kib */
+    int64_t dynamic_max_kib;   /* default target_kib */
+    int64_t target_kib;        /* default 1048576, or initial_reservation_kib if set */
+    int64_t actual_kib;        /* default target_kib; 0 when initial_reservation_kib set */
+    int64_t maxmem_kib;        /* default target_kib; guest units (without type offset) */
     int64_t memory_offset_kib; /* default 0 */
     int64_t initial_reservation_kib; /* 0 = none; else starts unbooted, allocates up to
                                         it at the balloon rate, then boots */
-    double boot_after_s;     /* default 0: booted at creation */
+    double boot_after_s;             /* default 0: booted at creation */
     struct sim_balloon balloon;
 };
 
@@ -64,8 +64,8 @@ struct sim;
 
 /* Counters of what the world was asked, for tests of the cache. */
 struct sim_counters {
-    uint64_t xs_reads;       /* xs_read + xs_directory */
-    uint64_t xs_writes;      /* xs_write + xs_rm */
+    uint64_t xs_reads;  /* xs_read + xs_directory */
+    uint64_t xs_writes; /* xs_write + xs_rm */
     uint64_t list_domains;
     uint64_t physinfo;
     uint64_t set_maxmem;

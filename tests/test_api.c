@@ -142,9 +142,10 @@ int service_reserve_memory_range(struct service *s, const char *dbg, const char 
                                  int64_t *reserved_kib, struct service_error *err)
 {
     assert_ptr_equal(s, SVC);
-    if (request_check_reserve_range(
-            &(struct req_reserve_range){.session = session, .min_kib = min_kib, .max_kib = max_kib},
-            err) < 0)
+    if (request_check_reserve_range(&(struct req_reserve_range){.session = session,
+                                                                .min_kib = min_kib,
+                                                                .max_kib = max_kib},
+                                    err) < 0)
         return -1;
     record("reserve_memory_range dbg=%s session=%s min=%lld max=%lld", dbg, session,
            (long long)min_kib, (long long)max_kib);
@@ -160,7 +161,8 @@ int service_delete_reservation(struct service *s, const char *dbg, const char *s
 {
     assert_ptr_equal(s, SVC);
     if (request_check_delete(
-            &(struct req_delete){.session = session, .reservation_id = reservation_id}, err) < 0)
+            &(struct req_delete){.session = session, .reservation_id = reservation_id}, err) <
+        0)
         return -1;
     record("delete_reservation dbg=%s session=%s id=%s", dbg, session, reservation_id);
     return take_failure(err);
@@ -172,8 +174,8 @@ int service_transfer_reservation_to_domain(struct service *s, const char *dbg,
 {
     assert_ptr_equal(s, SVC);
     if (request_check_transfer(&(struct req_transfer){.session = session,
-                                                         .reservation_id = reservation_id,
-                                                         .domid = domid},
+                                                      .reservation_id = reservation_id,
+                                                      .domid = domid},
                                err) < 0)
         return -1;
     record("transfer dbg=%s session=%s id=%s domid=%lld", dbg, session, reservation_id,

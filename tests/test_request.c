@@ -13,8 +13,8 @@
 #include "server/request.h"
 
 /* The error of a failed check: kind, value and text, then cleared. */
-static void expect_error(struct service_error *err, enum service_error_kind kind,
-                         int64_t value, const char *text)
+static void expect_error(struct service_error *err, enum service_error_kind kind, int64_t value,
+                         const char *text)
 {
     assert_int_equal(err->kind, kind);
     if (kind == SERVICE_ERR_INVALID_MEMORY_VALUE)
@@ -157,7 +157,8 @@ static void test_sim_values(void **state)
     json_t *arr = json_array();
     struct req_sim_balloon b = {.domid = 1, .balloon = arr};
     assert_int_equal(request_check_sim_balloon(&b, &err), -1);
-    expect_error(&err, SERVICE_ERR_INVALID_PARAMS, 0, "balloon of sim.set_balloon must be an object");
+    expect_error(&err, SERVICE_ERR_INVALID_PARAMS, 0,
+                 "balloon of sim.set_balloon must be an object");
     json_decref(arr);
 }
 
