@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /* JSON-RPC over a POST body: parsing, parameter checks, dispatch, reply envelopes. */
+#include <assert.h>
 #include <math.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <jansson.h>
 
 #include "api/api.h"
+#include "common/limits.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 
@@ -20,9 +22,6 @@
 #define RPC_INVALID_PARAMS -32602
 #define RPC_DOMAIN_ERROR -32000 /* the service refused: data holds the xapi variant */
 
-#define MAX_DOMID 0x7FEF    /* DOMID_FIRST_RESERVED - 1 */
-#define MAX_NAME_BYTES 255  /* service names, sessions, reservation ids */
-#define MAX_ADVANCE_S 1.0e9 /* sim.advance: about 31 years of virtual time */
 #define MAX_PARAMS 4        /* not counting dbg */
 
 enum rpc_style {
@@ -42,10 +41,10 @@ enum param_type {
     P_TEXT,     /* any string */
     P_NAME,     /* service name or session: non-empty, no '/', no control characters */
     P_RESV_ID,  /* a reservation id; one that cannot exist is Unknown_reservation */
-    P_KIB,      /* size in KiB, 0 .. SERVICE_MAX_KIB */
-    P_KIB_SIZE, /* size in KiB that must be non-zero, 1 .. SERVICE_MAX_KIB */
-    P_DOMID,    /* 0 .. MAX_DOMID */
-    P_SECONDS,  /* a number of seconds, integer or not, > 0 and <= MAX_ADVANCE_S */
+    P_KIB,      /* size in KiB, 0 .. LIMIT_KIB_MAX */
+    P_KIB_SIZE, /* size in KiB that must be non-zero, 1 .. LIMIT_KIB_MAX */
+    P_DOMID,    /* 0 .. LIMIT_DOMID_MAX */
+    P_SECONDS,  /* a number of seconds, integer or not, > 0 and <= LIMIT_ADVANCE_MAX_S */
     P_OBJECT,   /* a JSON object, checked by the service */
 };
 
@@ -82,10 +81,8 @@ static json_t *json_text(const char *s)
     for (unsigned char *p = (unsigned char *)copy; *p != '\0'; p++)
         if (*p >= 0x80)
             *p = '?';
-    j = json_string(copy);
+    j = json_string(copy); /* ASCII now: only allocation could fail, and that aborts */
     free(copy);
-    if (j == NULL)
-        abort();
     return j;
 }
 
@@ -96,16 +93,12 @@ static void rpc_fail(struct rpc_error *err, int code, json_t *variant, const cha
 static void rpc_fail(struct rpc_error *err, int code, json_t *variant, const char *fmt, ...)
 {
     va_list ap;
-    char *msg = NULL;
 
     va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0)
-        abort();
+    char *msg = xvasprintf(fmt, ap);
     va_end(ap);
     if (variant == NULL)
         variant = json_pack("[so]", "Internal_error", json_text(msg));
-    if (variant == NULL)
-        abort();
     json_decref(err->variant);
     free(err->message);
     err->code = code;
@@ -130,15 +123,12 @@ static json_t *envelope(enum rpc_style style, const json_t *id, json_t *result,
     json_t *reply = json_object();
     json_t *idv = id != NULL ? json_deep_copy(id) : json_null();
 
-    if (reply == NULL || idv == NULL)
-        abort();
     if (style == STYLE_V2) {
         json_object_set_new(reply, "jsonrpc", json_string("2.0"));
         if (err != NULL && err->code != 0) {
             json_t *e = json_pack("{s:i, s:o, s:O}", "code", err->code, "message",
                                   json_text(err->message), "data", err->variant);
-            if (e == NULL)
-                abort();
+            assert(e != NULL); /* a variant is always set with a code */
             json_object_set_new(reply, "error", e);
             json_decref(result);
         } else {
@@ -556,7 +546,7 @@ static const char *json_kind(const json_t *v)
  * characters. */
 static bool is_plain_name(const char *s, size_t len)
 {
-    if (len == 0 || len > MAX_NAME_BYTES || strlen(s) != len)
+    if (len == 0 || len > LIMIT_NAME_MAX_BYTES || strlen(s) != len)
         return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -571,11 +561,11 @@ static int check_size(const struct method *m, const struct param_spec *p, const 
 {
     int64_t kib = (int64_t)json_integer_value(v);
 
-    if (kib < 0 || kib > SERVICE_MAX_KIB || (kib == 0 && p->type == P_KIB_SIZE)) {
+    if (kib < 0 || kib > LIMIT_KIB_MAX || (kib == 0 && p->type == P_KIB_SIZE)) {
         rpc_fail(err, RPC_DOMAIN_ERROR,
                  json_pack("[sI]", "Invalid_memory_value", (json_int_t)kib),
                  "invalid memory value for %s of %s: %lld (KiB, %s .. %lld)", p->name, m->name,
-                 (long long)kib, p->type == P_KIB_SIZE ? "1" : "0", (long long)SERVICE_MAX_KIB);
+                 (long long)kib, p->type == P_KIB_SIZE ? "1" : "0", (long long)LIMIT_KIB_MAX);
         return -1;
     }
     return 0;
@@ -595,7 +585,7 @@ static int check_param(const struct method *m, const struct param_spec *p, const
             rpc_fail(err, RPC_INVALID_PARAMS, NULL,
                      "invalid params: %s of %s must be a non-empty name of at most %d bytes "
                      "without '/' or control characters",
-                     p->name, m->name, MAX_NAME_BYTES);
+                     p->name, m->name, LIMIT_NAME_MAX_BYTES);
             return -1;
         }
         /* Ids are UUIDs: one that could not name a xenstore key was never handed out. */
@@ -615,10 +605,10 @@ static int check_param(const struct method *m, const struct param_spec *p, const
     case P_DOMID:
         if (!json_is_integer(v))
             goto wrong_type;
-        if (json_integer_value(v) < 0 || json_integer_value(v) > MAX_DOMID) {
+        if (json_integer_value(v) < 0 || json_integer_value(v) > LIMIT_DOMID_MAX) {
             rpc_fail(err, RPC_INVALID_PARAMS, NULL,
                      "invalid params: %s of %s must be a domain id, 0 .. %d; got %lld", p->name,
-                     m->name, MAX_DOMID, (long long)json_integer_value(v));
+                     m->name, LIMIT_DOMID_MAX, (long long)json_integer_value(v));
             return -1;
         }
         return 0;
@@ -626,10 +616,10 @@ static int check_param(const struct method *m, const struct param_spec *p, const
         if (!json_is_number(v))
             goto wrong_type;
         double s = json_number_value(v);
-        if (!isfinite(s) || s <= 0 || s > MAX_ADVANCE_S) {
+        if (!isfinite(s) || s <= 0 || s > LIMIT_ADVANCE_MAX_S) {
             rpc_fail(err, RPC_INVALID_PARAMS, NULL,
                      "invalid params: %s of %s must be above 0 and at most %.0f; got %g",
-                     p->name, m->name, MAX_ADVANCE_S, s);
+                     p->name, m->name, LIMIT_ADVANCE_MAX_S, s);
             return -1;
         }
         return 0;
@@ -682,8 +672,6 @@ static json_t *check_params(const struct method *m, const json_t *params, const 
     json_t *args = json_array();
     size_t first = 0;
 
-    if (args == NULL)
-        abort();
     *dbg = "";
     if (json_is_array(params)) {
         size_t n = json_array_size(params);
@@ -767,8 +755,6 @@ static char *dump(json_t *reply)
 {
     char *s = json_dumps(reply, JSON_COMPACT);
     json_decref(reply);
-    if (s == NULL)
-        abort();
     return s;
 }
 
@@ -795,10 +781,10 @@ char *api_handle_rpc(struct service *svc, const char *body, size_t len, int *htt
         len = 0;
     }
     style = guess_style(body, len);
-    if (len > API_MAX_BODY_BYTES) {
+    if (len > LIMIT_BODY_MAX_BYTES) {
         *http_status = 413;
         rpc_fail(&err, RPC_INVALID_REQUEST, NULL, "request body larger than %d bytes",
-                 API_MAX_BODY_BYTES);
+                 LIMIT_BODY_MAX_BYTES);
         goto out;
     }
     req = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);

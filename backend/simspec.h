@@ -6,11 +6,7 @@
 #include <jansson.h>
 
 #include "backend/sim.h"
-
-/* Highest valid domid (DOMID_FIRST_RESERVED - 1). */
-#define SIMSPEC_DOMID_MAX 32751
-/* Larger sizes are refused as absurd (1 PiB), which also keeps sums from overflowing. */
-#define SIMSPEC_KIB_MAX ((int64_t)1 << 40)
+#include "common/limits.h" /* LIMIT_DOMID_MAX, LIMIT_KIB_MAX bound every spec */
 
 /* Check a filled-in domain spec (sizes, ranges, balloon). On error returns -EINVAL and
  * *err = "WHERE.FIELD: reason" (new string; `where` may be NULL or ""). */

@@ -283,7 +283,7 @@ static void entry_unwatch(struct domcache *dc, struct dc_entry *e)
         char *path = key_path(e, watched_keys[i]);
         int rc = dc->b->ops->xs_unwatch(dc->b, path, token);
         if (rc < 0 && rc != -ENOENT)
-            log_debug("domid %" PRIu32 ": unwatch %s: %s", e->domid, path, strerror(-rc));
+            log_dom_debug(e->domid, "unwatch %s: %s", path, strerror(-rc));
         free(path);
     }
     free(token);
@@ -411,7 +411,7 @@ static int entry_fetch(struct domcache *dc, struct dc_entry *e, enum dc_key k)
         value_set_absent(&e->v[k]);
         rc = 0;
     } else {
-        log_warnx("domid %" PRIu32 ": cannot read %s: %s", e->domid, path, strerror(-rc));
+        log_dom_warnx(e->domid, "cannot read %s: %s", path, strerror(-rc));
     }
     free(path);
     return rc;
@@ -464,11 +464,9 @@ static int write_key(struct domcache *dc, uint32_t domid, struct dc_entry *e, co
         if (e != NULL && k >= 0)
             value_set(&e->v[k], value);
     } else if (rc == -ENOENT) {
-        log_debug("domid %" PRIu32 ": not writing %s = '%s': the domain has gone", domid, path,
-                  value);
+        log_dom_debug(domid, "not writing %s = '%s': the domain has gone", path, value);
     } else {
-        log_warnx("domid %" PRIu32 ": cannot write %s = '%s': %s", domid, path, value,
-                  strerror(-rc));
+        log_dom_warnx(domid, "cannot write %s = '%s': %s", path, value, strerror(-rc));
     }
     free(path);
     free(dir);
@@ -675,8 +673,8 @@ static int64_t shadow_kib(struct domcache *dc, struct dc_entry *e,
         COUNT(dc, hypercalls);
         int rc = dc->b->ops->shadow_allocation_mib(dc->b, d->domid, &mib);
         if (rc < 0) {
-            log_debug("domid %" PRIu32 ": shadow allocation unknown (%s), counting 0", d->domid,
-                      strerror(-rc));
+            log_dom_debug(d->domid, "shadow allocation unknown (%s), counting 0",
+                          strerror(-rc));
             mib = 0;
         }
         e->shadow_mib = mib;
@@ -702,13 +700,13 @@ static int settle_offset(struct domcache *dc, struct dc_entry *e, int64_t tot_ki
             *offset_kib = v->num;
             return 1;
         }
-        log_warnx("domid %" PRIu32 ": memory/memory-offset '%s' is not a number; "
-                  "calibrating again",
-                  e->domid, v->str);
+        log_dom_warnx(e->domid,
+                      "memory/memory-offset '%s' is not a number; "
+                      "calibrating again",
+                      v->str);
     }
     off = tot_kib - target_kib;
-    log_debug("domid %" PRIu32 ": booted; calibrating memory-offset = %" PRId64 " KiB",
-              e->domid, off);
+    log_dom_debug(e->domid, "booted; calibrating memory-offset = %" PRId64 " KiB", off);
     char buf[32];
     snprintf(buf, sizeof(buf), "%" PRId64, off);
     rc = write_key(dc, e->domid, e, key_names[DK_OFFSET], buf);
@@ -770,9 +768,10 @@ static int build_domain(struct domcache *dc, struct dc_entry *e, const struct ba
         return rc;
     int64_t initres_kib = 0;
     if (e->v[DK_INITRES].present && !value_kib(&e->v[DK_INITRES], &initres_kib)) {
-        log_warnx("domid %" PRIu32 ": memory/initial-reservation '%s' is not a size; "
-                  "counting 0",
-                  e->domid, e->v[DK_INITRES].str);
+        log_dom_warnx(e->domid,
+                      "memory/initial-reservation '%s' is not a size; "
+                      "counting 0",
+                      e->v[DK_INITRES].str);
         initres_kib = 0;
     }
 
@@ -789,7 +788,7 @@ static int build_domain(struct domcache *dc, struct dc_entry *e, const struct ba
         rc = entry_dir_exists(dc, e);
         if (rc <= 0) {
             if (rc == 0)
-                log_debug("domid %" PRIu32 ": no xenstore directory; skipped", e->domid);
+                log_dom_debug(e->domid, "no xenstore directory; skipped");
             return rc;
         }
         /* Not ballooned yet: it counts as using max(initial-reservation, actual), and
@@ -815,12 +814,12 @@ static int build_domain(struct domcache *dc, struct dc_entry *e, const struct ba
         return rc;
     int64_t target_kib;
     if (!e->v[DK_TARGET].present) {
-        log_debug("domid %" PRIu32 ": memory/target missing; skipped", e->domid);
+        log_dom_debug(e->domid, "memory/target missing; skipped");
         return 0;
     }
     if (!value_kib(&e->v[DK_TARGET], &target_kib)) {
-        log_warnx("domid %" PRIu32 ": memory/target '%s' is not a size; skipped", e->domid,
-                  e->v[DK_TARGET].str);
+        log_dom_warnx(e->domid, "memory/target '%s' is not a size; skipped",
+                      e->v[DK_TARGET].str);
         value_forget(&e->v[DK_TARGET]);
         return 0;
     }
@@ -828,7 +827,7 @@ static int build_domain(struct domcache *dc, struct dc_entry *e, const struct ba
     rc = settle_offset(dc, e, tot_kib, target_kib, &offset_kib);
     if (rc <= 0) {
         if (rc == 0)
-            log_debug("domid %" PRIu32 ": gone while calibrating; skipped", e->domid);
+            log_dom_debug(e->domid, "gone while calibrating; skipped");
         return rc;
     }
     e->offset_kib = offset_kib;
@@ -886,9 +885,8 @@ static void sync_entries(struct domcache *dc, const struct backend_domain *list,
         const struct backend_domain *d = &list[i];
         struct dc_entry *e = entry_find(dc, d->domid);
         if (e != NULL && memcmp(e->handle, d->handle, sizeof(e->handle)) != 0) {
-            log_debug("domid %" PRIu32 ": a new domain (handle changed); forgetting the old "
-                      "one",
-                      d->domid);
+            log_dom_debug(d->domid, "a new domain (handle changed); forgetting the old "
+                                    "one");
             entry_drop(dc, e);
             e = NULL;
         }
@@ -1031,8 +1029,7 @@ int domcache_set_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib)
         COUNT(dc, hypercalls);
         int rc = dc->b->ops->list_domains(dc->b, &list, &n);
         if (rc < 0) {
-            log_warnx("domid %" PRIu32 ": cannot list domains to set maxmem: %s", domid,
-                      strerror(-rc));
+            log_dom_warnx(domid, "cannot list domains to set maxmem: %s", strerror(-rc));
             return rc;
         }
         for (size_t i = 0; i < n; i++) {
@@ -1045,7 +1042,7 @@ int domcache_set_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib)
         }
         free(list);
         if (e == NULL) {
-            log_debug("domid %" PRIu32 ": not setting maxmem: the domain has gone", domid);
+            log_dom_debug(domid, "not setting maxmem: the domain has gone");
             return 0;
         }
     }
@@ -1062,18 +1059,17 @@ int domcache_set_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib)
         xen_kib = 0;
     if (e->maxmem_xen_kib == (uint64_t)xen_kib)
         return 0;
-    log_debug("domid %" PRIu32 ": maxmem %" PRId64 " KiB (Xen %" PRId64 " KiB)", domid,
-              maxmem_kib, xen_kib);
+    log_dom_debug(domid, "maxmem %" PRId64 " KiB (Xen %" PRId64 " KiB)", maxmem_kib, xen_kib);
     COUNT(dc, hypercalls);
     int rc = dc->b->ops->set_maxmem(dc->b, domid, (uint64_t)xen_kib);
     if (rc == -ESRCH || rc == -ENOENT) {
-        log_debug("domid %" PRIu32 ": not setting maxmem: the domain has gone", domid);
+        log_dom_debug(domid, "not setting maxmem: the domain has gone");
         forget_domain(dc, domid);
         return 0;
     }
     if (rc < 0) {
-        log_warnx("domid %" PRIu32 ": cannot set maxmem to %" PRId64 " KiB: %s", domid, xen_kib,
-                  strerror(-rc));
+        log_dom_warnx(domid, "cannot set maxmem to %" PRId64 " KiB: %s", xen_kib,
+                      strerror(-rc));
         return rc;
     }
     e->maxmem_xen_kib = (uint64_t)xen_kib;
@@ -1125,7 +1121,7 @@ int domcache_set_uncooperative(struct domcache *dc, uint32_t domid, bool uncoope
     if (rc == 0 && e != NULL)
         value_set_absent(&e->v[DK_UNCOOP]);
     if (rc < 0)
-        log_warnx("domid %" PRIu32 ": cannot remove %s: %s", domid, path, strerror(-rc));
+        log_dom_warnx(domid, "cannot remove %s: %s", path, strerror(-rc));
     free(path);
     free(dir);
     return rc;

@@ -16,6 +16,8 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <jansson.h>
+
 #include "api/api.h"
 #include "backend/backend.h"
 #include "backend/sim.h"
@@ -524,6 +526,7 @@ int main(int argc, char **argv)
     int ready_fd = -1;
     int rc = 1;
 
+    json_set_alloc_funcs(xmalloc, free); /* jansson never returns NULL for want of memory */
     log_init("squeezed", true, 0);
     config_init(&cfg);
     bool done = false;

@@ -9,12 +9,12 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "common/limits.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/xalloc.h"
 
 #define STATE_ROOT "/squeezed/state"
-#define SESSION_MAX_LEN 128
-#define DOMID_MAX 0x7fef /* DOMID_FIRST_RESERVED - 1 */
 
 struct reservations {
     struct backend *b;   /* borrowed */
@@ -129,7 +129,7 @@ static int fail_value(struct service_error *err, int64_t value)
 static bool session_name_ok(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > SESSION_MAX_LEN)
+    if (n == 0 || n > LIMIT_SERVICE_NAME_MAX_BYTES)
         return false;
     return strspn(s, "abcdefghijklmnopqrstuvwxyz"
                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -202,19 +202,6 @@ static struct reservation *find(struct reservations *r, const char *session, con
 
 /* ---- loading ------------------------------------------------------------------------ */
 
-static int parse_i64(const char *text, int64_t min, int64_t max, int64_t *out)
-{
-    if (text == NULL || *text == '\0')
-        return -EINVAL;
-    errno = 0;
-    char *end = NULL;
-    long long v = strtoll(text, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > max)
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
 static void load_one(struct reservations *r, const char *session, const char *id)
 {
     char *path = xasprintf(STATE_ROOT "/%s/%s", session, id);
@@ -222,13 +209,13 @@ static void load_one(struct reservations *r, const char *session, const char *id
     char *tpath = xasprintf("%s/in-transfer", path);
     int64_t kib, domid = -1;
     int rc = r->b->ops->xs_read(r->b, path, &value);
-    if (rc < 0 || parse_i64(value, 0, SERVICE_MAX_KIB, &kib) < 0) {
+    if (rc < 0 || parse_int64(value, 0, LIMIT_KIB_MAX, &kib) < 0) {
         log_warnx("reservation %s of session %s: ignoring bad entry %s ('%s')", id, session,
                   path, value != NULL ? value : "");
         goto out;
     }
     rc = r->b->ops->xs_read(r->b, tpath, &domid_text);
-    if (rc == 0 && parse_i64(domid_text, 0, DOMID_MAX, &domid) < 0) {
+    if (rc == 0 && parse_int64(domid_text, 0, LIMIT_DOMID_MAX, &domid) < 0) {
         log_warnx("reservation %s: ignoring bad in-transfer '%s'", id, domid_text);
         domid = -1;
     }
@@ -284,7 +271,8 @@ int reservations_login(struct reservations *r, const char *service, struct servi
         return fail_text(err, SERVICE_ERR_INVALID_PARAMS,
                          xasprintf("invalid service name '%s': use 1 to %d letters, digits, "
                                    "'-', '_' or '@'",
-                                   service != NULL ? service : "", SESSION_MAX_LEN));
+                                   service != NULL ? service : "",
+                                   LIMIT_SERVICE_NAME_MAX_BYTES));
     char *dir = xasprintf(STATE_ROOT "/%s", service);
     int rc = r->b->ops->xs_rm(r->b, dir);
     if (rc == 0)
@@ -374,7 +362,7 @@ int reservations_reserve(struct reservations *r, struct squeezer *sq, const char
                          struct service_error *err)
 {
     memset(sq_out, 0, sizeof(*sq_out));
-    if (kib <= 0 || kib > SERVICE_MAX_KIB)
+    if (kib <= 0 || kib > LIMIT_KIB_MAX)
         return fail_value(err, kib);
     if (check_session(r, session, err) < 0)
         return -1;
@@ -391,9 +379,9 @@ int reservations_reserve_range(struct reservations *r, struct squeezer *sq, cons
                                struct service_error *err)
 {
     memset(sq_out, 0, sizeof(*sq_out));
-    if (min_kib < 0 || min_kib > SERVICE_MAX_KIB)
+    if (min_kib < 0 || min_kib > LIMIT_KIB_MAX)
         return fail_value(err, min_kib);
-    if (max_kib < 1 || max_kib > SERVICE_MAX_KIB)
+    if (max_kib < 1 || max_kib > LIMIT_KIB_MAX)
         return fail_value(err, max_kib);
     if (min_kib > max_kib)
         return fail_value(err, min_kib);
@@ -447,7 +435,7 @@ int reservations_transfer(struct reservations *r, const char *session, const cha
     struct reservation *x = id != NULL ? find(r, session, id, NULL) : NULL;
     if (x == NULL)
         return fail_text(err, SERVICE_ERR_UNKNOWN_RESERVATION, xstrdup(id != NULL ? id : ""));
-    if (domid < 0 || domid > DOMID_MAX)
+    if (domid < 0 || domid > LIMIT_DOMID_MAX)
         return domain_gone(err, domid);
 
     uint32_t d = (uint32_t)domid;
@@ -479,8 +467,8 @@ int reservations_transfer(struct reservations *r, const char *session, const cha
         goto out;
     }
     x->domid = (int32_t)domid;
-    log_info("domid %" PRId64 ": reservation %s (%" PRId64 " KiB) of session %s transferred",
-             domid, id, x->kib, session);
+    log_dom_info(domid, "reservation %s (%" PRId64 " KiB) of session %s transferred", id,
+                 x->kib, session);
 out:
     free(kib_text);
     free(path);
@@ -493,7 +481,7 @@ int reservations_query(struct reservations *r, const char *session, int64_t domi
 {
     if (check_session(r, session, err) < 0)
         return -1;
-    if (domid < 0 || domid > DOMID_MAX) {
+    if (domid < 0 || domid > LIMIT_DOMID_MAX) {
         err->kind = SERVICE_ERR_NO_RESERVATION;
         return -1;
     }

@@ -18,7 +18,10 @@
 
 #include "backend/sim.h"
 #include "cache/domcache.h"
+#include "common/clock.h"
+#include "common/limits.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/xalloc.h"
 #include "server/reservations.h"
 #include "server/service_life.h"
@@ -26,7 +29,6 @@
 
 #define OPS_RING 64
 #define PUBLISH_DURING_OP_MS 200 /* republish /status at most this often mid-operation */
-#define ADVANCE_MAX_S 86400.0
 
 enum op_kind { OP_RESERVE, OP_RESERVE_RANGE, OP_BALANCE, OP_PERIODIC, OP_KINDS };
 enum op_outcome { OUT_SUCCESS, OUT_CANNOT_FREE, OUT_REFUSED, OUT_ERROR, OUT_KINDS };
@@ -91,7 +93,7 @@ struct service {
     struct reservations *resv;
     struct service_options o;
     bool virtual_clock;
-    struct timespec started;
+    int64_t started_ms; /* clock_monotonic_ms() at service_new */
     int64_t initial_free_kib;
 
     /* The queue. */
@@ -126,13 +128,6 @@ struct service {
 };
 
 /* ---- small helpers ------------------------------------------------------------------ */
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t now_ms(struct service *s)
 {
@@ -271,10 +266,7 @@ static json_t *status_cache(struct service *s)
 
 static json_t *status_daemon(struct service *s)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double uptime_s = (double)(ts.tv_sec - s->started.tv_sec) +
-                      (double)(ts.tv_nsec - s->started.tv_nsec) / 1e9;
+    double uptime_s = (double)(clock_monotonic_ms() - s->started_ms) / 1000.0;
     return json_pack("{s:s,s:s,s:s,s:b,s:I,s:f}", "version", SQUEEZED_VERSION, "backend",
                      service_backend_name(s), "clock", service_clock_name(s), "busy", s->busy,
                      "now_ms", (json_int_t)now_ms(s), "uptime_s", uptime_s);
@@ -306,7 +298,7 @@ static void publish(struct service *s)
     s->dom0 = d0;
     pthread_mutex_unlock(&s->pub_mu);
     json_decref(old);
-    s->last_publish_wall_ms = wall_ms();
+    s->last_publish_wall_ms = clock_monotonic_ms();
 }
 
 json_t *service_status(struct service *s)
@@ -324,7 +316,7 @@ static void observe_round(void *ctx, const struct domcache_snapshot *snap,
     (void)snap;
     (void)d;
     struct service *s = ctx;
-    if (wall_ms() - s->last_publish_wall_ms >= PUBLISH_DURING_OP_MS)
+    if (clock_monotonic_ms() - s->last_publish_wall_ms >= PUBLISH_DURING_OP_MS)
         publish(s);
 }
 
@@ -423,7 +415,7 @@ static void take_events(struct service *s)
         s->event_pending = true;
     } else if (n < 0) {
         log_warnx("watch events: %s; retrying in 1 s", strerror(-n));
-        s->watch_retry_wall_ms = wall_ms() + 1000;
+        s->watch_retry_wall_ms = clock_monotonic_ms() + 1000;
     }
 }
 
@@ -464,7 +456,7 @@ static void advance(struct service *s, int64_t ms)
         } else if (s->event_pending) {
             periodic_check(s);
         }
-        if (wall_ms() - s->last_publish_wall_ms >= PUBLISH_DURING_OP_MS)
+        if (clock_monotonic_ms() - s->last_publish_wall_ms >= PUBLISH_DURING_OP_MS)
             publish(s);
     }
 }
@@ -490,7 +482,7 @@ static int sim_errno_error(struct service_error *err, int rc, int64_t domid, cha
 
 static bool domid_ok(int64_t domid)
 {
-    return domid >= 0 && domid <= 0x7fef;
+    return domid >= 0 && domid <= LIMIT_DOMID_MAX;
 }
 
 static int run_sim_job(struct service *s, struct job *j)
@@ -513,7 +505,7 @@ static int run_sim_job(struct service *s, struct job *j)
         rc = sim_create_domain(w, &spec, &why);
         if (rc < 0)
             return sim_errno_error(j->err, rc, spec.domid, why);
-        log_info("domid %u: created in the simulated host", spec.domid);
+        log_dom_info(spec.domid, "created in the simulated host");
         break;
     }
     case JOB_SIM_DESTROY:
@@ -522,7 +514,7 @@ static int run_sim_job(struct service *s, struct job *j)
         rc = sim_destroy_domain(w, (uint32_t)j->a);
         if (rc < 0)
             return sim_errno_error(j->err, rc, j->a, NULL);
-        log_info("domid %" PRId64 ": destroyed in the simulated host", j->a);
+        log_dom_info(j->a, "destroyed in the simulated host");
         break;
     case JOB_SIM_RANGE:
         if (!domid_ok(j->a))
@@ -566,8 +558,7 @@ static void run_job(struct service *s, struct job *j)
             j->out_str = xstrdup(j->session);
         break;
     case JOB_RESERVE:
-        if (reservations_has_session(s->resv, j->session) && j->a > 0 &&
-            j->a <= SERVICE_MAX_KIB)
+        if (reservations_has_session(s->resv, j->session) && j->a > 0 && j->a <= LIMIT_KIB_MAX)
             set_busy(s, true);
         j->rc =
             reservations_reserve(s->resv, s->sq, j->session, j->a, &j->out_str, &rs, j->err);
@@ -576,7 +567,7 @@ static void run_job(struct service *s, struct job *j)
         break;
     case JOB_RESERVE_RANGE:
         if (reservations_has_session(s->resv, j->session) && j->a >= 0 && j->b >= 1 &&
-            j->a <= j->b && j->b <= SERVICE_MAX_KIB)
+            j->a <= j->b && j->b <= LIMIT_KIB_MAX)
             set_busy(s, true);
         j->rc = reservations_reserve_range(s->resv, s->sq, j->session, j->a, j->b, &j->out_str,
                                            &j->out_kib, &rs, j->err);
@@ -689,7 +680,7 @@ static void *worker_main(void *arg)
         if (!s->virtual_clock) {
             int wfd = domcache_watching(s->dc) ? s->b->ops->watch_fd(s->b) : -1;
             int64_t wait_ms = s->next_periodic_ms - now_ms(s);
-            int64_t retry_ms = s->watch_retry_wall_ms - wall_ms();
+            int64_t retry_ms = s->watch_retry_wall_ms - clock_monotonic_ms();
             if (wfd >= 0 && retry_ms <= 0) {
                 fds[1].fd = wfd;
                 fds[1].events = POLLIN;
@@ -743,24 +734,22 @@ static void configure_dom0(struct service *s)
             continue;
         char *v = NULL;
         if (domcache_read(s->dc, 0, keys[i], &v) < 0) {
-            log_warnx("domid 0: cannot read %s: dom0's range left as it is", keys[i]);
+            log_dom_warnx(0, "cannot read %s: dom0's range left as it is", keys[i]);
             return;
         }
-        errno = 0;
-        char *end = NULL;
-        long long x = strtoll(v, &end, 10);
-        bool ok = errno == 0 && end != v && *end == '\0' && x >= 0;
+        int64_t x;
+        bool ok = parse_int64(v, 0, LIMIT_KIB_MAX, &x) == 0;
         free(v);
         if (!ok) {
-            log_warnx("domid 0: bad %s: dom0's range left as it is", keys[i]);
+            log_dom_warnx(0, "bad %s: dom0's range left as it is", keys[i]);
             return;
         }
         *vals[i] = x;
     }
     if (min_kib > max_kib) {
-        log_warnx("domid 0: configured range %" PRId64 "..%" PRId64
-                  " KiB is empty; left as it is",
-                  min_kib, max_kib);
+        log_dom_warnx(0,
+                      "configured range %" PRId64 "..%" PRId64 " KiB is empty; left as it is",
+                      min_kib, max_kib);
         return;
     }
     for (int i = 1; i >= 0; i--) {
@@ -768,11 +757,11 @@ static void configure_dom0(struct service *s)
         int rc = domcache_write(s->dc, 0, keys[i], v);
         free(v);
         if (rc < 0) {
-            log_warnx("domid 0: cannot write %s (error %d)", keys[i], -rc);
+            log_dom_warnx(0, "cannot write %s (error %d)", keys[i], -rc);
             return;
         }
     }
-    log_info("domid 0: managed, dynamic range %" PRId64 "..%" PRId64 " KiB", min_kib, max_kib);
+    log_dom_info(0, "managed, dynamic range %" PRId64 "..%" PRId64 " KiB", min_kib, max_kib);
 }
 
 struct service *service_new(struct backend *b, const struct service_options *o, char **err)
@@ -785,7 +774,7 @@ struct service *service_new(struct backend *b, const struct service_options *o, 
     if (s->o.balance_interval_ms <= 0)
         s->o.balance_interval_ms = 10000;
     s->virtual_clock = b->ops->clock_is_virtual(b);
-    clock_gettime(CLOCK_MONOTONIC, &s->started);
+    s->started_ms = clock_monotonic_ms();
     pthread_mutex_init(&s->q_mu, NULL);
     pthread_cond_init(&s->q_cv, NULL);
     pthread_mutex_init(&s->pub_mu, NULL);
@@ -911,7 +900,7 @@ int service_reserve_memory(struct service *s, const char *dbg, const char *sessi
                            char **reservation_id, struct service_error *err)
 {
     (void)dbg;
-    if (kib <= 0 || kib > SERVICE_MAX_KIB) {
+    if (kib <= 0 || kib > LIMIT_KIB_MAX) {
         service_error_clear(err);
         err->kind = SERVICE_ERR_INVALID_MEMORY_VALUE;
         err->value = kib;
@@ -935,9 +924,9 @@ int service_reserve_memory_range(struct service *s, const char *dbg, const char 
     /* The same checks as reservations_reserve_range, without waiting for the worker. */
     bool bad = true;
     int64_t value = min_kib;
-    if (min_kib < 0 || min_kib > SERVICE_MAX_KIB)
+    if (min_kib < 0 || min_kib > LIMIT_KIB_MAX)
         value = min_kib;
-    else if (max_kib < 1 || max_kib > SERVICE_MAX_KIB)
+    else if (max_kib < 1 || max_kib > LIMIT_KIB_MAX)
         value = max_kib;
     else if (min_kib > max_kib)
         value = min_kib;
@@ -1069,10 +1058,10 @@ int service_sim_advance(struct service *s, double seconds, struct service_error 
         return set_error(err, SERVICE_ERR_INVALID_PARAMS,
                          xstrdup("the clock is real: time passes by itself (sim.advance "
                                  "needs --clock virtual)"));
-    if (!isfinite(seconds) || seconds <= 0 || seconds > ADVANCE_MAX_S)
-        return set_error(
-            err, SERVICE_ERR_INVALID_PARAMS,
-            xasprintf("seconds must be a number above 0 and at most %.0f", ADVANCE_MAX_S));
+    if (!isfinite(seconds) || seconds <= 0 || seconds > LIMIT_ADVANCE_MAX_S)
+        return set_error(err, SERVICE_ERR_INVALID_PARAMS,
+                         xasprintf("seconds must be a number above 0 and at most %.0f",
+                                   LIMIT_ADVANCE_MAX_S));
     struct job j;
     job_init(&j, JOB_SIM_ADVANCE, err);
     j.seconds = seconds;

@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/limits.h"
+
 /*
  * api/ parses and type-checks requests, then calls these. Every call is safe from any
  * thread: operations that touch the host are queued to the one worker thread (which
@@ -16,14 +18,12 @@
  * it returns the last published picture.
  *
  * Values are validated here too (the front end is not the only caller): a size that is
- * negative, zero where a size is needed, or absurd (above SERVICE_MAX_KIB) is
+ * negative, zero where a size is needed, or absurd (above LIMIT_KIB_MAX) is
  * SERVICE_ERR_INVALID_MEMORY_VALUE and changes nothing.
  *
  * Each call returns 0 on success, or -1 with *err filled (caller clears it with
  * service_error_clear). Output strings are new; the caller frees them.
  */
-
-#define SERVICE_MAX_KIB ((int64_t)1 << 40) /* 1 PiB: beyond any host */
 
 enum service_error_kind {
     SERVICE_OK = 0,

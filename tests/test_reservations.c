@@ -228,7 +228,7 @@ static void test_reserve_refuses_bad_values(void **state)
 {
     struct fixture *f = *state;
     login(f, "xenopsd");
-    const int64_t bad[] = {0, -1, SERVICE_MAX_KIB + 1, INT64_MIN};
+    const int64_t bad[] = {0, -1, LIMIT_KIB_MAX + 1, INT64_MIN};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         char *id = NULL;
         struct reservations_squeeze rs;
@@ -313,7 +313,7 @@ static void test_reserve_range_refuses_bad_bounds(void **state)
         {-1, 1024, -1},
         {0, 0, 0},
         {2048, 1024, 2048},
-        {0, SERVICE_MAX_KIB + 1, SERVICE_MAX_KIB + 1},
+        {0, LIMIT_KIB_MAX + 1, LIMIT_KIB_MAX + 1},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *id = NULL;
