@@ -12,6 +12,7 @@
  * policy makes below 2^61, so int64_t arithmetic cannot overflow.
  */
 #define LIMIT_KIB_MAX (INT64_C(1) << 40)    /* KiB: 1 PiB, beyond any host */
+#define LIMIT_KIB_MAX_TEXT "1099511627776"  /* LIMIT_KIB_MAX in decimal, for messages */
 #define LIMIT_DOMAINS_MAX ((size_t)1 << 20) /* domains in one snapshot */
 #define LIMIT_DOMID_MAX 32751               /* domid: DOMID_FIRST_RESERVED (0x7FF0) - 1 */
 

@@ -189,13 +189,28 @@ static json_t *status_host(struct service *s, const struct domcache_snapshot *sn
                      "booting_unused_kib", (json_int_t)snap->booting_unused_kib);
 }
 
+/* A domain left out of the snapshot: the same fields, its sizes all what Xen says it
+ * holds (it is left as it is), and "excluded" saying why. */
+static json_t *status_excluded(const struct domcache_excluded *x)
+{
+    return json_pack(
+        "{s:i,s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:b,s:b,s:s}", "domid", x->domid, "type",
+        domain_type_name(x->type), "can_balloon", 0, "booting", 0, "dynamic_min_kib",
+        (json_int_t)x->actual_kib, "dynamic_max_kib", (json_int_t)x->actual_kib, "target_kib",
+        (json_int_t)x->actual_kib, "actual_kib", (json_int_t)x->actual_kib, "maxmem_kib",
+        (json_int_t)x->maxmem_kib, "stuck", 0, "uncooperative", 0, "excluded", x->reason);
+}
+
 static json_t *status_domains(struct service *s, const struct domcache_snapshot *snap)
 {
     json_t *a = json_array();
     if (snap == NULL)
         return a;
+    size_t k = 0; /* the next excluded domain, merged in domid order */
     for (size_t i = 0; i < snap->host.n_domains; i++) {
         const struct policy_domain *d = &snap->domains[i];
+        for (; k < snap->n_excluded && snap->excluded[k].domid < d->domid; k++)
+            json_array_append_new(a, status_excluded(&snap->excluded[k]));
         const struct domcache_domain_extra *x = &snap->extra[i];
         json_array_append_new(
             a,
@@ -208,6 +223,8 @@ static json_t *status_domains(struct service *s, const struct domcache_snapshot 
                       squeeze_domain_stuck(s->sq, d->domid), "uncooperative",
                       squeeze_domain_uncooperative(s->sq, d->domid)));
     }
+    for (; k < snap->n_excluded; k++)
+        json_array_append_new(a, status_excluded(&snap->excluded[k]));
     return a;
 }
 
@@ -1176,13 +1193,15 @@ char *service_get_diagnostics(struct service *s)
                 "  domid %" JSON_INTEGER_FORMAT ": %s, %s%s, dynamic %" JSON_INTEGER_FORMAT
                 "..%" JSON_INTEGER_FORMAT " KiB, target %" JSON_INTEGER_FORMAT
                 " KiB, actual %" JSON_INTEGER_FORMAT " KiB, maxmem %" JSON_INTEGER_FORMAT
-                " KiB%s%s\n",
+                " KiB%s%s%s%s\n",
                 jint(v, "domid"), jstr(v, "type"),
                 jbool(v, "can_balloon") ? "balloons" : "no balloon driver",
                 jbool(v, "booting") ? ", booting" : "", jint(v, "dynamic_min_kib"),
                 jint(v, "dynamic_max_kib"), jint(v, "target_kib"), jint(v, "actual_kib"),
                 jint(v, "maxmem_kib"), jbool(v, "stuck") ? ", STUCK" : "",
-                jbool(v, "uncooperative") ? ", UNCOOPERATIVE" : "");
+                jbool(v, "uncooperative") ? ", UNCOOPERATIVE" : "",
+                json_object_get(v, "excluded") != NULL ? ", LEFT OUT: " : "",
+                json_object_get(v, "excluded") != NULL ? jstr(v, "excluded") : "");
     }
     a = json_object_get(st, "reservations");
     fprintf(f, "reservations (%zu):\n", json_array_size(a));
