@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "backend/backend.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 
@@ -553,9 +554,7 @@ static int xen_read_watch(struct backend *b, struct backend_watch_event *ev)
 static int64_t xen_now_ms(struct backend *b)
 {
     (void)b;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return clock_monotonic_ms();
 }
 
 static void xen_sleep_ms(struct backend *b, int64_t ms)

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "daemon/daemon.h"
+#include <jansson.h>
 
 #include "api/api.h"
 #include "backend/backend.h"
@@ -532,6 +533,7 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
 
     if (hooks == NULL)
         hooks = &no_hooks;
+    json_set_alloc_funcs(xmalloc, free); /* jansson never returns NULL for want of memory */
     log_init("squeezed", true, 0);
     config_init(&cfg);
     bool done = false;

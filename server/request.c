@@ -16,7 +16,7 @@ static bool is_plain_name(const char *s)
     if (s == NULL)
         return false;
     size_t len = strlen(s);
-    if (len == 0 || len > REQUEST_MAX_NAME_BYTES)
+    if (len == 0 || len > LIMIT_NAME_MAX_BYTES)
         return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -34,7 +34,7 @@ static int check_name(const char *value, const char *param, const char *method,
     return service_fail(err, SERVICE_ERR_INVALID_PARAMS,
                         xasprintf("%s of %s must be a non-empty name of at most %d bytes "
                                   "without '/' or control characters",
-                                  param, method, REQUEST_MAX_NAME_BYTES));
+                                  param, method, LIMIT_NAME_MAX_BYTES));
 }
 
 /* Ids are UUIDs: one that could not name a xenstore key was never handed out. */
@@ -45,16 +45,16 @@ static int check_id(const char *id, struct service_error *err)
     return service_fail(err, SERVICE_ERR_UNKNOWN_RESERVATION, xstrdup(id != NULL ? id : ""));
 }
 
-/* A size in KiB: min_kib (0 or 1) .. SERVICE_MAX_KIB. */
+/* A size in KiB: min_kib (0 or 1) .. LIMIT_KIB_MAX. */
 static int check_kib(int64_t kib, int64_t min_kib, const char *param, const char *method,
                      struct service_error *err)
 {
-    if (kib >= min_kib && kib <= SERVICE_MAX_KIB)
+    if (kib >= min_kib && kib <= LIMIT_KIB_MAX)
         return 0;
     service_fail(err, SERVICE_ERR_INVALID_MEMORY_VALUE,
                  xasprintf("invalid memory value for %s of %s: %" PRId64 " (KiB, %" PRId64
                            " .. %" PRId64 ")",
-                           param, method, kib, min_kib, SERVICE_MAX_KIB));
+                           param, method, kib, min_kib, LIMIT_KIB_MAX));
     if (err != NULL)
         err->value = kib;
     return -1;
@@ -62,11 +62,11 @@ static int check_kib(int64_t kib, int64_t min_kib, const char *param, const char
 
 static int check_domid(int64_t domid, const char *method, struct service_error *err)
 {
-    if (domid >= 0 && domid <= REQUEST_MAX_DOMID)
+    if (domid >= 0 && domid <= LIMIT_DOMID_MAX)
         return 0;
     return service_fail(err, SERVICE_ERR_INVALID_PARAMS,
                         xasprintf("domid of %s must be a domain id, 0 .. %d; got %" PRId64,
-                                  method, REQUEST_MAX_DOMID, domid));
+                                  method, LIMIT_DOMID_MAX, domid));
 }
 
 static int check_object(const json_t *v, const char *param, const char *method,
@@ -136,12 +136,12 @@ int request_check_query(const struct req_query *r, struct service_error *err)
 
 int request_check_sim_advance(const struct req_sim_advance *r, struct service_error *err)
 {
-    if (isfinite(r->seconds) && r->seconds > 0 && r->seconds <= REQUEST_MAX_ADVANCE_S)
+    if (isfinite(r->seconds) && r->seconds > 0 && r->seconds <= LIMIT_ADVANCE_MAX_S)
         return 0;
     return service_fail(err, SERVICE_ERR_INVALID_PARAMS,
                         xasprintf("seconds of sim.advance must be above 0 and at most %.0f; "
                                   "got %g",
-                                  REQUEST_MAX_ADVANCE_S, r->seconds));
+                                  LIMIT_ADVANCE_MAX_S, r->seconds));
 }
 
 int request_check_sim_create(const struct req_sim_create *r, struct service_error *err)

@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stdint.h>
 
+#include "common/limits.h"
 #include "server/service_error.h"
 
 /*
@@ -20,9 +21,6 @@
  * (KiB, 1 .. 1099511627776)"). Parameters are checked in their declaration order.
  */
 
-#define REQUEST_MAX_NAME_BYTES 255  /* service names, sessions, reservation ids */
-#define REQUEST_MAX_DOMID 0x7fef    /* DOMID_FIRST_RESERVED - 1 */
-#define REQUEST_MAX_ADVANCE_S 1.0e9 /* sim.advance, seconds: about 31 years */
 
 struct req_login {
     const char *service_name;
@@ -30,13 +28,13 @@ struct req_login {
 
 struct req_reserve {
     const char *session;
-    int64_t kib; /* 1 .. SERVICE_MAX_KIB */
+    int64_t kib; /* 1 .. LIMIT_KIB_MAX */
 };
 
 struct req_reserve_range {
     const char *session;
     int64_t min_kib; /* 0 .. max_kib */
-    int64_t max_kib; /* 1 .. SERVICE_MAX_KIB */
+    int64_t max_kib; /* 1 .. LIMIT_KIB_MAX */
 };
 
 struct req_delete {
@@ -47,16 +45,16 @@ struct req_delete {
 struct req_transfer {
     const char *session;
     const char *reservation_id;
-    int64_t domid; /* 0 .. REQUEST_MAX_DOMID */
+    int64_t domid; /* 0 .. LIMIT_DOMID_MAX */
 };
 
 struct req_query {
     const char *session;
-    int64_t domid; /* 0 .. REQUEST_MAX_DOMID */
+    int64_t domid; /* 0 .. LIMIT_DOMID_MAX */
 };
 
 struct req_sim_advance {
-    double seconds; /* > 0, <= REQUEST_MAX_ADVANCE_S (the service bounds it further) */
+    double seconds; /* > 0, <= LIMIT_ADVANCE_MAX_S  */
 };
 
 struct req_sim_create {
@@ -69,8 +67,8 @@ struct req_sim_destroy {
 
 struct req_sim_range {
     int64_t domid;
-    int64_t min_kib; /* 0 .. SERVICE_MAX_KIB (min <= max is the simulator's rule) */
-    int64_t max_kib; /* 0 .. SERVICE_MAX_KIB */
+    int64_t min_kib; /* 0 .. LIMIT_KIB_MAX (min <= max is the simulator's rule) */
+    int64_t max_kib; /* 0 .. LIMIT_KIB_MAX */
 };
 
 struct req_sim_balloon {
@@ -78,21 +76,21 @@ struct req_sim_balloon {
     const json_t *balloon; /* an object; the simulator checks its fields */
 };
 
-/* service_name: a non-empty name of at most REQUEST_MAX_NAME_BYTES without '/' or
+/* service_name: a non-empty name of at most LIMIT_NAME_MAX_BYTES without '/' or
  * control characters, else INVALID_PARAMS (the session rules proper are the
  * reservations' own: reservations_login). */
 int request_check_login(const struct req_login *r, struct service_error *err);
-/* session as a name; kib 1 .. SERVICE_MAX_KIB, else INVALID_MEMORY_VALUE. */
+/* session as a name; kib 1 .. LIMIT_KIB_MAX, else INVALID_MEMORY_VALUE. */
 int request_check_reserve(const struct req_reserve *r, struct service_error *err);
-/* session; min_kib 0 .., max_kib 1 .. SERVICE_MAX_KIB, min <= max (else
+/* session; min_kib 0 .., max_kib 1 .. LIMIT_KIB_MAX, min <= max (else
  * INVALID_MEMORY_VALUE with min_kib). */
 int request_check_reserve_range(const struct req_reserve_range *r, struct service_error *err);
 /* session; an id that could not have been handed out is UNKNOWN_RESERVATION. */
 int request_check_delete(const struct req_delete *r, struct service_error *err);
-/* session, id as above, domid 0 .. REQUEST_MAX_DOMID else INVALID_PARAMS. */
+/* session, id as above, domid 0 .. LIMIT_DOMID_MAX else INVALID_PARAMS. */
 int request_check_transfer(const struct req_transfer *r, struct service_error *err);
 int request_check_query(const struct req_query *r, struct service_error *err);
-/* seconds finite, > 0, <= REQUEST_MAX_ADVANCE_S, else INVALID_PARAMS. */
+/* seconds finite, > 0, <= LIMIT_ADVANCE_MAX_S, else INVALID_PARAMS. */
 int request_check_sim_advance(const struct req_sim_advance *r, struct service_error *err);
 /* domain must be a JSON object, else INVALID_PARAMS. */
 int request_check_sim_create(const struct req_sim_create *r, struct service_error *err);

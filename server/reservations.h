@@ -61,14 +61,14 @@ int reservations_load(struct reservations *r);
 int reservations_login(struct reservations *r, const char *service, struct service_error *err);
 bool reservations_has_session(const struct reservations *r, const char *session);
 
-/* reserve_memory: squeeze_free(kib) through sq, then record. kib: 1 .. SERVICE_MAX_KIB
+/* reserve_memory: squeeze_free(kib) through sq, then record. kib: 1 .. LIMIT_KIB_MAX
  * (checked by the caller). *id new string.
  * *sq_out says what the squeeze did (caller frees its result). */
 int reservations_reserve(struct reservations *r, struct squeezer *sq, const char *session,
                          int64_t kib, char **id, struct reservations_squeeze *sq_out,
                          struct service_error *err);
 /* reserve_memory_range: squeeze_free_range(min, max), then record what it allows.
- * 0 <= min_kib <= max_kib, 1 <= max_kib <= SERVICE_MAX_KIB (checked by the caller). */
+ * 0 <= min_kib <= max_kib, 1 <= max_kib <= LIMIT_KIB_MAX (checked by the caller). */
 int reservations_reserve_range(struct reservations *r, struct squeezer *sq, const char *session,
                                int64_t min_kib, int64_t max_kib, char **id,
                                int64_t *reserved_kib, struct reservations_squeeze *sq_out,

@@ -17,7 +17,10 @@
 #include <unistd.h>
 
 #include "cache/domcache.h"
+#include "common/clock.h"
+#include "common/limits.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/xalloc.h"
 #include "server/request.h"
 #include "server/reservations.h"
@@ -27,7 +30,6 @@
 
 #define OPS_RING 64
 #define PUBLISH_DURING_OP_MS 200 /* republish /status at most this often mid-operation */
-#define ADVANCE_MAX_S 86400.0
 
 enum op_kind { OP_RESERVE, OP_RESERVE_RANGE, OP_BALANCE, OP_PERIODIC, OP_KINDS };
 enum op_outcome { OUT_SUCCESS, OUT_CANNOT_FREE, OUT_REFUSED, OUT_ERROR, OUT_KINDS };
@@ -101,7 +103,7 @@ struct service {
     struct reservations *resv;
     struct service_options o; /* o.sim: the simulated host's interface, or ops NULL */
     bool virtual_clock;
-    struct timespec started;
+    int64_t started_ms; /* clock_monotonic_ms() at service_new */
     int64_t initial_free_kib;
 
     /* The queue. */
@@ -136,13 +138,6 @@ struct service {
 };
 
 /* ---- small helpers ------------------------------------------------------------------ */
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int64_t now_ms(struct service *s)
 {
@@ -183,13 +178,28 @@ static json_t *status_host(struct service *s, const struct domcache_snapshot *sn
                      "booting_unused_kib", (json_int_t)snap->booting_unused_kib);
 }
 
+/* A domain left out of the snapshot: the same fields, its sizes all what Xen says it
+ * holds (it is left as it is), and "excluded" saying why. */
+static json_t *status_excluded(const struct domcache_excluded *x)
+{
+    return json_pack(
+        "{s:i,s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:b,s:b,s:s}", "domid", x->domid, "type",
+        domain_type_name(x->type), "can_balloon", 0, "booting", 0, "dynamic_min_kib",
+        (json_int_t)x->actual_kib, "dynamic_max_kib", (json_int_t)x->actual_kib, "target_kib",
+        (json_int_t)x->actual_kib, "actual_kib", (json_int_t)x->actual_kib, "maxmem_kib",
+        (json_int_t)x->maxmem_kib, "stuck", 0, "uncooperative", 0, "excluded", x->reason);
+}
+
 static json_t *status_domains(struct service *s, const struct domcache_snapshot *snap)
 {
     json_t *a = json_array();
     if (snap == NULL)
         return a;
+    size_t k = 0; /* the next excluded domain, merged in domid order */
     for (size_t i = 0; i < snap->host.n_domains; i++) {
         const struct policy_domain *d = &snap->domains[i];
+        for (; k < snap->n_excluded && snap->excluded[k].domid < d->domid; k++)
+            json_array_append_new(a, status_excluded(&snap->excluded[k]));
         const struct domcache_domain_extra *x = &snap->extra[i];
         json_array_append_new(
             a,
@@ -202,6 +212,8 @@ static json_t *status_domains(struct service *s, const struct domcache_snapshot 
                       squeeze_domain_stuck(s->sq, d->domid), "uncooperative",
                       squeeze_domain_uncooperative(s->sq, d->domid)));
     }
+    for (; k < snap->n_excluded; k++)
+        json_array_append_new(a, status_excluded(&snap->excluded[k]));
     return a;
 }
 
@@ -260,10 +272,7 @@ static json_t *status_cache(struct service *s)
 
 static json_t *status_daemon(struct service *s)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    double uptime_s = (double)(ts.tv_sec - s->started.tv_sec) +
-                      (double)(ts.tv_nsec - s->started.tv_nsec) / 1e9;
+    double uptime_s = (double)(clock_monotonic_ms() - s->started_ms) / 1000.0;
     return json_pack("{s:s,s:s,s:s,s:b,s:I,s:f}", "version", SQUEEZED_VERSION, "backend",
                      service_backend_name(s), "clock", service_clock_name(s), "busy", s->busy,
                      "now_ms", (json_int_t)now_ms(s), "uptime_s", uptime_s);
@@ -295,7 +304,7 @@ static void publish(struct service *s)
     s->dom0 = d0;
     pthread_mutex_unlock(&s->pub_mu);
     json_decref(old);
-    s->last_publish_wall_ms = wall_ms();
+    s->last_publish_wall_ms = clock_monotonic_ms();
 }
 
 json_t *service_status(struct service *s)
@@ -313,7 +322,7 @@ static void observe_round(void *ctx, const struct domcache_snapshot *snap,
     (void)snap;
     (void)d;
     struct service *s = ctx;
-    if (wall_ms() - s->last_publish_wall_ms >= PUBLISH_DURING_OP_MS)
+    if (clock_monotonic_ms() - s->last_publish_wall_ms >= PUBLISH_DURING_OP_MS)
         publish(s);
 }
 
@@ -415,7 +424,7 @@ static void take_events(struct service *s)
         s->event_pending = true;
     } else if (n < 0) {
         log_warnx("watch events: %s; retrying in 1 s", strerror(-n));
-        s->watch_retry_wall_ms = wall_ms() + 1000;
+        s->watch_retry_wall_ms = clock_monotonic_ms() + 1000;
     }
 }
 
@@ -456,7 +465,7 @@ static void advance(struct service *s, int64_t ms)
         } else if (s->event_pending) {
             periodic_check(s);
         }
-        if (wall_ms() - s->last_publish_wall_ms >= PUBLISH_DURING_OP_MS)
+        if (clock_monotonic_ms() - s->last_publish_wall_ms >= PUBLISH_DURING_OP_MS)
             publish(s);
     }
 }
@@ -638,7 +647,7 @@ static void *worker_main(void *arg)
         if (!s->virtual_clock) {
             int wfd = domcache_watching(s->dc) ? s->b->ops->watch_fd(s->b) : -1;
             int64_t wait_ms = s->next_periodic_ms - now_ms(s);
-            int64_t retry_ms = s->watch_retry_wall_ms - wall_ms();
+            int64_t retry_ms = s->watch_retry_wall_ms - clock_monotonic_ms();
             if (wfd >= 0 && retry_ms <= 0) {
                 fds[1].fd = wfd;
                 fds[1].events = POLLIN;
@@ -692,24 +701,22 @@ static void configure_dom0(struct service *s)
             continue;
         char *v = NULL;
         if (domcache_read(s->dc, 0, keys[i], &v) < 0) {
-            log_warnx("domid 0: cannot read %s: dom0's range left as it is", keys[i]);
+            log_dom_warnx(0, "cannot read %s: dom0's range left as it is", keys[i]);
             return;
         }
-        errno = 0;
-        char *end = NULL;
-        long long x = strtoll(v, &end, 10);
-        bool ok = errno == 0 && end != v && *end == '\0' && x >= 0;
+        int64_t x;
+        bool ok = parse_int64(v, 0, LIMIT_KIB_MAX, &x) == 0;
         free(v);
         if (!ok) {
-            log_warnx("domid 0: bad %s: dom0's range left as it is", keys[i]);
+            log_dom_warnx(0, "bad %s: dom0's range left as it is", keys[i]);
             return;
         }
         *vals[i] = x;
     }
     if (min_kib > max_kib) {
-        log_warnx("domid 0: configured range %" PRId64 "..%" PRId64
-                  " KiB is empty; left as it is",
-                  min_kib, max_kib);
+        log_dom_warnx(0,
+                      "configured range %" PRId64 "..%" PRId64 " KiB is empty; left as it is",
+                      min_kib, max_kib);
         return;
     }
     for (int i = 1; i >= 0; i--) {
@@ -717,11 +724,11 @@ static void configure_dom0(struct service *s)
         int rc = domcache_write(s->dc, 0, keys[i], v);
         free(v);
         if (rc < 0) {
-            log_warnx("domid 0: cannot write %s (error %d)", keys[i], -rc);
+            log_dom_warnx(0, "cannot write %s (error %d)", keys[i], -rc);
             return;
         }
     }
-    log_info("domid 0: managed, dynamic range %" PRId64 "..%" PRId64 " KiB", min_kib, max_kib);
+    log_dom_info(0, "managed, dynamic range %" PRId64 "..%" PRId64 " KiB", min_kib, max_kib);
 }
 
 struct service *service_new(struct backend *b, const struct service_options *o, char **err)
@@ -734,7 +741,7 @@ struct service *service_new(struct backend *b, const struct service_options *o, 
     if (s->o.balance_interval_ms <= 0)
         s->o.balance_interval_ms = 10000;
     s->virtual_clock = b->ops->clock_is_virtual(b);
-    clock_gettime(CLOCK_MONOTONIC, &s->started);
+    s->started_ms = clock_monotonic_ms();
     pthread_mutex_init(&s->q_mu, NULL);
     pthread_cond_init(&s->q_cv, NULL);
     pthread_mutex_init(&s->pub_mu, NULL);
@@ -1000,11 +1007,6 @@ int service_sim_advance(struct service *s, double seconds, struct service_error 
         return service_fail(err, SERVICE_ERR_INVALID_PARAMS,
                             xstrdup("the clock is real: time passes by itself (sim.advance "
                                     "needs --clock virtual)"));
-    /* The service's own bound, tighter than the request's: one call, one day at most. */
-    if (seconds > ADVANCE_MAX_S)
-        return service_fail(
-            err, SERVICE_ERR_INVALID_PARAMS,
-            xasprintf("seconds must be a number above 0 and at most %.0f", ADVANCE_MAX_S));
     return submit(s, &j);
 }
 
@@ -1114,13 +1116,15 @@ char *service_get_diagnostics(struct service *s)
                 "  domid %" JSON_INTEGER_FORMAT ": %s, %s%s, dynamic %" JSON_INTEGER_FORMAT
                 "..%" JSON_INTEGER_FORMAT " KiB, target %" JSON_INTEGER_FORMAT
                 " KiB, actual %" JSON_INTEGER_FORMAT " KiB, maxmem %" JSON_INTEGER_FORMAT
-                " KiB%s%s\n",
+                " KiB%s%s%s%s\n",
                 jint(v, "domid"), jstr(v, "type"),
                 jbool(v, "can_balloon") ? "balloons" : "no balloon driver",
                 jbool(v, "booting") ? ", booting" : "", jint(v, "dynamic_min_kib"),
                 jint(v, "dynamic_max_kib"), jint(v, "target_kib"), jint(v, "actual_kib"),
                 jint(v, "maxmem_kib"), jbool(v, "stuck") ? ", STUCK" : "",
-                jbool(v, "uncooperative") ? ", UNCOOPERATIVE" : "");
+                jbool(v, "uncooperative") ? ", UNCOOPERATIVE" : "",
+                json_object_get(v, "excluded") != NULL ? ", LEFT OUT: " : "",
+                json_object_get(v, "excluded") != NULL ? jstr(v, "excluded") : "");
     }
     a = json_object_get(st, "reservations");
     fprintf(f, "reservations (%zu):\n", json_array_size(a));

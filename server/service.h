@@ -19,7 +19,7 @@
  *
  * Values are validated here, once, before anything is queued (server/request.h says
  * how): a size that is negative, zero where a size is needed, or absurd (above
- * SERVICE_MAX_KIB) is SERVICE_ERR_INVALID_MEMORY_VALUE; a domid outside 0 .. 32751, a
+ * LIMIT_KIB_MAX) is SERVICE_ERR_INVALID_MEMORY_VALUE; a domid outside 0 .. 32751, a
  * session or service name that cannot be a xenstore path component, or a time out of
  * bounds is SERVICE_ERR_INVALID_PARAMS; a reservation id that could not have been
  * handed out is SERVICE_ERR_UNKNOWN_RESERVATION. Such a call changes nothing.

@@ -6,9 +6,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/limits.h"
+
 /* The largest size a request may carry, in KiB (1 PiB, beyond any host): above it a
  * size is SERVICE_ERR_INVALID_MEMORY_VALUE. */
-#define SERVICE_MAX_KIB ((int64_t)1 << 40)
 
 enum service_error_kind {
     SERVICE_OK = 0,

@@ -13,7 +13,7 @@
  * service_has_sim is false. server/ never includes sim/.
  *
  * The service calls these from its worker thread only, one at a time, with values it
- * has checked (server/request.h: domids 0 .. 32751, sizes 0 .. SERVICE_MAX_KIB, JSON
+ * has checked (server/request.h: domids 0 .. 32751, sizes 0 .. LIMIT_KIB_MAX, JSON
  * objects). Each returns 0, or -1 with *why (new string): the message of the
  * INVALID_PARAMS error the caller answers ("no simulated domain 7", "domain 7 already
  * exists", "domain.target_kib: ..."). Time passes through the backend (sleep_ms), not

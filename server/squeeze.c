@@ -144,10 +144,10 @@ static int take_snapshot(struct squeezer *sq, int64_t now_ms)
     struct policy_coop_change *changes = NULL;
     size_t n = policy_coop_update(sq->coop, &sq->snap.host, now_ms, &changes);
     for (size_t i = 0; i < n; i++) {
-        log_info("domid %d: %s", changes[i].domid,
-                 changes[i].uncooperative ? "uncooperative: away from its target for over "
-                                            "20 s"
-                                          : "cooperative again");
+        log_dom_info(changes[i].domid, "%s",
+                     changes[i].uncooperative ? "uncooperative: away from its target for over "
+                                                "20 s"
+                                              : "cooperative again");
         domcache_set_uncooperative(sq->dc, (uint32_t)changes[i].domid,
                                    changes[i].uncooperative);
     }
@@ -192,10 +192,9 @@ static void log_round(const struct policy_request *req, const struct policy_deci
                       unsigned round)
 {
     for (size_t i = 0; i < d->n_newly_stuck; i++)
-        log_info("domid %d: balloon stuck for over 5 s; working around it",
-                 d->newly_stuck[i]);
+        log_dom_info(d->newly_stuck[i], "balloon stuck for over 5 s; working around it");
     for (size_t i = 0; i < d->n_newly_active; i++)
-        log_info("domid %d: balloon moving again", d->newly_active[i]);
+        log_dom_info(d->newly_active[i], "balloon moving again");
     log_debug("%s round %u: host target %lld KiB, guaranteed free %lld KiB, gamma %.4f, "
               "%zu active, %zu ops",
               kind_name(req->kind), round, (long long)d->host_target_kib,
@@ -273,9 +272,9 @@ static int run(struct squeezer *sq, const struct policy_request *req,
         for (size_t i = 0; i < d->n_ops; i++) {
             rc = domcache_apply(sq->dc, &d->ops[i]);
             if (rc < 0)
-                log_warnx("domid %d: cannot set %s to %lld KiB (error %d)", d->ops[i].domid,
-                          d->ops[i].kind == POLICY_OP_SET_TARGET ? "target" : "maxmem",
-                          (long long)d->ops[i].value_kib, -rc);
+                log_dom_warnx(d->ops[i].domid, "cannot set %s to %lld KiB (error %d)",
+                              d->ops[i].kind == POLICY_OP_SET_TARGET ? "target" : "maxmem",
+                              (long long)d->ops[i].value_kib, -rc);
         }
         sq->b->ops->sleep_ms(sq->b, sq->cfg.poll_ms);
     }

@@ -61,11 +61,9 @@ static int fail(char **err, const char *where, const char *field, const char *fm
 {
     if (err == NULL)
         return -EINVAL;
-    char *msg = NULL;
     va_list ap;
     va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0)
-        abort();
+    char *msg = xvasprintf(fmt, ap);
     va_end(ap);
     char *name = field ? simspec_field(where, field)
                        : xstrdup(where && where[0] ? where : "(top level)");
@@ -79,9 +77,9 @@ static int check_kib(int64_t v, const char *where, const char *field, char **err
 {
     if (v < 0)
         return fail(err, where, field, "negative size %lld", (long long)v);
-    if (v > SIMSPEC_KIB_MAX)
+    if (v > LIMIT_KIB_MAX)
         return fail(err, where, field, "%lld KiB is absurdly large (at most %lld)",
-                    (long long)v, (long long)SIMSPEC_KIB_MAX);
+                    (long long)v, (long long)LIMIT_KIB_MAX);
     return 0;
 }
 
@@ -108,9 +106,8 @@ int simspec_validate_balloon(const struct sim_balloon *b, const char *where, cha
 int simspec_validate(const struct sim_domain_spec *d, const char *where, char **err)
 {
     int rc;
-    if (d->domid > SIMSPEC_DOMID_MAX)
-        return fail(err, where, "domid", "%u out of range (0..%d)", d->domid,
-                    SIMSPEC_DOMID_MAX);
+    if (d->domid > LIMIT_DOMID_MAX)
+        return fail(err, where, "domid", "%u out of range (0..%d)", d->domid, LIMIT_DOMID_MAX);
     if (d->type != DOMAIN_TYPE_PV && d->type != DOMAIN_TYPE_HVM &&
         d->type != DOMAIN_TYPE_PVINPVH)
         return fail(err, where, "type", "unknown type %d", (int)d->type);
@@ -324,9 +321,9 @@ int sim_domain_spec_from_json(const json_t *obj, const char *where, struct sim_d
             int64_t id = 0;
             if ((rc = get_int(v, where, key, &id, err)) < 0)
                 return rc;
-            if (id < 0 || id > SIMSPEC_DOMID_MAX)
+            if (id < 0 || id > LIMIT_DOMID_MAX)
                 return fail(err, where, key, "%lld out of range (0..%d)", (long long)id,
-                            SIMSPEC_DOMID_MAX);
+                            LIMIT_DOMID_MAX);
             d.domid = (uint32_t)id;
             have_domid = true;
         } else if (strcmp(key, "type") == 0) {

@@ -5,6 +5,7 @@
 
 #include <jansson.h>
 
+#include "common/limits.h" /* LIMIT_DOMID_MAX, LIMIT_KIB_MAX bound every spec */
 #include "sim/simtypes.h"
 
 /* Public: what sim.h users call to read scenarios and sim.create_domain arguments. */
@@ -35,10 +36,6 @@ void sim_scenario_free(struct sim_scenario *s);
 
 /* Internal to sim/ from here on. */
 
-/* Highest valid domid (DOMID_FIRST_RESERVED - 1). */
-#define SIMSPEC_DOMID_MAX 32751
-/* Larger sizes are refused as absurd (1 PiB), which also keeps sums from overflowing. */
-#define SIMSPEC_KIB_MAX ((int64_t)1 << 40)
 
 /* Check a filled-in domain spec (sizes, ranges, balloon). On error returns -EINVAL and
  * *err = "WHERE.FIELD: reason" (new string; `where` may be NULL or ""). */

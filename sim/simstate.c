@@ -15,6 +15,7 @@
 #include "sim/simspec.h"
 #include "sim/simworld.h"
 #include "sim/xstree.h"
+#include "common/clock.h"
 #include "common/xalloc.h"
 
 /*
@@ -67,15 +68,10 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    char *t = xvasprintf(fmt, ap);
     va_end(ap);
-    if (n < 0)
-        abort();
-    sb_reserve(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
+    sb_put(b, t, strlen(t));
+    free(t);
 }
 
 /* A double that reads back exactly. */
@@ -388,8 +384,7 @@ static bool load_domain(struct sim *s, const json_t *o, const char *where, char 
         !load_bool(o, "booted", &booted, where, err) ||
         !load_bool(o, "free_limited", &free_limited, where, err))
         return false;
-    if (domid < 0 || domid > SIMSPEC_DOMID_MAX ||
-        simworld_dom_find(s, (uint32_t)domid) != NULL) {
+    if (domid < 0 || domid > LIMIT_DOMID_MAX || simworld_dom_find(s, (uint32_t)domid) != NULL) {
         *err = xasprintf("%s.domid: bad or duplicate domid %lld", where, (long long)domid);
         return false;
     }
@@ -613,6 +608,6 @@ struct sim *sim_load(const char *path, enum sim_clock_mode clock, char **err)
         return NULL;
     }
     /* Time goes on from the saved instant. */
-    s->origin_ms = simworld_mono_ms() - s->now_ms;
+    s->origin_ms = clock_monotonic_ms() - s->now_ms;
     return s;
 }

@@ -59,8 +59,6 @@ struct sim {
     char *state_file;
 };
 
-/* CLOCK_MONOTONIC in ms. */
-int64_t simworld_mono_ms(void);
 /* An empty world (no domains, "/" only) on the given clock; never NULL. */
 struct sim *simworld_alloc(enum sim_clock_mode clock);
 /* The domain, or NULL. */

@@ -29,7 +29,7 @@ static void test_reserve_refuses_bad_values(void **state)
 {
     (void)state;
     struct service_error err = {0};
-    const int64_t bad[] = {0, -1, SERVICE_MAX_KIB + 1, INT64_MIN};
+    const int64_t bad[] = {0, -1, LIMIT_KIB_MAX + 1, INT64_MIN};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct req_reserve r = {.session = "xenopsd", .kib = bad[i]};
         assert_int_equal(request_check_reserve(&r, &err), -1);
@@ -42,7 +42,7 @@ static void test_reserve_refuses_bad_values(void **state)
                  "1099511627776)");
     r.kib = 1;
     assert_int_equal(request_check_reserve(&r, &err), 0);
-    r.kib = SERVICE_MAX_KIB;
+    r.kib = LIMIT_KIB_MAX;
     assert_int_equal(request_check_reserve(&r, &err), 0);
     assert_int_equal(err.kind, SERVICE_OK);
 }
@@ -56,7 +56,7 @@ static void test_reserve_range_refuses_bad_bounds(void **state)
         {-1, 1024, -1},
         {0, 0, 0},
         {2048, 1024, 2048},
-        {0, SERVICE_MAX_KIB + 1, SERVICE_MAX_KIB + 1},
+        {0, LIMIT_KIB_MAX + 1, LIMIT_KIB_MAX + 1},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct req_reserve_range r = {

@@ -221,6 +221,38 @@ static void test_fast_path(void **state)
     harness_close(h);
 }
 
+/* Issue 8: one guest whose toolstack wrote memory/dynamic-max = 2^45 KiB (above the
+ * limit) made every reservation fail ("cannot read the host"). It is left out of the
+ * snapshot and never ballooned; the others still free what is asked. */
+static void test_guest_out_of_range_left_alone(void **state)
+{
+    (void)state;
+    struct harness *h = harness_open("scenarios/e2e-flow.json", RESERVED_KIB);
+    assert_int_equal(
+        sim_xs_write(h->sim, "/local/domain/1/memory/dynamic-max", "35184372088832"), 0);
+    int64_t ask = 1536 * MIB; /* 1 GiB is free: guest 2 must give the rest */
+    struct squeeze_result res;
+    assert_int_equal(squeeze_free(h->sq, ask, &res), 0);
+    assert_int_equal(res.verdict, POLICY_SUCCESS);
+    assert_int_equal(sim_target(h, 1), 2 * GIB); /* left alone */
+    assert_true(sim_target(h, 2) < 2 * GIB);
+    const struct domcache_snapshot *snap = squeeze_last_snapshot(h->sq);
+    assert_int_equal(snap->n_excluded, 1);
+    assert_int_equal(snap->excluded[0].domid, 1);
+    assert_string_equal(snap->excluded[0].reason,
+                        "memory/dynamic-max = 35184372088832: above the limit of "
+                        "1099511627776 KiB");
+    assert_guaranteed(h, ask);
+    squeeze_result_free(&res);
+    /* Balancing goes on for the others too. */
+    assert_int_equal(squeeze_balance(h->sq, &res), 0);
+    assert_int_equal(res.verdict, POLICY_SUCCESS);
+    assert_int_equal(sim_target(h, 1), 2 * GIB);
+    squeeze_result_free(&res);
+    assert_no_violations(h);
+    harness_close(h);
+}
+
 /* A range reservation frees the policy's ideal amount and reserves within the range. */
 static void test_free_range(void **state)
 {
@@ -328,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_fast_path),
         cmocka_unit_test(test_free_range),
         cmocka_unit_test(test_thousand_guests),
+        cmocka_unit_test(test_guest_out_of_range_left_alone),
         cmocka_unit_test(test_uncooperative_key_follows_the_guest),
         cmocka_unit_test(test_stuck_guest_does_not_rebalance_forever),
     };

@@ -16,6 +16,7 @@
 #include "sim/sim.h"
 #include "sim/sim_service.h"
 #include "common/log.h"
+#include "common/xalloc.h"
 #include "policy/policy.h"
 #include "server/service.h"
 #include "server/service_life.h"
@@ -54,7 +55,7 @@
  * request and reply when replaying one.
  *
  * Bounded work per input. The service caps what one call can ask for: sizes at most
- * SERVICE_MAX_KIB, a squeeze bounded by its timeout on the virtual clock, sim.advance at
+ * LIMIT_KIB_MAX, a squeeze bounded by its timeout on the virtual clock, sim.advance at
  * most a day of virtual time. A day is simulated in poll-interval steps (345,600 steps of
  * 250 ms): 0.2 s in the -O2 daemon -- the price of the simulation the caller asked for,
  * on a sim-only method, not a denial of service -- but 1.9 s in this instrumented build,
@@ -71,8 +72,6 @@
 #define FUZZ_ID_TOKEN "$resv"
 /* Past every timer: boot, stuck (5 s), uncooperative (20 s), periodic balance (10 s). */
 #define FUZZ_MAX_ADVANCE_S 120.0
-/* What service_sim_advance accepts (server/service.c). */
-#define SERVICE_ADVANCE_MAX_S 86400.0
 
 static struct sim_scenario *scenario;
 static bool trace;            /* FUZZ_RPC_TRACE=1: print every request and reply */
@@ -118,6 +117,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     /* Warnings (cannot free, refused, bad sim.* calls) are the service doing its job; the
      * fuzzer's output is for findings. */
     log_quiet(true);
+    json_set_alloc_funcs(xmalloc, free); /* as the daemon does */
     trace = getenv("FUZZ_RPC_TRACE") != NULL;
     check_violations = getenv("FUZZ_RPC_VIOLATIONS") == NULL ||
                        strcmp(getenv("FUZZ_RPC_VIOLATIONS"), "0") != 0;
@@ -186,7 +186,7 @@ static void check_reply(const uint8_t *body, size_t len, int status, const char 
             bad_reply("a body with 204", body, len, status, reply);
         return;
     }
-    if (status == 413 && len <= API_MAX_BODY_BYTES)
+    if (status == 413 && len <= LIMIT_BODY_MAX_BYTES)
         bad_reply("413 for a body within the limit", body, len, status, reply);
     if (status != 200 && status != 413)
         bad_reply("unexpected HTTP status", body, len, status, reply);
@@ -238,14 +238,14 @@ static double advance_seconds(const uint8_t *body, size_t len)
             json_array_foreach(params, i, v)
             {
                 double x = json_number_value(v);
-                if (x > 0 && x <= SERVICE_ADVANCE_MAX_S)
+                if (x > 0 && x <= LIMIT_ADVANCE_MAX_S)
                     total += x;
             }
         } else if (json_is_object(params)) {
             json_object_foreach(params, key, v)
             {
                 double x = json_number_value(v);
-                if (x > 0 && x <= SERVICE_ADVANCE_MAX_S)
+                if (x > 0 && x <= LIMIT_ADVANCE_MAX_S)
                     total += x;
             }
         }
