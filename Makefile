@@ -34,8 +34,14 @@ LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 XEN_OBJ := $(BUILD)/obj/backend/xen.o
 FAKEXEN_SRCS := $(wildcard tests/fakexen/*.c)
 FAKEXEN_OBJS := $(FAKEXEN_SRCS:%.c=$(BUILD)/obj/%.o)
-SUPPORT_SRCS := $(wildcard tests/support/*.c)
+# tests/support: what the test and bench binaries share (world builders, an HTTP client,
+# a fault-injecting backend, checks), linked into every one of them. The recording mock of
+# server/service.h is apart: it would shadow the real service, so only the binaries named
+# in MOCK_SERVICE_TESTS get it.
+MOCK_SERVICE_OBJ := $(BUILD)/obj/tests/support/mock_service.o
+SUPPORT_SRCS := $(filter-out tests/support/mock_service.c,$(wildcard tests/support/*.c))
 SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
+MOCK_SERVICE_TESTS := $(addprefix $(BUILD)/tests/,test_rpc test_http test_metrics test_openapi)
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRCS := $(wildcard bench/bench_*.c)
@@ -45,7 +51,7 @@ LIBSQ := $(BUILD)/libsqueezed.a
 DAEMON := $(BUILD)/squeezed
 DAEMON_FAKEXEN := $(BUILD)/squeezed-fakexen
 
-.PHONY: all daemon tests benches run test bench fuzz deps deps-test clean format
+.PHONY: all daemon tests benches run test bench fuzz deps deps-test clean format format-check
 all: $(DAEMON)
 daemon: $(DAEMON)
 
@@ -70,10 +76,14 @@ $(DAEMON): $(BUILD)/obj/server/main.o $(XEN_OBJ) $(LIBSQ)
 $(DAEMON_FAKEXEN): $(BUILD)/obj/server/main-fakexen.o $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_BASE)
 
+# TEST_EXTRA_OBJS: objects one test binary needs and the others must not have.
+$(MOCK_SERVICE_TESTS): $(MOCK_SERVICE_OBJ)
+$(MOCK_SERVICE_TESTS): TEST_EXTRA_OBJS := $(MOCK_SERVICE_OBJ)
+
 $(BUILD)/tests/%: tests/%.c $(SUPPORT_OBJS) $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SUPPORT_OBJS) $(XEN_OBJ) $(FAKEXEN_OBJS) \
-		$(LIBSQ) $(CMOCKA) $(LDLIBS_BASE)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_EXTRA_OBJS) $(SUPPORT_OBJS) $(XEN_OBJ) \
+		$(FAKEXEN_OBJS) $(LIBSQ) $(CMOCKA) $(LDLIBS_BASE)
 
 $(BUILD)/bench/%: bench/%.c $(SUPPORT_OBJS) $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
 	@mkdir -p $(dir $@)
@@ -118,7 +128,8 @@ $(FUZZ_DIR)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-$(FUZZ_BIN): $(FUZZ_DIR)/obj/tests/fuzz/fuzz_rpc.o $(FUZZ_LIB_OBJS)
+$(FUZZ_BIN): $(FUZZ_DIR)/obj/tests/fuzz/fuzz_rpc.o $(FUZZ_DIR)/obj/tests/support/paths.o \
+             $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS_BASE)
 
 fuzz: $(FUZZ_BIN)
@@ -126,6 +137,10 @@ fuzz: $(FUZZ_BIN)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# The check `make test` runs too (tests/stages/format.sh): names the files that drift.
+format-check:
+	@sh tests/stages/format.sh
 
 clean:
 	rm -rf build
