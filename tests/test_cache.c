@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "tests/support/fault_backend.h"
 #include "tests/support/harness.h"
 
 #include "backend/sim.h"
@@ -19,193 +20,16 @@
 
 #define MIB 1024
 #define GIB (1024 * 1024)
-#define WRAP_MAX 64 /* domids the wrapper can override */
 
-/*
- * The cache sees the sim backend through a thin wrapper that counts every call and can
- * pretend things the sim cannot show: a domain dying, shadow memory, a watch the
- * backend refuses, a domain destroyed just before one of its keys is read.
- */
-struct wrap {
-    struct backend base; /* first: the cache's struct backend * points here */
-    struct backend_ops ops;
-    struct backend *inner;
-    bool dying[WRAP_MAX];
-    int64_t shadow_mib[WRAP_MAX]; /* -1: ask the sim */
-    long watch_budget;            /* xs_watch calls left before -ENOSPC; -1: no limit */
-    int64_t destroy_on_read;      /* domid to destroy at its next key read; -1: none */
-    struct {
-        unsigned long xs_read, xs_write, xs_rm, xs_directory, xs_watch, xs_unwatch;
-        unsigned long list, physinfo, set_maxmem, shadow, events;
-    } n;
-};
-
-static struct wrap *W(struct backend *b)
-{
-    return (struct wrap *)b;
-}
-
-static int w_list(struct backend *b, struct backend_domain **out, size_t *n)
-{
-    struct wrap *w = W(b);
-    w->n.list++;
-    int rc = w->inner->ops->list_domains(w->inner, out, n);
-    if (rc == 0)
-        for (size_t i = 0; i < *n; i++)
-            if ((*out)[i].domid < WRAP_MAX && w->dying[(*out)[i].domid])
-                (*out)[i].dying = true;
-    return rc;
-}
-
-static int w_physinfo(struct backend *b, struct backend_physinfo *out)
-{
-    W(b)->n.physinfo++;
-    return W(b)->inner->ops->physinfo(W(b)->inner, out);
-}
-
-static int w_set_maxmem(struct backend *b, uint32_t domid, uint64_t kib)
-{
-    W(b)->n.set_maxmem++;
-    return W(b)->inner->ops->set_maxmem(W(b)->inner, domid, kib);
-}
-
-static int w_shadow(struct backend *b, uint32_t domid, uint32_t *mib)
-{
-    struct wrap *w = W(b);
-    w->n.shadow++;
-    int rc = w->inner->ops->shadow_allocation_mib(w->inner, domid, mib);
-    if (rc == 0 && domid < WRAP_MAX && w->shadow_mib[domid] >= 0)
-        *mib = (uint32_t)w->shadow_mib[domid];
-    return rc;
-}
-
-static void w_maybe_destroy(struct wrap *w, const char *path)
-{
-    if (w->destroy_on_read < 0)
-        return;
-    char dir[64];
-    int len = snprintf(dir, sizeof(dir), "/local/domain/%lld/", (long long)w->destroy_on_read);
-    if (strncmp(path, dir, (size_t)len) == 0) {
-        sim_destroy_domain(w->inner->sim, (uint32_t)w->destroy_on_read);
-        w->destroy_on_read = -1;
-    }
-}
-
-static int w_xs_read(struct backend *b, const char *path, char **value)
-{
-    struct wrap *w = W(b);
-    w->n.xs_read++;
-    w_maybe_destroy(w, path);
-    return w->inner->ops->xs_read(w->inner, path, value);
-}
-
-static int w_xs_write(struct backend *b, const char *dir, const char *path, const char *v)
-{
-    W(b)->n.xs_write++;
-    return W(b)->inner->ops->xs_write(W(b)->inner, dir, path, v);
-}
-
-static int w_xs_rm(struct backend *b, const char *path)
-{
-    W(b)->n.xs_rm++;
-    return W(b)->inner->ops->xs_rm(W(b)->inner, path);
-}
-
-static int w_xs_directory(struct backend *b, const char *path, char ***e, size_t *n)
-{
-    W(b)->n.xs_directory++;
-    return W(b)->inner->ops->xs_directory(W(b)->inner, path, e, n);
-}
-
-static int w_xs_watch(struct backend *b, const char *path, const char *token)
-{
-    struct wrap *w = W(b);
-    w->n.xs_watch++;
-    if (w->watch_budget == 0)
-        return -ENOSPC;
-    if (w->watch_budget > 0)
-        w->watch_budget--;
-    return w->inner->ops->xs_watch(w->inner, path, token);
-}
-
-static int w_xs_unwatch(struct backend *b, const char *path, const char *token)
-{
-    W(b)->n.xs_unwatch++;
-    return W(b)->inner->ops->xs_unwatch(W(b)->inner, path, token);
-}
-
-static int w_watch_fd(struct backend *b)
-{
-    return W(b)->inner->ops->watch_fd(W(b)->inner);
-}
-
-static int w_read_watch(struct backend *b, struct backend_watch_event *ev)
-{
-    int rc = W(b)->inner->ops->read_watch(W(b)->inner, ev);
-    if (rc == 1)
-        W(b)->n.events++;
-    return rc;
-}
-
-static int64_t w_now_ms(struct backend *b)
-{
-    return W(b)->inner->ops->now_ms(W(b)->inner);
-}
-
-static void w_sleep_ms(struct backend *b, int64_t ms)
-{
-    W(b)->inner->ops->sleep_ms(W(b)->inner, ms);
-}
-
-static bool w_virtual(struct backend *b)
-{
-    return W(b)->inner->ops->clock_is_virtual(W(b)->inner);
-}
-
-static void w_close(struct backend *b)
-{
-    backend_close(W(b)->inner);
-    free(b);
-}
-
-static struct wrap *wrap_new(struct sim *s)
-{
-    struct wrap *w = xcalloc(1, sizeof(*w));
-    w->inner = backend_sim_open(s);
-    w->ops = (struct backend_ops){
-        .name = "wrapped-sim",
-        .list_domains = w_list,
-        .physinfo = w_physinfo,
-        .set_maxmem = w_set_maxmem,
-        .shadow_allocation_mib = w_shadow,
-        .xs_read = w_xs_read,
-        .xs_write = w_xs_write,
-        .xs_rm = w_xs_rm,
-        .xs_directory = w_xs_directory,
-        .xs_watch = w_xs_watch,
-        .xs_unwatch = w_xs_unwatch,
-        .watch_fd = w_watch_fd,
-        .read_watch = w_read_watch,
-        .now_ms = w_now_ms,
-        .sleep_ms = w_sleep_ms,
-        .clock_is_virtual = w_virtual,
-        .close = w_close,
-    };
-    w->base.ops = &w->ops;
-    w->base.priv = w;
-    w->base.sim = s;
-    for (int i = 0; i < WRAP_MAX; i++)
-        w->shadow_mib[i] = -1;
-    w->watch_budget = -1;
-    w->destroy_on_read = -1;
-    return w;
-}
+/* The cache sees the sim backend through tests/support/fault_backend: it counts every call
+ * and can pretend things the sim cannot show (a domain dying, shadow memory, a watch the
+ * backend refuses, a domain destroyed just before one of its keys is read). */
 
 /* ---- fixture ---- */
 
 struct fx {
     struct sim *sim; /* owned by the backend */
-    struct wrap *w;
+    struct fault_backend *w;
     struct domcache *dc;
     struct domcache_snapshot snap;
 };
@@ -215,7 +39,7 @@ static struct fx *fx_open(struct sim *s, bool watches, bool manage_dom0)
 {
     struct fx *f = xcalloc(1, sizeof(*f));
     f->sim = s;
-    f->w = wrap_new(s);
+    f->w = fault_backend_new(backend_sim_open(s), s, false);
     struct domcache_config cfg = {.use_watches = watches, .manage_domain_zero = manage_dom0};
     f->dc = domcache_new(&f->w->base, &cfg);
     domcache_snapshot_init(&f->snap);
@@ -941,7 +765,7 @@ static void test_watch_failure_falls_back_to_reading(void **state)
     struct sim *s = harness_world(NULL, 5);
     struct fx *f = xcalloc(1, sizeof(*f));
     f->sim = s;
-    f->w = wrap_new(s);
+    f->w = fault_backend_new(backend_sim_open(s), s, false);
     f->w->watch_budget = 2 + 4 * 2 + 1; /* domains watch, 2 domains, then 1 more */
     struct domcache_config cfg = {.use_watches = true};
     f->dc = domcache_new(&f->w->base, &cfg);
