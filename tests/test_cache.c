@@ -35,23 +35,73 @@ struct fx {
 };
 
 
-static struct fx *fx_open(struct sim *s, bool watches, bool manage_dom0)
-{
-    struct fx *f = xcalloc(1, sizeof(*f));
-    f->sim = s;
-    f->w = fault_backend_new(backend_sim_open(s), s, false);
-    struct domcache_config cfg = {.use_watches = watches, .manage_domain_zero = manage_dom0};
-    f->dc = domcache_new(&f->w->base, &cfg);
-    domcache_snapshot_init(&f->snap);
-    return f;
-}
-
-static void fx_close(struct fx *f)
+static void fx_free(struct fx *f)
 {
     domcache_free(f->dc);
     domcache_snapshot_free(&f->snap);
     backend_close(&f->w->base);
     free(f);
+}
+
+/* The worlds a test opened, its cmocka state (setup, teardown): teardown closes those still
+ * open, so a failed assertion leaks nothing. */
+#define FX_MAX 4
+
+struct fixtures {
+    struct fx *open[FX_MAX];
+};
+
+static int setup(void **state)
+{
+    *state = xcalloc(1, sizeof(struct fixtures));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fixtures *fs = *state;
+    for (size_t i = 0; i < FX_MAX; i++)
+        if (fs->open[i] != NULL)
+            fx_free(fs->open[i]);
+    free(fs);
+    return 0;
+}
+
+/* A fixture over s (taken): the sim backend in a fault_backend, no cache yet, kept in the
+ * test's fixtures. */
+static struct fx *fx_new(void **state, struct sim *s)
+{
+    struct fixtures *fs = *state;
+    size_t slot = 0;
+    while (slot < FX_MAX && fs->open[slot] != NULL)
+        slot++;
+    if (slot == FX_MAX)
+        fail_msg("more than %d worlds open in one test", FX_MAX);
+    struct fx *f = xcalloc(1, sizeof(*f));
+    f->sim = s;
+    f->w = fault_backend_new(backend_sim_open(s), s, false);
+    domcache_snapshot_init(&f->snap);
+    fs->open[slot] = f;
+    return f;
+}
+
+/* The same with its cache. */
+static struct fx *fx_open(void **state, struct sim *s, bool watches, bool manage_dom0)
+{
+    struct fx *f = fx_new(state, s);
+    struct domcache_config cfg = {.use_watches = watches, .manage_domain_zero = manage_dom0};
+    f->dc = domcache_new(&f->w->base, &cfg);
+    return f;
+}
+
+/* Close one world before the test ends (a test that opens one per round). */
+static void fx_close(void **state, struct fx *f)
+{
+    struct fixtures *fs = *state;
+    for (size_t i = 0; i < FX_MAX; i++)
+        if (fs->open[i] == f)
+            fs->open[i] = NULL;
+    fx_free(f);
 }
 
 static void snap(struct fx *f)
@@ -185,9 +235,8 @@ static void assert_same_snapshot(const struct domcache_snapshot *a,
 /* Once read, the keys only we write are never read again, with or without watches. */
 static void test_cached_keys_not_reread(void **state)
 {
-    (void)state;
     for (int watches = 0; watches <= 1; watches++) {
-        struct fx *f = fx_open(harness_world(NULL, 3), watches, false);
+        struct fx *f = fx_open(state, harness_world(NULL, 3), watches, false);
         snap(f);
         assert_int_equal(f->snap.host.n_domains, 3);
         assert_truth(f->sim, &f->snap);
@@ -203,15 +252,14 @@ static void test_cached_keys_not_reread(void **state)
         free(v);
         assert_int_equal(domcache_read(f->dc, 2, "memory/uncooperative", &v), -ENOENT);
         assert_int_equal(f->w->n.xs_read, 0);
-        fx_close(f);
+        fx_close(state, f);
     }
 }
 
 /* Keys the cache does not keep are read through every time. */
 static void test_other_keys_read_through(void **state)
 {
-    (void)state;
-    struct fx *f = fx_open(harness_world(NULL, 2), true, false);
+    struct fx *f = fx_open(state, harness_world(NULL, 2), true, false);
     snap(f);
     xs_set(f->sim, 1, "memory/reservation-id", "abc");
     f->w->n.xs_read = 0;
@@ -225,15 +273,13 @@ static void test_other_keys_read_through(void **state)
     free(v);
     assert_int_equal(f->w->n.xs_read, 2);
     assert_int_equal(domcache_read(f->dc, 9, "memory/target", &v), -ENOENT);
-    fx_close(f);
 }
 
 /* ---- writes ---- */
 
 static void test_write_skipped_when_equal(void **state)
 {
-    (void)state;
-    struct fx *f = fx_open(harness_world(NULL, 2), true, false);
+    struct fx *f = fx_open(state, harness_world(NULL, 2), true, false);
     snap(f);
     assert_int_equal(f->w->n.xs_write, 2); /* the memory-offsets calibrated */
     f->w->n.xs_write = 0;
@@ -267,14 +313,12 @@ static void test_write_skipped_when_equal(void **state)
     assert_int_equal(f->w->n.xs_read, 0);
     assert_int_equal(find(&f->snap, 1, NULL)->target_kib, 200 * MIB);
     assert_truth(f->sim, &f->snap);
-    fx_close(f);
 }
 
 /* A write to a domain that has gone returns 0, creates nothing and leaves no entry. */
 static void test_write_to_vanished_domain(void **state)
 {
-    (void)state;
-    struct fx *f = fx_open(harness_world(NULL, 3), true, false);
+    struct fx *f = fx_open(state, harness_world(NULL, 3), true, false);
     snap(f);
     assert_int_equal(sim_destroy_domain(f->sim, 2), 0);
     struct policy_op op = {.kind = POLICY_OP_SET_TARGET, .domid = 2, .value_kib = 100 * MIB};
@@ -295,16 +339,14 @@ static void test_write_to_vanished_domain(void **state)
     assert_null(find(&f->snap, 2, NULL));
     assert_int_equal(f->snap.host.n_domains, 2);
     assert_truth(f->sim, &f->snap);
-    fx_close(f);
 }
 
 /* maxmem: guest units + type slack + memory-offset; skipped when equal. */
 static void test_set_maxmem_units_and_skip(void **state)
 {
-    (void)state;
     struct sim_domain_spec d[2] = {harness_guest(1), harness_guest(3)}; /* hvm, pv */
     d[0].memory_offset_kib = 2048;
-    struct fx *f = fx_open(harness_world(d, 2), true, false);
+    struct fx *f = fx_open(state, harness_world(d, 2), true, false);
     snap(f);
     const struct domcache_domain_extra *x = NULL;
     assert_non_null(find(&f->snap, 1, &x));
@@ -334,14 +376,12 @@ static void test_set_maxmem_units_and_skip(void **state)
     assert_int_equal(f->w->n.set_maxmem, 3);
     assert_int_equal(find(&f->snap, 3, NULL)->maxmem_kib, 300 * MIB + 2);
     assert_int_equal(domcache_set_maxmem(f->dc, 3, -1), -EINVAL);
-    fx_close(f);
 }
 
 /* A domain created since the last snapshot gets its maxmem set all the same. */
 static void test_set_maxmem_of_unseen_domain(void **state)
 {
-    (void)state;
-    struct fx *f = fx_open(harness_world(NULL, 1), true, false);
+    struct fx *f = fx_open(state, harness_world(NULL, 1), true, false);
     snap(f);
     struct sim_domain_spec d = harness_guest(7); /* hvm */
     assert_int_equal(sim_create_domain(f->sim, &d, NULL), 0);
@@ -353,15 +393,13 @@ static void test_set_maxmem_of_unseen_domain(void **state)
     snap(f);
     assert_int_equal(find(&f->snap, 7, NULL)->maxmem_kib, 400 * MIB);
     assert_truth(f->sim, &f->snap);
-    fx_close(f);
 }
 
 /* ---- domains coming and going ---- */
 
 static void test_dead_domain_dropped(void **state)
 {
-    (void)state;
-    struct fx *f = fx_open(harness_world(NULL, 4), true, false);
+    struct fx *f = fx_open(state, harness_world(NULL, 4), true, false);
     snap(f);
     assert_int_equal(f->snap.host.n_domains, 4);
     unsigned long unwatch0 = f->w->n.xs_unwatch;
@@ -371,13 +409,11 @@ static void test_dead_domain_dropped(void **state)
     assert_null(find(&f->snap, 3, NULL));
     assert_int_equal(f->w->n.xs_unwatch - unwatch0, 4); /* its four watches */
     assert_truth(f->sim, &f->snap);
-    fx_close(f);
 }
 
 static void test_dying_domain_skipped(void **state)
 {
-    (void)state;
-    struct fx *f = fx_open(harness_world(NULL, 3), true, false);
+    struct fx *f = fx_open(state, harness_world(NULL, 3), true, false);
     snap(f);
     f->w->dying[2] = true;
     snap(f);
@@ -387,18 +423,16 @@ static void test_dying_domain_skipped(void **state)
     snap(f);
     assert_non_null(find(&f->snap, 2, NULL));
     assert_truth(f->sim, &f->snap);
-    fx_close(f);
 }
 
 /* A domid reused by a new domain (new handle) never sees the old one's values: here
  * the old memory-offset would make its actual wrong. */
 static void test_recycled_domid_gets_fresh_entry(void **state)
 {
-    (void)state;
     for (int watches = 0; watches <= 1; watches++) {
         struct sim_domain_spec d[2] = {harness_guest(1), harness_guest(5)};
         d[1].memory_offset_kib = 4096;
-        struct fx *f = fx_open(harness_world(d, 2), watches, false);
+        struct fx *f = fx_open(state, harness_world(d, 2), watches, false);
         snap(f);
         const struct domcache_domain_extra *x = NULL;
         assert_non_null(find(&f->snap, 5, &x));
@@ -419,7 +453,7 @@ static void test_recycled_domid_gets_fresh_entry(void **state)
         assert_int_equal(p->actual_kib, 300 * MIB);
         assert_int_equal(xs_int(f->sim, 5, "memory/memory-offset"), 0);
         assert_truth(f->sim, &f->snap);
-        fx_close(f);
+        fx_close(state, f);
     }
 }
 
@@ -428,14 +462,13 @@ static void test_recycled_domid_gets_fresh_entry(void **state)
 /* memory-offset is calibrated and written once, on the first boot signal. */
 static void test_calibration_on_first_boot_signal(void **state)
 {
-    (void)state;
     struct sim_domain_spec d[2] = {harness_guest(1), harness_guest(2)};
     d[0].boot_after_s = 5;
     d[0].memory_offset_kib = 2048;
     d[1].boot_after_s = 5; /* no balloon driver: boots with data/updated only */
     d[1].memory_offset_kib = 1024;
     d[1].balloon.model = SIM_BALLOON_NONE;
-    struct fx *f = fx_open(harness_world(d, 2), true, false);
+    struct fx *f = fx_open(state, harness_world(d, 2), true, false);
     snap(f);
     const struct domcache_domain_extra *x = NULL;
     const struct policy_domain *p = find(&f->snap, 1, &x);
@@ -461,32 +494,28 @@ static void test_calibration_on_first_boot_signal(void **state)
     snap(f);
     snap(f);
     assert_int_equal(f->w->n.xs_write - w0, 2);
-    fx_close(f);
 }
 
 /* An offset recorded by an earlier run is used, not calibrated again. */
 static void test_recorded_offset_used(void **state)
 {
-    (void)state;
     struct sim_domain_spec d = harness_guest(1);
     d.memory_offset_kib = 512;
     struct sim *s = harness_world(&d, 1);
     xs_set(s, 1, "memory/memory-offset", "512");
-    struct fx *f = fx_open(s, true, false);
+    struct fx *f = fx_open(state, s, true, false);
     snap(f);
     assert_int_equal(f->w->n.xs_write, 0);
     const struct domcache_domain_extra *x = NULL;
     assert_non_null(find(&f->snap, 1, &x));
     assert_int_equal(x->memory_offset_kib, 512);
     assert_truth(f->sim, &f->snap);
-    fx_close(f);
 }
 
 /* A booting domain counts as max(initial-reservation, actual); what it has still to
  * allocate, minus its shadow memory, is not free. */
 static void test_booting_domain_accounting(void **state)
 {
-    (void)state;
     struct sim_domain_spec d[2] = {harness_guest(1), harness_guest(2)};
     d[1].initial_reservation_kib = 1 * GIB;
     d[1].target_kib = 1 * GIB;
@@ -494,7 +523,7 @@ static void test_booting_domain_accounting(void **state)
     d[1].maxmem_kib = 1 * GIB;
     d[1].actual_kib = 0;
     d[1].balloon.rate_kib_s = 65536;
-    struct fx *f = fx_open(harness_world(d, 2), true, false);
+    struct fx *f = fx_open(state, harness_world(d, 2), true, false);
     f->w->shadow_mib[2] = 8;
     sim_advance(f->sim, 1000);
     snap(f);
@@ -536,16 +565,14 @@ static void test_booting_domain_accounting(void **state)
     assert_int_equal(f->snap.booting_unused_kib, 0);
     assert_int_equal(p->actual_kib, 1 * GIB);
     assert_truth(f->sim, &f->snap);
-    fx_close(f);
 }
 
 /* A booting domain without initial-reservation counts its actual and is not skipped. */
 static void test_booting_without_initial_reservation(void **state)
 {
-    (void)state;
     struct sim_domain_spec d[2] = {harness_guest(1), harness_guest(2)};
     d[1].boot_after_s = 100;
-    struct fx *f = fx_open(harness_world(d, 2), false, false);
+    struct fx *f = fx_open(state, harness_world(d, 2), false, false);
     snap(f);
     const struct domcache_domain_extra *x = NULL;
     const struct policy_domain *p = find(&f->snap, 2, &x);
@@ -558,16 +585,14 @@ static void test_booting_without_initial_reservation(void **state)
     f->w->n.xs_read = 0;
     snap(f);
     assert_int_equal(f->w->n.xs_read, 2 /* domain 1: dynamic range */ + 2 /* domain 2 */);
-    fx_close(f);
 }
 
 /* The domain's own initial-reservation written through the cache is seen at once. */
 static void test_initial_reservation_written_through(void **state)
 {
-    (void)state;
     struct sim_domain_spec d = harness_guest(1);
     d.boot_after_s = 100;
-    struct fx *f = fx_open(harness_world(&d, 1), true, false);
+    struct fx *f = fx_open(state, harness_world(&d, 1), true, false);
     snap(f);
     assert_int_equal(f->snap.booting_unused_kib, 0);
     assert_int_equal(domcache_write(f->dc, 1, "memory/initial-reservation", "524288"), 0);
@@ -576,15 +601,13 @@ static void test_initial_reservation_written_through(void **state)
     assert_int_equal(f->w->n.xs_read, 0);
     assert_int_equal(f->snap.booting_unused_kib, 512 * MIB - 256 * MIB);
     assert_int_equal(find(&f->snap, 1, NULL)->actual_kib, 512 * MIB);
-    fx_close(f);
 }
 
 /* ---- host free memory ---- */
 
 static void test_reservations_subtracted_unless_transferred(void **state)
 {
-    (void)state;
-    struct fx *f = fx_open(harness_world(NULL, 3), true, false);
+    struct fx *f = fx_open(state, harness_world(NULL, 3), true, false);
     struct domcache_reservation r[4] = {
         {.kib = 1000, .domid = -1}, /* not transferred */
         {.kib = 2000, .domid = 2},  /* held by live domain 2 */
@@ -601,16 +624,14 @@ static void test_reservations_subtracted_unless_transferred(void **state)
     xen = f->snap.xen_free_kib + f->snap.scrub_kib;
     assert_int_equal(f->snap.host.free_kib, xen - 13000);
     assert_truth(f->sim, &f->snap);
-    fx_close(f);
 }
 
 /* ---- the dynamic range ---- */
 
 static void test_dynamic_range_defaults_to_target(void **state)
 {
-    (void)state;
     for (int watches = 0; watches <= 1; watches++) {
-        struct fx *f = fx_open(harness_world(NULL, 2), watches, false);
+        struct fx *f = fx_open(state, harness_world(NULL, 2), watches, false);
         snap(f);
         assert_int_equal(find(&f->snap, 1, NULL)->dynamic_min_kib, 128 * MIB);
         xs_del(f->sim, 1, "memory/dynamic-min");
@@ -633,7 +654,7 @@ static void test_dynamic_range_defaults_to_target(void **state)
         assert_int_equal(p->dynamic_min_kib, 100 * MIB);
         assert_int_equal(p->dynamic_max_kib, 300 * MIB);
         assert_truth(f->sim, &f->snap);
-        fx_close(f);
+        fx_close(state, f);
     }
 }
 
@@ -642,10 +663,9 @@ static void test_dynamic_range_defaults_to_target(void **state)
 /* A booted domain without memory/target yet is skipped until it has one. */
 static void test_domain_without_target_skipped(void **state)
 {
-    (void)state;
     struct sim *s = harness_world(NULL, 2);
     xs_del(s, 2, "memory/target");
-    struct fx *f = fx_open(s, true, false);
+    struct fx *f = fx_open(state, s, true, false);
     snap(f);
     assert_null(find(&f->snap, 2, NULL));
     assert_int_equal(f->snap.host.n_domains, 1);
@@ -653,14 +673,12 @@ static void test_domain_without_target_skipped(void **state)
     snap(f);
     assert_non_null(find(&f->snap, 2, NULL));
     assert_int_equal(find(&f->snap, 2, NULL)->target_kib, 268435);
-    fx_close(f);
 }
 
 /* A domain destroyed between the domain list and its xenstore reads is skipped. */
 static void test_domain_vanishing_mid_read_skipped(void **state)
 {
-    (void)state;
-    struct fx *f = fx_open(harness_world(NULL, 3), true, false);
+    struct fx *f = fx_open(state, harness_world(NULL, 3), true, false);
     f->w->destroy_on_read = 2;
     snap(f);
     assert_null(find(&f->snap, 2, NULL));
@@ -668,18 +686,16 @@ static void test_domain_vanishing_mid_read_skipped(void **state)
     snap(f);
     assert_int_equal(f->snap.host.n_domains, 2);
     assert_truth(f->sim, &f->snap);
-    fx_close(f);
 }
 
 /* ---- domain 0 ---- */
 
 static void test_dom0_left_alone_unless_managed(void **state)
 {
-    (void)state;
     for (int managed = 0; managed <= 1; managed++) {
         struct sim_domain_spec d[2] = {harness_guest(0), harness_guest(1)};
         d[0].type = DOMAIN_TYPE_PV;
-        struct fx *f = fx_open(harness_world(d, 2), true, managed);
+        struct fx *f = fx_open(state, harness_world(d, 2), true, managed);
         snap(f);
         const struct policy_domain *p = find(&f->snap, 0, NULL);
         assert_non_null(p);
@@ -694,7 +710,7 @@ static void test_dom0_left_alone_unless_managed(void **state)
             assert_int_equal(p->maxmem_kib, 0);
         }
         assert_true(find(&f->snap, 1, NULL)->can_balloon);
-        fx_close(f);
+        fx_close(state, f);
     }
 }
 
@@ -702,8 +718,7 @@ static void test_dom0_left_alone_unless_managed(void **state)
 
 static void test_events_report_changes(void **state)
 {
-    (void)state;
-    struct fx *f = fx_open(harness_world(NULL, 3), true, false);
+    struct fx *f = fx_open(state, harness_world(NULL, 3), true, false);
     snap(f);
     assert_int_equal(domcache_process_events(f->dc), 0);
     assert_int_equal(sim_set_dynamic_range(f->sim, 2, 100 * MIB, 400 * MIB), 0);
@@ -726,15 +741,13 @@ static void test_events_report_changes(void **state)
     f->w->n.xs_read = 0;
     snap(f);
     assert_int_equal(f->w->n.xs_read, 0);
-    fx_close(f);
 }
 
 /* Lost events (queue overflow) empty the cache; the next snapshot is right again and
  * the one after reads nothing. */
 static void test_overflow_rebuilds(void **state)
 {
-    (void)state;
-    struct fx *f = fx_open(harness_world(NULL, 30), true, false);
+    struct fx *f = fx_open(state, harness_world(NULL, 30), true, false);
     snap(f);
     snap(f);
     sim_xs_set_watch_queue_limit(f->sim, 16);
@@ -755,21 +768,15 @@ static void test_overflow_rebuilds(void **state)
     f->w->n.xs_read = 0;
     snap(f);
     assert_int_equal(f->w->n.xs_read, 0);
-    fx_close(f);
 }
 
 /* A backend that refuses watches: read through (seed behaviour), values still right. */
 static void test_watch_failure_falls_back_to_reading(void **state)
 {
-    (void)state;
-    struct sim *s = harness_world(NULL, 5);
-    struct fx *f = xcalloc(1, sizeof(*f));
-    f->sim = s;
-    f->w = fault_backend_new(backend_sim_open(s), s, false);
+    struct fx *f = fx_new(state, harness_world(NULL, 5));
     f->w->watch_budget = 2 + 4 * 2 + 1; /* domains watch, 2 domains, then 1 more */
     struct domcache_config cfg = {.use_watches = true};
     f->dc = domcache_new(&f->w->base, &cfg);
-    domcache_snapshot_init(&f->snap);
     assert_true(domcache_watching(f->dc));
     snap(f);
     assert_false(domcache_watching(f->dc));
@@ -782,13 +789,11 @@ static void test_watch_failure_falls_back_to_reading(void **state)
     snap(f);
     assert_int_equal(f->w->n.xs_read, 2 * 5);
     assert_int_equal(find(&f->snap, 4, NULL)->dynamic_max_kib, 200 * MIB);
-    fx_close(f);
 }
 
 /* With and without watches the snapshots are the same. */
 static void test_same_snapshot_with_and_without_watches(void **state)
 {
-    (void)state;
     struct sim_domain_spec d[6];
     for (uint32_t i = 0; i < 6; i++)
         d[i] = harness_guest(i + 1);
@@ -797,8 +802,8 @@ static void test_same_snapshot_with_and_without_watches(void **state)
     d[4].initial_reservation_kib = 512 * MIB;
     d[4].actual_kib = 0;
     d[4].balloon.rate_kib_s = 100 * MIB;
-    struct fx *a = fx_open(harness_world(d, 6), true, false);
-    struct fx *b = fx_open(harness_world(d, 6), false, false);
+    struct fx *a = fx_open(state, harness_world(d, 6), true, false);
+    struct fx *b = fx_open(state, harness_world(d, 6), false, false);
     for (int round = 0; round < 8; round++) {
         snap(a);
         snap(b);
@@ -810,23 +815,20 @@ static void test_same_snapshot_with_and_without_watches(void **state)
         sim_advance(a->sim, 1000);
         sim_advance(b->sim, 1000);
     }
-    fx_close(a);
-    fx_close(b);
 }
 
 /* ---- the figures the issue asks for ---- */
 
-static struct fx *thousand(bool watches)
+static struct fx *thousand(void **state, bool watches)
 {
-    return fx_open(harness_world(NULL, 1000), watches, false);
+    return fx_open(state, harness_world(NULL, 1000), watches, false);
 }
 
 /* Steady state of an unchanged 1,000-domain host: no xenstore read at all, and exactly
  * two hypercalls (domain list, physinfo) per snapshot. */
 static void test_steady_state_reads_nothing(void **state)
 {
-    (void)state;
-    struct fx *f = thousand(true);
+    struct fx *f = thousand(state, true);
     snap(f);
     snap(f);
     assert_int_equal(f->snap.host.n_domains, 1000);
@@ -848,14 +850,12 @@ static void test_steady_state_reads_nothing(void **state)
     assert_int_equal(s1.list_domains - s0.list_domains, 100);
     assert_int_equal(s1.physinfo - s0.physinfo, 100);
     assert_truth(f->sim, &f->snap);
-    fx_close(f);
 }
 
 /* A change to one domain's dynamic-max is seen by the next snapshot for one read. */
 static void test_dynamic_max_change_costs_one_read(void **state)
 {
-    (void)state;
-    struct fx *f = thousand(true);
+    struct fx *f = thousand(state, true);
     snap(f);
     snap(f);
     struct domcache_counters c0, c1;
@@ -876,14 +876,12 @@ static void test_dynamic_max_change_costs_one_read(void **state)
     assert_int_equal(c1.xenstore_reads - c0.xenstore_reads, 1);
     assert_int_equal(find(&f->snap, 500, NULL)->dynamic_max_kib, 620000);
     assert_truth(f->sim, &f->snap);
-    fx_close(f);
 }
 
 /* Without watches, as the seed: at most two reads per domain per snapshot. */
 static void test_without_watches_two_reads_per_domain(void **state)
 {
-    (void)state;
-    struct fx *f = thousand(false);
+    struct fx *f = thousand(state, false);
     snap(f);
     struct domcache_counters c0, c1;
     counters(f, &c0);
@@ -897,15 +895,13 @@ static void test_without_watches_two_reads_per_domain(void **state)
     snap(f);
     assert_int_equal(find(&f->snap, 10, NULL)->dynamic_max_kib, 600000);
     assert_truth(f->sim, &f->snap);
-    fx_close(f);
 }
 
 /* The first snapshot of a host costs one read per key per domain, watches included: the
  * event each registration fires costs nothing. */
 static void test_warm_up_reads_each_key_once(void **state)
 {
-    (void)state;
-    struct fx *f = fx_open(harness_world(NULL, 200), true, false);
+    struct fx *f = fx_open(state, harness_world(NULL, 200), true, false);
     snap(f);
     /* feature-balloon, uncooperative, initial-reservation, target, memory-offset,
      * dynamic-min, dynamic-max; plus the memory-offset written. */
@@ -914,41 +910,41 @@ static void test_warm_up_reads_each_key_once(void **state)
     f->w->n.xs_read = 0;
     snap(f);
     assert_int_equal(f->w->n.xs_read, 0);
-    fx_close(f);
 }
 
 int main(void)
 {
     log_init("test_cache", true, 0);
     log_quiet(true);
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_cached_keys_not_reread),
-        cmocka_unit_test(test_other_keys_read_through),
-        cmocka_unit_test(test_write_skipped_when_equal),
-        cmocka_unit_test(test_write_to_vanished_domain),
-        cmocka_unit_test(test_set_maxmem_units_and_skip),
-        cmocka_unit_test(test_set_maxmem_of_unseen_domain),
-        cmocka_unit_test(test_dead_domain_dropped),
-        cmocka_unit_test(test_dying_domain_skipped),
-        cmocka_unit_test(test_recycled_domid_gets_fresh_entry),
-        cmocka_unit_test(test_calibration_on_first_boot_signal),
-        cmocka_unit_test(test_recorded_offset_used),
-        cmocka_unit_test(test_booting_domain_accounting),
-        cmocka_unit_test(test_booting_without_initial_reservation),
-        cmocka_unit_test(test_initial_reservation_written_through),
-        cmocka_unit_test(test_reservations_subtracted_unless_transferred),
-        cmocka_unit_test(test_dynamic_range_defaults_to_target),
-        cmocka_unit_test(test_domain_without_target_skipped),
-        cmocka_unit_test(test_domain_vanishing_mid_read_skipped),
-        cmocka_unit_test(test_dom0_left_alone_unless_managed),
-        cmocka_unit_test(test_events_report_changes),
-        cmocka_unit_test(test_overflow_rebuilds),
-        cmocka_unit_test(test_watch_failure_falls_back_to_reading),
-        cmocka_unit_test(test_same_snapshot_with_and_without_watches),
-        cmocka_unit_test(test_steady_state_reads_nothing),
-        cmocka_unit_test(test_dynamic_max_change_costs_one_read),
-        cmocka_unit_test(test_without_watches_two_reads_per_domain),
-        cmocka_unit_test(test_warm_up_reads_each_key_once),
+        T(test_cached_keys_not_reread),
+        T(test_other_keys_read_through),
+        T(test_write_skipped_when_equal),
+        T(test_write_to_vanished_domain),
+        T(test_set_maxmem_units_and_skip),
+        T(test_set_maxmem_of_unseen_domain),
+        T(test_dead_domain_dropped),
+        T(test_dying_domain_skipped),
+        T(test_recycled_domid_gets_fresh_entry),
+        T(test_calibration_on_first_boot_signal),
+        T(test_recorded_offset_used),
+        T(test_booting_domain_accounting),
+        T(test_booting_without_initial_reservation),
+        T(test_initial_reservation_written_through),
+        T(test_reservations_subtracted_unless_transferred),
+        T(test_dynamic_range_defaults_to_target),
+        T(test_domain_without_target_skipped),
+        T(test_domain_vanishing_mid_read_skipped),
+        T(test_dom0_left_alone_unless_managed),
+        T(test_events_report_changes),
+        T(test_overflow_rebuilds),
+        T(test_watch_failure_falls_back_to_reading),
+        T(test_same_snapshot_with_and_without_watches),
+        T(test_steady_state_reads_nothing),
+        T(test_dynamic_max_change_costs_one_read),
+        T(test_without_watches_two_reads_per_domain),
+        T(test_warm_up_reads_each_key_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
