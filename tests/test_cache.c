@@ -34,7 +34,6 @@ struct fx {
     struct domcache_snapshot snap;
 };
 
-
 static void fx_free(struct fx *f)
 {
     domcache_free(f->dc);

@@ -352,8 +352,8 @@ static void test_http_body_too_large_chunked(void **state)
     for (int i = 0; i < 32; i++) {
         char size[32];
         snprintf(size, sizeof(size), "%zx\r\n", sizeof(chunk));
-        if (http_send_all(fd, size, strlen(size)) < 0 || http_send_all(fd, chunk, sizeof(chunk)) < 0 ||
-            http_send_all(fd, "\r\n", 2) < 0)
+        if (http_send_all(fd, size, strlen(size)) < 0 ||
+            http_send_all(fd, chunk, sizeof(chunk)) < 0 || http_send_all(fd, "\r\n", 2) < 0)
             break;
     }
     http_send_all(fd, "0\r\n\r\n", 5);
@@ -387,8 +387,8 @@ static void test_http_body_at_limit(void **state)
     /* One more byte is too much (announced; the reply comes before the body is sent,
      * which over TCP could otherwise be lost to the reset of an early close). */
     int fd = http_connect_tcp(fx->port);
-    char *req =
-        xasprintf("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n", API_MAX_BODY_BYTES + 1);
+    char *req = xasprintf("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n",
+                          API_MAX_BODY_BYTES + 1);
     assert_int_equal(http_send_all(fd, req, strlen(req)), 0);
     assert_int_equal(http_read_reply(fd, &r, false), 0);
     assert_int_equal(r.status, 413);

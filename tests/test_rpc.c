@@ -170,8 +170,9 @@ static void test_every_method_xapi_style(void **state)
     for (size_t i = 0; i < N_CASES; i++) {
         const struct method_case *c = &method_cases[i];
         char *body = xasprintf("{\"method\": \"%s\", \"params\": %s, \"id\": %zu}", c->method,
-                         c->positional, i + 1);
-        char *want = xasprintf("{\"result\": %s, \"error\": null, \"id\": %zu}", c->result, i + 1);
+                               c->positional, i + 1);
+        char *want =
+            xasprintf("{\"result\": %s, \"error\": null, \"id\": %zu}", c->result, i + 1);
         int before = mock_calls();
         expect_reply(body, want);
         assert_int_equal(mock_calls(), before + 1);
@@ -187,10 +188,10 @@ static void test_every_method_v2_positional(void **state)
     for (size_t i = 0; i < N_CASES; i++) {
         const struct method_case *c = &method_cases[i];
         char *body = xasprintf("{\"jsonrpc\": \"2.0\", \"method\": \"%s\", \"params\": %s, "
-                         "\"id\": \"req-%zu\"}",
-                         c->method, c->positional, i);
-        char *want =
-            xasprintf("{\"jsonrpc\": \"2.0\", \"result\": %s, \"id\": \"req-%zu\"}", c->result, i);
+                               "\"id\": \"req-%zu\"}",
+                               c->method, c->positional, i);
+        char *want = xasprintf("{\"jsonrpc\": \"2.0\", \"result\": %s, \"id\": \"req-%zu\"}",
+                               c->result, i);
         expect_reply(body, want);
         mock_expect_last_call(c->call);
         free(body);
@@ -204,9 +205,10 @@ static void test_every_method_v2_named(void **state)
     for (size_t i = 0; i < N_CASES; i++) {
         const struct method_case *c = &method_cases[i];
         char *body = xasprintf("{\"jsonrpc\": \"2.0\", \"method\": \"%s\", \"params\": %s, "
-                         "\"id\": %zu}",
-                         c->method, c->named, i);
-        char *want = xasprintf("{\"jsonrpc\": \"2.0\", \"result\": %s, \"id\": %zu}", c->result, i);
+                               "\"id\": %zu}",
+                               c->method, c->named, i);
+        char *want =
+            xasprintf("{\"jsonrpc\": \"2.0\", \"result\": %s, \"id\": %zu}", c->result, i);
         expect_reply(body, want);
         mock_expect_last_call(c->call);
         free(body);
@@ -264,11 +266,12 @@ static void test_sim_methods_refused_without_sim(void **state)
         if (strncmp(c->method, "sim.", 4) != 0)
             continue;
         char *body = xasprintf("{\"jsonrpc\": \"2.0\", \"method\": \"%s\", \"params\": %s, "
-                         "\"id\": 1}",
-                         c->method, c->positional);
+                               "\"id\": 1}",
+                               c->method, c->positional);
         assert_int_equal(v2_error_code(body), -32601);
         free(body);
-        body = xasprintf("{\"method\": \"%s\", \"params\": %s, \"id\": 1}", c->method, c->positional);
+        body = xasprintf("{\"method\": \"%s\", \"params\": %s, \"id\": 1}", c->method,
+                         c->positional);
         expect_xapi_internal_error(body);
         free(body);
     }
@@ -298,13 +301,14 @@ static void test_ids_echoed(void **state)
     static const char *ids[] = {"0", "-7", "\"abc\"", "null", "1.5", "12345678901234"};
     for (size_t i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
         char *body = xasprintf("{\"jsonrpc\": \"2.0\", \"method\": \"balance_memory\","
-                         " \"params\": [\"d\"], \"id\": %s}",
-                         ids[i]);
+                               " \"params\": [\"d\"], \"id\": %s}",
+                               ids[i]);
         char *want = xasprintf("{\"jsonrpc\": \"2.0\", \"result\": null, \"id\": %s}", ids[i]);
         expect_reply(body, want);
         free(body);
         free(want);
-        body = xasprintf("{\"method\": \"balance_memory\", \"params\": [\"d\"], \"id\": %s}", ids[i]);
+        body = xasprintf("{\"method\": \"balance_memory\", \"params\": [\"d\"], \"id\": %s}",
+                         ids[i]);
         want = xasprintf("{\"result\": null, \"error\": null, \"id\": %s}", ids[i]);
         expect_reply(body, want);
         free(body);
@@ -538,8 +542,8 @@ static void test_unknown_methods(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char *body = xasprintf("{\"jsonrpc\": \"2.0\", \"method\": \"%s\", \"params\": [\"d\"],"
-                         " \"id\": 1}",
-                         names[i]);
+                               " \"id\": 1}",
+                               names[i]);
         assert_int_equal(v2_error_code(body), -32601);
         free(body);
         body = xasprintf("{\"method\": \"%s\", \"params\": [\"d\"], \"id\": 1}", names[i]);
@@ -617,14 +621,14 @@ static void test_bad_params(void **state)
     (void)state;
     for (size_t i = 0; i < sizeof(bad_params) / sizeof(bad_params[0]); i++) {
         char *body = xasprintf("{\"jsonrpc\": \"2.0\", \"method\": \"%s\", \"params\": %s,"
-                         " \"id\": 1}",
-                         bad_params[i][0], bad_params[i][1]);
+                               " \"id\": 1}",
+                               bad_params[i][0], bad_params[i][1]);
         int code = v2_error_code(body);
         if (code != -32602)
             fail_msg("%s: expected -32602, got %d", body, code);
         free(body);
         body = xasprintf("{\"method\": \"%s\", \"params\": %s, \"id\": 1}", bad_params[i][0],
-                   bad_params[i][1]);
+                         bad_params[i][1]);
         expect_xapi_internal_error(body);
         free(body);
     }
@@ -640,8 +644,8 @@ static void test_name_length_limit(void **state)
     name[256] = '\0';
     char *body =
         xasprintf("{\"jsonrpc\": \"2.0\", \"method\": \"login\", \"params\": [\"d\", \"%s\"],"
-            " \"id\": 1}",
-            name);
+                  " \"id\": 1}",
+                  name);
     assert_int_equal(v2_error_code(body), -32602);
     free(body);
     assert_int_equal(mock_calls(), 0);
@@ -675,16 +679,17 @@ static void test_invalid_memory_values(void **state)
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char *body = xasprintf("{\"method\": \"%s\", \"params\": %s, \"id\": 1}", cases[i].method,
-                         cases[i].params);
+        char *body = xasprintf("{\"method\": \"%s\", \"params\": %s, \"id\": 1}",
+                               cases[i].method, cases[i].params);
         char *want = xasprintf("{\"result\": null, \"error\": [\"Invalid_memory_value\", %s],"
-                         " \"id\": 1}",
-                         cases[i].value);
+                               " \"id\": 1}",
+                               cases[i].value);
         expect_reply(body, want);
         free(body);
         free(want);
-        body = xasprintf("{\"jsonrpc\": \"2.0\", \"method\": \"%s\", \"params\": %s, \"id\": 1}",
-                   cases[i].method, cases[i].params);
+        body =
+            xasprintf("{\"jsonrpc\": \"2.0\", \"method\": \"%s\", \"params\": %s, \"id\": 1}",
+                      cases[i].method, cases[i].params);
         json_t *r = call_rpc(body);
         json_t *e = json_object_get(r, "error");
         assert_int_equal(json_integer_value(json_object_get(e, "code")), -32000);

@@ -307,7 +307,7 @@ static void test_stuck_guest_does_not_rebalance_forever(void **state)
 int main(void)
 {
     log_quiet(true);
-#define T(name, scenario)                                                                   \
+#define T(name, scenario)                                                                      \
     cmocka_unit_test_prestate_setup_teardown(name, setup, teardown, (void *)(scenario))
     const struct CMUnitTest tests[] = {
         T(test_intermittent_guest_recovers, "scenarios/intermittent.json"),

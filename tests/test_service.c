@@ -271,9 +271,9 @@ static void test_reserve_range(void **state)
     int64_t got = 0;
 
     /* All of max is free. */
-    assert_int_equal(service_reserve_memory_range(f->svc, "t", "xenopsd", GIB, 2 * GIB, &id,
-                                                  &got, &f->err),
-                     0);
+    assert_int_equal(
+        service_reserve_memory_range(f->svc, "t", "xenopsd", GIB, 2 * GIB, &id, &got, &f->err),
+        0);
     assert_int_equal(got, 2 * GIB);
     json_t *r = published_reservation(f, id);
     assert_non_null(r);
@@ -282,9 +282,9 @@ static void test_reserve_range(void **state)
     free(id);
     id = NULL;
     /* Max beyond the host: as much as it can, at least min. */
-    assert_int_equal(service_reserve_memory_range(f->svc, "t", "xenopsd", GIB, 64 * GIB, &id,
-                                                  &got, &f->err),
-                     0);
+    assert_int_equal(
+        service_reserve_memory_range(f->svc, "t", "xenopsd", GIB, 64 * GIB, &id, &got, &f->err),
+        0);
     assert_true(got >= GIB && got < 64 * GIB);
     expect_last_operation(f, "reserve_range", "success");
     free(id);
@@ -316,14 +316,14 @@ static void test_transfer_and_query(void **state)
     assert_non_null(r);
     assert_int_equal(json_integer_value(json_object_get(r, "domid")), 2);
     json_decref(r);
-    assert_int_equal(service_query_reservation_of_domain(f->svc, "t", "xenopsd", 2, &got, &f->err),
-                     0);
+    assert_int_equal(
+        service_query_reservation_of_domain(f->svc, "t", "xenopsd", 2, &got, &f->err), 0);
     assert_string_equal(got, id);
     free(got);
     got = NULL;
     /* A domain without one. */
-    assert_int_equal(service_query_reservation_of_domain(f->svc, "t", "xenopsd", 3, &got, &f->err),
-                     -1);
+    assert_int_equal(
+        service_query_reservation_of_domain(f->svc, "t", "xenopsd", 3, &got, &f->err), -1);
     assert_int_equal(f->err.kind, SERVICE_ERR_NO_RESERVATION);
     assert_null(got);
     free(id);
@@ -333,8 +333,8 @@ static void test_transfer_unknown_reservation(void **state)
 {
     struct fx *f = *state;
 
-    assert_int_equal(service_transfer_reservation_to_domain(f->svc, "t", "xenopsd", "no-such-id",
-                                                            2, &f->err),
+    assert_int_equal(service_transfer_reservation_to_domain(f->svc, "t", "xenopsd",
+                                                            "no-such-id", 2, &f->err),
                      -1);
     assert_int_equal(f->err.kind, SERVICE_ERR_UNKNOWN_RESERVATION);
     assert_string_equal(f->err.text, "no-such-id");

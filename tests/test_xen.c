@@ -24,7 +24,6 @@
 
 /* ---- worlds ---- */
 
-
 /* The cache over backend/xen.c over the fake over world s (owned by the fixture). */
 struct xfx {
     struct sim *sim;

@@ -34,7 +34,6 @@ void json_expect(const json_t *got, const char *expected)
     json_decref(want);
 }
 
-
 int check_exposition(const char *text)
 {
     regex_t help, type, sample;

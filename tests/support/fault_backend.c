@@ -129,7 +129,8 @@ static int fb_read_watch(struct backend *b, struct backend_watch_event *ev)
 static int64_t fb_now_ms(struct backend *b)
 {
     struct fault_backend *fb = FB(b);
-    int64_t base = fb->clock_from_world ? sim_now_ms(fb->world) : fb->inner->ops->now_ms(fb->inner);
+    int64_t base =
+        fb->clock_from_world ? sim_now_ms(fb->world) : fb->inner->ops->now_ms(fb->inner);
     return base + fb->offset_ms;
 }
 

@@ -22,14 +22,14 @@ typedef void (*fault_backend_hook_fn)(struct fault_backend *fb, void *ctx);
  * the test's to set at any time (the wrapper runs on the caller's thread).
  */
 struct fault_backend {
-    struct backend base; /* what the code under test sees */
+    struct backend base;   /* what the code under test sees */
     struct backend *inner; /* owned: closed with the wrapper */
     struct sim *world;     /* the simulated host behind inner (borrowed): destroy_on_read
                               destroys there; with clock_from_world, time is its clock */
     bool clock_from_world; /* now_ms / sleep_ms on world's virtual clock instead of inner's
                               (backend/xen.c over the fake libraries has a real clock) */
     int64_t offset_ms;     /* added to now_ms: the clock jumps when a test changes it */
-    bool dying[FAULT_BACKEND_MAX_DOMID]; /* list_domains reports these as dying */
+    bool dying[FAULT_BACKEND_MAX_DOMID];         /* list_domains reports these as dying */
     int64_t shadow_mib[FAULT_BACKEND_MAX_DOMID]; /* shadow allocation to report; -1: inner's */
     long watch_budget;       /* xs_watch calls left before -ENOSPC; -1: no limit */
     int64_t destroy_on_read; /* domid destroyed in world just before the next xs_read of a

@@ -163,11 +163,12 @@ int http_read_reply(int fd, struct http_reply *r, bool head_only)
 }
 
 /* One request on fd; extra: more header lines ("Name: v\r\n"...), may be NULL. */
-int http_send(int fd, const char *method, const char *path, const char *extra,
-                     const char *body, size_t len, bool close_after)
+int http_send(int fd, const char *method, const char *path, const char *extra, const char *body,
+              size_t len, bool close_after)
 {
-    char *head = xasprintf("%s %s HTTP/1.1\r\nHost: localhost\r\n%s%s", method, path,
-                     close_after ? "Connection: close\r\n" : "", extra != NULL ? extra : "");
+    char *head =
+        xasprintf("%s %s HTTP/1.1\r\nHost: localhost\r\n%s%s", method, path,
+                  close_after ? "Connection: close\r\n" : "", extra != NULL ? extra : "");
     char *cl = body != NULL ? xasprintf("Content-Length: %zu\r\n\r\n", len) : strdup("\r\n");
     int rc = http_send_all(fd, head, strlen(head));
     if (rc == 0)
@@ -180,7 +181,7 @@ int http_send(int fd, const char *method, const char *path, const char *extra,
 }
 
 void http_on(int fd, const char *method, const char *path, const char *body,
-                    struct http_reply *r)
+             struct http_reply *r)
 {
     assert_int_equal(http_send(fd, method, path, NULL, body, body ? strlen(body) : 0, true), 0);
     if (http_read_reply(fd, r, strcmp(method, "HEAD") == 0) < 0)

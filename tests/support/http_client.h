@@ -37,8 +37,8 @@ bool http_header_is(const struct http_reply *r, const char *name, const char *va
 int http_read_reply(int fd, struct http_reply *r, bool head_only);
 /* One request on fd; extra: more header lines ("Name: v\r\n"...), may be NULL; body NULL:
  * no Content-Length. close_after adds "Connection: close". 0 or -1. */
-int http_send(int fd, const char *method, const char *path, const char *extra,
-              const char *body, size_t len, bool close_after);
+int http_send(int fd, const char *method, const char *path, const char *extra, const char *body,
+              size_t len, bool close_after);
 /* One request with Connection: close on fd, its reply in r, fd closed; fails the test when
  * no reply comes. */
 void http_on(int fd, const char *method, const char *path, const char *body,

@@ -59,7 +59,6 @@ static int take_failure(struct service_error *err)
     return rc;
 }
 
-
 void service_error_clear(struct service_error *e)
 {
     if (e == NULL)
