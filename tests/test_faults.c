@@ -140,6 +140,11 @@ static void observe(void *ctx, const struct domcache_snapshot *snap,
     }
 }
 
+/* The rigs open now: rig_open adds, rig_close removes, and every test's teardown closes
+ * what a failed assertion left open (tests open a fresh rig per fault round). */
+#define RIGS_MAX 2
+static struct rig *open_rigs[RIGS_MAX];
+
 /* A rig over a fresh world. xen: backend/xen.c over the fake libraries. */
 static struct rig *rig_open(bool xen, bool watches)
 {
@@ -170,11 +175,19 @@ static struct rig *rig_open(bool xen, bool watches)
     };
     r->sq = squeezer_new(&r->w->base, r->dc, &scfg, NULL, NULL);
     squeeze_set_observer(r->sq, observe, r);
+    size_t slot = 0;
+    while (slot < RIGS_MAX && open_rigs[slot] != NULL)
+        slot++;
+    assert_true(slot < RIGS_MAX);
+    open_rigs[slot] = r;
     return r;
 }
 
 static void rig_close(struct rig *r)
 {
+    for (size_t i = 0; i < RIGS_MAX; i++)
+        if (open_rigs[i] == r)
+            open_rigs[i] = NULL;
     squeezer_free(r->sq);
     domcache_free(r->dc);
     backend_close(&r->w->base);
@@ -184,6 +197,16 @@ static void rig_close(struct rig *r)
         sim_free(r->sim);
     }
     free(r);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < RIGS_MAX; i++)
+        if (open_rigs[i] != NULL)
+            rig_close(open_rigs[i]);
+    unsetenv("FAKEXEN_FAULT_FILE");
+    return 0;
 }
 
 static int rig_free(struct rig *r, const struct plan *p, struct squeeze_result *res)
@@ -884,21 +907,22 @@ int main(void)
 {
     log_init("test_faults", true, 0);
     log_quiet(true);
+#define T(name) cmocka_unit_test_teardown(name, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_destroyed_after_snapshot_every_round_harness),
-        cmocka_unit_test(test_destroyed_after_snapshot_every_round_xen),
-        cmocka_unit_test(test_destroyed_inside_transaction_every_round_xen),
-        cmocka_unit_test(test_destroyed_at_next_read_every_round_xen),
-        cmocka_unit_test(test_destroyed_between_list_and_reads_every_round_xen),
-        cmocka_unit_test(test_backward_jump_no_false_stuck),
-        cmocka_unit_test(test_clock_running_backwards),
-        cmocka_unit_test(test_backward_jump_stuck_still_found),
-        cmocka_unit_test(test_forward_jump_ends_by_timeout),
-        cmocka_unit_test(test_target_lowered_above_a_clip_raises_maxmem_first),
-        cmocka_unit_test(test_stuck_below_target_then_lowered_no_violation),
-        cmocka_unit_test(test_guests_near_minimum_settle),
-        cmocka_unit_test(test_random_hosts_settle),
-        cmocka_unit_test(test_fault_file_commands),
+        T(test_destroyed_after_snapshot_every_round_harness),
+        T(test_destroyed_after_snapshot_every_round_xen),
+        T(test_destroyed_inside_transaction_every_round_xen),
+        T(test_destroyed_at_next_read_every_round_xen),
+        T(test_destroyed_between_list_and_reads_every_round_xen),
+        T(test_backward_jump_no_false_stuck),
+        T(test_clock_running_backwards),
+        T(test_backward_jump_stuck_still_found),
+        T(test_forward_jump_ends_by_timeout),
+        T(test_target_lowered_above_a_clip_raises_maxmem_first),
+        T(test_stuck_below_target_then_lowered_no_violation),
+        T(test_guests_near_minimum_settle),
+        T(test_random_hosts_settle),
+        T(test_fault_file_commands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
