@@ -359,6 +359,7 @@ static void test_unknown_session(void **state)
     assert_int_equal(f->err.kind, SERVICE_ERR_INTERNAL);
     assert_non_null(strstr(f->err.text, "unknown session"));
     assert_null(id);
+    service_error_clear(&f->err); /* the caller's duty between calls (server/service.h) */
     assert_int_equal(service_delete_reservation(f->svc, "t", "nobody", "x", &f->err), -1);
     assert_int_equal(f->err.kind, SERVICE_ERR_INTERNAL);
     assert_non_null(strstr(f->err.text, "unknown session"));
