@@ -35,12 +35,13 @@ XEN_OBJ := $(BUILD)/obj/backend/xen.o
 FAKEXEN_SRCS := $(wildcard tests/fakexen/*.c)
 FAKEXEN_OBJS := $(FAKEXEN_SRCS:%.c=$(BUILD)/obj/%.o)
 # tests/support: what the test and bench binaries share (world builders, an HTTP client,
-# a fault-injecting backend, checks), linked into every one of them. The recording mock of
-# server/service.h is apart: it would shadow the real service, so only the binaries named
-# in MOCK_SERVICE_TESTS get it.
+# a fault-injecting backend, checks), as a library: each binary takes the pieces it uses
+# (the benches no cmocka checks). The recording mock of server/service.h is apart: it
+# would shadow the real service, so only the binaries named in MOCK_SERVICE_TESTS get it.
 MOCK_SERVICE_OBJ := $(BUILD)/obj/tests/support/mock_service.o
 SUPPORT_SRCS := $(filter-out tests/support/mock_service.c,$(wildcard tests/support/*.c))
 SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
+SUPPORT_LIB := $(BUILD)/libtestsupport.a
 MOCK_SERVICE_TESTS := $(addprefix $(BUILD)/tests/,test_rpc test_http test_metrics test_openapi)
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
@@ -68,6 +69,11 @@ $(LIBSQ): $(LIB_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
+$(SUPPORT_LIB): $(SUPPORT_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
 $(DAEMON): $(BUILD)/obj/server/main.o $(XEN_OBJ) $(LIBSQ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(XENLIBS) $(LDLIBS_BASE)
 
@@ -80,14 +86,14 @@ $(DAEMON_FAKEXEN): $(BUILD)/obj/server/main-fakexen.o $(XEN_OBJ) $(FAKEXEN_OBJS)
 $(MOCK_SERVICE_TESTS): $(MOCK_SERVICE_OBJ)
 $(MOCK_SERVICE_TESTS): TEST_EXTRA_OBJS := $(MOCK_SERVICE_OBJ)
 
-$(BUILD)/tests/%: tests/%.c $(SUPPORT_OBJS) $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
+$(BUILD)/tests/%: tests/%.c $(SUPPORT_LIB) $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_EXTRA_OBJS) $(SUPPORT_OBJS) $(XEN_OBJ) \
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_EXTRA_OBJS) $(SUPPORT_LIB) $(XEN_OBJ) \
 		$(FAKEXEN_OBJS) $(LIBSQ) $(CMOCKA) $(LDLIBS_BASE)
 
-$(BUILD)/bench/%: bench/%.c $(SUPPORT_OBJS) $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
+$(BUILD)/bench/%: bench/%.c $(SUPPORT_LIB) $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SUPPORT_OBJS) $(XEN_OBJ) $(FAKEXEN_OBJS) \
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SUPPORT_LIB) $(XEN_OBJ) $(FAKEXEN_OBJS) \
 		$(LIBSQ) $(LDLIBS_BASE)
 
 tests: $(DAEMON) $(DAEMON_FAKEXEN) $(TEST_BINS)

@@ -61,7 +61,7 @@ static int setup_server(void **state)
     (void)state;
     mock_reset();
     fx = calloc(1, sizeof(*fx));
-    snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_api.XXXXXX");
+    snprintf(fx->dir, sizeof(fx->dir), "/tmp/test_http.XXXXXX");
     assert_non_null(mkdtemp(fx->dir));
     snprintf(fx->sock, sizeof(fx->sock), "%s/sq.sock", fx->dir);
     snprintf(fx->openapi, sizeof(fx->openapi), "%s/openapi.json", fx->dir);
