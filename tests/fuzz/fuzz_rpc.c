@@ -1,7 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /* libFuzzer target: JSON-RPC bodies through api_handle_rpc into a real service (sim host). */
-#include <libgen.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +18,7 @@
 #include "policy/policy.h"
 #include "server/service.h"
 #include "server/service_life.h"
+#include "tests/support/paths.h"
 
 /*
  * One input is one POST body, fed to api_handle_rpc exactly as the HTTP front end would
@@ -77,39 +76,14 @@ static struct sim_scenario *scenario;
 static bool trace;            /* FUZZ_RPC_TRACE=1: print every request and reply */
 static bool check_violations; /* FUZZ_RPC_VIOLATIONS=0 turns check_world off */
 
-/* scenarios/fuzz.json: $FUZZ_RPC_SCENARIO, else found from the binary's directory
- * upwards (build/fuzz/fuzz_rpc sits two levels below the repository), else the cwd. */
-static char *scenario_path(void)
-{
-    const char *env = getenv("FUZZ_RPC_SCENARIO");
-    char exe[PATH_MAX];
-    ssize_t n;
-
-    if (env != NULL && env[0] != '\0')
-        return strdup(env);
-    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *dir = dirname(exe);
-        for (int up = 0; up <= 4; up++) {
-            char path[PATH_MAX + 64];
-            int len = snprintf(path, sizeof(path), "%s", dir);
-            for (int i = 0; i < up; i++)
-                len += snprintf(path + len, sizeof(path) - (size_t)len, "/..");
-            snprintf(path + len, sizeof(path) - (size_t)len, "/scenarios/fuzz.json");
-            if (access(path, R_OK) == 0)
-                return strdup(path);
-        }
-    }
-    return strdup("scenarios/fuzz.json");
-}
-
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    char *path = scenario_path();
+    /* $FUZZ_RPC_SCENARIO, else found from the binary's directory upwards (build/fuzz/fuzz_rpc
+     * sits two levels below the repository), else the cwd. */
+    char *path = support_find_file("FUZZ_RPC_SCENARIO", "scenarios/fuzz.json");
     char *err = NULL;
 
     (void)argc;
