@@ -40,8 +40,8 @@ struct domcache_counters {
 };
 
 struct domcache_config {
-    bool use_watches;         /* false: read dynamic-min/max through (seed behaviour) */
-    bool manage_domain_zero;  /* false: dom0 is reported but never balloonable */
+    bool use_watches;        /* false: read dynamic-min/max through (seed behaviour) */
+    bool manage_domain_zero; /* false: dom0 is reported but never balloonable */
 };
 
 /* A reservation the snapshot must account for (SPEC 2): subtracted from host free
@@ -54,8 +54,8 @@ struct domcache_reservation {
 /* Per-domain facts the snapshot carries beside the policy's view, same order. */
 struct domcache_domain_extra {
     enum domain_type type;
-    bool booting;          /* no feature-balloon and no data/updated yet */
-    bool uncooperative;    /* memory/uncooperative present */
+    bool booting;       /* no feature-balloon and no data/updated yet */
+    bool uncooperative; /* memory/uncooperative present */
     int64_t memory_offset_kib;
     int64_t initial_reservation_kib; /* 0 if none */
 };
@@ -76,17 +76,17 @@ struct domcache_excluded {
 /* A snapshot of the host. Owned by the caller; free with domcache_snapshot_free.
  * Arrays are reused when the same struct is passed again. */
 struct domcache_snapshot {
-    struct policy_host host;         /* host.domains points into `domains` */
-    struct policy_domain *domains;   /* sorted by domid */
+    struct policy_host host;             /* host.domains points into `domains` */
+    struct policy_domain *domains;       /* sorted by domid */
     struct domcache_domain_extra *extra; /* parallel to domains */
     size_t cap;
     struct domcache_excluded *excluded; /* left out of host.domains; sorted by domid */
     size_t n_excluded, cap_excluded;
-    int64_t xen_free_kib;      /* physinfo free pages KiB */
-    int64_t scrub_kib;         /* physinfo scrub pages KiB */
-    int64_t total_kib;         /* physinfo total pages KiB */
-    int64_t booting_unused_kib;  /* subtracted for booting domains */
-    int64_t reservations_kib;    /* subtracted for untransferred reservations */
+    int64_t xen_free_kib;       /* physinfo free pages KiB */
+    int64_t scrub_kib;          /* physinfo scrub pages KiB */
+    int64_t total_kib;          /* physinfo total pages KiB */
+    int64_t booting_unused_kib; /* subtracted for booting domains */
+    int64_t reservations_kib;   /* subtracted for untransferred reservations */
 };
 
 /* A cache over backend b (borrowed; must outlive the cache). With use_watches the cache

@@ -21,7 +21,6 @@
  * (KiB, 1 .. 1099511627776)"). Parameters are checked in their declaration order.
  */
 
-
 struct req_login {
     const char *service_name;
 };

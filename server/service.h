@@ -28,17 +28,16 @@
  * service_error_clear). Output strings are new; the caller frees them.
  */
 
-
 struct service;
 
 /* SPEC 4: returns the session id (the service name) and deletes every reservation
  * that service made before. */
-int service_login(struct service *s, const char *dbg, const char *service_name,
-                  char **session, struct service_error *err);
+int service_login(struct service *s, const char *dbg, const char *service_name, char **session,
+                  struct service_error *err);
 /* Free kib (plus the host reserve) and hold it under a new reservation id. The session
  * must have logged in (else INTERNAL "unknown session"). */
-int service_reserve_memory(struct service *s, const char *dbg, const char *session,
-                           int64_t kib, char **reservation_id, struct service_error *err);
+int service_reserve_memory(struct service *s, const char *dbg, const char *session, int64_t kib,
+                           char **reservation_id, struct service_error *err);
 int service_reserve_memory_range(struct service *s, const char *dbg, const char *session,
                                  int64_t min_kib, int64_t max_kib, char **reservation_id,
                                  int64_t *reserved_kib, struct service_error *err);
@@ -48,16 +47,16 @@ int service_transfer_reservation_to_domain(struct service *s, const char *dbg,
                                            const char *session, const char *reservation_id,
                                            int64_t domid, struct service_error *err);
 /* NO_RESERVATION when the domain has none. */
-int service_query_reservation_of_domain(struct service *s, const char *dbg,
-                                        const char *session, int64_t domid,
-                                        char **reservation_id, struct service_error *err);
+int service_query_reservation_of_domain(struct service *s, const char *dbg, const char *session,
+                                        int64_t domid, char **reservation_id,
+                                        struct service_error *err);
 int service_balance_memory(struct service *s, const char *dbg, struct service_error *err);
 
 int64_t service_get_host_reserved_memory_kib(struct service *s);
 int64_t service_get_host_initial_free_memory_bytes(struct service *s);
 
 struct service_dom0_policy {
-    bool fixed;           /* ["Fixed_size", fixed_bytes] else ["Auto_balloon", [min, max]] */
+    bool fixed; /* ["Fixed_size", fixed_bytes] else ["Auto_balloon", [min, max]] */
     int64_t fixed_bytes;
     int64_t min_bytes;
     int64_t max_bytes;

@@ -13,7 +13,7 @@
 #define SQUEEZE_SNAPSHOT_RETRIES 5
 
 struct squeezer {
-    struct backend *b;  /* borrowed */
+    struct backend *b;   /* borrowed */
     struct domcache *dc; /* borrowed */
     struct squeeze_config cfg;
     squeeze_reservations_fn resv_fn;
@@ -43,8 +43,8 @@ void squeeze_result_free(struct squeeze_result *r)
 }
 
 struct squeezer *squeezer_new(struct backend *b, struct domcache *dc,
-                              const struct squeeze_config *cfg,
-                              squeeze_reservations_fn resv_fn, void *resv_ctx)
+                              const struct squeeze_config *cfg, squeeze_reservations_fn resv_fn,
+                              void *resv_ctx)
 {
     struct squeezer *sq = xcalloc(1, sizeof(*sq));
     sq->b = b;

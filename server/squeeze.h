@@ -27,8 +27,7 @@ struct squeeze_config {
 
 /* Where reservations come from: called before every snapshot. Returns a borrowed
  * array valid until the next call. */
-typedef const struct domcache_reservation *(*squeeze_reservations_fn)(void *ctx,
-                                                                        size_t *n);
+typedef const struct domcache_reservation *(*squeeze_reservations_fn)(void *ctx, size_t *n);
 
 struct squeeze_result {
     enum policy_verdict verdict; /* SUCCESS, CANNOT_FREE or REFUSED */
@@ -37,20 +36,20 @@ struct squeeze_result {
     int64_t free_kib;            /* CANNOT_FREE */
     int32_t *refused;            /* REFUSED: domids (owned; squeeze_result_free) */
     size_t n_refused;
-    unsigned rounds;             /* policy rounds run */
-    int64_t duration_ms;         /* on the backend's clock, counting only forward steps
-                                    (a clock stepping back counts as no time) */
+    unsigned rounds;     /* policy rounds run */
+    int64_t duration_ms; /* on the backend's clock, counting only forward steps
+                            (a clock stepping back counts as no time) */
     bool fast_path;
-    bool timed_out;              /* verdict forced by timeout_ms */
-    bool cancelled;              /* verdict forced by squeeze_cancel */
+    bool timed_out; /* verdict forced by timeout_ms */
+    bool cancelled; /* verdict forced by squeeze_cancel */
 };
 
 void squeeze_result_free(struct squeeze_result *r);
 
 /* cfg copied. resv_fn/ctx may be NULL (no reservations). */
 struct squeezer *squeezer_new(struct backend *b, struct domcache *dc,
-                              const struct squeeze_config *cfg,
-                              squeeze_reservations_fn resv_fn, void *resv_ctx);
+                              const struct squeeze_config *cfg, squeeze_reservations_fn resv_fn,
+                              void *resv_ctx);
 void squeezer_free(struct squeezer *sq);
 
 /* Run one operation to its verdict. Returns 0 with *res filled (any verdict), or a

@@ -71,8 +71,8 @@ const char *sim_violation(const struct sim *s, size_t i);
 /* Truth for tests. */
 int64_t sim_host_free_kib(struct sim *s);
 /* Guest-visible actual / target (read from xenstore) / maxmem (guest units). */
-int sim_domain_memory(struct sim *s, uint32_t domid, int64_t *actual_kib,
-                      int64_t *target_kib, int64_t *maxmem_kib);
+int sim_domain_memory(struct sim *s, uint32_t domid, int64_t *actual_kib, int64_t *target_kib,
+                      int64_t *maxmem_kib);
 
 /* Hypervisor view (what libxenctrl would say). */
 int sim_list_domains(struct sim *s, struct backend_domain **out, size_t *n);

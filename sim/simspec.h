@@ -36,7 +36,6 @@ void sim_scenario_free(struct sim_scenario *s);
 
 /* Internal to sim/ from here on. */
 
-
 /* Check a filled-in domain spec (sizes, ranges, balloon). On error returns -EINVAL and
  * *err = "WHERE.FIELD: reason" (new string; `where` may be NULL or ""). */
 int simspec_validate(const struct sim_domain_spec *d, const char *where, char **err);
