@@ -199,6 +199,36 @@ static void log_round(const struct policy_request *req, const struct policy_deci
               (long long)d->guaranteed_free_kib, d->gamma, d->n_active, d->n_ops);
 }
 
+/*
+ * An operation stopped before its verdict (timeout, cancel): success if the memory asked
+ * for is already guaranteed free (what guests may still grow into is counted), else
+ * Cannot_free(needed, guaranteed free), which keeps free < needed.
+ */
+static void give_up(const struct policy_request *req, const struct policy_decision *d,
+                    struct squeeze_result *res)
+{
+    int64_t needed_kib = req->reserved_kib;
+    if (req->kind == POLICY_FREE)
+        needed_kib += req->need_kib;
+    else if (req->kind == POLICY_FREE_RANGE)
+        needed_kib += req->min_kib;
+    int64_t g_kib = d->guaranteed_free_kib;
+    if (g_kib >= needed_kib) {
+        res->verdict = POLICY_SUCCESS;
+        res->reserve_kib = req->kind == POLICY_FREE ? req->need_kib : 0;
+        if (req->kind == POLICY_FREE_RANGE) {
+            int64_t kib = g_kib - req->reserved_kib;
+            res->reserve_kib = kib < req->min_kib   ? req->min_kib
+                               : kib > req->max_kib ? req->max_kib
+                                                    : kib;
+        }
+        return;
+    }
+    res->verdict = POLICY_CANNOT_FREE;
+    res->needed_kib = needed_kib;
+    res->free_kib = g_kib;
+}
+
 /* The loop of SPEC 3: snapshot, compute, write targets, wait, until a verdict. */
 static int run(struct squeezer *sq, const struct policy_request *req,
                struct squeeze_result *res)
@@ -238,11 +268,9 @@ static int run(struct squeezer *sq, const struct policy_request *req,
         if (d->verdict == POLICY_CONTINUE && (cancelled || timed_out)) {
             res->cancelled = cancelled;
             res->timed_out = timed_out;
-            res->verdict = POLICY_CANNOT_FREE;
-            res->needed_kib = d->host_target_kib;
-            res->free_kib = sq->snap.host.free_kib;
             log_warnx("%s: %s after %u rounds", kind_name(req->kind),
                       cancelled ? "cancelled" : "timed out", res->rounds);
+            give_up(req, d, res);
             return 0;
         }
 

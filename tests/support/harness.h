@@ -37,7 +37,7 @@ void harness_close(struct harness *h);
 void harness_reset_records(struct harness *h);
 
 /* Free memory the host can count on: sim free minus what every guest could still grow
- * into: max(0, min(target + 4, maxmem) - actual) summed over domains (the sim's truth,
+ * into: max(0, min(target, maxmem) - actual) summed over domains (the sim's truth,
  * not the daemon's belief). */
 int64_t harness_guaranteed_free_kib(struct harness *h);
 
