@@ -374,7 +374,7 @@ int reservations_reserve(struct reservations *r, struct squeezer *sq, const char
                          struct service_error *err)
 {
     memset(sq_out, 0, sizeof(*sq_out));
-    if (kib <= 0 || kib > SERVICE_MAX_KIB)
+    if (kib < 0 || kib > SERVICE_MAX_KIB)
         return fail_value(err, kib);
     if (check_session(r, session, err) < 0)
         return -1;
@@ -393,7 +393,7 @@ int reservations_reserve_range(struct reservations *r, struct squeezer *sq, cons
     memset(sq_out, 0, sizeof(*sq_out));
     if (min_kib < 0 || min_kib > SERVICE_MAX_KIB)
         return fail_value(err, min_kib);
-    if (max_kib < 1 || max_kib > SERVICE_MAX_KIB)
+    if (max_kib < 0 || max_kib > SERVICE_MAX_KIB)
         return fail_value(err, max_kib);
     if (min_kib > max_kib)
         return fail_value(err, min_kib);

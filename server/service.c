@@ -566,7 +566,7 @@ static void run_job(struct service *s, struct job *j)
             j->out_str = xstrdup(j->session);
         break;
     case JOB_RESERVE:
-        if (reservations_has_session(s->resv, j->session) && j->a > 0 &&
+        if (reservations_has_session(s->resv, j->session) && j->a >= 0 &&
             j->a <= SERVICE_MAX_KIB)
             set_busy(s, true);
         j->rc =
@@ -911,7 +911,7 @@ int service_reserve_memory(struct service *s, const char *dbg, const char *sessi
                            char **reservation_id, struct service_error *err)
 {
     (void)dbg;
-    if (kib <= 0 || kib > SERVICE_MAX_KIB) {
+    if (kib < 0 || kib > SERVICE_MAX_KIB) {
         service_error_clear(err);
         err->kind = SERVICE_ERR_INVALID_MEMORY_VALUE;
         err->value = kib;
@@ -937,7 +937,7 @@ int service_reserve_memory_range(struct service *s, const char *dbg, const char 
     int64_t value = min_kib;
     if (min_kib < 0 || min_kib > SERVICE_MAX_KIB)
         value = min_kib;
-    else if (max_kib < 1 || max_kib > SERVICE_MAX_KIB)
+    else if (max_kib < 0 || max_kib > SERVICE_MAX_KIB)
         value = max_kib;
     else if (min_kib > max_kib)
         value = min_kib;

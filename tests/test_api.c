@@ -1033,12 +1033,11 @@ static void test_invalid_memory_values(void **state)
         const char *value;
     } cases[] = {
         {"reserve_memory", "[\"d\", \"s\", -1]", "-1"},
-        {"reserve_memory", "[\"d\", \"s\", 0]", "0"},
         {"reserve_memory", "[\"d\", \"s\", 1099511627777]", "1099511627777"},
         {"reserve_memory", "[\"d\", \"s\", 9223372036854775807]", "9223372036854775807"},
         {"reserve_memory", "[\"d\", \"s\", -9223372036854775808]", "-9223372036854775808"},
         {"reserve_memory_range", "[\"d\", \"s\", -5, 10]", "-5"},
-        {"reserve_memory_range", "[\"d\", \"s\", 0, 0]", "0"},
+        {"reserve_memory_range", "[\"d\", \"s\", 0, -1]", "-1"},
         {"reserve_memory_range", "[\"d\", \"s\", 10, -1]", "-1"},
         {"reserve_memory_range", "[\"d\", \"s\", 20, 10]", "20"},
         {"reserve_memory_range", "[\"d\", \"s\", 1, 1099511627777]", "1099511627777"},
