@@ -47,6 +47,7 @@ enum param_type {
     P_DOMID,    /* 0 .. MAX_DOMID */
     P_SECONDS,  /* a number of seconds, integer or not, > 0 and <= MAX_ADVANCE_S */
     P_OBJECT,   /* a JSON object, checked by the service */
+    P_BOOL,     /* true or false */
 };
 
 struct param_spec {
@@ -454,6 +455,33 @@ static json_t *m_sim_set_balloon(struct service *svc, const char *dbg, const jso
     return json_null();
 }
 
+static json_t *m_sim_set_claim(struct service *svc, const char *dbg, const json_t *params,
+                               struct rpc_error *err)
+{
+    struct service_error se = {0};
+
+    (void)dbg;
+    if (service_sim_set_claim(svc, p_int(params, 0), p_int(params, 1), &se) < 0) {
+        fail_from_service(err, &se);
+        return NULL;
+    }
+    return json_null();
+}
+
+static json_t *m_sim_pause_domain(struct service *svc, const char *dbg, const json_t *params,
+                                  struct rpc_error *err)
+{
+    struct service_error se = {0};
+
+    (void)dbg;
+    if (service_sim_pause_domain(svc, p_int(params, 0), json_is_true(json_array_get(params, 1)),
+                                 &se) < 0) {
+        fail_from_service(err, &se);
+        return NULL;
+    }
+    return json_null();
+}
+
 static const struct method methods[] = {
     {"get_diagnostics", m_get_diagnostics, false, 0, {{0}}},
     {"login", m_login, false, 1, {{"service_name", P_NAME}}},
@@ -500,6 +528,12 @@ static const struct method methods[] = {
      true,
      2,
      {{"domid", P_DOMID}, {"balloon", P_OBJECT}}},
+    {"sim.set_claim", m_sim_set_claim, true, 2, {{"domid", P_DOMID}, {"kib", P_KIB}}},
+    {"sim.pause_domain",
+     m_sim_pause_domain,
+     true,
+     2,
+     {{"domid", P_DOMID}, {"paused", P_BOOL}}},
 };
 
 #define N_METHODS (sizeof(methods) / sizeof(methods[0]))
@@ -638,11 +672,16 @@ static int check_param(const struct method *m, const struct param_spec *p, const
         if (!json_is_object(v))
             goto wrong_type;
         return 0;
+    case P_BOOL:
+        if (!json_is_boolean(v))
+            goto wrong_type;
+        return 0;
     }
 wrong_type:
     rpc_fail(err, RPC_INVALID_PARAMS, NULL, "invalid params: %s of %s must be %s, not %s",
              p->name, m->name,
              p->type == P_OBJECT                         ? "an object"
+             : p->type == P_BOOL                         ? "true or false"
              : p->type == P_SECONDS                      ? "a number"
              : p->type == P_KIB || p->type == P_KIB_SIZE ? "an integer (KiB)"
              : p->type == P_DOMID                        ? "an integer (domain id)"

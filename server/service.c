@@ -59,6 +59,8 @@ enum job_kind { /* the first five change the reservations */
                 JOB_SIM_DESTROY,
                 JOB_SIM_RANGE,
                 JOB_SIM_BALLOON,
+                JOB_SIM_CLAIM,
+                JOB_SIM_PAUSE,
 };
 
 /* One queued call. Lives on the caller's stack; the caller waits for done. */
@@ -546,6 +548,29 @@ static int run_sim_job(struct service *s, struct job *j)
             return sim_errno_error(j->err, rc, j->a, NULL);
         break;
     }
+    case JOB_SIM_CLAIM:
+        if (!domid_ok(j->a))
+            return sim_errno_error(j->err, -ENOENT, j->a, NULL);
+        rc = sim_set_claim(w, (uint32_t)j->a, j->b);
+        if (rc == -ENOMEM || rc == -EINVAL)
+            return sim_errno_error(j->err, -EINVAL, j->a,
+                                   xasprintf("a claim of %" PRId64 " KiB is more than the "
+                                             "host's free memory not claimed by others",
+                                             j->b));
+        if (rc < 0)
+            return sim_errno_error(j->err, rc, j->a, NULL);
+        log_info("domid %" PRId64 ": claim of %" PRId64 " KiB in the simulated host", j->a,
+                 j->b);
+        break;
+    case JOB_SIM_PAUSE:
+        if (!domid_ok(j->a))
+            return sim_errno_error(j->err, -ENOENT, j->a, NULL);
+        rc = sim_pause_domain(w, (uint32_t)j->a, j->b != 0);
+        if (rc < 0)
+            return sim_errno_error(j->err, rc, j->a, NULL);
+        log_info("domid %" PRId64 ": %s in the simulated host", j->a,
+                 j->b ? "paused" : "unpaused");
+        break;
     default:
         return set_error(j->err, SERVICE_ERR_INTERNAL, xstrdup("bad job"));
     }
@@ -1110,6 +1135,30 @@ int service_sim_set_dynamic_range(struct service *s, int64_t domid, int64_t min_
     j.a = domid;
     j.b = min_kib;
     j.c = max_kib;
+    return submit(s, &j);
+}
+
+int service_sim_set_claim(struct service *s, int64_t domid, int64_t kib,
+                          struct service_error *err)
+{
+    if (need_sim(s, err) < 0)
+        return -1;
+    struct job j;
+    job_init(&j, JOB_SIM_CLAIM, err);
+    j.a = domid;
+    j.b = kib;
+    return submit(s, &j);
+}
+
+int service_sim_pause_domain(struct service *s, int64_t domid, bool paused,
+                             struct service_error *err)
+{
+    if (need_sim(s, err) < 0)
+        return -1;
+    struct job j;
+    job_init(&j, JOB_SIM_PAUSE, err);
+    j.a = domid;
+    j.b = paused ? 1 : 0;
     return submit(s, &j);
 }
 

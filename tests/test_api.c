@@ -280,6 +280,22 @@ int service_sim_set_balloon(struct service *s, int64_t domid, const json_t *ball
     return take_failure(err);
 }
 
+int service_sim_set_claim(struct service *s, int64_t domid, int64_t kib,
+                          struct service_error *err)
+{
+    assert_ptr_equal(s, SVC);
+    record("sim.set_claim domid=%lld kib=%lld", (long long)domid, (long long)kib);
+    return take_failure(err);
+}
+
+int service_sim_pause_domain(struct service *s, int64_t domid, bool paused,
+                             struct service_error *err)
+{
+    assert_ptr_equal(s, SVC);
+    record("sim.pause_domain domid=%lld paused=%d", (long long)domid, (int)paused);
+    return take_failure(err);
+}
+
 json_t *service_status(struct service *s)
 {
     assert_ptr_equal(s, SVC);
@@ -519,6 +535,12 @@ static const struct method_case method_cases[] = {
     {"sim.set_balloon", "[\"d\", 9, {\"model\": \"stuck\"}]",
      "{\"dbg\": \"d\", \"domid\": 9, \"balloon\": {\"model\": \"stuck\"}}", "null",
      "sim.set_balloon domid=9 {\"model\":\"stuck\"}"},
+    {"sim.set_claim", "[\"d\", 9, 2097152]",
+     "{\"dbg\": \"d\", \"domid\": 9, \"kib\": 2097152}", "null",
+     "sim.set_claim domid=9 kib=2097152"},
+    {"sim.pause_domain", "[\"d\", 9, true]",
+     "{\"dbg\": \"d\", \"domid\": 9, \"paused\": true}", "null",
+     "sim.pause_domain domid=9 paused=1"},
 };
 
 #define N_CASES (sizeof(method_cases) / sizeof(method_cases[0]))
@@ -960,6 +982,9 @@ static const char *const bad_params[][2] = {
     {"sim.create_domain", "[5]"},
     {"sim.create_domain", "[[]]"},
     {"sim.set_balloon", "[1, \"ideal\"]"},
+    {"sim.pause_domain", "[1, 1]"},
+    {"sim.pause_domain", "[1, \"true\"]"},
+    {"sim.set_claim", "[1, 1.5]"},
     {"sim.destroy_domain", "[1.5]"},
     /* out of range (not sizes) */
     {"transfer_reservation_to_domain", "[\"d\", \"s\", \"r\", -1]"},

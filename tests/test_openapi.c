@@ -178,6 +178,22 @@ int service_sim_set_balloon(struct service *s, int64_t domid, const json_t *ball
     return 0;
 }
 
+int service_sim_set_claim(struct service *s, int64_t domid, int64_t kib,
+                          struct service_error *err)
+{
+    (void)s, (void)domid, (void)kib, (void)err;
+    calls++;
+    return 0;
+}
+
+int service_sim_pause_domain(struct service *s, int64_t domid, bool paused,
+                             struct service_error *err)
+{
+    (void)s, (void)domid, (void)paused, (void)err;
+    calls++;
+    return 0;
+}
+
 json_t *service_status(struct service *s)
 {
     (void)s;

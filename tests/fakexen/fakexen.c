@@ -351,6 +351,9 @@ int xc_domain_getinfolist(xc_interface *xch, uint32_t first_domain, unsigned int
             o->flags |= XEN_DOMINF_dying;
         o->tot_pages = d->total_pages;
         o->max_pages = d->max_pages;
+        o->outstanding_pages = d->outstanding_pages;
+        if (d->paused)
+            o->flags |= XEN_DOMINF_paused;
         memcpy(o->handle, d->handle, sizeof(o->handle));
 #ifdef XEN_X86_EMU_ALL
         if (d->type == DOMAIN_TYPE_HVM)
