@@ -61,6 +61,7 @@ struct sums {
     int64_t range_kib;           /* active: sum of (max - min) */
     int64_t guaranteed_free_kib; /* host free minus what balloonable domains may grow */
     int64_t best_free_kib;       /* host free if every balloonable domain went to min */
+    size_t n_balloonable;
     size_t n_active;
     bool all_active_hit;  /* every active domain within inaccuracy of its target */
     bool all_balloon_hit; /* every balloonable domain within inaccuracy of target */
@@ -190,10 +191,20 @@ static int64_t page_down(int64_t kib, int64_t floor_kib)
     return aligned < floor_kib ? floor_kib : aligned;
 }
 
+/* The top of a domain's range as the proportional policy uses it: a paused domain's
+ * driver cannot run, so it takes part as if its dynamic-max were its current target (it
+ * may be asked to give memory, never handed more, and its share goes to the others). */
+static int64_t share_max(const struct policy_domain *d)
+{
+    if (d->paused)
+        return clamp64(d->target_kib, d->dynamic_min_kib, d->dynamic_max_kib);
+    return d->dynamic_max_kib;
+}
+
 /* The proportional target of an active domain (whole pages, never below dynamic-min). */
 static int64_t ideal_target(const struct policy_domain *d, const struct share *s)
 {
-    int64_t range_kib = d->dynamic_max_kib - d->dynamic_min_kib;
+    int64_t range_kib = share_max(d) - d->dynamic_min_kib;
     return page_down(d->dynamic_min_kib +
                          share_of(s->surplus_kib, s->total_range_kib, range_kib),
                      d->dynamic_min_kib);
@@ -230,6 +241,7 @@ static void sum_up(const struct policy_host *h, const struct stuck_entry *ents, 
         may_grow_kib += max64(0, ceiling_kib - d->actual_kib);
         /* Stuck or not, what it holds above dynamic-min is the most it could give. */
         above_min_kib += max64(0, d->actual_kib - d->dynamic_min_kib);
+        s->n_balloonable++;
 
         if (!is_active(d, e))
             continue;
@@ -237,7 +249,7 @@ static void sum_up(const struct policy_host *h, const struct stuck_entry *ents, 
         if (!hit)
             s->all_active_hit = false;
         s->freeable_kib += max64(0, d->actual_kib - d->dynamic_min_kib - 2 * d->inaccuracy_kib);
-        s->range_kib += d->dynamic_max_kib - d->dynamic_min_kib;
+        s->range_kib += share_max(d) - d->dynamic_min_kib;
     }
     s->guaranteed_free_kib = h->free_kib - may_grow_kib;
     s->best_free_kib = h->free_kib + above_min_kib;
@@ -559,7 +571,9 @@ static void judge(const struct policy_host *h, const struct policy_state *st,
             held_kib += d->actual_kib - d->dynamic_min_kib;
         }
     }
-    if (out->n_refused > 0 && held_kib >= shortfall_kib)
+    /* As for failing fast: Xen's page counts may hide up to a page of each. */
+    int64_t unseen_kib = POLICY_PAGE_KIB * (int64_t)(out->n_refused + 1);
+    if (out->n_refused > 0 && held_kib + unseen_kib >= shortfall_kib)
         out->verdict = POLICY_REFUSED;
     else
         cannot_free(r, guaranteed_kib, out);
@@ -590,8 +604,12 @@ int policy_round(struct policy_state *st, const struct policy_host *host,
     out->n_active = s.n_active;
 
     /* Fail fast: not even every balloonable domain at its dynamic-min would do. No
-     * target is changed for a request that cannot succeed, and nobody is blamed. */
-    if (req->kind != POLICY_BALANCE && needed_of(req) > s.best_free_kib) {
+     * target is changed for a request that cannot succeed, and nobody is blamed. Xen
+     * counts whole pages, so a snapshot may miss up to a page of each domain's and of
+     * the host's memory: the test allows for them, never failing what could succeed. */
+    int64_t unseen_kib = POLICY_PAGE_KIB * (int64_t)(s.n_balloonable + 1);
+    if (first_round && req->kind != POLICY_BALANCE &&
+        needed_of(req) > s.best_free_kib + unseen_kib) {
         /* The payload says what the host could free at most, as a squeeze to the
          * dynamic-mins would have ended, without making anyone wait for it. */
         cannot_free(req, s.best_free_kib, out);

@@ -33,7 +33,9 @@ struct policy_domain {
     int64_t maxmem_kib;      /* Xen max pages KiB minus per-type offset */
     int64_t inaccuracy_kib;  /* normally POLICY_INACCURACY_KIB */
     bool paused;             /* Xen says paused: its driver cannot run, so it is given
-                                no increase (it may still be asked to give memory) */
+                                no increase (it may still be asked to give memory): the
+                                proportional policy treats its target as its
+                                dynamic-max, and its share goes to the others */
 };
 
 /* A read-only snapshot of the host. */
@@ -175,9 +177,11 @@ void policy_decision_free(struct policy_decision *d);
  *    part of a target not yet reached can still be taken.
  *  - best free = free + sum over balloonable domains (stuck ones included) of
  *    max(0, actual - dynamic_min): the most any squeeze could make free.
- *  - Fail fast (FREE, FREE_RANGE; checked every round before any op is planned): if
- *    what is asked (FREE: need + reserved; RANGE: min + reserved) exceeds best free, the
- *    verdict is CANNOT_FREE(asked, best free) at once, with no op (fail_fast).
+ *  - Fail fast (FREE, FREE_RANGE; first round, before any op is planned): if what is
+ *    asked (FREE: need + reserved; RANGE: min + reserved) exceeds best free by more than
+ *    a page per balloonable domain and one for the host (what Xen's page counts may
+ *    hide), the verdict is CANNOT_FREE(asked, best free) at once, with no op
+ *    (fail_fast).
  *  - Fast path (round one only): every balloonable domain within inaccuracy of its
  *    target and guaranteed free >= what is asked (FREE: need + reserved; RANGE:
  *    max + reserved) => SUCCESS with no ops.
@@ -190,7 +194,8 @@ void policy_decision_free(struct policy_decision *d);
  *    Otherwise, with shortfall = needed - guaranteed free (needed: FREE need + reserved,
  *    RANGE min + reserved, BALANCE reserved): REFUSED naming the stuck balloonable
  *    domains other than dom0 whose actual is above dynamic-min + inaccuracy, if what
- *    they hold above dynamic-min adds up to the shortfall or more (they are to blame);
+ *    they hold above dynamic-min adds up to the shortfall or more (they are to blame;
+ *    a page each and one for the host are allowed for Xen's page counts);
  *    else CANNOT_FREE(needed, guaranteed free), with guaranteed free < needed.
  */
 int policy_round(struct policy_state *st, const struct policy_host *host,

@@ -41,6 +41,13 @@ void harness_reset_records(struct harness *h)
     h->min_sim_free_kib = INT64_MAX;
 }
 
+static bool manage_domain_zero;
+
+void harness_manage_domain_zero(bool manage)
+{
+    manage_domain_zero = manage;
+}
+
 struct harness *harness_open_scenario(const struct sim_scenario *sc, int64_t reserved_kib)
 {
     char *err = NULL;
@@ -52,7 +59,8 @@ struct harness *harness_open_scenario(const struct sim_scenario *sc, int64_t res
     struct harness *h = xcalloc(1, sizeof(*h));
     h->sim = sim;
     h->b = backend_sim_open(sim);
-    struct domcache_config dcfg = {.use_watches = true, .manage_domain_zero = false};
+    struct domcache_config dcfg = {.use_watches = true,
+                                   .manage_domain_zero = manage_domain_zero};
     h->dc = domcache_new(h->b, &dcfg);
     struct squeeze_config scfg = {
         .reserved_host_kib = reserved_kib,
