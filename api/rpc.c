@@ -47,6 +47,7 @@ enum param_type {
     P_DOMID,   /* domain id: an integer */
     P_SECONDS, /* a number of seconds, integer or not */
     P_OBJECT,  /* a JSON object */
+    P_BOOL,    /* true or false */
 };
 
 struct param_spec {
@@ -450,6 +451,33 @@ static json_t *m_sim_set_balloon(struct service *svc, const char *dbg, const jso
     return json_null();
 }
 
+static json_t *m_sim_set_claim(struct service *svc, const char *dbg, const json_t *params,
+                               struct rpc_error *err)
+{
+    struct service_error se = {0};
+
+    (void)dbg;
+    if (service_sim_set_claim(svc, p_int(params, 0), p_int(params, 1), &se) < 0) {
+        fail_from_service(err, &se);
+        return NULL;
+    }
+    return json_null();
+}
+
+static json_t *m_sim_pause_domain(struct service *svc, const char *dbg, const json_t *params,
+                                  struct rpc_error *err)
+{
+    struct service_error se = {0};
+
+    (void)dbg;
+    if (service_sim_pause_domain(svc, p_int(params, 0), json_is_true(json_array_get(params, 1)),
+                                 &se) < 0) {
+        fail_from_service(err, &se);
+        return NULL;
+    }
+    return json_null();
+}
+
 static const struct method methods[] = {
     {.name = "get_diagnostics", .fn = m_get_diagnostics},
     {.name = "login", .params = {{"service_name", P_NAME}}, .fn = m_login},
@@ -492,6 +520,14 @@ static const struct method methods[] = {
     {.name = "sim.set_balloon",
      .params = {{"domid", P_DOMID}, {"balloon", P_OBJECT}},
      .fn = m_sim_set_balloon,
+     .sim = true},
+    {.name = "sim.set_claim",
+     .params = {{"domid", P_DOMID}, {"kib", P_KIB}},
+     .fn = m_sim_set_claim,
+     .sim = true},
+    {.name = "sim.pause_domain",
+     .params = {{"domid", P_DOMID}, {"paused", P_BOOL}},
+     .fn = m_sim_pause_domain,
      .sim = true},
 };
 
@@ -599,11 +635,16 @@ static int check_param(const struct method *m, const struct param_spec *p, const
         if (!json_is_object(v))
             goto wrong_type;
         return 0;
+    case P_BOOL:
+        if (!json_is_boolean(v))
+            goto wrong_type;
+        return 0;
     }
 wrong_type:
     rpc_fail(err, RPC_INVALID_PARAMS, NULL, "invalid params: %s of %s must be %s, not %s",
              p->name, m->name,
              p->type == P_OBJECT    ? "an object"
+             : p->type == P_BOOL    ? "true or false"
              : p->type == P_SECONDS ? "a number"
              : p->type == P_KIB     ? "an integer (KiB)"
              : p->type == P_DOMID   ? "an integer (domain id)"

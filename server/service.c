@@ -62,6 +62,8 @@ enum job_kind { /* the first five change the reservations */
                 JOB_SIM_DESTROY,
                 JOB_SIM_RANGE,
                 JOB_SIM_BALLOON,
+                JOB_SIM_CLAIM,
+                JOB_SIM_PAUSE,
 };
 
 /* One queued call, with the typed request its kind takes (checked by server/request.c
@@ -80,6 +82,8 @@ struct job {
         struct req_sim_destroy destroy; /* JOB_SIM_DESTROY */
         struct req_sim_range sim_range; /* JOB_SIM_RANGE */
         struct req_sim_balloon balloon; /* JOB_SIM_BALLOON */
+        struct req_sim_claim claim;     /* JOB_SIM_CLAIM */
+        struct req_sim_pause pause;     /* JOB_SIM_PAUSE */
     } req;
     char *out_str; /* outputs, owned by the caller once done */
     int64_t out_kib;
@@ -161,7 +165,17 @@ const char *service_clock_name(const struct service *s)
 
 /* ---- status ------------------------------------------------------------------------- */
 
+static json_t *status_host_fields(struct service *s, const struct domcache_snapshot *snap);
+
+/* The host figures, with the Xen claims subtracted from free memory (issue 10). */
 static json_t *status_host(struct service *s, const struct domcache_snapshot *snap)
+{
+    json_t *h = status_host_fields(s, snap);
+    json_object_set_new(h, "claims_kib", json_integer(snap != NULL ? snap->claims_kib : 0));
+    return h;
+}
+
+static json_t *status_host_fields(struct service *s, const struct domcache_snapshot *snap)
 {
     if (snap == NULL)
         return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "free_kib", (json_int_t)0,
@@ -500,6 +514,12 @@ static int run_sim_job(struct service *s, struct job *j)
     case JOB_SIM_BALLOON:
         rc =
             ops->set_balloon(ctx, (uint32_t)j->req.balloon.domid, j->req.balloon.balloon, &why);
+        break;
+    case JOB_SIM_CLAIM:
+        rc = ops->set_claim(ctx, (uint32_t)j->req.claim.domid, j->req.claim.kib, &why);
+        break;
+    case JOB_SIM_PAUSE:
+        rc = ops->pause_domain(ctx, (uint32_t)j->req.pause.domid, j->req.pause.paused, &why);
         break;
     default:
         return service_fail(j->err, SERVICE_ERR_INTERNAL, xstrdup("bad job"));
@@ -1039,6 +1059,28 @@ int service_sim_set_dynamic_range(struct service *s, int64_t domid, int64_t min_
     j.req.sim_range =
         (struct req_sim_range){.domid = domid, .min_kib = min_kib, .max_kib = max_kib};
     if (request_check_sim_range(&j.req.sim_range, err) < 0 || need_sim(s, err) < 0)
+        return -1;
+    return submit(s, &j);
+}
+
+int service_sim_set_claim(struct service *s, int64_t domid, int64_t kib,
+                          struct service_error *err)
+{
+    struct job j;
+    job_init(&j, JOB_SIM_CLAIM, err);
+    j.req.claim = (struct req_sim_claim){.domid = domid, .kib = kib};
+    if (request_check_sim_claim(&j.req.claim, err) < 0 || need_sim(s, err) < 0)
+        return -1;
+    return submit(s, &j);
+}
+
+int service_sim_pause_domain(struct service *s, int64_t domid, bool paused,
+                             struct service_error *err)
+{
+    struct job j;
+    job_init(&j, JOB_SIM_PAUSE, err);
+    j.req.pause = (struct req_sim_pause){.domid = domid, .paused = paused};
+    if (request_check_sim_pause(&j.req.pause, err) < 0 || need_sim(s, err) < 0)
         return -1;
     return submit(s, &j);
 }

@@ -78,6 +78,12 @@ int service_sim_set_dynamic_range(struct service *s, int64_t domid, int64_t min_
                                   int64_t max_kib, struct service_error *err);
 int service_sim_set_balloon(struct service *s, int64_t domid, const json_t *balloon,
                             struct service_error *err);
+/* sim.set_claim: the domain's outstanding Xen claim becomes kib (0 clears it). */
+int service_sim_set_claim(struct service *s, int64_t domid, int64_t kib,
+                          struct service_error *err);
+/* sim.pause_domain: pause or unpause the domain (its balloon driver stops). */
+int service_sim_pause_domain(struct service *s, int64_t domid, bool paused,
+                             struct service_error *err);
 
 /* GET /status (SPEC 7): { host, domains, reservations, operations, cache } as last
  * published; never blocks on a running operation. New reference. */

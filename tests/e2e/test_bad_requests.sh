@@ -89,8 +89,9 @@ xapi "xapi: boolean for a size" \
     '.error[0]' Internal_error
 xapi "xapi: negative size" '{"method": "reserve_memory", "params": ["d", "e2e", -1], "id": 1}' \
     'JSON.stringify(j.error)' '["Invalid_memory_value",-1]'
-xapi "xapi: zero size" '{"method": "reserve_memory", "params": ["d", "e2e", 0], "id": 1}' \
-    'JSON.stringify(j.error)' '["Invalid_memory_value",0]'
+xapi "xapi: negative range max (0 KiB is a valid size)" \
+    '{"method": "reserve_memory_range", "params": ["d", "e2e", 0, -1], "id": 1}' \
+    'JSON.stringify(j.error)' '["Invalid_memory_value",-1]'
 xapi "xapi: absurd size" \
     '{"method": "reserve_memory", "params": ["d", "e2e", 1099511627777], "id": 1}' \
     'JSON.stringify(j.error)' '["Invalid_memory_value",1099511627777]'

@@ -271,6 +271,27 @@ int service_sim_set_balloon(struct service *s, int64_t domid, const json_t *ball
     return take_failure(err);
 }
 
+int service_sim_set_claim(struct service *s, int64_t domid, int64_t kib,
+                          struct service_error *err)
+{
+    assert_ptr_equal(s, MOCK_SVC);
+    if (request_check_sim_claim(&(struct req_sim_claim){.domid = domid, .kib = kib}, err) < 0)
+        return -1;
+    record("sim.set_claim domid=%lld kib=%lld", (long long)domid, (long long)kib);
+    return take_failure(err);
+}
+
+int service_sim_pause_domain(struct service *s, int64_t domid, bool paused,
+                             struct service_error *err)
+{
+    assert_ptr_equal(s, MOCK_SVC);
+    if (request_check_sim_pause(&(struct req_sim_pause){.domid = domid, .paused = paused},
+                                err) < 0)
+        return -1;
+    record("sim.pause_domain domid=%lld paused=%d", (long long)domid, (int)paused);
+    return take_failure(err);
+}
+
 json_t *service_status(struct service *s)
 {
     assert_ptr_equal(s, MOCK_SVC);
