@@ -2,6 +2,7 @@
 /* The daemon's operations: one worker thread runs them one at a time; status is published. */
 #include "server/service.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -27,6 +28,8 @@
 #define OPS_RING 64
 #define PUBLISH_DURING_OP_MS 200 /* republish /status at most this often mid-operation */
 #define ADVANCE_MAX_S 86400.0
+#define RPC_ROOT "/squeezed/rpc" /* stored message-switch replies */
+#define RPC_MAX_KEPT 64          /* entries kept there at most */
 
 enum op_kind { OP_RESERVE, OP_RESERVE_RANGE, OP_BALANCE, OP_PERIODIC, OP_KINDS };
 enum op_outcome { OUT_SUCCESS, OUT_CANNOT_FREE, OUT_REFUSED, OUT_ERROR, OUT_KINDS };
@@ -59,6 +62,8 @@ enum job_kind { /* the first five change the reservations */
                 JOB_SIM_DESTROY,
                 JOB_SIM_RANGE,
                 JOB_SIM_BALLOON,
+                JOB_RPC_GET, /* the message-switch front end's stored replies */
+                JOB_RPC_PUT,
 };
 
 /* One queued call. Lives on the caller's stack; the caller waits for done. */
@@ -555,6 +560,47 @@ static int run_sim_job(struct service *s, struct job *j)
 
 /* ---- jobs --------------------------------------------------------------------------- */
 
+/* The message-switch front end's stored replies: one key per message under RPC_ROOT. */
+static int run_rpc_job(struct service *s, struct job *j)
+{
+    char *path = xasprintf(RPC_ROOT "/%s", j->id);
+    int rc;
+
+    if (j->kind == JOB_RPC_GET) {
+        rc = s->b->ops->xs_read(s->b, path, &j->out_str);
+        if (rc == -ENOENT) {
+            j->out_str = NULL;
+            rc = 0;
+        }
+    } else if (j->session == NULL) {
+        rc = s->b->ops->xs_rm(s->b, path);
+    } else {
+        /* Bounded: entries are removed once the switch has the acknowledgement, so only
+         * a crash leaves one behind; past RPC_MAX_KEPT the others go (the front end has
+         * at most one message in hand at a time). */
+        char **names = NULL;
+        size_t n = 0;
+        if (s->b->ops->xs_directory(s->b, RPC_ROOT, &names, &n) == 0 && n >= RPC_MAX_KEPT) {
+            for (size_t i = 0; i < n; i++) {
+                if (strcmp(names[i], j->id) == 0)
+                    continue;
+                char *old = xasprintf(RPC_ROOT "/%s", names[i]);
+                if (s->b->ops->xs_rm(s->b, old) < 0)
+                    log_warnx("cannot prune %s", old);
+                free(old);
+            }
+        }
+        backend_strv_free(names, n);
+        rc = s->b->ops->xs_write(s->b, NULL, path, j->session);
+    }
+    if (rc < 0)
+        set_error(j->err, SERVICE_ERR_INTERNAL,
+                  xasprintf("xenstore %s %s: %s", j->kind == JOB_RPC_GET ? "read" : "write",
+                            path, strerror(-rc)));
+    free(path);
+    return rc < 0 ? -1 : 0;
+}
+
 static void run_job(struct service *s, struct job *j)
 {
     struct reservations_squeeze rs;
@@ -594,6 +640,10 @@ static void run_job(struct service *s, struct job *j)
         break;
     case JOB_BALANCE:
         j->rc = run_balance(s, OP_BALANCE, j->err);
+        break;
+    case JOB_RPC_GET:
+    case JOB_RPC_PUT:
+        j->rc = run_rpc_job(s, j);
         break;
     default:
         j->rc = run_sim_job(s, j);
@@ -1141,6 +1191,44 @@ static const char *jstr(const json_t *o, const char *key)
 {
     const char *v = json_string_value(json_object_get(o, key));
     return v != NULL ? v : "?";
+}
+
+static bool rpc_key_ok(const char *key)
+{
+    size_t len = strlen(key);
+    if (len == 0 || len > 64)
+        return false;
+    for (const char *p = key; *p != '\0'; p++)
+        if (!isalnum((unsigned char)*p) && *p != '-' && *p != '_')
+            return false;
+    return true;
+}
+
+int service_rpc_reply_get(struct service *s, const char *key, char **value,
+                          struct service_error *err)
+{
+    *value = NULL;
+    if (!rpc_key_ok(key))
+        return set_error(err, SERVICE_ERR_INVALID_PARAMS, xasprintf("bad key %s", key));
+    struct job j;
+    job_init(&j, JOB_RPC_GET, err);
+    j.id = key;
+    if (submit(s, &j) < 0)
+        return -1;
+    *value = j.out_str;
+    return 0;
+}
+
+int service_rpc_reply_put(struct service *s, const char *key, const char *value,
+                          struct service_error *err)
+{
+    if (!rpc_key_ok(key))
+        return set_error(err, SERVICE_ERR_INVALID_PARAMS, xasprintf("bad key %s", key));
+    struct job j;
+    job_init(&j, JOB_RPC_PUT, err);
+    j.id = key;
+    j.session = value;
+    return submit(s, &j);
 }
 
 char *service_get_diagnostics(struct service *s)
