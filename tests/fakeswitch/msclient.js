@@ -14,7 +14,8 @@
 // usage: msclient.js SOCK CALLS.json [--timeout-s N]
 //   CALLS.json: [["method", [params...]], ...]; the JSON call is
 //   {"method":M,"params":[...],"id":N} (Jsonrpc.string_of_call, V1, ids from 1).
-//   Prints one line per call: the reply payload as received.
+//   A parameter "$N" (a whole string) is replaced by the result of call N (from 0), so
+//   a reservation id can be passed on. Prints one line per call: "METHOD PAYLOAD".
 'use strict';
 const net = require('net');
 const fs = require('fs');
@@ -125,7 +126,15 @@ async function main() {
         }
     })();
     let id = 0;
-    for (const [method, params] of calls) {
+    const results = [];
+    const subst = (v) =>
+        typeof v === 'string' && /^\$\d+$/.test(v) ? results[parseInt(v.slice(1), 10)]
+            : Array.isArray(v) ? v.map(subst)
+            : v !== null && typeof v === 'object'
+                ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k, subst(x)]))
+                : v;
+    for (const [method, rawParams] of calls) {
+        const params = subst(rawParams);
         const call = JSON.stringify({ method, params, id: ++id });
         await a.frame('GET', `/persistent/${enc(QUEUE)}`);
         const sent = JSON.parse(await a.frame('POST', `/request/${enc(QUEUE)}/${enc(replyQueue)}`, call));
@@ -136,6 +145,11 @@ async function main() {
             setTimeout(() => reject(new Error(`${method}: no reply in ${timeoutS} s`)), timeoutS * 1000);
         });
         process.stdout.write(`${method} ${payload}\n`);
+        try {
+            results.push(JSON.parse(payload).result);
+        } catch (e) {
+            results.push(null);
+        }
     }
     stop = true;
     a.close();
