@@ -44,6 +44,7 @@ struct switch_server {
     pthread_mutex_t mu; /* guards the fds (for shutdown) and the stop wait */
     pthread_cond_t cv;
     int fds[2];
+    bool quiet; /* the service is stopping: wait for switch_stop without reconnecting */
 };
 
 /* ---- small helpers ---------------------------------------------------------------- */
@@ -470,7 +471,18 @@ static int cmp_message(const void *a, const void *b)
     return x->id < y->id ? -1 : x->id > y->id;
 }
 
-/* Handle one message: answer on its reply queue, then ack. -1 if the connection broke. */
+static bool is_shutting_down(const char *reply)
+{
+    json_t *r = json_loads(reply, 0, NULL);
+    json_t *e = json_object_get(r, "error");
+    const char *text = json_string_value(json_array_get(e, 1));
+    bool yes = text != NULL && strcmp(text, "shutting down") == 0;
+    json_decref(r);
+    return yes;
+}
+
+/* Handle one message: answer on its reply queue, then ack. -1 if the connection broke,
+ * -2 if the daemon is stopping (nothing sent). */
 static int handle(struct switch_server *sw, struct conn *rep, const struct message *m)
 {
     char idtext[24];
@@ -481,6 +493,14 @@ static int handle(struct switch_server *sw, struct conn *rep, const struct messa
 
     if (m->reply_to != NULL) {
         char *reply = answer(sw, key, m->payload, &stored);
+        if (is_shutting_down(reply)) {
+            /* The daemon is stopping: leave the message on the queue for the next one
+             * rather than answer it with an error. */
+            log_info("message-switch: message %s left on the queue (stopping)", key);
+            free(reply);
+            free(key);
+            return -2;
+        }
         char *eq = switch_pct_encode(m->reply_to);
         char *eq2 = switch_pct_encode(m->queue);
         char *path = xasprintf("/response/%s/%s/%s", eq, eq2, idtext);
@@ -551,8 +571,12 @@ static void serve(struct switch_server *sw, struct conn *req, struct conn *rep)
         }
         qsort(list, k, sizeof(*list), cmp_message);
         bool broke = false;
-        for (size_t i = 0; i < k && !broke; i++)
-            broke = handle(sw, rep, &list[i]) < 0;
+        for (size_t i = 0; i < k && !broke; i++) {
+            int hrc = handle(sw, rep, &list[i]);
+            broke = hrc < 0;
+            if (hrc == -2)
+                sw->quiet = true;
+        }
         free(list);
         if (!broke) {
             free(from);
@@ -615,6 +639,8 @@ static void *switch_main(void *arg)
         serve(sw, &req, &rep);
         conn_close(sw, &req, 0);
         conn_close(sw, &rep, 1);
+        while (sw->quiet && !stopping(sw))
+            pause_ms(sw, BACKOFF_MAX_MS);
         if (!stopping(sw)) {
             log_warnx("message-switch at %s: connection lost; reconnecting", sw->path);
             failing = true;
