@@ -23,7 +23,7 @@
 
 #define BACKOFF_FIRST_MS 500
 #define BACKOFF_MAX_MS 5000
-#define IO_SLACK_S 15            /* beyond the long poll's own timeout */
+#define IO_SLACK_S 15                         /* beyond the long poll's own timeout */
 #define MAX_RESPONSE_BYTES (16 * 1024 * 1024) /* a transfer of many messages */
 #define MAX_HEADER_BYTES 16384
 
@@ -330,7 +330,8 @@ static int frame_get(struct conn *c, const char *what, const char *a, const char
                      char **body)
 {
     char *ea = switch_pct_encode(a);
-    char *path = b != NULL ? xasprintf("/%s/%s/%s", what, ea, b) : xasprintf("/%s/%s", what, ea);
+    char *path =
+        b != NULL ? xasprintf("/%s/%s/%s", what, ea, b) : xasprintf("/%s/%s", what, ea);
     int rc = frame(c, "GET", path, NULL, body);
     free(path);
     free(ea);
@@ -342,8 +343,7 @@ static int frame_get(struct conn *c, const char *what, const char *a, const char
 static bool changes_state(const char *method)
 {
     static const char *const names[] = {"login", "reserve_memory", "reserve_memory_range",
-                                        "delete_reservation",
-                                        "transfer_reservation_to_domain"};
+                                        "delete_reservation", "transfer_reservation_to_domain"};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
         if (method != NULL && strcmp(method, names[i]) == 0)
             return true;
@@ -523,12 +523,11 @@ static void serve(struct switch_server *sw, struct conn *req, struct conn *rep)
 {
     char *from = NULL; /* every unacknowledged message first, after each (re)connect */
     while (!stopping(sw)) {
-        json_t *t = from != NULL ? json_pack("{s:s, s:f, s:[s]}", "from", from, "timeout",
-                                             (double)SWITCH_TRANSFER_TIMEOUT_S, "queues",
-                                             sw->queue)
-                                 : json_pack("{s:f, s:[s]}", "timeout",
-                                             (double)SWITCH_TRANSFER_TIMEOUT_S, "queues",
-                                             sw->queue);
+        json_t *t = from != NULL
+                        ? json_pack("{s:s, s:f, s:[s]}", "from", from, "timeout",
+                                    (double)SWITCH_TRANSFER_TIMEOUT_S, "queues", sw->queue)
+                        : json_pack("{s:f, s:[s]}", "timeout",
+                                    (double)SWITCH_TRANSFER_TIMEOUT_S, "queues", sw->queue);
         char *tb = json_dumps(t, JSON_COMPACT | JSON_REAL_PRECISION(17));
         json_decref(t);
         char *body = NULL;

@@ -404,9 +404,9 @@ static json_t *coerce(json_t *v, enum api_param_kind kind)
         json_object_foreach(v, k, e)
         {
             if (json_is_string(e) || json_is_object(e))
-                json_object_set_new(
-                    v, k,
-                    coerce(json_incref(e), json_is_object(e) ? API_PARAM_OBJECT : API_PARAM_INT));
+                json_object_set_new(v, k,
+                                    coerce(json_incref(e), json_is_object(e) ? API_PARAM_OBJECT
+                                                                             : API_PARAM_INT));
         }
     }
     return v;

@@ -18,7 +18,9 @@
 
 #include "api/switch.h"
 
-#define HDRS(n) "host: localhost\r\nuser-agent: cohttp\r\ncontent-length: " n "\r\nconnection: keep-alive\r\n\r\n"
+#define HDRS(n)                                                                                \
+    "host: localhost\r\nuser-agent: cohttp\r\ncontent-length: " n                              \
+    "\r\nconnection: keep-alive\r\n\r\n"
 
 static void test_pct_encode(void **state)
 {
@@ -79,7 +81,8 @@ static int read_frame(int fd, char *buf, size_t cap)
 static void answer(int fd, const char *body)
 {
     char head[128];
-    snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\ncontent-length: %zu\r\n\r\n", strlen(body));
+    snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\ncontent-length: %zu\r\n\r\n",
+             strlen(body));
     if (write(fd, head, strlen(head)) < 0 || write(fd, body, strlen(body)) < 0)
         return;
 }
@@ -120,24 +123,28 @@ static void *switch_script(void *arg)
     if (!expect(sc, a, "GET /persistent/org.xen.xapi.memory HTTP/1.1\r\n" HDRS("0")))
         goto out2;
     answer(a, "org.xen.xapi.memory");
-    if (!expect(sc, a, "POST /transfer HTTP/1.1\r\n" HDRS("49")
-                       "{\"timeout\":30.0,\"queues\":[\"org.xen.xapi.memory\"]}"))
+    if (!expect(sc, a,
+                "POST /transfer HTTP/1.1\r\n" HDRS(
+                    "49") "{\"timeout\":30.0,\"queues\":[\"org.xen.xapi.memory\"]}"))
         goto out2;
     /* One request, as the switch hands it out (Out.transfer), for a method that is not
      * there: answered without touching the service. */
     answer(a, "{\"messages\":[[[\"org.xen.xapi.memory\",7],{\"payload\":\"{\\\"method\\\":"
               "\\\"nope\\\",\\\"params\\\":[],\\\"id\\\":7}\",\"kind\":[\"Request\","
               "\"xenopsd:1/r\"]}]],\"next\":\"7\"}");
-    if (!expect(sc, b, "POST /response/xenopsd:1%2Fr/org.xen.xapi.memory/7 HTTP/1.1\r\n" HDRS("74")
-                       "{\"result\":null,\"error\":[\"Internal_error\",\"method not found: nope\"],"
-                       "\"id\":7}"))
+    if (!expect(sc, b,
+                "POST /response/xenopsd:1%2Fr/org.xen.xapi.memory/7 HTTP/1.1\r\n" HDRS(
+                    "74") "{\"result\":null,\"error\":[\"Internal_error\",\"method not found: "
+                          "nope\"],"
+                          "\"id\":7}"))
         goto out2;
     answer(b, "[[\"xenopsd:1/r\",0]]");
     if (!expect(sc, b, "GET /ack/org.xen.xapi.memory/7 HTTP/1.1\r\n" HDRS("0")))
         goto out2;
     answer(b, "");
-    expect(sc, a, "POST /transfer HTTP/1.1\r\n" HDRS("60")
-                  "{\"from\":\"7\",\"timeout\":30.0,\"queues\":[\"org.xen.xapi.memory\"]}");
+    expect(sc, a,
+           "POST /transfer HTTP/1.1\r\n" HDRS(
+               "60") "{\"from\":\"7\",\"timeout\":30.0,\"queues\":[\"org.xen.xapi.memory\"]}");
     /* The long poll stays open until the client stops (its connections then close). */
 out2:
     for (char c; read(a, &c, 1) > 0;)

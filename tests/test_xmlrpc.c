@@ -14,11 +14,11 @@
 
 #define CALL_HEAD "<?xml version=\"1.0\"?><methodCall><methodName>"
 #define P(v) "<param><value>" v "</value></param>"
-#define OK_HEAD                                                                          \
-    "<?xml version=\"1.0\"?><methodResponse><params><param><value><struct><member><name>" \
+#define OK_HEAD                                                                                \
+    "<?xml version=\"1.0\"?><methodResponse><params><param><value><struct><member><name>"      \
     "Status</name><value>Success</value></member><member><name>Value</name>"
-#define FAIL_HEAD                                                                        \
-    "<?xml version=\"1.0\"?><methodResponse><params><param><value><struct><member><name>" \
+#define FAIL_HEAD                                                                              \
+    "<?xml version=\"1.0\"?><methodResponse><params><param><value><struct><member><name>"      \
     "Status</name><value>Failure</value></member><member><name>ErrorDescription</name>"
 #define TAIL "</member></struct></value></param></params></methodResponse>"
 
@@ -39,7 +39,8 @@ static void check_request(const char *name, const char *params, const char *want
 static void test_requests_of_the_11_methods(void **state)
 {
     (void)state;
-    check_request("get_diagnostics", P("dbg"), "{\"method\":\"get_diagnostics\",\"params\":[\"dbg\"],\"id\":0}");
+    check_request("get_diagnostics", P("dbg"),
+                  "{\"method\":\"get_diagnostics\",\"params\":[\"dbg\"],\"id\":0}");
     check_request("login", P("dbg") P("xenopsd"),
                   "{\"method\":\"login\",\"params\":[\"dbg\",\"xenopsd\"],\"id\":0}");
     /* int64 sizes and int domids are untyped (strict = false): taken as numbers where
@@ -65,8 +66,9 @@ static void test_requests_of_the_11_methods(void **state)
                   "{\"method\":\"balance_memory\",\"params\":[\"dbg\"],\"id\":0}");
     check_request("get_host_reserved_memory", P("dbg"),
                   "{\"method\":\"get_host_reserved_memory\",\"params\":[\"dbg\"],\"id\":0}");
-    check_request("get_host_initial_free_memory", P("dbg"),
-                  "{\"method\":\"get_host_initial_free_memory\",\"params\":[\"dbg\"],\"id\":0}");
+    check_request(
+        "get_host_initial_free_memory", P("dbg"),
+        "{\"method\":\"get_host_initial_free_memory\",\"params\":[\"dbg\"],\"id\":0}");
     check_request("get_domain_zero_policy", P("dbg"),
                   "{\"method\":\"get_domain_zero_policy\",\"params\":[\"dbg\"],\"id\":0}");
 }
@@ -78,27 +80,31 @@ static void test_request_values(void **state)
     check_request("login", P("12") P("34"),
                   "{\"method\":\"login\",\"params\":[\"12\",\"34\"],\"id\":0}");
     /* Typed values (strict = true, or other clients). */
-    check_request("reserve_memory", P("<string>dbg</string>") P("<string>x</string>") P("<i8>5</i8>"),
+    check_request("reserve_memory",
+                  P("<string>dbg</string>") P("<string>x</string>") P("<i8>5</i8>"),
                   "{\"method\":\"reserve_memory\",\"params\":[\"dbg\",\"x\",5],\"id\":0}");
     check_request("query_reservation_of_domain", P("dbg") P("x") P("<i4>7</i4>"),
                   "{\"method\":\"query_reservation_of_domain\",\"params\":[\"dbg\",\"x\",7],"
                   "\"id\":0}");
-    check_request("m", P("<int>-3</int>") P("<boolean>1</boolean>") P("<boolean>0</boolean>")
-                           P("<double>1.5</double>") P("<nil/>") P("") P("<string/>")
-                               P("<array><data></data></array>") P("<struct></struct>"),
+    check_request("m",
+                  P("<int>-3</int>") P("<boolean>1</boolean>") P("<boolean>0</boolean>")
+                      P("<double>1.5</double>") P("<nil/>") P("") P("<string/>")
+                          P("<array><data></data></array>") P("<struct></struct>"),
                   "{\"method\":\"m\",\"params\":[-3,true,false,1.5,null,\"\",\"\",[],{}],"
                   "\"id\":0}");
-    check_request("m", P("<array><data><value>a</value><value><i4>1</i4></value></data></array>")
-                           P("<struct><member><name>k</name><value>v</value></member></struct>"),
+    check_request("m",
+                  P("<array><data><value>a</value><value><i4>1</i4></value></data></array>")
+                      P("<struct><member><name>k</name><value>v</value></member></struct>"),
                   "{\"method\":\"m\",\"params\":[[\"a\",1],{\"k\":\"v\"}],\"id\":0}");
     /* Escapes as encode_buf writes them; whitespace around elements as a pretty printer
      * leaves it; text inside a value kept exactly. */
     check_request("login", P("a&lt;b&gt;c&amp;d&quot;e") P("  two words  "),
                   "{\"method\":\"login\",\"params\":[\"a<b>c&d\\\"e\",\"  two words  \"],"
                   "\"id\":0}");
-    const char *pretty = "<?xml version=\"1.0\"?>\n<methodCall>\n  <methodName>login</methodName>\n"
-                         "  <params>\n    <param>\n      <value>\n        <string>d</string>\n"
-                         "      </value>\n    </param>\n  </params>\n</methodCall>\n";
+    const char *pretty =
+        "<?xml version=\"1.0\"?>\n<methodCall>\n  <methodName>login</methodName>\n"
+        "  <params>\n    <param>\n      <value>\n        <string>d</string>\n"
+        "      </value>\n    </param>\n  </params>\n</methodCall>\n";
     char *err = NULL;
     char *got = xmlrpc_request_to_json(pretty, strlen(pretty), &err);
     assert_non_null(got);
@@ -151,9 +157,11 @@ static void test_replies_of_every_result_type(void **state)
                 OK_HEAD "<value><array><data><value>r</value><value>1395356</value></data>"
                         "</array></value>" TAIL);
     /* unit (delete, transfer, balance) */
-    check_reply("{\"result\":null,\"error\":null,\"id\":0}", OK_HEAD "<value><nil/></value>" TAIL);
+    check_reply("{\"result\":null,\"error\":null,\"id\":0}",
+                OK_HEAD "<value><nil/></value>" TAIL);
     /* int64 (get_host_reserved_memory, get_host_initial_free_memory): untyped */
-    check_reply("{\"result\":73728,\"error\":null,\"id\":0}", OK_HEAD "<value>73728</value>" TAIL);
+    check_reply("{\"result\":73728,\"error\":null,\"id\":0}",
+                OK_HEAD "<value>73728</value>" TAIL);
     /* domain_zero_policy: Fixed_size of int64 | Auto_balloon of int64 * int64 */
     check_reply("{\"result\":[\"Fixed_size\",4294967296],\"error\":null,\"id\":0}",
                 OK_HEAD "<value><array><data><value>Fixed_size</value><value>4294967296</value>"
@@ -181,13 +189,15 @@ static void test_replies_of_every_error_variant(void **state)
                 FAIL_HEAD "<value><array><data><value>Cannot_free_this_much_memory</value>"
                           "<value><array><data><value>4096</value><value>1024</value></data>"
                           "</array></value></data></array></value>" TAIL);
-    check_reply("{\"result\":null,\"error\":[\"Domains_refused_to_cooperate\",[6,10]],\"id\":0}",
-                FAIL_HEAD "<value><array><data><value>Domains_refused_to_cooperate</value>"
-                          "<value><array><data><value>6</value><value>10</value></data></array>"
-                          "</value></data></array></value>" TAIL);
+    check_reply(
+        "{\"result\":null,\"error\":[\"Domains_refused_to_cooperate\",[6,10]],\"id\":0}",
+        FAIL_HEAD "<value><array><data><value>Domains_refused_to_cooperate</value>"
+                  "<value><array><data><value>6</value><value>10</value></data></array>"
+                  "</value></data></array></value>" TAIL);
     check_reply("{\"result\":null,\"error\":[\"Domains_refused_to_cooperate\",[]],\"id\":0}",
-                FAIL_HEAD "<value><array><data><value>Domains_refused_to_cooperate</value>"
-                          "<value><array><data></data></array></value></data></array></value>" TAIL);
+                FAIL_HEAD
+                "<value><array><data><value>Domains_refused_to_cooperate</value>"
+                "<value><array><data></data></array></value></data></array></value>" TAIL);
     check_reply("{\"result\":null,\"error\":[\"Unknown_reservation\",\"r1\"],\"id\":0}",
                 FAIL_HEAD "<value><array><data><value>Unknown_reservation</value><value>r1"
                           "</value></data></array></value>" TAIL);
