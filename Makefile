@@ -14,10 +14,10 @@ PKG_CONFIG ?= pkg-config
 
 WARN := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
         -Wpointer-arith -Wsign-compare -Werror
-DEPCFLAGS := $(shell $(PKG_CONFIG) --cflags jansson libmicrohttpd 2>/dev/null)
+DEPCFLAGS := $(shell $(PKG_CONFIG) --cflags jansson libmicrohttpd libxml-2.0 2>/dev/null)
 CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -I. $(DEPCFLAGS) -MMD -MP
-LDLIBS_BASE := -ljansson -lmicrohttpd -lpthread -lm
+LDLIBS_BASE := -ljansson -lmicrohttpd -lxml2 -lpthread -lm
 XENLIBS := -lxenctrl -lxenstore
 CMOCKA := -lcmocka
 

@@ -22,6 +22,8 @@
 
 #include "api/api.h"
 #include "api/metrics.h"
+#include "api/switch.h"
+#include "api/xmlrpc.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/xalloc.h"
@@ -45,10 +47,23 @@ struct api_server {
     char *socket_path;              /* owned; NULL without a unix socket */
     dev_t socket_dev;               /* the socket file we created (not someone else's) */
     ino_t socket_ino;
-    char *openapi_path; /* owned; NULL: none found at start */
+    char *openapi_path;            /* owned; NULL: none found at start */
+    struct MHD_Daemon *xml_daemon; /* XML-RPC on xml_socket_path; NULL: none */
+    char *xml_socket_path;         /* owned */
+    dev_t xml_socket_dev;
+    ino_t xml_socket_ino;
+    struct switch_server *sw; /* the message-switch queue server; NULL: none */
 };
 
-enum route { ROUTE_NONE, ROUTE_RPC, ROUTE_STATUS, ROUTE_METRICS, ROUTE_HEALTHZ, ROUTE_OPENAPI };
+enum route {
+    ROUTE_NONE,
+    ROUTE_RPC,
+    ROUTE_STATUS,
+    ROUTE_METRICS,
+    ROUTE_HEALTHZ,
+    ROUTE_OPENAPI,
+    ROUTE_XMLRPC, /* the XML-RPC socket: every path */
+};
 
 /* Per-request state, from the first call of the access handler to the completion. */
 struct request {
@@ -231,7 +246,7 @@ static enum MHD_Result respond_too_big(struct MHD_Connection *conn)
 /* Take a piece of the body, never holding more than the limit. */
 static void take_upload(struct request *rq, const char *data, size_t size)
 {
-    if (rq->route != ROUTE_RPC || !rq->method_ok) {
+    if ((rq->route != ROUTE_RPC && rq->route != ROUTE_XMLRPC) || !rq->method_ok) {
         rq->discarded += size; /* a body nobody reads */
         return;
     }
@@ -311,6 +326,65 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         ret = respond(conn, 204, NULL, "", 0, NULL);
     else
         ret = respond(conn, (unsigned)status, JSON_TYPE, reply, strlen(reply), NULL);
+    free(reply);
+    return ret;
+}
+
+/*
+ * The XML-RPC socket, as xapi-idl's Xcp_service.http_handler: POST on any path (xenopsd
+ * posts to /var/xapi/memory), the reply with 200; any other method 404 with an empty
+ * body. One request per connection (Connection: close), as squeezed closes each.
+ */
+static enum MHD_Result respond_xml(struct MHD_Connection *conn, unsigned status,
+                                   const char *body)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (r == NULL)
+        return MHD_NO;
+    if (body[0] != '\0')
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/xml");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result on_xml_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                      const char *method, const char *version,
+                                      const char *upload_data, size_t *upload_data_size,
+                                      void **con_cls)
+{
+    struct api_server *srv = cls;
+    struct request *rq = *con_cls;
+
+    (void)url;
+    (void)version;
+    if (rq == NULL) {
+        rq = xcalloc(1, sizeof(*rq));
+        rq->route = ROUTE_XMLRPC;
+        rq->method_ok = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+        *con_cls = rq;
+        if (rq->method_ok && declared_too_big(conn)) {
+            rq->too_big = true;
+            char *r = xmlrpc_internal_error("request body larger than 1 MiB");
+            enum MHD_Result ret = respond_xml(conn, 413, r);
+            free(r);
+            return ret;
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        take_upload(rq, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return rq->discarded > MAX_DISCARD_BYTES ? MHD_NO : MHD_YES;
+    }
+    if (!rq->method_ok)
+        return respond_xml(conn, 404, "");
+    char *reply = rq->too_big
+                      ? xmlrpc_internal_error("request body larger than 1 MiB")
+                      : xmlrpc_handle(srv->svc, rq->body != NULL ? rq->body : "", rq->len);
+    enum MHD_Result ret = respond_xml(conn, rq->too_big ? 413 : 200, reply);
     free(reply);
     return ret;
 }
@@ -530,13 +604,14 @@ out:
 /* libmicrohttpd with one thread per connection: a request blocked in a long squeeze
  * operation holds only its own thread, GET /status is served meanwhile. Takes fd (closed
  * on failure too). */
-static struct MHD_Daemon *start_daemon(struct api_server *srv, int fd)
+static struct MHD_Daemon *start_daemon_with(struct api_server *srv, int fd,
+                                            MHD_AccessHandlerCallback handler)
 {
     struct MHD_Daemon *d;
 
     d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                              MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG,
-                         0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+                         0, NULL, NULL, handler, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
                          NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
                          MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
@@ -544,6 +619,26 @@ static struct MHD_Daemon *start_daemon(struct api_server *srv, int fd)
     if (d == NULL)
         close(fd);
     return d;
+}
+
+static struct MHD_Daemon *start_daemon(struct api_server *srv, int fd)
+{
+    return start_daemon_with(srv, fd, on_request);
+}
+
+/* Create the directory of a socket path (0755, as Xcp_service.mkdir_rec) if missing. */
+static void make_parent_dirs(const char *path)
+{
+    char *dir = xstrdup(path);
+    for (char *p = dir + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+            log_debug("mkdir %s: %s", dir, strerror(errno));
+        *p = '/';
+    }
+    free(dir);
 }
 
 /* The file served at GET /openapi.json: the configured one, else ../openapi.json next to
@@ -583,7 +678,8 @@ struct api_server *api_start(struct service *svc, const struct api_config *cfg, 
     int fd = -1;
 
     srv->svc = svc;
-    if (cfg == NULL || (cfg->listen_host == NULL && cfg->socket_path == NULL)) {
+    if (cfg == NULL || (cfg->listen_host == NULL && cfg->socket_path == NULL &&
+                        cfg->xml_socket_path == NULL && cfg->switch_path == NULL)) {
         msg = xasprintf("nothing to listen on: neither a TCP address nor a unix socket");
         goto fail;
     }
@@ -606,6 +702,26 @@ struct api_server *api_start(struct service *svc, const struct api_config *cfg, 
             goto fail;
         }
     }
+    if (cfg->xml_socket_path != NULL) {
+        make_parent_dirs(cfg->xml_socket_path);
+        if (listen_unix(cfg->xml_socket_path, &fd, &srv->xml_socket_dev, &srv->xml_socket_ino,
+                        &msg) < 0)
+            goto fail;
+        srv->xml_socket_path = xstrdup(cfg->xml_socket_path);
+        srv->xml_daemon = start_daemon_with(srv, fd, on_xml_request);
+        if (srv->xml_daemon == NULL) {
+            msg = xasprintf("cannot start the XML-RPC server on %s", cfg->xml_socket_path);
+            goto fail;
+        }
+        log_info("XML-RPC (the Memory interface as squeezed serves it) on %s",
+                 cfg->xml_socket_path);
+    }
+    if (cfg->switch_path != NULL) {
+        struct switch_config sc = {.path = cfg->switch_path, .queue = NULL};
+        srv->sw = switch_start(svc, &sc, &msg);
+        if (srv->sw == NULL)
+            goto fail;
+    }
     srv->openapi_path = find_openapi(cfg->openapi_path);
     if (srv->openapi_path == NULL)
         log_info("openapi.json not found: GET /openapi.json will answer 404");
@@ -627,6 +743,13 @@ void api_stop(struct api_server *srv)
 
     if (srv == NULL)
         return;
+    switch_stop(srv->sw);
+    if (srv->xml_daemon != NULL)
+        MHD_stop_daemon(srv->xml_daemon);
+    if (srv->xml_socket_path != NULL && lstat(srv->xml_socket_path, &st) == 0 &&
+        st.st_dev == srv->xml_socket_dev && st.st_ino == srv->xml_socket_ino)
+        unlink(srv->xml_socket_path);
+    free(srv->xml_socket_path);
     /* Waits for requests in progress (a running squeeze operation included). */
     if (srv->tcp_daemon != NULL)
         MHD_stop_daemon(srv->tcp_daemon);

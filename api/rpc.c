@@ -566,6 +566,33 @@ const char *const *api_method_names(void)
     return method_names;
 }
 
+enum api_param_kind api_param_kind(const char *method, size_t pos, size_t n_given)
+{
+    const struct method *m = method_find(method);
+    if (m == NULL)
+        return API_PARAM_ANY;
+    /* dbg comes first; sim.* may leave it out. */
+    size_t n = n_params(m);
+    size_t first = m->sim && n_given == n ? 0 : 1;
+    if (pos < first)
+        return API_PARAM_STRING;
+    if (pos - first >= n)
+        return API_PARAM_ANY;
+    switch (m->params[pos - first].type) {
+    case P_KIB:
+    case P_DOMID:
+        return API_PARAM_INT;
+    case P_SECONDS:
+        return API_PARAM_NUMBER;
+    case P_OBJECT:
+        return API_PARAM_OBJECT;
+    case P_BOOL:
+        return API_PARAM_ANY;
+    default:
+        return API_PARAM_STRING;
+    }
+}
+
 /* ---- parameter checks ----------------------------------------------------------- */
 
 static const char *json_kind(const json_t *v)
@@ -762,6 +789,14 @@ static char *dump(json_t *reply)
     return s;
 }
 
+static bool looks_like_xml(const char *body, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
+        i++;
+    return i < len && body[i] == '<';
+}
+
 char *api_handle_rpc(struct service *svc, const char *body, size_t len, int *http_status)
 {
     struct rpc_error err = {0};
@@ -792,6 +827,13 @@ char *api_handle_rpc(struct service *svc, const char *body, size_t len, int *htt
         goto out;
     }
     req = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (req == NULL && looks_like_xml(body, len)) {
+        rpc_fail(&err, RPC_PARSE_ERROR, NULL,
+                 "parse error: this is the JSON-RPC endpoint and the body is XML; XML-RPC "
+                 "(a methodCall, as xenopsd sends with use-switch=false) is served on the "
+                 "XML-RPC unix socket (--xml-socket, default /var/xapi/memory)");
+        goto out;
+    }
     if (req == NULL) {
         rpc_fail(&err, RPC_PARSE_ERROR, NULL, "parse error: %s at line %d, column %d",
                  jerr.text, jerr.line, jerr.column);

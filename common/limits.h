@@ -28,4 +28,12 @@
 #define LIMIT_SERVICE_NAME_MAX_BYTES 128   /* bytes: a session's service name (login) */
 #define LIMIT_BODY_MAX_BYTES (1024 * 1024) /* bytes: larger request bodies get 413 */
 
+/* The toolstack's transports (api/switch.c, api/xmlrpc.c). */
+#define LIMIT_SWITCH_RESPONSE_MAX_BYTES                                                        \
+    (16 * 1024 * 1024)                      /* bytes: a transfer of many messages */
+#define LIMIT_SWITCH_HEADER_MAX_BYTES 16384 /* bytes: an HTTP header from the switch */
+#define LIMIT_XMLRPC_DEPTH_MAX 64           /* nested arrays/structs in an XML-RPC request */
+#define LIMIT_RPC_KEY_MAX_BYTES 64          /* bytes: a stored switch reply's key */
+#define LIMIT_RPC_REPLIES_KEPT_MAX 64       /* stored switch replies under /squeezed/rpc */
+
 #endif

@@ -36,6 +36,7 @@ static const char usage_text[] =
     "                [--clock real|virtual] [--listen HOST:PORT] [--socket PATH]\n"
     "                [--reserved-host-memory-kib N] [--balance-interval-s S]\n"
     "                [--poll-interval-s S] [--sim-state FILE] [--no-watches]\n"
+    "                [--use-switch BOOL] [--switch-path PATH] [--xml-socket PATH]\n"
     "                [--help] [--version]\n";
 
 static const char help_text[] =
@@ -61,10 +62,18 @@ static const char help_text[] =
     "  --balance-interval-s S periodic balance check (default 10)\n"
     "  --poll-interval-s S    wait between squeeze rounds (default 0.25)\n"
     "  --no-watches           read the toolstack's keys every time instead of watching\n"
+    "  --use-switch BOOL      serve xenopsd through the message-switch (queue\n"
+    "                         org.xen.xapi.memory; default true with --backend xen, false\n"
+    "                         with sim); false: XML-RPC on --xml-socket instead\n"
+    "  --switch-path PATH     the message-switch socket (default "
+    "/var/run/message-switch/sock)\n"
+    "  --xml-socket PATH      the XML-RPC socket when use-switch is false (default\n"
+    "                         /var/xapi/memory; with --backend sim only when given; 'none')\n"
     "\n"
     "Config keys: balance-check-interval, manage-domain-zero, domain-zero-dynamic-min,\n"
     "domain-zero-dynamic-max (bytes), and backend, scenario, clock, sim-state, listen,\n"
-    "socket, reserved-host-memory-kib, poll-interval-s, watches.\n"
+    "socket, reserved-host-memory-kib, poll-interval-s, watches, use-switch, switch-path,\n"
+    "xml-socket.\n"
     "\n"
     "Without Xen, try: squeezed -d --backend sim --scenario scenarios/demo.json\n";
 
@@ -95,6 +104,9 @@ enum {
     OPT_POLL,
     OPT_SIM_STATE,
     OPT_NO_WATCHES,
+    OPT_USE_SWITCH,
+    OPT_SWITCH_PATH,
+    OPT_XML_SOCKET,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -114,6 +126,9 @@ static const struct option long_options[] = {
     {"poll-interval-s", required_argument, NULL, OPT_POLL},
     {"sim-state", required_argument, NULL, OPT_SIM_STATE},
     {"no-watches", no_argument, NULL, OPT_NO_WATCHES},
+    {"use-switch", required_argument, NULL, OPT_USE_SWITCH},
+    {"switch-path", required_argument, NULL, OPT_SWITCH_PATH},
+    {"xml-socket", required_argument, NULL, OPT_XML_SOCKET},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -135,6 +150,9 @@ static const struct {
     {OPT_POLL, "poll-interval-s", "--poll-interval-s"},
     {OPT_SIM_STATE, "sim-state", "--sim-state"},
     {OPT_NO_WATCHES, "watches", "--no-watches"},
+    {OPT_USE_SWITCH, "use-switch", "--use-switch"},
+    {OPT_SWITCH_PATH, "switch-path", "--switch-path"},
+    {OPT_XML_SOCKET, "xml-socket", "--xml-socket"},
 };
 
 /* Returns 0, or the exit status for main (help/version: 0 via *done; errors: 1). */
@@ -547,6 +565,8 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
     make_absolute(&cfg.scenario_path);
     make_absolute(&cfg.sim_state_path);
     make_absolute(&cfg.socket_path);
+    make_absolute(&cfg.switch_path);
+    make_absolute(&cfg.xml_socket_path);
     if (o.check_only) {
         rc = check_only(&cfg);
         goto out;
@@ -597,6 +617,9 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
         goto out;
     }
     struct api_config ac = {
+        /* The toolstack's transports (issue 9): message-switch or XML-RPC. */
+        .switch_path = config_use_switch(&cfg) ? cfg.switch_path : NULL,
+        .xml_socket_path = config_xml_socket(&cfg),
         .listen_host = cfg.listen_host,
         .listen_port = cfg.listen_port,
         .socket_path = cfg.socket_path,

@@ -5,7 +5,7 @@
 set -eu
 
 what=${1:-build}
-pkgs="gcc make pkg-config libxen-dev libjansson-dev libmicrohttpd-dev"
+pkgs="gcc make pkg-config libxen-dev libjansson-dev libmicrohttpd-dev libxml2-dev"
 case "$what" in
 test) pkgs="$pkgs libcmocka-dev curl valgrind clang libclang-rt-14-dev clang-format nodejs npm" ;;
 bench) pkgs="$pkgs libcmocka-dev curl wrk" ;;

@@ -41,6 +41,26 @@ void config_init(struct config *c)
     c->dom0_dynamic_min_bytes = -1;
     c->dom0_dynamic_max_bytes = -1;
     c->use_watches = true;
+    c->use_switch = -1;
+    c->switch_path = xstrdup(CONFIG_SWITCH_PATH);
+    c->xml_socket_path = xstrdup(CONFIG_XML_SOCKET_PATH);
+    c->xml_socket_given = false;
+}
+
+bool config_use_switch(const struct config *c)
+{
+    return c->use_switch >= 0 ? c->use_switch != 0 : c->backend == CONFIG_BACKEND_XEN;
+}
+
+const char *config_xml_socket(const struct config *c)
+{
+    if (config_use_switch(c) || c->xml_socket_path == NULL)
+        return NULL;
+    /* The simulated host takes /var/xapi/memory only when asked: several test daemons
+     * run side by side, and it is the real squeezed's place. */
+    if (c->backend == CONFIG_BACKEND_SIM && !c->xml_socket_given)
+        return NULL;
+    return c->xml_socket_path;
 }
 
 void config_release(struct config *c)
@@ -51,6 +71,10 @@ void config_release(struct config *c)
     free(c->sim_state_path);
     free(c->listen_host);
     free(c->socket_path);
+    free(c->switch_path);
+    free(c->xml_socket_path);
+    c->switch_path = NULL;
+    c->xml_socket_path = NULL;
     c->scenario_path = NULL;
     c->sim_state_path = NULL;
     c->listen_host = NULL;
@@ -156,6 +180,9 @@ enum key_kind {
     KEY_DOM0_MIN,
     KEY_DOM0_MAX,
     KEY_WATCHES,
+    KEY_USE_SWITCH,
+    KEY_SWITCH_PATH,
+    KEY_XML_SOCKET,
 };
 
 static const struct {
@@ -175,6 +202,9 @@ static const struct {
     {"domain-zero-dynamic-min", KEY_DOM0_MIN},
     {"domain-zero-dynamic-max", KEY_DOM0_MAX},
     {"watches", KEY_WATCHES},
+    {"use-switch", KEY_USE_SWITCH},
+    {"switch-path", KEY_SWITCH_PATH},
+    {"xml-socket", KEY_XML_SOCKET},
 };
 
 static int bad(char **err, const char *where, const char *key, const char *value,
@@ -255,6 +285,29 @@ int config_set(struct config *c, const char *key, const char *value, const char 
         if (strlen(value) >= 108)
             return bad(err, where, key, value, "too long for a unix socket (108 bytes)");
         replace(&c->socket_path, xstrdup(value));
+        return 0;
+    case KEY_USE_SWITCH:
+        if (config_parse_bool(value, &flag) < 0)
+            return bad(err, where, key, value, "must be true or false");
+        c->use_switch = flag ? 1 : 0;
+        return 0;
+    case KEY_SWITCH_PATH:
+    case KEY_XML_SOCKET:
+        if (keys[i].kind == KEY_XML_SOCKET && strcmp(value, "none") == 0) {
+            replace(&c->xml_socket_path, NULL);
+            c->xml_socket_given = true;
+            return 0;
+        }
+        if (value[0] == '\0')
+            return bad(err, where, key, value, "must be a path");
+        if (strlen(value) >= 108)
+            return bad(err, where, key, value, "too long for a unix socket (108 bytes)");
+        if (keys[i].kind == KEY_SWITCH_PATH) {
+            replace(&c->switch_path, xstrdup(value));
+        } else {
+            replace(&c->xml_socket_path, xstrdup(value));
+            c->xml_socket_given = true;
+        }
         return 0;
     case KEY_RESERVED:
         if (parse_int64(value, 0, LIMIT_KIB_MAX, &n) < 0)

@@ -16,9 +16,15 @@
  * domain-zero-dynamic-min / domain-zero-dynamic-max (bytes). Ours: backend (xen|sim),
  * scenario (file), clock (real|virtual), listen (HOST:PORT, loopback only), socket
  * (path, or "none"), reserved-host-memory-kib, poll-interval-s, sim-state (file),
- * watches (bool). Unknown keys are ignored with a warning (squeezed.conf has keys of
- * its own that mean nothing here).
+ * watches (bool). The toolstack transports, with xapi's names: use-switch (bool;
+ * default true on the xen backend, false on sim), switch-path (the message-switch
+ * socket), xml-socket (path or "none": the XML-RPC socket served when use-switch is
+ * false; on the sim backend only when set). Unknown keys are ignored with a warning
+ * (squeezed.conf has keys of its own that mean nothing here).
  */
+
+#define CONFIG_SWITCH_PATH "/var/run/message-switch/sock" /* xapi's switch-path */
+#define CONFIG_XML_SOCKET_PATH "/var/xapi/memory"         /* Memory_interface.xml_path */
 
 enum config_backend {
     CONFIG_BACKEND_XEN,
@@ -45,7 +51,17 @@ struct config {
     int64_t dom0_dynamic_min_bytes; /* -1: dom0's current value */
     int64_t dom0_dynamic_max_bytes; /* -1: dom0's current value */
     bool use_watches;               /* default true */
+    int use_switch;                 /* -1: the backend's default (see config_use_switch) */
+    char *switch_path;              /* owned; default CONFIG_SWITCH_PATH */
+    char *xml_socket_path;          /* owned; default CONFIG_XML_SOCKET_PATH; NULL: none */
+    bool xml_socket_given;          /* xml-socket was set (file or option) */
 };
+
+/* Whether to serve the message-switch queue: use-switch, else true on the xen backend. */
+bool config_use_switch(const struct config *c);
+/* The XML-RPC socket to serve, or NULL: none with use-switch, none on the sim backend
+ * unless xml-socket was set. Borrowed from *c. */
+const char *config_xml_socket(const struct config *c);
 
 /* Fill *c with the defaults. The socket default is /var/run/squeezed.sock as root, else
  * $XDG_RUNTIME_DIR/squeezed.sock, else /tmp/squeezed-<uid>.sock. */

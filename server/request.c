@@ -2,6 +2,7 @@
 /* The one check of each typed request of the service (server/request.h). */
 #include "server/request.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
@@ -181,4 +182,18 @@ int request_check_sim_claim(const struct req_sim_claim *r, struct service_error 
 int request_check_sim_pause(const struct req_sim_pause *r, struct service_error *err)
 {
     return check_domid(r->domid, "sim.pause_domain", err);
+}
+
+int request_check_rpc_reply(const struct req_rpc_reply *r, struct service_error *err)
+{
+    size_t len = r->key != NULL ? strlen(r->key) : 0;
+    bool ok = len > 0 && len <= LIMIT_RPC_KEY_MAX_BYTES;
+    for (size_t i = 0; ok && i < len; i++) {
+        unsigned char c = (unsigned char)r->key[i];
+        ok = isalnum(c) || c == '-' || c == '_';
+    }
+    if (ok)
+        return 0;
+    return service_fail(err, SERVICE_ERR_INVALID_PARAMS,
+                        xasprintf("bad key %s", r->key != NULL ? r->key : "(null)"));
 }

@@ -86,6 +86,12 @@ struct req_sim_pause {
     bool paused;
 };
 
+/* A stored reply of the message-switch front end (service_rpc_reply_get/put). */
+struct req_rpc_reply {
+    const char *key;   /* 1 .. LIMIT_RPC_KEY_MAX_BYTES of [A-Za-z0-9_-] */
+    const char *value; /* put: the reply to keep, NULL to remove it; get: unused */
+};
+
 /* service_name: a non-empty name of at most LIMIT_NAME_MAX_BYTES without '/' or
  * control characters, else INVALID_PARAMS (the session rules proper are the
  * reservations' own: reservations_login). */
@@ -110,5 +116,7 @@ int request_check_sim_balloon(const struct req_sim_balloon *r, struct service_er
 /* domid as above; kib 0 .. LIMIT_KIB_MAX, else INVALID_MEMORY_VALUE. */
 int request_check_sim_claim(const struct req_sim_claim *r, struct service_error *err);
 int request_check_sim_pause(const struct req_sim_pause *r, struct service_error *err);
+/* key as above, else INVALID_PARAMS ("bad key KEY"). */
+int request_check_rpc_reply(const struct req_rpc_reply *r, struct service_error *err);
 
 #endif

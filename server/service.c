@@ -30,6 +30,7 @@
 
 #define OPS_RING 64
 #define PUBLISH_DURING_OP_MS 200 /* republish /status at most this often mid-operation */
+#define RPC_ROOT "/squeezed/rpc" /* stored message-switch replies */
 
 enum op_kind { OP_RESERVE, OP_RESERVE_RANGE, OP_BALANCE, OP_PERIODIC, OP_KINDS };
 enum op_outcome { OUT_SUCCESS, OUT_CANNOT_FREE, OUT_REFUSED, OUT_ERROR, OUT_KINDS };
@@ -64,6 +65,8 @@ enum job_kind { /* the first five change the reservations */
                 JOB_SIM_BALLOON,
                 JOB_SIM_CLAIM,
                 JOB_SIM_PAUSE,
+                JOB_RPC_GET, /* the message-switch front end's stored replies */
+                JOB_RPC_PUT,
 };
 
 /* One queued call, with the typed request its kind takes (checked by server/request.c
@@ -84,6 +87,7 @@ struct job {
         struct req_sim_balloon balloon; /* JOB_SIM_BALLOON */
         struct req_sim_claim claim;     /* JOB_SIM_CLAIM */
         struct req_sim_pause pause;     /* JOB_SIM_PAUSE */
+        struct req_rpc_reply rpc;       /* JOB_RPC_GET, JOB_RPC_PUT */
     } req;
     char *out_str; /* outputs, owned by the caller once done */
     int64_t out_kib;
@@ -533,6 +537,48 @@ static int run_sim_job(struct service *s, struct job *j)
 
 /* ---- jobs --------------------------------------------------------------------------- */
 
+/* The message-switch front end's stored replies: one key per message under RPC_ROOT. */
+static int run_rpc_job(struct service *s, struct job *j)
+{
+    char *path = xasprintf(RPC_ROOT "/%s", j->req.rpc.key);
+    int rc;
+
+    if (j->kind == JOB_RPC_GET) {
+        rc = s->b->ops->xs_read(s->b, path, &j->out_str);
+        if (rc == -ENOENT) {
+            j->out_str = NULL;
+            rc = 0;
+        }
+    } else if (j->req.rpc.value == NULL) {
+        rc = s->b->ops->xs_rm(s->b, path);
+    } else {
+        /* Bounded: entries are removed once the switch has the acknowledgement, so only
+         * a crash leaves one behind; past LIMIT_RPC_REPLIES_KEPT_MAX the others go (the front
+         * end has at most one message in hand at a time). */
+        char **names = NULL;
+        size_t n = 0;
+        if (s->b->ops->xs_directory(s->b, RPC_ROOT, &names, &n) == 0 &&
+            n >= LIMIT_RPC_REPLIES_KEPT_MAX) {
+            for (size_t i = 0; i < n; i++) {
+                if (strcmp(names[i], j->req.rpc.key) == 0)
+                    continue;
+                char *old = xasprintf(RPC_ROOT "/%s", names[i]);
+                if (s->b->ops->xs_rm(s->b, old) < 0)
+                    log_warnx("cannot prune %s", old);
+                free(old);
+            }
+        }
+        backend_strv_free(names, n);
+        rc = s->b->ops->xs_write(s->b, NULL, path, j->req.rpc.value);
+    }
+    if (rc < 0)
+        service_fail(j->err, SERVICE_ERR_INTERNAL,
+                     xasprintf("xenstore %s %s: %s", j->kind == JOB_RPC_GET ? "read" : "write",
+                               path, strerror(-rc)));
+    free(path);
+    return rc < 0 ? -1 : 0;
+}
+
 static void run_job(struct service *s, struct job *j)
 {
     struct reservations_squeeze rs;
@@ -572,6 +618,10 @@ static void run_job(struct service *s, struct job *j)
         break;
     case JOB_BALANCE:
         j->rc = run_balance(s, OP_BALANCE, j->err);
+        break;
+    case JOB_RPC_GET:
+    case JOB_RPC_PUT:
+        j->rc = run_rpc_job(s, j);
         break;
     default:
         j->rc = run_sim_job(s, j);
@@ -1112,6 +1162,30 @@ static const char *jstr(const json_t *o, const char *key)
 {
     const char *v = json_string_value(json_object_get(o, key));
     return v != NULL ? v : "?";
+}
+
+int service_rpc_reply_get(struct service *s, const char *key, char **value,
+                          struct service_error *err)
+{
+    *value = NULL;
+    struct job j;
+    job_init(&j, JOB_RPC_GET, err);
+    j.req.rpc = (struct req_rpc_reply){.key = key};
+    if (request_check_rpc_reply(&j.req.rpc, err) < 0 || submit(s, &j) < 0)
+        return -1;
+    *value = j.out_str;
+    return 0;
+}
+
+int service_rpc_reply_put(struct service *s, const char *key, const char *value,
+                          struct service_error *err)
+{
+    struct job j;
+    job_init(&j, JOB_RPC_PUT, err);
+    j.req.rpc = (struct req_rpc_reply){.key = key, .value = value};
+    if (request_check_rpc_reply(&j.req.rpc, err) < 0)
+        return -1;
+    return submit(s, &j);
 }
 
 char *service_get_diagnostics(struct service *s)

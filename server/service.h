@@ -85,6 +85,16 @@ int service_sim_set_claim(struct service *s, int64_t domid, int64_t kib,
 int service_sim_pause_domain(struct service *s, int64_t domid, bool paused,
                              struct service_error *err);
 
+/* Stored replies of the message-switch front end (at-most-once across restarts): text
+ * kept in xenstore under /squeezed/rpc/KEY (KEY: 1..64 of [A-Za-z0-9_-]), where a
+ * restarted daemon finds it. get: *value is a new string, or NULL when none is stored.
+ * put: value NULL removes the key; at most 64 keys are kept (older ones are removed
+ * when a new one is written). Both run on the worker, in order with the other calls. */
+int service_rpc_reply_get(struct service *s, const char *key, char **value,
+                          struct service_error *err);
+int service_rpc_reply_put(struct service *s, const char *key, const char *value,
+                          struct service_error *err);
+
 /* GET /status (SPEC 7): { host, domains, reservations, operations, cache } as last
  * published; never blocks on a running operation. New reference. */
 json_t *service_status(struct service *s);

@@ -302,6 +302,37 @@ static void test_number_parsers_are_strict(void **state)
     assert_int_equal(config_parse_bool("2", &b), -EINVAL);
 }
 
+/* use-switch, switch-path, xml-socket: upstream's names and defaults; the backend decides
+ * the default transport; the sim takes the XML-RPC socket only when it is given. */
+static void test_toolstack_transports(void **state)
+{
+    struct fixture *f = *state;
+    assert_true(config_use_switch(&f->c)); /* xen */
+    assert_string_equal(f->c.switch_path, "/var/run/message-switch/sock");
+    assert_string_equal(f->c.xml_socket_path, "/var/xapi/memory");
+    assert_null(config_xml_socket(&f->c));
+    assert_int_equal(load(f, "use-switch = false\n"), 0);
+    assert_string_equal(config_xml_socket(&f->c), "/var/xapi/memory");
+    assert_int_equal(load(f, "backend = sim\nscenario = x.json\n"), 0);
+    assert_false(config_use_switch(&f->c)); /* use-switch false from before */
+    assert_null(config_xml_socket(&f->c));  /* sim: not unless given */
+    assert_int_equal(load(f, "xml-socket = /tmp/m\nswitch-path = /tmp/s\n"), 0);
+    assert_string_equal(config_xml_socket(&f->c), "/tmp/m");
+    assert_string_equal(f->c.switch_path, "/tmp/s");
+    assert_int_equal(config_set(&f->c, "use-switch", "true", "option --use-switch", &f->err),
+                     0);
+    assert_true(config_use_switch(&f->c));
+    assert_null(config_xml_socket(&f->c)); /* one or the other, as upstream */
+    assert_int_equal(config_set(&f->c, "use-switch", "maybe", "option --use-switch", &f->err),
+                     -EINVAL);
+    assert_non_null(strstr(f->err, "use-switch"));
+    assert_int_equal(config_set(&f->c, "use-switch", "false", "o", &f->err), 0);
+    assert_int_equal(config_set(&f->c, "xml-socket", "none", "o", &f->err), 0);
+    assert_null(config_xml_socket(&f->c));
+    free(f->err);
+    f->err = NULL;
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -318,6 +349,7 @@ int main(void)
         T(test_none_disables_a_listener),
         T(test_checks_across_keys),
         T(test_number_parsers_are_strict),
+        T(test_toolstack_transports),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -179,9 +179,28 @@ static void test_sim_values(void **state)
     assert_int_equal(request_check_sim_pause(&p, &err), 0);
 }
 
+/* The message-switch front end's reply keys: xenstore path components it made itself. */
+static void test_rpc_reply_keys(void **state)
+{
+    (void)state;
+    struct service_error err = {0};
+    struct req_rpc_reply r = {.key = "a-Z_09"};
+    assert_int_equal(request_check_rpc_reply(&r, &err), 0);
+    const char *bad[] = {"", "a/b", "a b", "../x",
+                         "0123456789012345678901234567890123456789012345678901234567890123x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        r.key = bad[i];
+        assert_int_equal(request_check_rpc_reply(&r, &err), -1);
+        expect_error(&err, SERVICE_ERR_INVALID_PARAMS, 0, NULL);
+    }
+    r.key = "0123456789012345678901234567890123456789012345678901234567890123"; /* 64 */
+    assert_int_equal(request_check_rpc_reply(&r, &err), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rpc_reply_keys),
         cmocka_unit_test(test_reserve_refuses_bad_values),
         cmocka_unit_test(test_reserve_range_refuses_bad_bounds),
         cmocka_unit_test(test_names_are_checked_first),
