@@ -19,6 +19,8 @@ CFLAGS ?= -O2 -g
 ALL_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) $(CFLAGS) -I. $(DEPCFLAGS) -MMD -MP
 LDLIBS_BASE := -ljansson -lmicrohttpd -lpthread -lm
 XENLIBS := -lxenctrl -lxenstore
+# sd_notify (Type=notify readiness); only the daemon's entry point uses it.
+SYSTEMDLIBS := -lsystemd
 CMOCKA := -lcmocka
 
 ifneq ($(SAN),)
@@ -63,12 +65,12 @@ $(LIBSQ): $(LIB_OBJS)
 	ar rcs $@ $^
 
 $(DAEMON): $(BUILD)/obj/server/main.o $(XEN_OBJ) $(LIBSQ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(XENLIBS) $(LDLIBS_BASE)
+	$(CC) $(LDFLAGS) -o $@ $^ $(XENLIBS) $(SYSTEMDLIBS) $(LDLIBS_BASE)
 
 # The daemon with the very same backend/xen.c linked against the fake libxenctrl and
 # libxenstore of tests/fakexen (built on the simulated host).
 $(DAEMON_FAKEXEN): $(BUILD)/obj/server/main-fakexen.o $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_BASE)
+	$(CC) $(LDFLAGS) -o $@ $^ $(SYSTEMDLIBS) $(LDLIBS_BASE)
 
 $(BUILD)/tests/%: tests/%.c $(SUPPORT_OBJS) $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
 	@mkdir -p $(dir $@)
