@@ -18,6 +18,7 @@ static bool log_to_stderr = true;
 static int log_max_pri = LOG_INFO;
 static bool log_is_quiet;
 static bool log_warned_no_syslog;
+static bool log_copy_stderr;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 /* Whether a syslog daemon listens on LOG_SYSLOG_PATH: glibc's syslog() drops messages
@@ -63,6 +64,11 @@ bool log_to_syslog(void)
     return !log_to_stderr;
 }
 
+void log_also_stderr(bool on)
+{
+    log_copy_stderr = on;
+}
+
 void log_setverbose(int verbose)
 {
     log_max_pri = verbose > 0 ? LOG_DEBUG : LOG_INFO;
@@ -91,7 +97,8 @@ static void vlog(int pri, const char *fmt, va_list ap, const char *suffix)
             syslog(pri, "%s: %s", msg, suffix);
         else
             syslog(pri, "%s", msg);
-        return;
+        if (!log_copy_stderr)
+            return;
     }
     struct timespec ts;
     struct tm tm;

@@ -20,6 +20,9 @@
 void log_init(const char *ident, bool to_stderr, int verbose);
 /* Whether messages go to syslog now (false: stderr). */
 bool log_to_syslog(void);
+/* While logging to syslog, also copy every message to stderr (a daemon between its
+ * fork and detaching from the terminal: start-up failures reach both). */
+void log_also_stderr(bool on);
 /* Change verbosity after log_init. */
 void log_setverbose(int verbose);
 /* Drop messages less severe than `max_pri` (a syslog priority: LOG_DEBUG keeps all,

@@ -420,12 +420,11 @@ static void apply_log_level(const struct config *cfg)
     log_setlevel(cfg->log_max_pri >= 0 ? cfg->log_max_pri : LOG_INFO);
 }
 
-/* After the ready line: detach from the terminal, log to syslog. Without a syslog
- * daemon the log stays on stderr (log_init says so there), never /dev/null. */
-static void detach(int ready_fd, const char *line, const struct config *cfg)
+/* After the ready line: detach from the terminal, log to syslog only. Without a syslog
+ * daemon the log stays on stderr (log_init said so there), never /dev/null. */
+static void detach(int ready_fd, const char *line)
 {
-    log_init("squeezed", false, 0);
-    apply_log_level(cfg);
+    log_also_stderr(false);
     ssize_t w = write(ready_fd, line, strlen(line));
     (void)w;
     close(ready_fd);
@@ -620,6 +619,10 @@ int main(int argc, char **argv)
                          (cfg.daemonize == -1 && getenv("NOTIFY_SOCKET") == NULL);
         if (fork_away) {
             ready_fd = daemonize();
+            /* to syslog from now on, and to the terminal until detach() */
+            log_init("squeezed", false, 0);
+            apply_log_level(&cfg);
+            log_also_stderr(true);
         } else {
             log_init("squeezed", false, 0);
             apply_log_level(&cfg);
@@ -676,7 +679,7 @@ int main(int argc, char **argv)
     sd_notifyf(0, "READY=1\nMAINPID=%ld\nSTATUS=%.*s", (long)getpid(),
                (int)strlen(line) - 1, line);
     if (ready_fd >= 0) {
-        detach(ready_fd, line, &cfg);
+        detach(ready_fd, line);
         ready_fd = -1;
         log_info("%.*s", (int)strlen(line) - 1, line);
     } else {
