@@ -642,7 +642,9 @@ static void make_parent_dirs(const char *path)
 }
 
 /* The file served at GET /openapi.json: the configured one, else ../openapi.json next to
- * the binary (build/squeezed in a checkout), else ./openapi.json. */
+ * the binary (build/squeezed in a checkout), else ../share/squeezed/openapi.json next to
+ * it (installed: PREFIX/sbin/squeezed, PREFIX/share/squeezed/openapi.json), else
+ * ./openapi.json. */
 static char *find_openapi(const char *configured)
 {
     char exe[PATH_MAX];
@@ -655,7 +657,12 @@ static char *find_openapi(const char *configured)
     n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     if (n > 0) {
         exe[n] = '\0';
-        path = xasprintf("%s/../openapi.json", dirname(exe));
+        const char *dir = dirname(exe);
+        path = xasprintf("%s/../openapi.json", dir);
+        if (access(path, R_OK) == 0)
+            return path;
+        free(path);
+        path = xasprintf("%s/../share/squeezed/openapi.json", dir);
         if (access(path, R_OK) == 0)
             return path;
         free(path);
