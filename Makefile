@@ -31,6 +31,17 @@ LIB_SRCS := $(wildcard common/*.c policy/*.c cache/*.c api/*.c) \
             $(filter-out backend/xen.c,$(wildcard backend/*.c)) \
             $(filter-out server/main.c,$(wildcard server/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+# The dashboard page (api/ui/index.html) built into the binary as a C array by
+# scripts/embed.sh (od + awk; no xxd needed).
+UI_HTML := api/ui/index.html
+UI_GEN := $(BUILD)/gen/ui_index.c
+LIB_OBJS += $(BUILD)/obj/gen/ui_index.o
+# The command-line client (cli/), over libcurl.
+CLI := $(BUILD)/squeezed-cli
+CLI_SRCS := $(wildcard cli/*.c)
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
+CURL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
+CURL_LIBS := $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
 XEN_OBJ := $(BUILD)/obj/backend/xen.o
 FAKEXEN_SRCS := $(wildcard tests/fakexen/*.c)
 FAKEXEN_OBJS := $(FAKEXEN_SRCS:%.c=$(BUILD)/obj/%.o)
@@ -46,7 +57,7 @@ DAEMON := $(BUILD)/squeezed
 DAEMON_FAKEXEN := $(BUILD)/squeezed-fakexen
 
 .PHONY: all daemon tests benches run test bench fuzz deps deps-test clean format
-all: $(DAEMON)
+all: $(DAEMON) $(CLI)
 daemon: $(DAEMON)
 
 $(BUILD)/obj/%.o: %.c
@@ -56,6 +67,21 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/obj/server/main-fakexen.o: server/main.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -DSQUEEZED_FAKEXEN -c $< -o $@
+
+$(UI_GEN): $(UI_HTML) scripts/embed.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed.sh $(UI_HTML) api_ui_index_html >$@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/ui_index.o: $(UI_GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/cli/%.o: cli/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CURL_CFLAGS) -c $< -o $@
+
+$(CLI): $(CLI_OBJS) $(BUILD)/obj/common/xalloc.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(CURL_LIBS) -ljansson
 
 $(LIBSQ): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -80,7 +106,7 @@ $(BUILD)/bench/%: bench/%.c $(SUPPORT_OBJS) $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SUPPORT_OBJS) $(XEN_OBJ) $(FAKEXEN_OBJS) \
 		$(LIBSQ) $(LDLIBS_BASE)
 
-tests: $(DAEMON) $(DAEMON_FAKEXEN) $(TEST_BINS)
+tests: $(DAEMON) $(DAEMON_FAKEXEN) $(CLI) $(TEST_BINS)
 benches: $(BENCH_BINS) $(DAEMON)
 
 deps:
@@ -111,10 +137,14 @@ FUZZ_SECONDS ?= 300
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
             -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g $(FUZZ_SAN) -I. $(DEPCFLAGS) -MMD -MP
-FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/gen/ui_index.o
 FUZZ_BIN := $(FUZZ_DIR)/fuzz_rpc
 
 $(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_DIR)/obj/gen/ui_index.o: $(UI_GEN)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
