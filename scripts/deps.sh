@@ -5,9 +5,9 @@
 set -eu
 
 what=${1:-build}
-pkgs="gcc make pkg-config libxen-dev libjansson-dev libmicrohttpd-dev"
+pkgs="gcc make pkg-config libxen-dev libjansson-dev libmicrohttpd-dev libcurl4-openssl-dev"
 case "$what" in
-test) pkgs="$pkgs libcmocka-dev curl valgrind clang libclang-rt-14-dev nodejs npm" ;;
+test) pkgs="$pkgs libcmocka-dev curl valgrind clang libclang-rt-14-dev nodejs npm chromium" ;;
 bench) pkgs="$pkgs libcmocka-dev curl wrk" ;;
 esac
 
