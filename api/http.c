@@ -368,6 +368,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (rq->route == ROUTE_NONE)
         return respond_error(conn, 404, NULL, "no such path: %s", url);
     if (!rq->method_ok) {
+        if (rq->route == ROUTE_RPC && strcmp(url, "/") == 0)
+            return respond_error(conn, 405, "GET, HEAD, POST",
+                                 "%s is not allowed on %s: POST for JSON-RPC, GET for the page",
+                                 method, url);
         if (rq->route == ROUTE_RPC)
             return respond_error(conn, 405, MHD_HTTP_METHOD_POST,
                                  "%s is not allowed on %s: use POST", method, url);
