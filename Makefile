@@ -37,6 +37,17 @@ endif
 LIB_SRCS := $(wildcard common/*.c policy/*.c cache/*.c api/*.c sim/*.c server/*.c) \
             $(filter-out backend/xen.c,$(wildcard backend/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+# The dashboard page (api/ui/index.html) built into the binary as a C array by
+# scripts/embed.sh (od + awk; no xxd needed).
+UI_HTML := api/ui/index.html
+UI_GEN := $(BUILD)/gen/ui_index.c
+LIB_OBJS += $(BUILD)/obj/gen/ui_index.o
+# The command-line client (cli/), over libcurl.
+CLI := $(BUILD)/squeezed-cli
+CLI_SRCS := $(wildcard cli/*.c)
+CLI_OBJS := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
+CURL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libcurl 2>/dev/null)
+CURL_LIBS := $(shell $(PKG_CONFIG) --libs libcurl 2>/dev/null || echo -lcurl)
 XEN_OBJ := $(BUILD)/obj/backend/xen.o
 DAEMON_OBJ := $(BUILD)/obj/daemon/daemon.o
 # The fake libxenctrl/libxenstore; fakexen_main.c is the fake-Xen daemon's entry point.
@@ -62,12 +73,27 @@ DAEMON_FAKEXEN := $(BUILD)/squeezed-fakexen
 
 .PHONY: all daemon tests benches run test bench fuzz deps deps-test clean format format-check \
         install uninstall deb
-all: $(DAEMON)
+all: $(DAEMON) $(CLI)
 daemon: $(DAEMON)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(UI_GEN): $(UI_HTML) scripts/embed.sh
+	@mkdir -p $(dir $@)
+	sh scripts/embed.sh $(UI_HTML) api_ui_index_html >$@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/ui_index.o: $(UI_GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/cli/%.o: cli/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(CURL_CFLAGS) -c $< -o $@
+
+$(CLI): $(CLI_OBJS) $(BUILD)/obj/common/xalloc.o
+	$(CC) $(LDFLAGS) -o $@ $^ $(CURL_LIBS) -ljansson
 
 $(LIBSQ): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
@@ -105,7 +131,7 @@ $(BUILD)/bench/%: bench/%.c $(SUPPORT_LIB) $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SUPPORT_LIB) $(XEN_OBJ) $(FAKEXEN_OBJS) \
 		$(LIBSQ) $(LDLIBS_BASE)
 
-tests: $(DAEMON) $(DAEMON_FAKEXEN) $(TEST_BINS)
+tests: $(DAEMON) $(DAEMON_FAKEXEN) $(CLI) $(TEST_BINS)
 benches: $(BENCH_BINS) $(DAEMON)
 
 deps:
@@ -136,10 +162,14 @@ FUZZ_SECONDS ?= 300
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
             -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g $(FUZZ_SAN) -I. $(DEPCFLAGS) -MMD -MP
-FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_DIR)/obj/%.o) $(FUZZ_DIR)/obj/gen/ui_index.o
 FUZZ_BIN := $(FUZZ_DIR)/fuzz_rpc
 
 $(FUZZ_DIR)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_DIR)/obj/gen/ui_index.o: $(UI_GEN)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
@@ -153,6 +183,7 @@ fuzz: $(FUZZ_BIN)
 # Installing: PREFIX for the program and its data; the configuration is where xapi's
 # squeezed reads it (/etc/squeezed.conf) whatever the prefix.
 PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
 SBINDIR ?= $(PREFIX)/sbin
 DATADIR ?= $(PREFIX)/share
 MANDIR ?= $(DATADIR)/man
@@ -160,11 +191,14 @@ SYSCONFDIR ?= /etc
 UNITDIR ?= $(PREFIX)/lib/systemd/system
 INSTALL ?= install
 
-install: $(DAEMON)
-	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man8 \
-		$(DESTDIR)$(DATADIR)/squeezed $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)
+install: $(DAEMON) $(CLI)
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(DATADIR)/squeezed $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSCONFDIR)
 	$(INSTALL) -m 0755 $(DAEMON) $(DESTDIR)$(SBINDIR)/squeezed
+	$(INSTALL) -m 0755 $(CLI) $(DESTDIR)$(BINDIR)/squeezed-cli
 	$(INSTALL) -m 0644 dist/squeezed.8 $(DESTDIR)$(MANDIR)/man8/squeezed.8
+	$(INSTALL) -m 0644 dist/squeezed-cli.1 $(DESTDIR)$(MANDIR)/man1/squeezed-cli.1
 	$(INSTALL) -m 0644 openapi.json $(DESTDIR)$(DATADIR)/squeezed/openapi.json
 	sed 's|@SBINDIR@|$(SBINDIR)|g' dist/squeezed.service.in \
 		>$(DESTDIR)$(UNITDIR)/squeezed.service
@@ -179,6 +213,7 @@ install: $(DAEMON)
 
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/squeezed $(DESTDIR)$(MANDIR)/man8/squeezed.8 \
+		$(DESTDIR)$(BINDIR)/squeezed-cli $(DESTDIR)$(MANDIR)/man1/squeezed-cli.1 \
 		$(DESTDIR)$(DATADIR)/squeezed/openapi.json $(DESTDIR)$(UNITDIR)/squeezed.service
 	-rmdir $(DESTDIR)$(DATADIR)/squeezed 2>/dev/null
 	@if cmp -s dist/squeezed.conf $(DESTDIR)$(SYSCONFDIR)/squeezed.conf; then \

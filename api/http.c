@@ -23,6 +23,7 @@
 #include "api/api.h"
 #include "api/metrics.h"
 #include "api/switch.h"
+#include "api/ui.h"
 #include "api/xmlrpc.h"
 #include "common/limits.h"
 #include "common/log.h"
@@ -38,6 +39,11 @@
 
 #define JSON_TYPE "application/json"
 #define TEXT_TYPE "text/plain; charset=utf-8"
+#define HTML_TYPE "text/html; charset=utf-8"
+/* The pages load nothing from elsewhere: inline style and script, same-origin fetches. */
+#define PAGE_CSP                                                                               \
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "              \
+    "connect-src 'self'; img-src 'self' data:"
 
 struct api_server {
     struct service *svc;            /* borrowed */
@@ -62,7 +68,10 @@ enum route {
     ROUTE_METRICS,
     ROUTE_HEALTHZ,
     ROUTE_OPENAPI,
-    ROUTE_XMLRPC, /* the XML-RPC socket: every path */
+    ROUTE_INDEX,   /* GET / (POST / is ROUTE_RPC) */
+    ROUTE_UI,      /* GET /ui */
+    ROUTE_HISTORY, /* GET /history */
+    ROUTE_XMLRPC,  /* the XML-RPC socket: every path */
 };
 
 /* Per-request state, from the first call of the access handler to the completion. */
@@ -169,6 +178,44 @@ out:
     return ret;
 }
 
+static enum MHD_Result respond_page(struct MHD_Connection *conn, const char *body, size_t len)
+{
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+
+    r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_PERSISTENT);
+    if (r == NULL)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, HTML_TYPE);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(r, "Content-Security-Policy", PAGE_CSP);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    ret = MHD_queue_response(conn, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* GET /history?window_s=N&domids=1,2 (api/ui.h). */
+static enum MHD_Result serve_history(struct api_server *srv, struct MHD_Connection *conn)
+{
+    const char *w = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "window_s");
+    const char *d = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "domids");
+    int64_t window_ms = 0;
+    int32_t *domids = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    enum MHD_Result ret;
+
+    if (api_ui_history_query(w, d, &window_ms, &domids, &n, &err) < 0) {
+        ret = respond_error(conn, 400, NULL, "%s", err);
+        free(err);
+        return ret;
+    }
+    ret = respond_json(conn, 200, service_history(srv->svc, window_ms, domids, n));
+    free(domids);
+    return ret;
+}
+
 static enum MHD_Result serve_get(struct api_server *srv, struct MHD_Connection *conn,
                                  enum route route)
 {
@@ -195,6 +242,12 @@ static enum MHD_Result serve_get(struct api_server *srv, struct MHD_Connection *
         return respond(conn, 200, TEXT_TYPE, "ok\n", 3, NULL);
     case ROUTE_OPENAPI:
         return serve_openapi(srv, conn);
+    case ROUTE_INDEX:
+        return respond_page(conn, api_ui_root_page(), strlen(api_ui_root_page()));
+    case ROUTE_UI:
+        return respond_page(conn, (const char *)api_ui_index_html, api_ui_index_html_len);
+    case ROUTE_HISTORY:
+        return serve_history(srv, conn);
     case ROUTE_RPC:
     case ROUTE_NONE:
     default:
@@ -217,6 +270,10 @@ static enum route route_of(const char *url)
         return ROUTE_HEALTHZ;
     if (strcmp(url, "/openapi.json") == 0)
         return ROUTE_OPENAPI;
+    if (strcmp(url, "/ui") == 0 || strcmp(url, "/ui/") == 0)
+        return ROUTE_UI;
+    if (strcmp(url, "/history") == 0)
+        return ROUTE_HISTORY;
     return ROUTE_NONE;
 }
 
@@ -285,6 +342,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * it is read (libmicrohttpd then closes the connection). */
         rq = xcalloc(1, sizeof(*rq));
         rq->route = route_of(url);
+        /* GET / is the landing page; POST / stays JSON-RPC. */
+        if (rq->route == ROUTE_RPC && strcmp(url, "/") == 0 &&
+            (strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+             strcmp(method, MHD_HTTP_METHOD_HEAD) == 0))
+            rq->route = ROUTE_INDEX;
         if (rq->route == ROUTE_RPC)
             rq->method_ok = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
         else
@@ -311,6 +373,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (rq->route == ROUTE_NONE)
         return respond_error(conn, 404, NULL, "no such path: %s", url);
     if (!rq->method_ok) {
+        if (rq->route == ROUTE_RPC && strcmp(url, "/") == 0)
+            return respond_error(conn, 405, "GET, HEAD, POST",
+                                 "%s is not allowed on %s: POST for JSON-RPC, GET for the page",
+                                 method, url);
         if (rq->route == ROUTE_RPC)
             return respond_error(conn, 405, MHD_HTTP_METHOD_POST,
                                  "%s is not allowed on %s: use POST", method, url);

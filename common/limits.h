@@ -36,4 +36,16 @@
 #define LIMIT_RPC_KEY_MAX_BYTES 64          /* bytes: a stored switch reply's key */
 #define LIMIT_RPC_REPLIES_KEPT_MAX 64       /* stored switch replies under /squeezed/rpc */
 
+/* GET /history and the sample ring behind it (server/history.h; 3 MiB at most, about
+ * 131 s of a thousand domains all moving). */
+#define LIMIT_HISTORY_SAMPLES_MAX 3600     /* samples kept: an hour at one a second */
+#define LIMIT_HISTORY_ENTRIES_MAX 131072   /* per-domain entries over all samples */
+#define LIMIT_HISTORY_INTERVAL_MIN_MS 1000 /* ms: at most one sample this often */
+#define LIMIT_HISTORY_WINDOW_MAX_S 86400   /* s: window_s of GET /history */
+#define LIMIT_HISTORY_DOMIDS_MAX 1024      /* domids= of GET /history lists at most this */
+
+/* squeezed-cli. */
+#define LIMIT_CLI_REPLY_MAX_BYTES (64u << 20) /* bytes: a /status of 32,000 domains is ~8 MiB  \
+                                               */
+
 #endif

@@ -5,9 +5,9 @@
 set -eu
 
 what=${1:-build}
-pkgs="gcc make pkg-config libxen-dev libjansson-dev libmicrohttpd-dev libxml2-dev libsystemd-dev"
+pkgs="gcc make pkg-config libxen-dev libjansson-dev libmicrohttpd-dev libxml2-dev libsystemd-dev libcurl4-openssl-dev"
 case "$what" in
-test) pkgs="$pkgs libcmocka-dev curl valgrind clang libclang-rt-14-dev clang-format nodejs npm python3 debhelper lintian fakeroot groff-base systemd" ;;
+test) pkgs="$pkgs libcmocka-dev curl valgrind clang libclang-rt-14-dev clang-format nodejs npm python3 debhelper lintian fakeroot groff-base systemd chromium" ;;
 bench) pkgs="$pkgs libcmocka-dev curl wrk" ;;
 esac
 

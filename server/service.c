@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "common/xalloc.h"
+#include "server/history.h"
 #include "server/request.h"
 #include "server/reservations.h"
 #include "server/service_life.h"
@@ -31,6 +32,13 @@
 #define OPS_RING 64
 #define PUBLISH_DURING_OP_MS 200 /* republish /status at most this often mid-operation */
 #define RPC_ROOT "/squeezed/rpc" /* stored message-switch replies */
+
+/* /history: one sample a second at most, an hour of them (common/limits.h; see
+ * history_bytes). */
+static const struct history_config service_history_config = {
+    .max_samples = LIMIT_HISTORY_SAMPLES_MAX,
+    .max_entries = LIMIT_HISTORY_ENTRIES_MAX,
+    .min_interval_ms = LIMIT_HISTORY_INTERVAL_MIN_MS};
 
 enum op_kind { OP_RESERVE, OP_RESERVE_RANGE, OP_BALANCE, OP_PERIODIC, OP_KINDS };
 enum op_outcome { OUT_SUCCESS, OUT_CANNOT_FREE, OUT_REFUSED, OUT_ERROR, OUT_KINDS };
@@ -143,6 +151,12 @@ struct service {
     pthread_mutex_t pub_mu;
     json_t *status;
     struct dom0_info dom0;
+
+    /* The history of /history (server/history.h), fed by publish. */
+    pthread_mutex_t hist_mu;
+    struct history *hist;
+    int64_t hist_now_ms;  /* backend clock at the last sample */
+    int64_t hist_wall_ms; /* clock_monotonic_ms() then */
 };
 
 /* ---- small helpers ------------------------------------------------------------------ */
@@ -296,6 +310,39 @@ static json_t *status_daemon(struct service *s)
                      "now_ms", (json_int_t)now_ms(s), "uptime_s", uptime_s);
 }
 
+/* One history sample per publish (history.c keeps one per second and drops repeats). */
+static void record_history(struct service *s, const struct domcache_snapshot *snap)
+{
+    if (snap == NULL)
+        return;
+    size_t n = snap->host.n_domains;
+    struct history_domain *d = xreallocarray(NULL, n > 0 ? n : 1, sizeof(*d));
+    for (size_t i = 0; i < n; i++)
+        d[i] = (struct history_domain){.domid = snap->domains[i].domid,
+                                       .target_kib = snap->domains[i].target_kib,
+                                       .actual_kib = snap->domains[i].actual_kib};
+    int64_t now = now_ms(s);
+    pthread_mutex_lock(&s->hist_mu);
+    history_add(s->hist, now, snap->host.free_kib, d, n);
+    s->hist_now_ms = now;
+    s->hist_wall_ms = clock_monotonic_ms();
+    pthread_mutex_unlock(&s->hist_mu);
+    free(d);
+}
+
+json_t *service_history(struct service *s, int64_t window_ms, const int32_t *domids,
+                        size_t n_domids)
+{
+    pthread_mutex_lock(&s->hist_mu);
+    /* The backend's clock belongs to the worker: extrapolate from the last sample (on the
+     * virtual clock, time passes only in sim.advance, which samples). */
+    int64_t now =
+        s->hist_now_ms + (s->virtual_clock ? 0 : clock_monotonic_ms() - s->hist_wall_ms);
+    json_t *j = history_json(s->hist, now, window_ms, domids, n_domids);
+    pthread_mutex_unlock(&s->hist_mu);
+    return j;
+}
+
 /* Build the status from the worker's state and swap it in. Worker thread (or service_new
  * before the worker starts). */
 static void publish(struct service *s)
@@ -323,6 +370,7 @@ static void publish(struct service *s)
     pthread_mutex_unlock(&s->pub_mu);
     json_decref(old);
     s->last_publish_wall_ms = clock_monotonic_ms();
+    record_history(s, snap);
 }
 
 json_t *service_status(struct service *s)
@@ -816,6 +864,8 @@ struct service *service_new(struct backend *b, const struct service_options *o, 
     pthread_cond_init(&s->q_cv, NULL);
     pthread_mutex_init(&s->pub_mu, NULL);
     pthread_mutex_init(&s->life_mu, NULL);
+    pthread_mutex_init(&s->hist_mu, NULL);
+    s->hist = history_new(&service_history_config);
     atomic_init(&s->stop, false);
     s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->wake_fd < 0) {
@@ -911,6 +961,8 @@ void service_free(struct service *s)
     pthread_cond_destroy(&s->q_cv);
     pthread_mutex_destroy(&s->pub_mu);
     pthread_mutex_destroy(&s->life_mu);
+    history_free(s->hist);
+    pthread_mutex_destroy(&s->hist_mu);
     free(s);
 }
 

@@ -99,4 +99,11 @@ int service_rpc_reply_put(struct service *s, const char *key, const char *value,
  * published; never blocks on a running operation. New reference. */
 json_t *service_status(struct service *s);
 
+/* GET /history: the samples of the last window_ms (server/history.h, history_json, for the
+ * shape), times on the clock of /status's daemon.now_ms; only the n_domids domids given
+ * (borrowed), or every domain with none. Never blocks on a running operation. New
+ * reference. */
+json_t *service_history(struct service *s, int64_t window_ms, const int32_t *domids,
+                        size_t n_domids);
+
 #endif

@@ -117,6 +117,7 @@ static void test_endpoints_documented(void **state)
     static const char *const wanted[][2] = {
         {"/", "post"},       {"/jsonrpc", "post"}, {"/status", "get"},
         {"/metrics", "get"}, {"/healthz", "get"},  {"/openapi.json", "get"},
+        {"/", "get"},        {"/ui", "get"},       {"/history", "get"},
     };
     json_t *paths = json_object_get(doc, "paths");
     (void)state;

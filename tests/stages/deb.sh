@@ -57,7 +57,8 @@ assert_eq "with no warning or error" "" \
 assert_eq "dpkg sees it installed" "install ok installed" \
     "$(dpkg --root="$R" -s squeezed 2>/dev/null | sed -n 's/^Status: //p')"
 for f in /usr/sbin/squeezed /etc/squeezed.conf /lib/systemd/system/squeezed.service \
-    /usr/share/man/man8/squeezed.8.gz /usr/share/squeezed/openapi.json; do
+    /usr/share/man/man8/squeezed.8.gz /usr/share/squeezed/openapi.json \
+    /usr/bin/squeezed-cli /usr/share/man/man1/squeezed-cli.1.gz; do
     assert_true "$f is in the scratch root" test -e "$R$f"
 done
 assert_true "/etc/squeezed.conf is a conffile" \

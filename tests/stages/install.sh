@@ -13,13 +13,17 @@ make --no-print-directory install DESTDIR="$D" PREFIX=/usr UNITDIR=/lib/systemd/
 assert_eq "make install DESTDIR=... PREFIX=/usr succeeds" 0 $?
 want="/etc/squeezed.conf
 /lib/systemd/system/squeezed.service
+/usr/bin/squeezed-cli
 /usr/sbin/squeezed
+/usr/share/man/man1/squeezed-cli.1
 /usr/share/man/man8/squeezed.8
 /usr/share/squeezed/openapi.json"
 got=$(cd "$D" && find . -type f | sed 's|^\.||' | LC_ALL=C sort)
-assert_eq "it installs exactly the daemon, the man page, the config, the unit, openapi.json" \
+assert_eq "it installs exactly the daemon, the CLI, the man pages, the config, the unit, openapi.json" \
     "$want" "$got"
 assert_true "the daemon is executable" test -x "$D/usr/sbin/squeezed"
+assert_true "the CLI is executable" test -x "$D/usr/bin/squeezed-cli"
+assert_match "and runs (usage)" "usage: squeezed-cli" "$("$D/usr/bin/squeezed-cli" --help 2>&1)"
 assert_eq "the unit runs the installed path" "ExecStart=/usr/sbin/squeezed \$SQUEEZED_OPTIONS" \
     "$(grep '^ExecStart=' "$D/lib/systemd/system/squeezed.service")"
 assert_eq "the sample configuration is dist/squeezed.conf" "" \
@@ -57,6 +61,17 @@ man8=$D/usr/share/man/man8/squeezed.8
 LC_ALL=C.UTF-8 groff -man -Tutf8 -ww -z "$man8" >"$TMPD/groff.out" 2>&1
 assert_eq "groff -man -ww renders squeezed(8) with no warning" "0:" \
     "$?:$(cat "$TMPD/groff.out")"
+man1=$D/usr/share/man/man1/squeezed-cli.1
+LC_ALL=C.UTF-8 groff -man -Tutf8 -ww -z "$man1" >"$TMPD/groff1.out" 2>&1
+assert_eq "groff -man -ww renders squeezed-cli(1) with no warning" "0:" \
+    "$?:$(cat "$TMPD/groff1.out")"
+text1=$(LC_ALL=C.UTF-8 MANWIDTH=200 man -l "$man1" 2>/dev/null)
+undoc=""
+for w in $("$D/usr/bin/squeezed-cli" --help 2>&1 | grep -o -- '--[a-z][a-z-]*' | sort -u) \
+    status reserve delete balance diagnostics; do
+    printf '%s\n' "$text1" | grep -qF -- "$w" || undoc="$undoc $w"
+done
+assert_eq "squeezed-cli(1) names every option and command of squeezed-cli --help" "" "$undoc"
 text=$(LC_ALL=C.UTF-8 MANWIDTH=200 man -l "$man8" 2>/dev/null)
 missing=""
 for w in -d -h -n -v -f --config-dir --pidfile --loglevel --backend --scenario --clock \

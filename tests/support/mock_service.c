@@ -309,6 +309,17 @@ int service_rpc_reply_put(struct service *s, const char *key, const char *value,
     return request_check_rpc_reply(&(struct req_rpc_reply){.key = key, .value = value}, err);
 }
 
+/* GET /history: what the front end asked for, echoed back. */
+json_t *service_history(struct service *s, int64_t window_ms, const int32_t *domids,
+                        size_t n_domids)
+{
+    assert_ptr_equal(s, MOCK_SVC);
+    json_t *ids = json_array();
+    for (size_t i = 0; i < n_domids; i++)
+        json_array_append_new(ids, json_integer(domids[i]));
+    return json_pack("{s:I,s:o}", "window_ms", (json_int_t)window_ms, "domids", ids);
+}
+
 json_t *service_status(struct service *s)
 {
     assert_ptr_equal(s, MOCK_SVC);
