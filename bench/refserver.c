@@ -74,6 +74,7 @@ int main(int argc, char **argv)
     fclose(f);
     if (buf == NULL)
         return 1;
+    signal(SIGPIPE, SIG_IGN); /* a client hanging up must not end the server */
     body = buf;
     body_len = len;
     content_type = argv[2];

@@ -105,4 +105,10 @@ int service_sim_set_balloon(struct service *s, int64_t domid, const json_t *ball
  * published; never blocks on a running operation. New reference. */
 json_t *service_status(struct service *s);
 
+/* The last published picture (server/status.h): its bytes are built once per picture
+ * and shared. New reference (release with status_picture_unref); NULL before the first
+ * publication. Never blocks on a running operation. */
+struct status_picture;
+struct status_picture *service_status_picture(struct service *s);
+
 #endif

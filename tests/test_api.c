@@ -30,6 +30,7 @@
 
 #include "api/api.h"
 #include "api/metrics.h"
+#include "server/status.h"
 #include "common/log.h"
 
 /* ==== a recording mock of server/service.h ========================================== */
@@ -288,6 +289,18 @@ json_t *service_status(struct service *s)
     json_t *st = json_deep_copy(mock.status);
     pthread_mutex_unlock(&mock.lock);
     return st;
+}
+
+struct status_picture *service_status_picture(struct service *s)
+{
+    json_t *st = service_status(s);
+    if (st == NULL)
+        return NULL;
+    char *text = json_dumps(st, JSON_COMPACT);
+    json_decref(st);
+    struct status_picture *p = status_picture_from_json(text, strlen(text));
+    free(text);
+    return p;
 }
 
 static const char status_json[] =
