@@ -542,6 +542,21 @@ static int run_sim_job(struct service *s, struct job *j)
 
 /* ---- jobs --------------------------------------------------------------------------- */
 
+/* The simulated host with --sim-state: what the job changed is on disk before the answer
+ * (a reservation's own node already is, from its write). A job whose changes cannot be
+ * saved fails. */
+static void flush_sim(struct service *s, struct job *j)
+{
+    if (s->b->sim == NULL || sim_flush(s->b->sim) == 0 || j->rc < 0)
+        return;
+    free(j->out_str);
+    j->out_str = NULL;
+    json_decref(j->out_json);
+    j->out_json = NULL;
+    j->rc = set_error(j->err, SERVICE_ERR_INTERNAL,
+                      xstrdup("cannot save the simulated host (--sim-state)"));
+}
+
 static void run_job(struct service *s, struct job *j)
 {
     struct reservations_squeeze rs;
@@ -590,6 +605,7 @@ static void run_job(struct service *s, struct job *j)
     s->busy = false;
     if (j->kind <= JOB_TRANSFER && j->rc == 0 && squeeze_check(s->sq) < 0)
         log_warnx("cannot read the host after a change of reservations");
+    flush_sim(s, j);
     publish(s);
 }
 
