@@ -15,7 +15,7 @@
  * reserve of 1 MiB that needs no ballooning (one snapshot + one policy round, the fast
  * path). "reference" is what the daemon's reserve can at best cost: that reserve plus
  * the one snapshot of the check after it (issue 13: two snapshots and one round).
- * Usage: bench_snapshot [N...] (default 1000 10000 32000).
+ * Usage: [SNAPSHOT_RUNS=n] bench_snapshot [N...] (default 1000 10000 32000).
  */
 
 #define GIB (1024LL * 1024)
@@ -72,6 +72,9 @@ int main(int argc, char **argv)
             return 2;
         }
         int runs = n >= 10000 ? 11 : 51;
+        const char *env = getenv("SNAPSHOT_RUNS");
+        if (env != NULL && atoi(env) > 0)
+            runs = atoi(env);
         struct harness *h = open_host(n);
         struct domcache_snapshot snap;
         domcache_snapshot_init(&snap);

@@ -184,14 +184,10 @@ const char *service_clock_name(const struct service *s)
 
 /* ---- status ------------------------------------------------------------------------- */
 
-static bool flag_stuck(const void *ctx, int32_t domid)
+static void domain_flags(const void *ctx, const struct domcache_snapshot *snap, bool *stuck,
+                         bool *uncooperative)
 {
-    return squeeze_domain_stuck(ctx, domid);
-}
-
-static bool flag_uncooperative(const void *ctx, int32_t domid)
-{
-    return squeeze_domain_uncooperative(ctx, domid);
+    squeeze_domain_flags(ctx, snap, stuck, uncooperative);
 }
 
 /* Publish the worker's state as a new picture (server/status.h). No serialisation here:
@@ -205,7 +201,7 @@ static void publish(struct service *s)
     domcache_counters(s->dc, &c);
     if (s->pub_domains == NULL || snap == NULL || c.snapshots != s->pub_domains_snapshots) {
         status_domains_unref(s->pub_domains);
-        s->pub_domains = status_domains_new(snap, flag_stuck, flag_uncooperative, s->sq);
+        s->pub_domains = status_domains_new(snap, domain_flags, s->sq);
         s->pub_domains_snapshots = c.snapshots;
     }
     uint64_t gen = reservations_generation(s->resv);

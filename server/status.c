@@ -67,21 +67,27 @@ struct status_picture {
 /* ---- the shared parts ---------------------------------------------------------------- */
 
 struct status_domains *status_domains_new(const struct domcache_snapshot *snap,
-                                          status_flag_fn stuck, status_flag_fn uncooperative,
-                                          const void *ctx)
+                                          status_flags_fn flags, const void *ctx)
 {
     struct status_domains *d = xcalloc(1, sizeof(*d));
     atomic_init(&d->refs, 1);
     d->n = snap != NULL ? snap->host.n_domains : 0;
-    d->rows = d->n > 0 ? xcalloc(d->n, sizeof(*d->rows)) : NULL;
+    if (d->n == 0)
+        return d;
+    d->rows = xcalloc(d->n, sizeof(*d->rows));
+    bool *stuck = xcalloc(2 * d->n, sizeof(bool));
+    bool *uncoop = stuck + d->n;
+    if (flags != NULL)
+        flags(ctx, snap, stuck, uncoop);
     for (size_t i = 0; i < d->n; i++) {
         struct status_domain_row *r = &d->rows[i];
         r->pd = snap->domains[i];
         r->type = snap->extra[i].type;
         r->booting = snap->extra[i].booting;
-        r->stuck = stuck != NULL && stuck(ctx, r->pd.domid);
-        r->uncooperative = uncooperative != NULL && uncooperative(ctx, r->pd.domid);
+        r->stuck = stuck[i];
+        r->uncooperative = uncoop[i];
     }
+    free(stuck);
     return d;
 }
 

@@ -27,13 +27,15 @@ struct status_domains;
 struct status_resvs;
 struct status_picture;
 
-/* Stuck / uncooperative as the squeezer last saw them (called on the publishing thread). */
-typedef bool (*status_flag_fn)(const void *ctx, int32_t domid);
+/* Stuck / uncooperative as the squeezer last saw them, for every domain of snap in its
+ * order (called on the publishing thread). */
+typedef void (*status_flags_fn)(const void *ctx, const struct domcache_snapshot *snap,
+                                bool *stuck, bool *uncooperative);
 
-/* The domains of snap (borrowed; NULL: none) with their flags, copied. New reference. */
+/* The domains of snap (borrowed; NULL: none) with their flags, copied. New reference.
+ * O(domains). */
 struct status_domains *status_domains_new(const struct domcache_snapshot *snap,
-                                          status_flag_fn stuck, status_flag_fn uncooperative,
-                                          const void *ctx);
+                                          status_flags_fn flags, const void *ctx);
 void status_domains_unref(struct status_domains *d); /* NULL allowed */
 
 /* The reservations of r (borrowed) in their order, copied. New reference. */
