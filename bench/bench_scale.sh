@@ -29,7 +29,9 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/squeezed-scale.XXXXXX") || exit 1
 scen=$BUILD/scenarios
 mkdir -p "$scen" || exit 1
 
+pid0=""
 cleanup() {
+    [ -n "$pid0" ] && kill -KILL "$pid0" 2>/dev/null && wait "$pid0" 2>/dev/null
     [ -n "$pid" ] && kill -KILL "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
     rm -rf "$tmp"
 }
@@ -66,15 +68,16 @@ now_ms() {
 
 # start ARGS...: the daemon on a free loopback port; sets pid, url and startup_ms.
 start() {
-    log=$tmp/daemon.log
+    log=$tmp/daemon${SOCK_TAG:-}.log
     t0=$(now_ms)
-    "$BIN" -d --backend sim --listen 127.0.0.1:0 --socket "$tmp/sq.sock" "$@" >"$log" 2>&1 &
+    "$BIN" -d --backend sim --listen 127.0.0.1:0 --socket "$tmp/sq${SOCK_TAG:-}.sock" "$@" \
+        >"$log" 2>&1 &
     pid=$!
     port=""
     while [ -z "$port" ]; do
         kill -0 "$pid" 2>/dev/null || die "the daemon exited: $(tail -n 5 "$log")"
-        port=$(sed -n 's|.*ready on http://127\.0\.0\.1:\([0-9][0-9]*\)/.*|\1|p' "$log" |
-            head -n 1)
+        port=$(sed -n 's|.*ready on http://127\.0\.0\.1:\([0-9][0-9]*\)/.*|\1|p' "$log" \
+            2>/dev/null | head -n 1)
         [ -n "$port" ] || sleep 0.02
         [ $(($(now_ms) - t0)) -lt 1200000 ] || die "no ready line after 20 min"
     done
@@ -143,7 +146,8 @@ status_ms() {
     median <"$tmp/st"
 }
 
-# hold N: N reservations of 1 KiB, four connections at a time (wrk stops itself at N).
+# hold N: N reservations of 1 KiB, four connections at a time. (wrk runs for its whole
+# duration even once its threads have stopped: it is stopped once the count is reached.)
 hold() {
     cat >"$tmp/hold.lua" <<LUA
 wrk.method = "POST"
@@ -154,8 +158,14 @@ function response(status, headers, body)
     if total >= math.ceil($1 / 4) then wrk.thread:stop() end
 end
 LUA
-    wrk -t4 -c4 -d3600s -s "$tmp/hold.lua" "$url/" >"$tmp/hold.out" 2>&1 ||
-        die "wrk: $(cat "$tmp/hold.out")"
+    wrk -t4 -c4 -d3600s -s "$tmp/hold.lua" "$url/" >"$tmp/hold.out" 2>&1 &
+    wrkpid=$!
+    while [ "$(held_count)" -lt "$1" ]; do
+        kill -0 "$wrkpid" 2>/dev/null || die "wrk: $(cat "$tmp/hold.out")"
+        sleep 0.5
+    done
+    kill "$wrkpid" 2>/dev/null
+    wait "$wrkpid" 2>/dev/null
 }
 
 held_count() {
@@ -176,22 +186,45 @@ for part in $PARTS; do
         done
         ;;
     held)
-        start --scenario scenarios/demo.json --clock virtual
-        rpc login '["bench", "bench"]' >/dev/null
-        reserve_delete "$REPEAT"
-        r0=$res_ms d0=$del_ms s0=$(status_ms "$REPEAT")
+        # Two daemons side by side, one holding HELD reservations, one none; their calls
+        # alternate, so that both see the same machine load.
+        SOCK_TAG=none start --scenario scenarios/demo.json --clock virtual
+        pid0=$pid url0=$url
         rss0=$(rss_kib)
+        SOCK_TAG=held start --scenario scenarios/demo.json --clock virtual
+        pid1=$pid url1=$url
+        for u in "$url0" "$url1"; do
+            url=$u
+            rpc login '["bench", "bench"]' >/dev/null
+        done
+        url=$url1
         t0=$(now_ms)
         hold "$HELD"
         got=$(held_count)
         say "holding $got reservations took $(($(now_ms) - t0)) ms"
-        reserve_delete "$REPEAT"
-        s1=$(status_ms "$REPEAT")
         rss1=$(rss_kib)
+        : >"$tmp/r0"; : >"$tmp/d0"; : >"$tmp/s0"; : >"$tmp/r1"; : >"$tmp/d1"; : >"$tmp/s1"
+        round=0
+        while [ "$round" -lt "$REPEAT" ]; do
+            for k in 0 1; do
+                eval "url=\$url$k"
+                reserve_delete 1
+                echo "$res_ms" >>"$tmp/r$k"
+                echo "$del_ms" >>"$tmp/d$k"
+                status_ms 1 >>"$tmp/s$k"
+            done
+            round=$((round + 1))
+        done
+        kill -TERM "$pid0" 2>/dev/null
+        wait "$pid0" 2>/dev/null
+        pid0=""
+        pid=$pid1
         stop
-        say "with $got held: reserve $res_ms ms, delete $del_ms ms, GET /status $s1 ms;" \
-            "with none: $r0 / $d0 / $s0 ms; ratios $(ratio "$res_ms" "$r0")" \
-            "/ $(ratio "$del_ms" "$d0") / $(ratio "$s1" "$s0")"
+        r0=$(median <"$tmp/r0") d0=$(median <"$tmp/d0") s0=$(median <"$tmp/s0")
+        r1=$(median <"$tmp/r1") d1=$(median <"$tmp/d1") s1=$(median <"$tmp/s1")
+        say "with $got held: reserve $r1 ms, delete $d1 ms, GET /status $s1 ms;" \
+            "with none: $r0 / $d0 / $s0 ms; ratios $(ratio "$r1" "$r0")" \
+            "/ $(ratio "$d1" "$d0") / $(ratio "$s1" "$s0")"
         say "RSS per reservation: $(awk -v a="$rss1" -v b="$rss0" -v n="$got" \
             'BEGIN { printf "%.2f KiB", (a - b) / n }') ($rss0 -> $rss1 KiB)"
         ;;
