@@ -26,16 +26,25 @@ ALL_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize
 LDFLAGS += -fsanitize=address,undefined
 endif
 
-# Everything but the entry point and the real Xen backend goes into one library.
-LIB_SRCS := $(wildcard common/*.c policy/*.c cache/*.c api/*.c) \
-            $(filter-out backend/xen.c,$(wildcard backend/*.c)) \
-            $(filter-out server/main.c,$(wildcard server/*.c))
+# Everything but the daemon (daemon/: its entry point and wiring) and the real Xen
+# backend goes into one library.
+LIB_SRCS := $(wildcard common/*.c policy/*.c cache/*.c api/*.c sim/*.c server/*.c) \
+            $(filter-out backend/xen.c,$(wildcard backend/*.c))
 LIB_OBJS := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
 XEN_OBJ := $(BUILD)/obj/backend/xen.o
-FAKEXEN_SRCS := $(wildcard tests/fakexen/*.c)
+DAEMON_OBJ := $(BUILD)/obj/daemon/daemon.o
+# The fake libxenctrl/libxenstore; fakexen_main.c is the fake-Xen daemon's entry point.
+FAKEXEN_SRCS := $(filter-out tests/fakexen/fakexen_main.c,$(wildcard tests/fakexen/*.c))
 FAKEXEN_OBJS := $(FAKEXEN_SRCS:%.c=$(BUILD)/obj/%.o)
-SUPPORT_SRCS := $(wildcard tests/support/*.c)
+# tests/support: what the test and bench binaries share (world builders, an HTTP client,
+# a fault-injecting backend, checks), as a library: each binary takes the pieces it uses
+# (the benches no cmocka checks). The recording mock of server/service.h is apart: it
+# would shadow the real service, so only the binaries named in MOCK_SERVICE_TESTS get it.
+MOCK_SERVICE_OBJ := $(BUILD)/obj/tests/support/mock_service.o
+SUPPORT_SRCS := $(filter-out tests/support/mock_service.c,$(wildcard tests/support/*.c))
 SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(BUILD)/obj/%.o)
+SUPPORT_LIB := $(BUILD)/libtestsupport.a
+MOCK_SERVICE_TESTS := $(addprefix $(BUILD)/tests/,test_rpc test_http test_metrics test_openapi)
 TEST_SRCS := $(wildcard tests/test_*.c)
 TEST_BINS := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRCS := $(wildcard bench/bench_*.c)
@@ -45,7 +54,7 @@ LIBSQ := $(BUILD)/libsqueezed.a
 DAEMON := $(BUILD)/squeezed
 DAEMON_FAKEXEN := $(BUILD)/squeezed-fakexen
 
-.PHONY: all daemon tests benches run test bench fuzz deps deps-test clean format
+.PHONY: all daemon tests benches run test bench fuzz deps deps-test clean format format-check
 all: $(DAEMON)
 daemon: $(DAEMON)
 
@@ -53,31 +62,40 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/server/main-fakexen.o: server/main.c
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -DSQUEEZED_FAKEXEN -c $< -o $@
-
 $(LIBSQ): $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	rm -f $@
 	ar rcs $@ $^
 
-$(DAEMON): $(BUILD)/obj/server/main.o $(XEN_OBJ) $(LIBSQ)
+$(SUPPORT_LIB): $(SUPPORT_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	ar rcs $@ $^
+
+$(DAEMON): $(BUILD)/obj/daemon/main.o $(DAEMON_OBJ) $(XEN_OBJ) $(LIBSQ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(XENLIBS) $(LDLIBS_BASE)
 
 # The daemon with the very same backend/xen.c linked against the fake libxenctrl and
-# libxenstore of tests/fakexen (built on the simulated host).
-$(DAEMON_FAKEXEN): $(BUILD)/obj/server/main-fakexen.o $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
+# libxenstore of tests/fakexen (built on the simulated host), from its own entry point.
+$(DAEMON_FAKEXEN): $(BUILD)/obj/tests/fakexen/fakexen_main.o $(DAEMON_OBJ) $(XEN_OBJ) \
+                   $(FAKEXEN_OBJS) $(LIBSQ)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS_BASE)
 
-$(BUILD)/tests/%: tests/%.c $(SUPPORT_OBJS) $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
-	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SUPPORT_OBJS) $(XEN_OBJ) $(FAKEXEN_OBJS) \
-		$(LIBSQ) $(CMOCKA) $(LDLIBS_BASE)
+# TEST_EXTRA_OBJS: objects one test binary needs and the others must not have.
+$(MOCK_SERVICE_TESTS): $(MOCK_SERVICE_OBJ)
+$(MOCK_SERVICE_TESTS): TEST_EXTRA_OBJS := $(MOCK_SERVICE_OBJ)
 
-$(BUILD)/bench/%: bench/%.c $(SUPPORT_OBJS) $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
+# harness.o is linked whole (not only from the library): its constructor makes jansson
+# allocate through xmalloc in every test binary, as in the daemon.
+HARNESS_OBJ := $(BUILD)/obj/tests/support/harness.o
+$(BUILD)/tests/%: tests/%.c $(SUPPORT_LIB) $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SUPPORT_OBJS) $(XEN_OBJ) $(FAKEXEN_OBJS) \
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(TEST_EXTRA_OBJS) $(HARNESS_OBJ) $(SUPPORT_LIB) $(XEN_OBJ) \
+		$(FAKEXEN_OBJS) $(LIBSQ) $(CMOCKA) $(LDLIBS_BASE)
+
+$(BUILD)/bench/%: bench/%.c $(SUPPORT_LIB) $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SUPPORT_LIB) $(XEN_OBJ) $(FAKEXEN_OBJS) \
 		$(LIBSQ) $(LDLIBS_BASE)
 
 # The bare libmicrohttpd server bench/bench_http.sh measures the daemon against.
@@ -124,7 +142,8 @@ $(FUZZ_DIR)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
 
-$(FUZZ_BIN): $(FUZZ_DIR)/obj/tests/fuzz/fuzz_rpc.o $(FUZZ_LIB_OBJS)
+$(FUZZ_BIN): $(FUZZ_DIR)/obj/tests/fuzz/fuzz_rpc.o $(FUZZ_DIR)/obj/tests/support/paths.o \
+             $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS_BASE)
 
 fuzz: $(FUZZ_BIN)
@@ -132,6 +151,10 @@ fuzz: $(FUZZ_BIN)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
+
+# The check `make test` runs too (tests/stages/format.sh): names the files that drift.
+format-check:
+	@sh tests/stages/format.sh
 
 clean:
 	rm -rf build

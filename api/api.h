@@ -9,13 +9,15 @@
 
 #include "server/service.h"
 
-#define API_MAX_BODY_BYTES (1024 * 1024) /* larger bodies are refused (413) */
+/* Larger bodies are refused (413). An alias kept for the tests; the limit lives in
+ * common/limits.h. */
+#define API_MAX_BODY_BYTES LIMIT_BODY_MAX_BYTES
 
 struct api_config {
-    const char *listen_host; /* must be a loopback address; NULL: no TCP listener */
-    uint16_t listen_port;    /* 0: any free port (see api_tcp_port) */
-    const char *socket_path; /* unix socket, created 0600; NULL: none. A stale file that
-                                nobody listens on is replaced; a live one is an error. */
+    const char *listen_host;  /* must be a loopback address; NULL: no TCP listener */
+    uint16_t listen_port;     /* 0: any free port (see api_tcp_port) */
+    const char *socket_path;  /* unix socket, created 0600; NULL: none. A stale file that
+                                 nobody listens on is replaced; a live one is an error. */
     const char *openapi_path; /* file served at GET /openapi.json; NULL: built-in path */
 };
 

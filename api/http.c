@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /* HTTP plumbing (libmicrohttpd): listeners, routes, body limits, responses. */
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -21,6 +22,7 @@
 
 #include "api/api.h"
 #include "api/metrics.h"
+#include "common/limits.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "server/status.h"
@@ -53,7 +55,7 @@ enum route { ROUTE_NONE, ROUTE_RPC, ROUTE_STATUS, ROUTE_METRICS, ROUTE_HEALTHZ, 
 struct request {
     enum route route;
     bool method_ok;
-    char *body; /* RPC only: at most API_MAX_BODY_BYTES bytes */
+    char *body; /* RPC only: at most LIMIT_BODY_MAX_BYTES bytes */
     size_t len;
     size_t cap;
     bool too_big;       /* the body went over the limit: 413 */
@@ -102,12 +104,9 @@ static enum MHD_Result respond_error(struct MHD_Connection *conn, unsigned statu
         if ((unsigned char)*p >= 0x80 || (unsigned char)*p < 0x20)
             *p = '?';
     j = json_pack("{s:{s:i,s:s}}", "error", "code", (int)status, "message", msg);
-    if (j == NULL)
-        abort();
+    assert(j != NULL); /* msg is ASCII: only allocation could fail, and that aborts */
     s = json_dumps(j, JSON_COMPACT);
     json_decref(j);
-    if (s == NULL)
-        abort();
     ret = respond(conn, status, JSON_TYPE, s, strlen(s), allow);
     free(s);
     return ret;
@@ -202,8 +201,8 @@ static enum MHD_Result serve_get(struct api_server *srv, struct MHD_Connection *
             status_picture_unref(pic);
             return respond_error(conn, 500, NULL, "cannot render the status");
         }
-        return respond_picture(conn, pic, route == ROUTE_STATUS ? JSON_TYPE : METRICS_CONTENT_TYPE,
-                               body, len);
+        return respond_picture(
+            conn, pic, route == ROUTE_STATUS ? JSON_TYPE : METRICS_CONTENT_TYPE, body, len);
     case ROUTE_HEALTHZ:
         return respond(conn, 200, TEXT_TYPE, "ok\n", 3, NULL);
     case ROUTE_OPENAPI:
@@ -247,13 +246,13 @@ static bool declared_too_big(struct MHD_Connection *conn)
     n = strtoull(cl, &end, 10);
     if (end == cl)
         return false; /* libmicrohttpd refuses a malformed length itself */
-    return errno == ERANGE || n > API_MAX_BODY_BYTES;
+    return errno == ERANGE || n > LIMIT_BODY_MAX_BYTES;
 }
 
 static enum MHD_Result respond_too_big(struct MHD_Connection *conn)
 {
     return respond_error(conn, 413, NULL, "request body larger than %d bytes",
-                         API_MAX_BODY_BYTES);
+                         LIMIT_BODY_MAX_BYTES);
 }
 
 /* Take a piece of the body, never holding more than the limit. */
@@ -263,7 +262,7 @@ static void take_upload(struct request *rq, const char *data, size_t size)
         rq->discarded += size; /* a body nobody reads */
         return;
     }
-    if (rq->too_big || size > API_MAX_BODY_BYTES - rq->len) {
+    if (rq->too_big || size > LIMIT_BODY_MAX_BYTES - rq->len) {
         rq->too_big = true;
         rq->discarded += size;
         return;
@@ -272,8 +271,8 @@ static void take_upload(struct request *rq, const char *data, size_t size)
         size_t cap = rq->cap ? rq->cap : 4096;
         while (cap < rq->len + size)
             cap *= 2;
-        if (cap > API_MAX_BODY_BYTES)
-            cap = API_MAX_BODY_BYTES;
+        if (cap > LIMIT_BODY_MAX_BYTES)
+            cap = LIMIT_BODY_MAX_BYTES;
         rq->body = xreallocarray(rq->body, cap, 1);
         rq->cap = cap;
     }

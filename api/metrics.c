@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/metrics.h"
+#include "common/xalloc.h"
 
 /* One number of a JSON object as a sample value; false if missing or not a number. */
 static bool sample_value(const json_t *obj, const char *key, double scale, char *buf,
@@ -230,7 +231,7 @@ char *metrics_render(const json_t *status)
     FILE *out = open_memstream(&buf, &len);
 
     if (out == NULL)
-        abort();
+        xalloc_die("open_memstream");
     plain_fields(out, json_object_get(status, "host"), host_fields, N(host_fields));
     domains(out, json_object_get(status, "domains"));
     reservations(out, json_object_get(status, "reservations"));
@@ -238,6 +239,6 @@ char *metrics_render(const json_t *status)
     plain_fields(out, json_object_get(status, "cache"), cache_fields, N(cache_fields));
     daemon_info(out, json_object_get(status, "daemon"));
     if (fclose(out) != 0 || buf == NULL)
-        abort();
+        xalloc_die("the metrics text");
     return buf;
 }

@@ -8,8 +8,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct sim;
-
 enum domain_type {
     DOMAIN_TYPE_PV,
     DOMAIN_TYPE_HVM,
@@ -27,10 +25,10 @@ int domain_type_parse(const char *name, enum domain_type *out);
 struct backend_domain {
     uint32_t domid;
     enum domain_type type;
-    bool dying;             /* XEN_DOMINF_dying or shutdown: being torn down */
-    uint64_t total_pages;   /* 4 KiB pages the domain holds */
-    uint64_t max_pages;     /* its maxmem in pages (includes the per-type slack) */
-    uint8_t handle[16];     /* Xen domain handle: tells a recycled domid apart */
+    bool dying;           /* XEN_DOMINF_dying or shutdown: being torn down */
+    uint64_t total_pages; /* 4 KiB pages the domain holds */
+    uint64_t max_pages;   /* its maxmem in pages (includes the per-type slack) */
+    uint8_t handle[16];   /* Xen domain handle: tells a recycled domid apart */
 };
 
 struct backend_physinfo {
@@ -41,14 +39,15 @@ struct backend_physinfo {
 
 /* A watch event: path that changed and the token it was registered with. */
 struct backend_watch_event {
-    char *path;  /* owned by the event; free with backend_watch_event_clear */
+    char *path; /* owned by the event; free with backend_watch_event_clear */
     char *token;
 };
 
 /* Error codes beyond the usual negative errno values. */
 #define BACKEND_EOVERFLOW (-EOVERFLOW) /* watch events were lost: rebuild everything */
-#define BACKEND_ECONN (-ECONNRESET)    /* xenstore connection lost; reconnected, watches
-                                          re-registered: rebuild everything */
+#define BACKEND_ECONN                                                                          \
+    (-ECONNRESET) /* xenstore connection lost; reconnected, watches                            \
+                     re-registered: rebuild everything */
 
 struct backend;
 
@@ -105,9 +104,7 @@ struct backend_ops {
 
 struct backend {
     const struct backend_ops *ops;
-    void *priv;      /* the implementation's own state */
-    struct sim *sim; /* the simulated world when there is one (sim backend, or the
-                        fake libxenctrl/libxenstore), else NULL */
+    void *priv; /* the implementation's own state */
 };
 
 /* Free a string vector from xs_directory (NULL allowed). */

@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "backend/backend.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 
@@ -553,9 +554,7 @@ static int xen_read_watch(struct backend *b, struct backend_watch_event *ev)
 static int64_t xen_now_ms(struct backend *b)
 {
     (void)b;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return clock_monotonic_ms();
 }
 
 static void xen_sleep_ms(struct backend *b, int64_t ms)
@@ -646,7 +645,6 @@ struct backend *backend_xen_open(char **err)
     struct backend *b = xcalloc(1, sizeof(*b));
     b->ops = &xen_ops;
     b->priv = p;
-    b->sim = NULL;
     return b;
 fail:
     if (p->xch != NULL)

@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "backend/sim.h"
+#include "sim/sim.h"
 #include "cache/domcache.h"
 #include "common/log.h"
 #include "common/xalloc.h"

@@ -28,7 +28,8 @@ int main(void)
     log_quiet(true);
     const int64_t asks_gib[] = {10, 100, 400};
     printf("reservation on scenarios/thousand-guests.json (1,000 guests, virtual clock,\n"
-           "poll interval 250 ms, rate 256 MiB/s per guest), %d runs each\n\n", RUNS);
+           "poll interval 250 ms, rate 256 MiB/s per guest), %d runs each\n\n",
+           RUNS);
     printf("%-10s %-8s %8s %14s %16s\n", "ask", "verdict", "rounds", "simulated s",
            "wall ms (median)");
     for (size_t a = 0; a < sizeof(asks_gib) / sizeof(asks_gib[0]); a++) {

@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/limits.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/xalloc.h"
 
 /*
@@ -66,12 +68,12 @@ static const enum dc_key watched_keys[] = {DK_DYN_MIN, DK_DYN_MAX, DK_FEATURE_BA
 #define TOKEN_PREFIX "sq:"
 #define DRAIN_EVERY 64 /* new registrations between two drains of the event queue */
 #define PAGE_KIB 4
-#define KIB_CAP (INT64_C(1) << 50) /* sizes beyond this are clipped (Xen's "unlimited") */
+#define REASON_VALUE_BYTES 64 /* of a bad xenstore value quoted in a reason */
 
 struct dc_value {
     bool known; /* `present` and `str` are what xenstore held when last read/written */
     bool present;
-    bool num_ok; /* str is a decimal number within +-KIB_CAP, held in num */
+    int num_rc; /* parse_int64 of str within +-LIMIT_KIB_MAX: 0 (held in num) or <0 */
     int64_t num;
     char *str; /* the value while present */
 };
@@ -86,6 +88,8 @@ struct dc_entry {
     bool watched;            /* its watches are registered */
     bool seen;               /* listed (and not dying) by the current snapshot */
     bool included;           /* part of the current snapshot */
+    bool excluded;           /* left out of the current snapshot: bad xenstore values */
+    char *excluded_reason;   /* the reason last logged; NULL once included again */
     bool dir_confirmed;      /* its xenstore directory was seen to exist */
     uint64_t maxmem_xen_kib; /* maxmem as Xen holds it: last set, or as listed */
     int64_t offset_kib;      /* memory-offset in use (0 while booting) */
@@ -121,7 +125,8 @@ struct domcache {
     /* Snapshot scratch: built here, copied to the caller's struct on success. */
     struct policy_domain *s_domains;
     struct domcache_domain_extra *s_extra;
-    size_t s_cap;
+    struct domcache_excluded *s_excluded;
+    size_t s_cap;                /* of the three arrays above */
     struct dc_entry **s_entries; /* the entry of each listed domain (NULL: dying) */
     size_t s_entries_cap;
     size_t s_entries_n; /* listed domains of the last sync (s_entries valid up to here) */
@@ -131,24 +136,11 @@ struct domcache {
 
 /* ---- small helpers ---- */
 
-/* Strict decimal within +-KIB_CAP (xenstore values). */
-static bool parse_num(const char *s, int64_t *out)
-{
-    if (s == NULL || *s == '\0')
-        return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno != 0 || end == s || *end != '\0' || v < -KIB_CAP || v > KIB_CAP)
-        return false;
-    *out = v;
-    return true;
-}
-
+/* Xen's page counts in KiB; beyond LIMIT_KIB_MAX (Xen's "unlimited" maxmem) clipped. */
 static int64_t pages_to_kib(uint64_t pages)
 {
-    if (pages > (uint64_t)KIB_CAP / PAGE_KIB)
-        return KIB_CAP;
+    if (pages > (uint64_t)LIMIT_KIB_MAX / PAGE_KIB)
+        return LIMIT_KIB_MAX;
     return (int64_t)pages * PAGE_KIB;
 }
 
@@ -163,7 +155,7 @@ static void value_forget(struct dc_value *v)
     v->str = NULL;
     v->known = false;
     v->present = false;
-    v->num_ok = false;
+    v->num_rc = -EINVAL;
 }
 
 static void value_set(struct dc_value *v, const char *str)
@@ -174,15 +166,39 @@ static void value_set(struct dc_value *v, const char *str)
     v->known = true;
     v->present = true;
     /* Parsed once here, not at every snapshot. */
-    v->num_ok = parse_num(copy, &v->num);
+    v->num_rc = parse_int64(copy, -LIMIT_KIB_MAX, LIMIT_KIB_MAX, &v->num);
 }
 
-/* The value as a size (>= 0), if it is one. */
+/* The value as a size (0 .. LIMIT_KIB_MAX), if it is one. */
 static bool value_kib(const struct dc_value *v, int64_t *out)
 {
-    if (!v->present || !v->num_ok || v->num < 0)
+    if (!v->present || v->num_rc != 0 || v->num < 0)
         return false;
     *out = v->num;
+    return true;
+}
+
+/* Whether v, present, is out of range or not a number (a size if `size`, else any
+ * integer within +-LIMIT_KIB_MAX); if so `why` says "KEY = VALUE: what is wrong" (the
+ * value cut short and made printable ASCII, so that it can go into JSON as it is). */
+static bool value_bad(const struct dc_value *v, enum dc_key k, bool size, char *why, size_t len)
+{
+    const char *what;
+    if (!v->present || (v->num_rc == 0 && (!size || v->num >= 0)))
+        return false;
+    if (v->num_rc == -EINVAL)
+        what = "not a number";
+    else if (v->num_rc == 0 || v->str[0] == '-')
+        what = size ? "negative" : "below the limit of -" LIMIT_KIB_MAX_TEXT " KiB";
+    else
+        what = "above the limit of " LIMIT_KIB_MAX_TEXT " KiB";
+    char value[REASON_VALUE_BYTES + 4];
+    snprintf(value, sizeof(value), "%.*s%s", REASON_VALUE_BYTES, v->str,
+             strlen(v->str) > REASON_VALUE_BYTES ? "..." : "");
+    for (char *c = value; *c != '\0'; c++)
+        if ((unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+            *c = '?';
+    snprintf(why, len, "%s = %s: %s", key_names[k], value, what);
     return true;
 }
 
@@ -192,7 +208,7 @@ static void value_set_absent(struct dc_value *v)
     v->str = NULL;
     v->known = true;
     v->present = false;
-    v->num_ok = false;
+    v->num_rc = -EINVAL;
 }
 
 static int key_index(const char *key)
@@ -284,7 +300,7 @@ static void entry_unwatch(struct domcache *dc, struct dc_entry *e)
         char *path = key_path(e, watched_keys[i]);
         int rc = dc->b->ops->xs_unwatch(dc->b, path, token);
         if (rc < 0 && rc != -ENOENT)
-            log_debug("domid %" PRIu32 ": unwatch %s: %s", e->domid, path, strerror(-rc));
+            log_dom_debug(e->domid, "unwatch %s: %s", path, strerror(-rc));
         free(path);
     }
     free(token);
@@ -356,6 +372,7 @@ static void entry_free(struct dc_entry *e)
 {
     for (int k = 0; k < DK_N; k++)
         free(e->v[k].str);
+    free(e->excluded_reason);
     free(e->path);
     free(e);
 }
@@ -413,7 +430,7 @@ static int entry_fetch(struct domcache *dc, struct dc_entry *e, enum dc_key k)
         value_set_absent(&e->v[k]);
         rc = 0;
     } else {
-        log_warnx("domid %" PRIu32 ": cannot read %s: %s", e->domid, path, strerror(-rc));
+        log_dom_warnx(e->domid, "cannot read %s: %s", path, strerror(-rc));
     }
     free(path);
     return rc;
@@ -466,11 +483,9 @@ static int write_key(struct domcache *dc, uint32_t domid, struct dc_entry *e, co
         if (e != NULL && k >= 0)
             value_set(&e->v[k], value);
     } else if (rc == -ENOENT) {
-        log_debug("domid %" PRIu32 ": not writing %s = '%s': the domain has gone", domid, path,
-                  value);
+        log_dom_debug(domid, "not writing %s = '%s': the domain has gone", path, value);
     } else {
-        log_warnx("domid %" PRIu32 ": cannot write %s = '%s': %s", domid, path, value,
-                  strerror(-rc));
+        log_dom_warnx(domid, "cannot write %s = '%s': %s", path, value, strerror(-rc));
     }
     free(path);
     free(dir);
@@ -612,6 +627,7 @@ void domcache_free(struct domcache *dc)
     free(dc->buckets);
     free(dc->s_domains);
     free(dc->s_extra);
+    free(dc->s_excluded);
     free(dc->s_entries);
     free(dc);
 }
@@ -646,6 +662,7 @@ void domcache_snapshot_free(struct domcache_snapshot *s)
         return;
     free(s->domains);
     free(s->extra);
+    free(s->excluded);
     memset(s, 0, sizeof(*s));
 }
 
@@ -662,8 +679,8 @@ static int64_t guest_maxmem_kib(const struct domcache *dc, const struct dc_entry
     if (is_dom0_unmanaged(dc, e->domid))
         return 0;
     /* What we set when Xen agrees with it (Xen keeps pages, so no rounding). */
-    int64_t xen_kib =
-        e->maxmem_xen_kib > (uint64_t)KIB_CAP ? KIB_CAP : (int64_t)e->maxmem_xen_kib;
+    int64_t xen_kib = e->maxmem_xen_kib > (uint64_t)LIMIT_KIB_MAX ? LIMIT_KIB_MAX
+                                                                  : (int64_t)e->maxmem_xen_kib;
     int64_t kib = xen_kib - domain_type_xen_offset_kib(e->type) - offset_kib;
     return max64(0, kib);
 }
@@ -677,8 +694,8 @@ static int64_t shadow_kib(struct domcache *dc, struct dc_entry *e,
         COUNT(dc, hypercalls);
         int rc = dc->b->ops->shadow_allocation_mib(dc->b, d->domid, &mib);
         if (rc < 0) {
-            log_debug("domid %" PRIu32 ": shadow allocation unknown (%s), counting 0", d->domid,
-                      strerror(-rc));
+            log_dom_debug(d->domid, "shadow allocation unknown (%s), counting 0",
+                          strerror(-rc));
             mib = 0;
         }
         e->shadow_mib = mib;
@@ -699,18 +716,15 @@ static int settle_offset(struct domcache *dc, struct dc_entry *e, int64_t tot_ki
     const struct dc_value *v = &e->v[DK_OFFSET];
     int64_t off;
     if (v->present) {
-        /* May be negative: a guest that started above its target. */
-        if (v->num_ok) {
+        /* May be negative: a guest that started above its target. A bad one has
+         * left the domain out of the snapshot before this. */
+        if (v->num_rc == 0) {
             *offset_kib = v->num;
             return 1;
         }
-        log_warnx("domid %" PRIu32 ": memory/memory-offset '%s' is not a number; "
-                  "calibrating again",
-                  e->domid, v->str);
     }
     off = tot_kib - target_kib;
-    log_debug("domid %" PRIu32 ": booted; calibrating memory-offset = %" PRId64 " KiB",
-              e->domid, off);
+    log_dom_debug(e->domid, "booted; calibrating memory-offset = %" PRId64 " KiB", off);
     char buf[32];
     snprintf(buf, sizeof(buf), "%" PRId64, off);
     rc = write_key(dc, e->domid, e, key_names[DK_OFFSET], buf);
@@ -723,17 +737,26 @@ static int settle_offset(struct domcache *dc, struct dc_entry *e, int64_t tot_ki
 }
 
 /* The dynamic range of a balloonable domain; the target for both while either key is
- * missing or the pair makes no sense (the toolstack writes them one at a time). */
+ * missing (the toolstack writes them one at a time). 0, 1 when a value is bad or
+ * dynamic-min is above dynamic-max (`why` says which), or a negative errno. */
 static int dynamic_range(struct domcache *dc, struct dc_entry *e, int64_t target_kib,
-                         int64_t *min_kib, int64_t *max_kib)
+                         int64_t *min_kib, int64_t *max_kib, char *why, size_t len)
 {
     int rc = entry_get(dc, e, DK_DYN_MIN);
     if (rc == 0)
         rc = entry_get(dc, e, DK_DYN_MAX);
     if (rc < 0)
         return rc;
+    if (value_bad(&e->v[DK_DYN_MIN], DK_DYN_MIN, true, why, len) ||
+        value_bad(&e->v[DK_DYN_MAX], DK_DYN_MAX, true, why, len))
+        return 1;
     int64_t lo, hi;
-    if (value_kib(&e->v[DK_DYN_MIN], &lo) && value_kib(&e->v[DK_DYN_MAX], &hi) && lo <= hi) {
+    if (value_kib(&e->v[DK_DYN_MIN], &lo) && value_kib(&e->v[DK_DYN_MAX], &hi)) {
+        if (lo > hi) {
+            snprintf(why, len, "%s = %" PRId64 " is above %s = %" PRId64 " KiB",
+                     key_names[DK_DYN_MIN], lo, key_names[DK_DYN_MAX], hi);
+            return 1;
+        }
         *min_kib = lo;
         *max_kib = hi;
     } else {
@@ -743,16 +766,38 @@ static int dynamic_range(struct domcache *dc, struct dc_entry *e, int64_t target
     return 0;
 }
 
+/* Record listed domain d as left out of the snapshot for `why`: logged once per reason
+ * (not at every snapshot), kept on the entry until the values are right again. */
+static void exclude(struct domcache *dc, struct dc_entry *e, const struct backend_domain *d,
+                    const char *why, struct domcache_excluded *x)
+{
+    if (e->excluded_reason == NULL || strcmp(e->excluded_reason, why) != 0) {
+        log_dom_warnx(e->domid, "left out of the snapshot, not ballooned: %s", why);
+        free(e->excluded_reason);
+        e->excluded_reason = xstrdup(why);
+    }
+    e->excluded = true;
+    memset(x, 0, sizeof(*x));
+    x->domid = (int32_t)d->domid;
+    x->type = e->type;
+    x->actual_kib = pages_to_kib(d->total_pages);
+    x->maxmem_kib = guest_maxmem_kib(dc, e, 0);
+    snprintf(x->reason, sizeof(x->reason), "%s", why);
+}
+
 /* What one domain contributes to a snapshot. */
 struct dom_out {
     struct policy_domain pd;
     struct domcache_domain_extra ex;
     int64_t booting_unused_kib;
+    char why[sizeof(((struct domcache_excluded *)0)->reason)]; /* when left out */
 };
 
 /*
  * One listed domain's view (SPEC 2). 1 included, 0 skipped (it vanished or is not
- * fully there yet), or a negative errno (xenstore could not be read).
+ * fully there yet), 2 left out (o->why: a xenstore value out of range, not a number,
+ * or a dynamic range upside down), or a negative errno (xenstore could not be read).
+ * Keys only we write are read again after a bad value: the toolstack may repair it.
  */
 static int build_domain(struct domcache *dc, struct dc_entry *e, const struct backend_domain *d,
                         struct dom_out *o)
@@ -771,14 +816,16 @@ static int build_domain(struct domcache *dc, struct dc_entry *e, const struct ba
     if ((rc = entry_get(dc, e, DK_UNCOOP)) < 0 || (rc = entry_get(dc, e, DK_INITRES)) < 0)
         return rc;
     int64_t initres_kib = 0;
-    if (e->v[DK_INITRES].present && !value_kib(&e->v[DK_INITRES], &initres_kib)) {
-        log_warnx("domid %" PRIu32 ": memory/initial-reservation '%s' is not a size; "
-                  "counting 0",
-                  e->domid, e->v[DK_INITRES].str);
-        initres_kib = 0;
+    if (value_bad(&e->v[DK_INITRES], DK_INITRES, true, o->why, sizeof(o->why))) {
+        value_forget(&e->v[DK_INITRES]);
+        return 2;
     }
+    if (e->v[DK_INITRES].present)
+        value_kib(&e->v[DK_INITRES], &initres_kib);
 
-    memset(o, 0, sizeof(*o));
+    memset(&o->pd, 0, sizeof(o->pd));
+    memset(&o->ex, 0, sizeof(o->ex));
+    o->booting_unused_kib = 0;
     o->pd.domid = (int32_t)d->domid;
     o->pd.inaccuracy_kib = POLICY_INACCURACY_KIB;
     o->ex.type = e->type;
@@ -791,7 +838,7 @@ static int build_domain(struct domcache *dc, struct dc_entry *e, const struct ba
         rc = entry_dir_exists(dc, e);
         if (rc <= 0) {
             if (rc == 0)
-                log_debug("domid %" PRIu32 ": no xenstore directory; skipped", e->domid);
+                log_dom_debug(e->domid, "no xenstore directory; skipped");
             return rc;
         }
         /* Not ballooned yet: it counts as using max(initial-reservation, actual), and
@@ -815,22 +862,27 @@ static int build_domain(struct domcache *dc, struct dc_entry *e, const struct ba
 
     if ((rc = entry_get(dc, e, DK_TARGET)) < 0)
         return rc;
-    int64_t target_kib;
+    int64_t target_kib = 0;
     if (!e->v[DK_TARGET].present) {
-        log_debug("domid %" PRIu32 ": memory/target missing; skipped", e->domid);
+        log_dom_debug(e->domid, "memory/target missing; skipped");
         return 0;
     }
-    if (!value_kib(&e->v[DK_TARGET], &target_kib)) {
-        log_warnx("domid %" PRIu32 ": memory/target '%s' is not a size; skipped", e->domid,
-                  e->v[DK_TARGET].str);
+    if (value_bad(&e->v[DK_TARGET], DK_TARGET, true, o->why, sizeof(o->why))) {
         value_forget(&e->v[DK_TARGET]);
-        return 0;
+        return 2;
+    }
+    value_kib(&e->v[DK_TARGET], &target_kib);
+    if ((rc = entry_get(dc, e, DK_OFFSET)) < 0)
+        return rc;
+    if (value_bad(&e->v[DK_OFFSET], DK_OFFSET, false, o->why, sizeof(o->why))) {
+        value_forget(&e->v[DK_OFFSET]);
+        return 2;
     }
     int64_t offset_kib;
     rc = settle_offset(dc, e, tot_kib, target_kib, &offset_kib);
     if (rc <= 0) {
         if (rc == 0)
-            log_debug("domid %" PRIu32 ": gone while calibrating; skipped", e->domid);
+            log_dom_debug(e->domid, "gone while calibrating; skipped");
         return rc;
     }
     e->offset_kib = offset_kib;
@@ -840,8 +892,11 @@ static int build_domain(struct domcache *dc, struct dc_entry *e, const struct ba
     bool can_balloon = feature_balloon && !is_dom0_unmanaged(dc, d->domid);
     int64_t min_kib = target_kib, max_kib = target_kib;
     /* A domain that cannot balloon keeps its target: its range is not used. */
-    if (can_balloon && (rc = dynamic_range(dc, e, target_kib, &min_kib, &max_kib)) < 0)
-        return rc;
+    if (can_balloon) {
+        rc = dynamic_range(dc, e, target_kib, &min_kib, &max_kib, o->why, sizeof(o->why));
+        if (rc != 0)
+            return rc < 0 ? rc : 2;
+    }
     o->pd.can_balloon = can_balloon;
     o->pd.dynamic_min_kib = min_kib;
     o->pd.dynamic_max_kib = max_kib;
@@ -862,6 +917,7 @@ static void scratch_reserve(struct domcache *dc, size_t n)
         cap *= 2;
     dc->s_domains = xreallocarray(dc->s_domains, cap, sizeof(*dc->s_domains));
     dc->s_extra = xreallocarray(dc->s_extra, cap, sizeof(*dc->s_extra));
+    dc->s_excluded = xreallocarray(dc->s_excluded, cap, sizeof(*dc->s_excluded));
     dc->s_cap = cap;
 }
 
@@ -911,9 +967,8 @@ static void sync_entries(struct domcache *dc, const struct backend_domain *list,
         const struct backend_domain *d = &list[i];
         struct dc_entry *e = entry_find(dc, d->domid);
         if (e != NULL && memcmp(e->handle, d->handle, sizeof(e->handle)) != 0) {
-            log_debug("domid %" PRIu32 ": a new domain (handle changed); forgetting the old "
-                      "one",
-                      d->domid);
+            log_dom_debug(d->domid, "a new domain (handle changed); forgetting the old "
+                                    "one");
             entry_drop(dc, e);
             e = NULL;
         }
@@ -987,7 +1042,7 @@ int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *re
     sync_entries(dc, list, n);
 
     scratch_reserve(dc, n);
-    size_t m = 0;
+    size_t m = 0, n_ex = 0;
     int64_t booting_unused = 0;
     for (size_t i = 0; i < n; i++) {
         const struct backend_domain *d = &list[i];
@@ -995,12 +1050,22 @@ int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *re
         if (e == NULL)
             continue;
         e->included = false;
+        e->excluded = false;
         struct dom_out o;
         rc = build_domain(dc, e, d, &o);
         if (rc < 0)
             goto out;
         if (rc == 0)
             continue;
+        if (rc == 2) {
+            exclude(dc, e, d, o.why, &dc->s_excluded[n_ex++]);
+            continue;
+        }
+        if (e->excluded_reason != NULL) {
+            log_dom_info(e->domid, "back in the snapshot: its xenstore values are in range");
+            free(e->excluded_reason);
+            e->excluded_reason = NULL;
+        }
         e->included = true;
         dc->s_domains[m] = o.pd;
         dc->s_extra[m] = o.ex;
@@ -1008,12 +1073,13 @@ int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *re
         m++;
     }
 
-    /* A reservation handed to a domain this snapshot counts is held by that domain. */
+    /* A reservation handed to a domain this snapshot counts (or left out: its pages are
+     * not free either) is held by that domain. */
     int64_t resv_kib = 0;
     for (size_t i = 0; i < n_resv; i++) {
         if (resv[i].domid >= 0) {
             struct dc_entry *e = entry_find(dc, (uint32_t)resv[i].domid);
-            if (e != NULL && e->included)
+            if (e != NULL && (e->included || e->excluded))
                 continue;
         }
         resv_kib += resv[i].kib;
@@ -1028,6 +1094,13 @@ int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *re
         memcpy(out->domains, dc->s_domains, m * sizeof(*out->domains));
         memcpy(out->extra, dc->s_extra, m * sizeof(*out->extra));
     }
+    if (n_ex > out->cap_excluded) {
+        out->excluded = xreallocarray(out->excluded, n_ex, sizeof(*out->excluded));
+        out->cap_excluded = n_ex;
+    }
+    if (n_ex > 0)
+        memcpy(out->excluded, dc->s_excluded, n_ex * sizeof(*out->excluded));
+    out->n_excluded = n_ex;
     out->xen_free_kib = pages_to_kib(pi.free_pages);
     out->scrub_kib = pages_to_kib(pi.scrub_pages);
     out->total_kib = pages_to_kib(pi.total_pages);
@@ -1047,7 +1120,7 @@ out:
 
 int domcache_set_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib)
 {
-    if (maxmem_kib < 0 || maxmem_kib > KIB_CAP)
+    if (maxmem_kib < 0 || maxmem_kib > LIMIT_KIB_MAX)
         return -EINVAL;
     struct dc_entry *e = entry_find(dc, domid);
     if (e == NULL) {
@@ -1057,8 +1130,7 @@ int domcache_set_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib)
         COUNT(dc, hypercalls);
         int rc = dc->b->ops->list_domains(dc->b, &list, &n);
         if (rc < 0) {
-            log_warnx("domid %" PRIu32 ": cannot list domains to set maxmem: %s", domid,
-                      strerror(-rc));
+            log_dom_warnx(domid, "cannot list domains to set maxmem: %s", strerror(-rc));
             return rc;
         }
         for (size_t i = 0; i < n; i++) {
@@ -1071,7 +1143,7 @@ int domcache_set_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib)
         }
         free(list);
         if (e == NULL) {
-            log_debug("domid %" PRIu32 ": not setting maxmem: the domain has gone", domid);
+            log_dom_debug(domid, "not setting maxmem: the domain has gone");
             return 0;
         }
     }
@@ -1081,25 +1153,24 @@ int domcache_set_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib)
         if (rc < 0)
             return rc;
         e->offset_kib =
-            e->v[DK_OFFSET].present && e->v[DK_OFFSET].num_ok ? e->v[DK_OFFSET].num : 0;
+            e->v[DK_OFFSET].present && e->v[DK_OFFSET].num_rc == 0 ? e->v[DK_OFFSET].num : 0;
     }
     int64_t xen_kib = maxmem_kib + domain_type_xen_offset_kib(e->type) + e->offset_kib;
     if (xen_kib < 0)
         xen_kib = 0;
     if (e->maxmem_xen_kib == (uint64_t)xen_kib)
         return 0;
-    log_debug("domid %" PRIu32 ": maxmem %" PRId64 " KiB (Xen %" PRId64 " KiB)", domid,
-              maxmem_kib, xen_kib);
+    log_dom_debug(domid, "maxmem %" PRId64 " KiB (Xen %" PRId64 " KiB)", maxmem_kib, xen_kib);
     COUNT(dc, hypercalls);
     int rc = dc->b->ops->set_maxmem(dc->b, domid, (uint64_t)xen_kib);
     if (rc == -ESRCH || rc == -ENOENT) {
-        log_debug("domid %" PRIu32 ": not setting maxmem: the domain has gone", domid);
+        log_dom_debug(domid, "not setting maxmem: the domain has gone");
         forget_domain(dc, domid);
         return 0;
     }
     if (rc < 0) {
-        log_warnx("domid %" PRIu32 ": cannot set maxmem to %" PRId64 " KiB: %s", domid, xen_kib,
-                  strerror(-rc));
+        log_dom_warnx(domid, "cannot set maxmem to %" PRId64 " KiB: %s", xen_kib,
+                      strerror(-rc));
         return rc;
     }
     e->maxmem_xen_kib = (uint64_t)xen_kib;
@@ -1108,7 +1179,7 @@ int domcache_set_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib)
 
 int domcache_apply(struct domcache *dc, const struct policy_op *op)
 {
-    if (op->domid < 0 || op->value_kib < 0 || op->value_kib > KIB_CAP)
+    if (op->domid < 0 || op->value_kib < 0 || op->value_kib > LIMIT_KIB_MAX)
         return -EINVAL;
     uint32_t domid = (uint32_t)op->domid;
     switch (op->kind) {
@@ -1151,7 +1222,7 @@ int domcache_set_uncooperative(struct domcache *dc, uint32_t domid, bool uncoope
     if (rc == 0 && e != NULL)
         value_set_absent(&e->v[DK_UNCOOP]);
     if (rc < 0)
-        log_warnx("domid %" PRIu32 ": cannot remove %s: %s", domid, path, strerror(-rc));
+        log_dom_warnx(domid, "cannot remove %s: %s", path, strerror(-rc));
     free(path);
     free(dir);
     return rc;

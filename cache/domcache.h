@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
+#include "common/limits.h"
 #include "policy/policy.h"
 
 /*
@@ -39,8 +40,8 @@ struct domcache_counters {
 };
 
 struct domcache_config {
-    bool use_watches;         /* false: read dynamic-min/max through (seed behaviour) */
-    bool manage_domain_zero;  /* false: dom0 is reported but never balloonable */
+    bool use_watches;        /* false: read dynamic-min/max through (seed behaviour) */
+    bool manage_domain_zero; /* false: dom0 is reported but never balloonable */
 };
 
 /* A reservation the snapshot must account for (SPEC 2): subtracted from host free
@@ -53,24 +54,39 @@ struct domcache_reservation {
 /* Per-domain facts the snapshot carries beside the policy's view, same order. */
 struct domcache_domain_extra {
     enum domain_type type;
-    bool booting;          /* no feature-balloon and no data/updated yet */
-    bool uncooperative;    /* memory/uncooperative present */
+    bool booting;       /* no feature-balloon and no data/updated yet */
+    bool uncooperative; /* memory/uncooperative present */
     int64_t memory_offset_kib;
     int64_t initial_reservation_kib; /* 0 if none */
+};
+
+/* A listed domain left out of the snapshot: one of its xenstore values (memory/target,
+ * dynamic-min, dynamic-max, memory-offset, initial-reservation) is not a number, out of
+ * range (a size above LIMIT_KIB_MAX or negative), or dynamic-min is above dynamic-max.
+ * The policy never sees it, so it is not ballooned: it keeps the pages it holds, which
+ * Xen's free memory already leaves out. Logged once per reason (not every snapshot). */
+struct domcache_excluded {
+    int32_t domid;
+    enum domain_type type;
+    int64_t actual_kib; /* what Xen says it holds (its pages) */
+    int64_t maxmem_kib; /* Xen's maxmem less the type's slack, clipped to LIMIT_KIB_MAX */
+    char reason[192];   /* "memory/dynamic-max = 35184372088832: above the limit of ..." */
 };
 
 /* A snapshot of the host. Owned by the caller; free with domcache_snapshot_free.
  * Arrays are reused when the same struct is passed again. */
 struct domcache_snapshot {
-    struct policy_host host;         /* host.domains points into `domains` */
-    struct policy_domain *domains;   /* sorted by domid */
+    struct policy_host host;             /* host.domains points into `domains` */
+    struct policy_domain *domains;       /* sorted by domid */
     struct domcache_domain_extra *extra; /* parallel to domains */
     size_t cap;
-    int64_t xen_free_kib;      /* physinfo free pages KiB */
-    int64_t scrub_kib;         /* physinfo scrub pages KiB */
-    int64_t total_kib;         /* physinfo total pages KiB */
-    int64_t booting_unused_kib;  /* subtracted for booting domains */
-    int64_t reservations_kib;    /* subtracted for untransferred reservations */
+    struct domcache_excluded *excluded; /* left out of host.domains; sorted by domid */
+    size_t n_excluded, cap_excluded;
+    int64_t xen_free_kib;       /* physinfo free pages KiB */
+    int64_t scrub_kib;          /* physinfo scrub pages KiB */
+    int64_t total_kib;          /* physinfo total pages KiB */
+    int64_t booting_unused_kib; /* subtracted for booting domains */
+    int64_t reservations_kib;   /* subtracted for untransferred reservations */
 };
 
 /* A cache over backend b (borrowed; must outlive the cache). With use_watches the cache
@@ -94,8 +110,9 @@ int domcache_process_events(struct domcache *dc);
  * memory-offset on a domain's first boot signal; counts booting domains through
  * max(initial-reservation, actual) + shadow; subtracts reservations (borrowed array).
  * Drops entries of domains gone; a recycled domid (new handle) gets a fresh entry.
- * Domains that vanish while being read are skipped. Returns 0 or a negative errno (the
- * hypervisor could not be asked); *out is then unchanged. */
+ * Domains that vanish while being read are skipped; domains whose xenstore values are
+ * bad are left out into out->excluded (see struct domcache_excluded). Returns 0 or a negative
+ * errno (the hypervisor could not be asked); *out is then unchanged. */
 int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *resv,
                       size_t n_resv, struct domcache_snapshot *out);
 void domcache_snapshot_init(struct domcache_snapshot *s);

@@ -3,6 +3,7 @@
 #include "common/log.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,14 +35,18 @@ void log_quiet(bool quiet)
     log_is_quiet = quiet;
 }
 
-static void vlog(int pri, const char *fmt, va_list ap, const char *suffix)
+/* domid < 0: no subject; else the line starts "domid N: ". */
+static void vlog(int pri, int64_t domid, const char *fmt, va_list ap, const char *suffix)
 {
     if (pri == LOG_DEBUG && log_verbose < 1)
         return;
     if (log_is_quiet && pri > LOG_WARNING)
         return;
     char msg[1024];
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    int n = 0;
+    if (domid >= 0)
+        n = snprintf(msg, sizeof(msg), "domid %" PRId64 ": ", domid);
+    vsnprintf(msg + n, sizeof(msg) - (size_t)n, fmt, ap);
     if (!log_to_stderr) {
         if (suffix != NULL)
             syslog(pri, "%s: %s", msg, suffix);
@@ -71,7 +76,7 @@ void log_warn(const char *fmt, ...)
     const char *err = strerror_r(saved, buf, sizeof(buf));
     va_list ap;
     va_start(ap, fmt);
-    vlog(LOG_WARNING, fmt, ap, err);
+    vlog(LOG_WARNING, -1, fmt, ap, err);
     va_end(ap);
     errno = saved;
 }
@@ -80,7 +85,43 @@ void log_warnx(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vlog(LOG_WARNING, fmt, ap, NULL);
+    vlog(LOG_WARNING, -1, fmt, ap, NULL);
+    va_end(ap);
+}
+
+void log_dom_warn(int64_t domid, const char *fmt, ...)
+{
+    int saved = errno;
+    char buf[128];
+    const char *err = strerror_r(saved, buf, sizeof(buf));
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(LOG_WARNING, domid, fmt, ap, err);
+    va_end(ap);
+    errno = saved;
+}
+
+void log_dom_warnx(int64_t domid, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(LOG_WARNING, domid, fmt, ap, NULL);
+    va_end(ap);
+}
+
+void log_dom_info(int64_t domid, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(LOG_INFO, domid, fmt, ap, NULL);
+    va_end(ap);
+}
+
+void log_dom_debug(int64_t domid, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(LOG_DEBUG, domid, fmt, ap, NULL);
     va_end(ap);
 }
 
@@ -88,7 +129,7 @@ void log_info(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vlog(LOG_INFO, fmt, ap, NULL);
+    vlog(LOG_INFO, -1, fmt, ap, NULL);
     va_end(ap);
 }
 
@@ -96,7 +137,7 @@ void log_debug(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vlog(LOG_DEBUG, fmt, ap, NULL);
+    vlog(LOG_DEBUG, -1, fmt, ap, NULL);
     va_end(ap);
 }
 
@@ -107,7 +148,7 @@ void fatal(const char *fmt, ...)
     const char *err = strerror_r(saved, buf, sizeof(buf));
     va_list ap;
     va_start(ap, fmt);
-    vlog(LOG_CRIT, fmt, ap, err);
+    vlog(LOG_CRIT, -1, fmt, ap, err);
     va_end(ap);
     exit(1);
 }
@@ -116,7 +157,7 @@ void fatalx(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vlog(LOG_CRIT, fmt, ap, NULL);
+    vlog(LOG_CRIT, -1, fmt, ap, NULL);
     va_end(ap);
     exit(1);
 }

@@ -4,6 +4,7 @@
 #define SQUEEZED_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 /* Start logging as `ident`. to_stderr: foreground runs log to stderr, else syslog.
  * verbose: 0 = info and above, 1+ = debug too. Safe to call more than once. */
@@ -19,6 +20,11 @@ void log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* The same about one domain (as libxl's LOGD): the line starts "domid N: ". */
+void log_dom_warn(int64_t domid, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_dom_warnx(int64_t domid, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_dom_info(int64_t domid, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void log_dom_debug(int64_t domid, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Log with strerror(errno) and exit(1). */
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 /* Log and exit(1). */

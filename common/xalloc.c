@@ -8,9 +8,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+static void oom(size_t size) __attribute__((noreturn));
 static void oom(size_t size)
 {
     fprintf(stderr, "squeezed: out of memory allocating %zu bytes\n", size);
+    abort();
+}
+
+void xalloc_die(const char *what)
+{
+    fprintf(stderr, "squeezed: out of memory: %s\n", what);
     abort();
 }
 
@@ -49,17 +56,36 @@ char *xstrdup(const char *s)
     return p;
 }
 
-char *xasprintf(const char *fmt, ...)
+char *xstrndup(const char *s, size_t n)
 {
-    va_list ap, ap2;
-    va_start(ap, fmt);
+    size_t len = strnlen(s, n);
+    char *p = xmalloc(len + 1);
+    memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+char *xvasprintf(const char *fmt, va_list ap)
+{
+    va_list ap2;
     va_copy(ap2, ap);
     int len = vsnprintf(NULL, 0, fmt, ap);
-    va_end(ap);
-    if (len < 0)
+    if (len < 0) {
+        /* Only a bad format or a wide character that cannot be converted. */
+        fprintf(stderr, "squeezed: cannot format '%s'\n", fmt);
         abort();
+    }
     char *p = xmalloc((size_t)len + 1);
     vsnprintf(p, (size_t)len + 1, fmt, ap2);
     va_end(ap2);
+    return p;
+}
+
+char *xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    char *p = xvasprintf(fmt, ap);
+    va_end(ap);
     return p;
 }

@@ -6,15 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/limits.h"
 #include "common/xalloc.h"
 
 /*
- * Sizes above this (1 PiB) are refused as absurd, and so are snapshots of more than
- * MAX_DOMAINS domains (Xen itself stops below 32768). Together the two bounds
+ * Sizes above LIMIT_KIB_MAX (1 PiB) are refused as absurd, and so are snapshots of more
+ * than LIMIT_DOMAINS_MAX domains (Xen itself stops below 32768). Together the two bounds
  * keep every sum below 2^61, so int64_t arithmetic cannot overflow anywhere here.
  */
-#define SIZE_LIMIT_KIB ((int64_t)1 << 40)
-#define MAX_DOMAINS ((size_t)1 << 20)
 
 /* What the stuck tracker knows of one domain during an operation. */
 struct stuck_entry {
@@ -89,7 +88,7 @@ static int64_t clamp64(int64_t v, int64_t lo, int64_t hi)
 
 static bool size_ok(int64_t kib)
 {
-    return kib >= 0 && kib <= SIZE_LIMIT_KIB;
+    return kib >= 0 && kib <= LIMIT_KIB_MAX;
 }
 
 /* Whether more than limit_ms passed from since_ms to now_ms, without overflow. */
@@ -110,11 +109,11 @@ static int direction(const struct policy_domain *d)
 
 static bool host_valid(const struct policy_host *h)
 {
-    if (h == NULL || h->n_domains > MAX_DOMAINS)
+    if (h == NULL || h->n_domains > LIMIT_DOMAINS_MAX)
         return false;
     if (h->n_domains > 0 && h->domains == NULL)
         return false;
-    if (h->free_kib < -SIZE_LIMIT_KIB || h->free_kib > SIZE_LIMIT_KIB)
+    if (h->free_kib < -LIMIT_KIB_MAX || h->free_kib > LIMIT_KIB_MAX)
         return false;
     for (size_t i = 0; i < h->n_domains; i++) {
         const struct policy_domain *d = &h->domains[i];
@@ -753,13 +752,13 @@ size_t policy_coop_update(struct policy_coop *c, const struct policy_host *host,
         for (size_t i_ = 0; i_ < (n); i_++) {                                                  \
             while (k_ < (n_ents) && (ents)[k_].domid < (domains)[i_].domid)                    \
                 k_++;                                                                          \
-            (out)[i_] = k_ < (n_ents) && (ents)[k_].domid == (domains)[i_].domid &&            \
-                        (ents)[k_].field;                                                      \
+            (out)[i_] =                                                                        \
+                k_ < (n_ents) && (ents)[k_].domid == (domains)[i_].domid && (ents)[k_].field;  \
         }                                                                                      \
     } while (0)
 
-void policy_state_stuck_flags(const struct policy_state *st, const struct policy_domain *domains,
-                              size_t n, bool *out)
+void policy_state_stuck_flags(const struct policy_state *st,
+                              const struct policy_domain *domains, size_t n, bool *out)
 {
     if (st == NULL) {
         memset(out, 0, n * sizeof(*out));
@@ -768,8 +767,8 @@ void policy_state_stuck_flags(const struct policy_state *st, const struct policy
     FLAGS_MERGE(st->ents, st->n_ents, stuck, domains, n, out);
 }
 
-void policy_coop_flags(const struct policy_coop *c, const struct policy_domain *domains, size_t n,
-                       bool *out)
+void policy_coop_flags(const struct policy_coop *c, const struct policy_domain *domains,
+                       size_t n, bool *out)
 {
     if (c == NULL) {
         memset(out, 0, n * sizeof(*out));

@@ -16,11 +16,11 @@
  * domain's memory-offset when it turns a maxmem decision into a hypercall.
  */
 
-#define POLICY_INACCURACY_KIB 4          /* a driver within this of target has hit it */
-#define POLICY_PAGE_KIB 4                /* new targets are whole pages of this size */
-#define POLICY_STUCK_AFTER_MS 5000       /* no progress for longer than this: stuck */
+#define POLICY_INACCURACY_KIB 4             /* a driver within this of target has hit it */
+#define POLICY_PAGE_KIB 4                   /* new targets are whole pages of this size */
+#define POLICY_STUCK_AFTER_MS 5000          /* no progress for longer than this: stuck */
 #define POLICY_UNCOOPERATIVE_AFTER_MS 20000 /* away from target longer: uncooperative */
-#define POLICY_BALANCE_SLACK_KIB 512     /* balance succeeds within this of the target */
+#define POLICY_BALANCE_SLACK_KIB 512        /* balance succeeds within this of the target */
 
 /* One domain as the snapshot sees it. */
 struct policy_domain {
@@ -28,10 +28,10 @@ struct policy_domain {
     bool can_balloon;        /* feature-balloon seen (and not dom0 unless managed) */
     int64_t dynamic_min_kib; /* invariant: dynamic_min_kib <= dynamic_max_kib */
     int64_t dynamic_max_kib;
-    int64_t target_kib;      /* what we last wrote to memory/target */
-    int64_t actual_kib;      /* Xen total pages KiB minus memory-offset */
-    int64_t maxmem_kib;      /* Xen max pages KiB minus per-type offset */
-    int64_t inaccuracy_kib;  /* normally POLICY_INACCURACY_KIB */
+    int64_t target_kib;     /* what we last wrote to memory/target */
+    int64_t actual_kib;     /* Xen total pages KiB minus memory-offset */
+    int64_t maxmem_kib;     /* Xen max pages KiB minus per-type offset */
+    int64_t inaccuracy_kib; /* normally POLICY_INACCURACY_KIB */
 };
 
 /* A read-only snapshot of the host. */
@@ -125,8 +125,8 @@ void policy_state_free(struct policy_state *st);
 bool policy_state_is_stuck(const struct policy_state *st, int32_t domid);
 /* The same for every domain of an array sorted by domid (out[i] for domains[i]), in one
  * O(n + tracked) pass. st may be NULL (all false). */
-void policy_state_stuck_flags(const struct policy_state *st, const struct policy_domain *domains,
-                              size_t n, bool *out);
+void policy_state_stuck_flags(const struct policy_state *st,
+                              const struct policy_domain *domains, size_t n, bool *out);
 
 /* Zero a decision before first use. */
 void policy_decision_init(struct policy_decision *d);
@@ -181,8 +181,7 @@ void policy_decision_free(struct policy_decision *d);
  *    when there are none.
  */
 int policy_round(struct policy_state *st, const struct policy_host *host,
-                 const struct policy_request *req, int64_t now_ms,
-                 struct policy_decision *out);
+                 const struct policy_request *req, int64_t now_ms, struct policy_decision *out);
 
 /* True if one balance round would change any target (the periodic balance check of
  * SPEC 3). Every balloonable domain is presumed active except those `last` (the previous
@@ -210,12 +209,12 @@ struct policy_coop_change {
 /* Update with a snapshot taken at now_ms. Writes into *changes (a new array the caller
  * frees, NULL when none) the domains whose flag flips, and forgets domains gone from
  * the snapshot. Returns the number of changes. */
-size_t policy_coop_update(struct policy_coop *c, const struct policy_host *host,
-                          int64_t now_ms, struct policy_coop_change **changes);
+size_t policy_coop_update(struct policy_coop *c, const struct policy_host *host, int64_t now_ms,
+                          struct policy_coop_change **changes);
 /* Current flag of a domain (false if unknown). */
 bool policy_coop_is_uncooperative(const struct policy_coop *c, int32_t domid);
 /* The same for every domain of an array sorted by domid, in one pass; c may be NULL. */
-void policy_coop_flags(const struct policy_coop *c, const struct policy_domain *domains, size_t n,
-                       bool *out);
+void policy_coop_flags(const struct policy_coop *c, const struct policy_domain *domains,
+                       size_t n, bool *out);
 
 #endif

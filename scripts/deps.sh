@@ -7,7 +7,7 @@ set -eu
 what=${1:-build}
 pkgs="gcc make pkg-config libxen-dev libjansson-dev libmicrohttpd-dev"
 case "$what" in
-test) pkgs="$pkgs libcmocka-dev curl valgrind clang libclang-rt-14-dev nodejs npm" ;;
+test) pkgs="$pkgs libcmocka-dev curl valgrind clang libclang-rt-14-dev clang-format nodejs npm" ;;
 bench) pkgs="$pkgs libcmocka-dev curl wrk" ;;
 esac
 
@@ -15,7 +15,7 @@ esac
 # not installed again.
 provides() {
     case "$1" in
-    gcc | make | curl | valgrind | clang | wrk | pkg-config) echo "$1" ;;
+    gcc | make | curl | valgrind | clang | clang-format | wrk | pkg-config) echo "$1" ;;
     nodejs) echo node ;;
     npm) echo npm ;;
     *) echo "" ;;

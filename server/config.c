@@ -12,6 +12,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "common/limits.h"
+#include "common/parse.h"
 #include "common/xalloc.h"
 
 #define CONFIG_MAX_LINE 4096
@@ -53,19 +55,6 @@ void config_release(struct config *c)
     c->sim_state_path = NULL;
     c->listen_host = NULL;
     c->socket_path = NULL;
-}
-
-int config_parse_int64(const char *text, int64_t min, int64_t max, int64_t *out)
-{
-    if (text == NULL || *text == '\0' || isspace((unsigned char)*text))
-        return -EINVAL;
-    errno = 0;
-    char *end = NULL;
-    long long v = strtoll(text, &end, 10);
-    if (errno != 0 || end == text || *end != '\0' || v < min || v > max)
-        return -EINVAL;
-    *out = v;
-    return 0;
 }
 
 int config_parse_double(const char *text, double min_excl, double max_incl, double *out)
@@ -120,7 +109,7 @@ int config_parse_listen(const char *text, char **host, uint16_t *port, char **er
             *err = xasprintf("'%s' is not HOST:PORT (IPv6 as [::1]:PORT)", text);
             return -EINVAL;
         }
-        h = strndup(text + 1, (size_t)(close - text - 1));
+        h = xstrndup(text + 1, (size_t)(close - text - 1));
         colon = close + 1;
     } else {
         colon = strrchr(text, ':');
@@ -128,12 +117,10 @@ int config_parse_listen(const char *text, char **host, uint16_t *port, char **er
             *err = xasprintf("'%s' is not HOST:PORT (e.g. 127.0.0.1:8799)", text);
             return -EINVAL;
         }
-        h = strndup(text, (size_t)(colon - text));
+        h = xstrndup(text, (size_t)(colon - text));
     }
-    if (h == NULL)
-        abort();
     int64_t p;
-    if (config_parse_int64(colon + 1, 0, 65535, &p) < 0) {
+    if (parse_int64(colon + 1, 0, 65535, &p) < 0) {
         *err = xasprintf("'%s': the port must be a number from 0 to 65535", text);
         free(h);
         return -EINVAL;
@@ -270,17 +257,19 @@ int config_set(struct config *c, const char *key, const char *value, const char 
         replace(&c->socket_path, xstrdup(value));
         return 0;
     case KEY_RESERVED:
-        if (config_parse_int64(value, 0, CONFIG_MAX_KIB, &n) < 0)
+        if (parse_int64(value, 0, LIMIT_KIB_MAX, &n) < 0)
             return bad(err, where, key, value, "must be a whole number of KiB from 0 to 2^40");
         c->reserved_host_kib = n;
         return 0;
     case KEY_POLL:
-        if (config_parse_double(value, 0.0, 60.0, &d) < 0 || d < 0.001)
+        if (config_parse_double(value, 0.0, LIMIT_POLL_INTERVAL_MAX_S, &d) < 0 ||
+            d < LIMIT_POLL_INTERVAL_MIN_S)
             return bad(err, where, key, value, "must be a number of seconds from 0.001 to 60");
         c->poll_interval_s = d;
         return 0;
     case KEY_BALANCE:
-        if (config_parse_double(value, 0.0, CONFIG_MAX_INTERVAL_S, &d) < 0 || d < 0.001)
+        if (config_parse_double(value, 0.0, LIMIT_BALANCE_INTERVAL_MAX_S, &d) < 0 ||
+            d < LIMIT_BALANCE_INTERVAL_MIN_S)
             return bad(err, where, key, value,
                        "must be a number of seconds from 0.001 to 86400");
         c->balance_interval_s = d;
@@ -296,7 +285,7 @@ int config_set(struct config *c, const char *key, const char *value, const char 
         return 0;
     case KEY_DOM0_MIN:
     case KEY_DOM0_MAX:
-        if (config_parse_int64(value, 0, CONFIG_MAX_KIB * 1024, &n) < 0)
+        if (parse_int64(value, 0, LIMIT_KIB_MAX * 1024, &n) < 0)
             return bad(err, where, key, value,
                        "must be a whole number of bytes from 0 to 2^50");
         if (keys[i].kind == KEY_DOM0_MIN)

@@ -20,9 +20,6 @@
  * its own that mean nothing here).
  */
 
-#define CONFIG_MAX_INTERVAL_S 86400.0
-#define CONFIG_MAX_KIB ((int64_t)1 << 40)
-
 enum config_backend {
     CONFIG_BACKEND_XEN,
     CONFIG_BACKEND_SIM,
@@ -76,8 +73,8 @@ int config_check(const struct config *c, char **err);
  * loopback. On success *host is new. Returns 0 or -EINVAL with *err. */
 int config_parse_listen(const char *text, char **host, uint16_t *port, char **err);
 
-/* Strict number parsing (whole string, range checked). 0 or -EINVAL. */
-int config_parse_int64(const char *text, int64_t min, int64_t max, int64_t *out);
+/* Strict number parsing (whole string, range checked). 0 or -EINVAL. Integers go
+ * through parse_int64 (common/parse.h). */
 int config_parse_double(const char *text, double min_excl, double max_incl, double *out);
 int config_parse_bool(const char *text, bool *out);
 

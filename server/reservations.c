@@ -9,12 +9,12 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "common/limits.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/xalloc.h"
 
 #define STATE_ROOT "/squeezed/state"
-#define SESSION_MAX_LEN 128
-#define DOMID_MAX 0x7fef /* DOMID_FIRST_RESERVED - 1 */
 
 /*
  * The set is indexed so that no call costs more than a logarithm of the number held:
@@ -28,7 +28,7 @@
  * Sessions are interned: every reservation of a session points to the same string.
  */
 struct resv_entry {
-    struct reservation pub; /* pub.session points into r->sessions */
+    struct reservation pub;         /* pub.session points into r->sessions */
     struct resv_entry *prev, *next; /* creation order */
     struct resv_entry *hnext;       /* hash chain */
     size_t acct_slot;               /* index in acct while transferred, else SIZE_MAX */
@@ -249,19 +249,12 @@ static int fail_internal(struct service_error *err, char *text)
     return fail_text(err, SERVICE_ERR_INTERNAL, text);
 }
 
-static int fail_value(struct service_error *err, int64_t value)
-{
-    err->kind = SERVICE_ERR_INVALID_MEMORY_VALUE;
-    err->value = value;
-    return -1;
-}
-
 /* ---- sessions ----------------------------------------------------------------------- */
 
 static bool session_name_ok(const char *s)
 {
     size_t n = strlen(s);
-    if (n == 0 || n > SESSION_MAX_LEN)
+    if (n == 0 || n > LIMIT_SERVICE_NAME_MAX_BYTES)
         return false;
     return strspn(s, "abcdefghijklmnopqrstuvwxyz"
                      "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -356,19 +349,6 @@ static struct resv_entry *find(struct reservations *r, const char *session, cons
 
 /* ---- loading ------------------------------------------------------------------------ */
 
-static int parse_i64(const char *text, int64_t min, int64_t max, int64_t *out)
-{
-    if (text == NULL || *text == '\0')
-        return -EINVAL;
-    errno = 0;
-    char *end = NULL;
-    long long v = strtoll(text, &end, 10);
-    if (errno != 0 || *end != '\0' || v < min || v > max)
-        return -EINVAL;
-    *out = v;
-    return 0;
-}
-
 static void load_one(struct reservations *r, const char *session, const char *id)
 {
     char *path = xasprintf(STATE_ROOT "/%s/%s", session, id);
@@ -376,13 +356,13 @@ static void load_one(struct reservations *r, const char *session, const char *id
     char *tpath = xasprintf("%s/in-transfer", path);
     int64_t kib, domid = -1;
     int rc = r->b->ops->xs_read(r->b, path, &value);
-    if (rc < 0 || parse_i64(value, 0, SERVICE_MAX_KIB, &kib) < 0) {
+    if (rc < 0 || parse_int64(value, 0, LIMIT_KIB_MAX, &kib) < 0) {
         log_warnx("reservation %s of session %s: ignoring bad entry %s ('%s')", id, session,
                   path, value != NULL ? value : "");
         goto out;
     }
     rc = r->b->ops->xs_read(r->b, tpath, &domid_text);
-    if (rc == 0 && parse_i64(domid_text, 0, DOMID_MAX, &domid) < 0) {
+    if (rc == 0 && parse_int64(domid_text, 0, LIMIT_DOMID_MAX, &domid) < 0) {
         log_warnx("reservation %s: ignoring bad in-transfer '%s'", id, domid_text);
         domid = -1;
     }
@@ -438,7 +418,8 @@ int reservations_login(struct reservations *r, const char *service, struct servi
         return fail_text(err, SERVICE_ERR_INVALID_PARAMS,
                          xasprintf("invalid service name '%s': use 1 to %d letters, digits, "
                                    "'-', '_' or '@'",
-                                   service != NULL ? service : "", SESSION_MAX_LEN));
+                                   service != NULL ? service : "",
+                                   LIMIT_SERVICE_NAME_MAX_BYTES));
     char *dir = xasprintf(STATE_ROOT "/%s", service);
     int rc = r->b->ops->xs_rm(r->b, dir);
     if (rc == 0)
@@ -531,8 +512,6 @@ int reservations_reserve(struct reservations *r, struct squeezer *sq, const char
                          struct service_error *err)
 {
     memset(sq_out, 0, sizeof(*sq_out));
-    if (kib <= 0 || kib > SERVICE_MAX_KIB)
-        return fail_value(err, kib);
     if (check_session(r, session, err) < 0)
         return -1;
     sq_out->ran = true;
@@ -548,12 +527,6 @@ int reservations_reserve_range(struct reservations *r, struct squeezer *sq, cons
                                struct service_error *err)
 {
     memset(sq_out, 0, sizeof(*sq_out));
-    if (min_kib < 0 || min_kib > SERVICE_MAX_KIB)
-        return fail_value(err, min_kib);
-    if (max_kib < 1 || max_kib > SERVICE_MAX_KIB)
-        return fail_value(err, max_kib);
-    if (min_kib > max_kib)
-        return fail_value(err, min_kib);
     if (check_session(r, session, err) < 0)
         return -1;
     sq_out->ran = true;
@@ -585,8 +558,7 @@ int reservations_delete(struct reservations *r, const char *session, const char 
     if (rc < 0)
         return fail_internal(
             err, xasprintf("cannot delete the reservation from xenstore: %s", strerror(-rc)));
-    log_info("session %s: deleted reservation %s (%" PRId64 " KiB)", session, id,
-             e->pub.kib);
+    log_info("session %s: deleted reservation %s (%" PRId64 " KiB)", session, id, e->pub.kib);
     remove_entry(r, e);
     return 0;
 }
@@ -604,7 +576,7 @@ int reservations_transfer(struct reservations *r, const char *session, const cha
     struct resv_entry *e = id != NULL ? find(r, session, id) : NULL;
     if (e == NULL)
         return fail_text(err, SERVICE_ERR_UNKNOWN_RESERVATION, xstrdup(id != NULL ? id : ""));
-    if (domid < 0 || domid > DOMID_MAX)
+    if (domid < 0 || domid > LIMIT_DOMID_MAX)
         return domain_gone(err, domid);
 
     struct reservation *x = &e->pub;
@@ -637,8 +609,8 @@ int reservations_transfer(struct reservations *r, const char *session, const cha
         goto out;
     }
     set_transferred(r, e, (int32_t)domid);
-    log_info("domid %" PRId64 ": reservation %s (%" PRId64 " KiB) of session %s transferred",
-             domid, id, x->kib, session);
+    log_dom_info(domid, "reservation %s (%" PRId64 " KiB) of session %s transferred", id,
+                 x->kib, session);
 out:
     free(kib_text);
     free(path);
@@ -651,7 +623,7 @@ int reservations_query(struct reservations *r, const char *session, int64_t domi
 {
     if (check_session(r, session, err) < 0)
         return -1;
-    if (domid < 0 || domid > DOMID_MAX) {
+    if (domid < 0 || domid > LIMIT_DOMID_MAX) {
         err->kind = SERVICE_ERR_NO_RESERVATION;
         return -1;
     }

@@ -9,7 +9,7 @@
 
 #include "backend/backend.h"
 #include "cache/domcache.h"
-#include "server/service.h"
+#include "server/service_error.h"
 #include "server/squeeze.h"
 
 /*
@@ -23,8 +23,9 @@
  * caller answers, so an answered reservation is never lost. On any error nothing in
  * the list changes. Not thread-safe: the worker thread owns it.
  *
- * Errors are reported as service errors (server/service.h), filled into *err, with -1
- * returned; 0 on success.
+ * Errors are reported as service errors (server/service_error.h), filled into *err, with
+ * -1 returned; 0 on success. Request values come checked (server/request.h): sizes are
+ * within their bounds here, and are not checked again.
  */
 
 struct reservations;
@@ -60,12 +61,14 @@ int reservations_load(struct reservations *r);
 int reservations_login(struct reservations *r, const char *service, struct service_error *err);
 bool reservations_has_session(const struct reservations *r, const char *session);
 
-/* reserve_memory: squeeze_free(kib) through sq, then record. *id new string.
+/* reserve_memory: squeeze_free(kib) through sq, then record. kib: 1 .. LIMIT_KIB_MAX
+ * (checked by the caller). *id new string.
  * *sq_out says what the squeeze did (caller frees its result). */
 int reservations_reserve(struct reservations *r, struct squeezer *sq, const char *session,
                          int64_t kib, char **id, struct reservations_squeeze *sq_out,
                          struct service_error *err);
-/* reserve_memory_range: squeeze_free_range(min, max), then record what it allows. */
+/* reserve_memory_range: squeeze_free_range(min, max), then record what it allows.
+ * 0 <= min_kib <= max_kib, 1 <= max_kib <= LIMIT_KIB_MAX (checked by the caller). */
 int reservations_reserve_range(struct reservations *r, struct squeezer *sq, const char *session,
                                int64_t min_kib, int64_t max_kib, char **id,
                                int64_t *reserved_kib, struct reservations_squeeze *sq_out,

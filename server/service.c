@@ -16,18 +16,21 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend/sim.h"
 #include "cache/domcache.h"
+#include "common/clock.h"
+#include "common/limits.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/xalloc.h"
+#include "server/request.h"
 #include "server/reservations.h"
 #include "server/service_life.h"
+#include "server/service_sim.h"
 #include "server/squeeze.h"
 #include "server/status.h"
 
 #define OPS_RING 64
 #define PUBLISH_DURING_OP_MS 200 /* republish /status at most this often mid-operation */
-#define ADVANCE_MAX_S 86400.0
 
 enum op_kind { OP_RESERVE, OP_RESERVE_RANGE, OP_BALANCE, OP_PERIODIC, OP_KINDS };
 enum op_outcome { OUT_SUCCESS, OUT_CANNOT_FREE, OUT_REFUSED, OUT_ERROR, OUT_KINDS };
@@ -62,14 +65,23 @@ enum job_kind { /* the first five change the reservations */
                 JOB_SIM_BALLOON,
 };
 
-/* One queued call. Lives on the caller's stack; the caller waits for done. */
+/* One queued call, with the typed request its kind takes (checked by server/request.c
+ * before it was queued). Lives on the caller's stack; the caller waits for done. */
 struct job {
     enum job_kind kind;
-    const char *session; /* borrowed inputs */
-    const char *id;
-    int64_t a, b, c; /* kib / min / max / domid, by kind */
-    double seconds;
-    const json_t *json;
+    union {
+        struct req_login login;         /* JOB_LOGIN */
+        struct req_reserve reserve;     /* JOB_RESERVE */
+        struct req_reserve_range range; /* JOB_RESERVE_RANGE */
+        struct req_delete del;          /* JOB_DELETE */
+        struct req_transfer transfer;   /* JOB_TRANSFER */
+        struct req_query query;         /* JOB_QUERY */
+        struct req_sim_advance advance; /* JOB_SIM_ADVANCE */
+        struct req_sim_create create;   /* JOB_SIM_CREATE */
+        struct req_sim_destroy destroy; /* JOB_SIM_DESTROY */
+        struct req_sim_range sim_range; /* JOB_SIM_RANGE */
+        struct req_sim_balloon balloon; /* JOB_SIM_BALLOON */
+    } req;
     char *out_str; /* outputs, owned by the caller once done */
     int64_t out_kib;
     json_t *out_json;
@@ -90,9 +102,9 @@ struct service {
     struct domcache *dc;
     struct squeezer *sq;
     struct reservations *resv;
-    struct service_options o;
+    struct service_options o; /* o.sim: the simulated host's interface, or ops NULL */
     bool virtual_clock;
-    struct timespec started;
+    int64_t started_ms; /* clock_monotonic_ms() at service_new */
     int64_t initial_free_kib;
 
     /* The queue. */
@@ -134,42 +146,14 @@ struct service {
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int64_t now_ms(struct service *s)
 {
     return s->b->ops->now_ms(s->b);
 }
 
-void service_error_clear(struct service_error *e)
-{
-    if (e == NULL)
-        return;
-    free(e->domids);
-    free(e->text);
-    memset(e, 0, sizeof(*e));
-}
-
-static int set_error(struct service_error *err, enum service_error_kind kind, char *text)
-{
-    if (err != NULL) {
-        service_error_clear(err);
-        err->kind = kind;
-        err->text = text;
-    } else {
-        free(text);
-    }
-    return -1;
-}
-
 static int shutting_down(struct service_error *err)
 {
-    return set_error(err, SERVICE_ERR_INTERNAL, xstrdup("shutting down"));
+    return service_fail(err, SERVICE_ERR_INTERNAL, xstrdup("shutting down"));
 }
 
 const char *service_backend_name(const struct service *s)
@@ -233,8 +217,6 @@ static void publish(struct service *s)
                 .count = s->totals[k][o].count,
                 .duration_ms_sum = s->totals[k][o].duration_ms_sum,
             };
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
     struct status_input in = {
         .have_host = snap != NULL,
         .reserved_kib = s->o.reserved_host_kib,
@@ -251,8 +233,7 @@ static void publish(struct service *s)
         .clock = service_clock_name(s),
         .busy = s->busy,
         .now_ms = now_ms(s),
-        .uptime_s = (double)(ts.tv_sec - s->started.tv_sec) +
-                    (double)(ts.tv_nsec - s->started.tv_nsec) / 1e9,
+        .uptime_s = (double)(clock_monotonic_ms() - s->started_ms) / 1000.0,
     };
     if (snap != NULL) {
         in.free_kib = snap->host.free_kib;
@@ -277,7 +258,7 @@ static void publish(struct service *s)
     s->dom0 = d0;
     pthread_mutex_unlock(&s->pub_mu);
     status_picture_unref(old);
-    s->last_publish_wall_ms = wall_ms();
+    s->last_publish_wall_ms = clock_monotonic_ms();
 }
 
 struct status_picture *service_status_picture(struct service *s)
@@ -307,7 +288,7 @@ static void observe_round(void *ctx, const struct domcache_snapshot *snap,
     (void)snap;
     (void)d;
     struct service *s = ctx;
-    if (wall_ms() - s->last_publish_wall_ms >= PUBLISH_DURING_OP_MS)
+    if (clock_monotonic_ms() - s->last_publish_wall_ms >= PUBLISH_DURING_OP_MS)
         publish(s);
 }
 
@@ -365,9 +346,12 @@ static void record_op(struct service *s, enum op_kind kind, int64_t kib, int rc,
            r.rounds, r.duration_ms, res->fast_path ? " (fast path)" : "");
 }
 
-static void set_busy(struct service *s, bool busy)
+/* A squeeze operation starts (squeezer start hook): /status says busy until the job or
+ * the periodic balance that started it is over. */
+static void squeeze_started(void *ctx)
 {
-    s->busy = busy;
+    struct service *s = ctx;
+    s->busy = true;
     publish(s);
 }
 
@@ -375,12 +359,12 @@ static int run_balance(struct service *s, enum op_kind kind, struct service_erro
 {
     struct squeeze_result res;
     memset(&res, 0, sizeof(res));
-    set_busy(s, true);
     int rc = squeeze_balance(s->sq, &res);
     record_op(s, kind, 0, rc, &res);
     int ret = reservations_verdict_error(rc, &res, err);
     squeeze_result_free(&res);
-    set_busy(s, false);
+    s->busy = false;
+    publish(s);
     return ret;
 }
 
@@ -406,7 +390,7 @@ static void take_events(struct service *s)
         s->event_pending = true;
     } else if (n < 0) {
         log_warnx("watch events: %s; retrying in 1 s", strerror(-n));
-        s->watch_retry_wall_ms = wall_ms() + 1000;
+        s->watch_retry_wall_ms = clock_monotonic_ms() + 1000;
     }
 }
 
@@ -447,91 +431,48 @@ static void advance(struct service *s, int64_t ms)
         } else if (s->event_pending) {
             periodic_check(s);
         }
-        if (wall_ms() - s->last_publish_wall_ms >= PUBLISH_DURING_OP_MS)
+        if (clock_monotonic_ms() - s->last_publish_wall_ms >= PUBLISH_DURING_OP_MS)
             publish(s);
     }
 }
 
 /* ---- the simulated world ------------------------------------------------------------ */
 
-static int sim_errno_error(struct service_error *err, int rc, int64_t domid, char *why)
-{
-    char *text;
-    if (rc == -ENOENT)
-        text = xasprintf("no simulated domain %" PRId64, domid);
-    else if (rc == -EEXIST)
-        text = xasprintf("domain %" PRId64 " already exists", domid);
-    else if (rc == -ENOMEM)
-        text = xasprintf("the simulated host has not the memory for domain %" PRId64, domid);
-    else if (why != NULL)
-        text = xasprintf("domain %" PRId64 ": %s", domid, why);
-    else
-        text = xasprintf("domain %" PRId64 ": %s", domid, strerror(-rc));
-    free(why);
-    return set_error(err, SERVICE_ERR_INVALID_PARAMS, text);
-}
-
-static bool domid_ok(int64_t domid)
-{
-    return domid >= 0 && domid <= 0x7fef;
-}
-
+/* A sim.* job through the interface handed to service_new; the values were checked. */
 static int run_sim_job(struct service *s, struct job *j)
 {
-    struct sim *w = s->b->sim;
+    const struct service_sim_ops *ops = s->o.sim.ops;
+    void *ctx = s->o.sim.ctx;
     char *why = NULL;
     int rc;
     switch (j->kind) {
     case JOB_SIM_STATE:
-        j->out_json = sim_state_json(w);
+        j->out_json = ops->state(ctx);
         return 0;
     case JOB_SIM_ADVANCE:
-        advance(s, (int64_t)llround(j->seconds * 1000.0));
+        advance(s, (int64_t)llround(j->req.advance.seconds * 1000.0));
         publish(s);
         return 0;
-    case JOB_SIM_CREATE: {
-        struct sim_domain_spec spec;
-        if (sim_domain_spec_from_json(j->json, "domain", &spec, &why) < 0)
-            return set_error(j->err, SERVICE_ERR_INVALID_PARAMS, why);
-        rc = sim_create_domain(w, &spec, &why);
-        if (rc < 0)
-            return sim_errno_error(j->err, rc, spec.domid, why);
-        log_info("domid %u: created in the simulated host", spec.domid);
+    case JOB_SIM_CREATE:
+        rc = ops->create_domain(ctx, j->req.create.domain, &why);
         break;
-    }
     case JOB_SIM_DESTROY:
-        if (!domid_ok(j->a))
-            return sim_errno_error(j->err, -ENOENT, j->a, NULL);
-        rc = sim_destroy_domain(w, (uint32_t)j->a);
-        if (rc < 0)
-            return sim_errno_error(j->err, rc, j->a, NULL);
-        log_info("domid %" PRId64 ": destroyed in the simulated host", j->a);
+        rc = ops->destroy_domain(ctx, (uint32_t)j->req.destroy.domid, &why);
         break;
     case JOB_SIM_RANGE:
-        if (!domid_ok(j->a))
-            return sim_errno_error(j->err, -ENOENT, j->a, NULL);
-        rc = sim_set_dynamic_range(w, (uint32_t)j->a, j->b, j->c);
-        if (rc == -EINVAL)
-            return sim_errno_error(
-                j->err, rc, j->a,
-                xasprintf("bad dynamic range [%" PRId64 ", %" PRId64 "] KiB", j->b, j->c));
-        if (rc < 0)
-            return sim_errno_error(j->err, rc, j->a, NULL);
+        rc = ops->set_dynamic_range(ctx, (uint32_t)j->req.sim_range.domid,
+                                    j->req.sim_range.min_kib, j->req.sim_range.max_kib, &why);
         break;
-    case JOB_SIM_BALLOON: {
-        struct sim_balloon bal;
-        if (!domid_ok(j->a))
-            return sim_errno_error(j->err, -ENOENT, j->a, NULL);
-        if (sim_balloon_from_json(j->json, "balloon", &bal, &why) < 0)
-            return set_error(j->err, SERVICE_ERR_INVALID_PARAMS, why);
-        rc = sim_set_balloon(w, (uint32_t)j->a, &bal);
-        if (rc < 0)
-            return sim_errno_error(j->err, rc, j->a, NULL);
+    case JOB_SIM_BALLOON:
+        rc =
+            ops->set_balloon(ctx, (uint32_t)j->req.balloon.domid, j->req.balloon.balloon, &why);
         break;
-    }
     default:
-        return set_error(j->err, SERVICE_ERR_INTERNAL, xstrdup("bad job"));
+        return service_fail(j->err, SERVICE_ERR_INTERNAL, xstrdup("bad job"));
     }
+    if (rc < 0)
+        return service_fail(j->err, SERVICE_ERR_INVALID_PARAMS,
+                            why != NULL ? why : xstrdup("refused by the simulated host"));
     after_world_change(s);
     return 0;
 }
@@ -543,14 +484,15 @@ static int run_sim_job(struct service *s, struct job *j)
  * saved fails. */
 static void flush_sim(struct service *s, struct job *j)
 {
-    if (s->b->sim == NULL || sim_flush(s->b->sim) == 0 || j->rc < 0)
+    const struct service_sim_ops *ops = s->o.sim.ops;
+    if (ops == NULL || ops->flush == NULL || j->rc < 0 || ops->flush(s->o.sim.ctx) == 0)
         return;
     free(j->out_str);
     j->out_str = NULL;
     json_decref(j->out_json);
     j->out_json = NULL;
-    j->rc = set_error(j->err, SERVICE_ERR_INTERNAL,
-                      xstrdup("cannot save the simulated host (--sim-state)"));
+    j->rc = service_fail(j->err, SERVICE_ERR_INTERNAL,
+                         xstrdup("cannot save the simulated host (--sim-state)"));
 }
 
 static void run_job(struct service *s, struct job *j)
@@ -559,36 +501,36 @@ static void run_job(struct service *s, struct job *j)
     memset(&rs, 0, sizeof(rs));
     switch (j->kind) {
     case JOB_LOGIN:
-        j->rc = reservations_login(s->resv, j->session, j->err);
+        j->rc = reservations_login(s->resv, j->req.login.service_name, j->err);
         if (j->rc == 0)
-            j->out_str = xstrdup(j->session);
+            j->out_str = xstrdup(j->req.login.service_name);
         break;
     case JOB_RESERVE:
-        if (reservations_has_session(s->resv, j->session) && j->a > 0 &&
-            j->a <= SERVICE_MAX_KIB)
-            set_busy(s, true);
-        j->rc =
-            reservations_reserve(s->resv, s->sq, j->session, j->a, &j->out_str, &rs, j->err);
+        j->rc = reservations_reserve(s->resv, s->sq, j->req.reserve.session, j->req.reserve.kib,
+                                     &j->out_str, &rs, j->err);
         if (rs.ran)
-            record_op(s, OP_RESERVE, j->a, rs.rc, &rs.res);
+            record_op(s, OP_RESERVE, j->req.reserve.kib, rs.rc, &rs.res);
         break;
     case JOB_RESERVE_RANGE:
-        if (reservations_has_session(s->resv, j->session) && j->a >= 0 && j->b >= 1 &&
-            j->a <= j->b && j->b <= SERVICE_MAX_KIB)
-            set_busy(s, true);
-        j->rc = reservations_reserve_range(s->resv, s->sq, j->session, j->a, j->b, &j->out_str,
-                                           &j->out_kib, &rs, j->err);
+        j->rc = reservations_reserve_range(s->resv, s->sq, j->req.range.session,
+                                           j->req.range.min_kib, j->req.range.max_kib,
+                                           &j->out_str, &j->out_kib, &rs, j->err);
         if (rs.ran)
-            record_op(s, OP_RESERVE_RANGE, j->rc == 0 ? j->out_kib : j->a, rs.rc, &rs.res);
+            record_op(s, OP_RESERVE_RANGE, j->rc == 0 ? j->out_kib : j->req.range.min_kib,
+                      rs.rc, &rs.res);
         break;
     case JOB_DELETE:
-        j->rc = reservations_delete(s->resv, j->session, j->id, j->err);
+        j->rc =
+            reservations_delete(s->resv, j->req.del.session, j->req.del.reservation_id, j->err);
         break;
     case JOB_TRANSFER:
-        j->rc = reservations_transfer(s->resv, j->session, j->id, j->a, j->err);
+        j->rc = reservations_transfer(s->resv, j->req.transfer.session,
+                                      j->req.transfer.reservation_id, j->req.transfer.domid,
+                                      j->err);
         break;
     case JOB_QUERY:
-        j->rc = reservations_query(s->resv, j->session, j->a, &j->out_str, j->err);
+        j->rc = reservations_query(s->resv, j->req.query.session, j->req.query.domid,
+                                   &j->out_str, j->err);
         break;
     case JOB_BALANCE:
         j->rc = run_balance(s, OP_BALANCE, j->err);
@@ -688,7 +630,7 @@ static void *worker_main(void *arg)
         if (!s->virtual_clock) {
             int wfd = domcache_watching(s->dc) ? s->b->ops->watch_fd(s->b) : -1;
             int64_t wait_ms = s->next_periodic_ms - now_ms(s);
-            int64_t retry_ms = s->watch_retry_wall_ms - wall_ms();
+            int64_t retry_ms = s->watch_retry_wall_ms - clock_monotonic_ms();
             if (wfd >= 0 && retry_ms <= 0) {
                 fds[1].fd = wfd;
                 fds[1].events = POLLIN;
@@ -742,24 +684,22 @@ static void configure_dom0(struct service *s)
             continue;
         char *v = NULL;
         if (domcache_read(s->dc, 0, keys[i], &v) < 0) {
-            log_warnx("domid 0: cannot read %s: dom0's range left as it is", keys[i]);
+            log_dom_warnx(0, "cannot read %s: dom0's range left as it is", keys[i]);
             return;
         }
-        errno = 0;
-        char *end = NULL;
-        long long x = strtoll(v, &end, 10);
-        bool ok = errno == 0 && end != v && *end == '\0' && x >= 0;
+        int64_t x;
+        bool ok = parse_int64(v, 0, LIMIT_KIB_MAX, &x) == 0;
         free(v);
         if (!ok) {
-            log_warnx("domid 0: bad %s: dom0's range left as it is", keys[i]);
+            log_dom_warnx(0, "bad %s: dom0's range left as it is", keys[i]);
             return;
         }
         *vals[i] = x;
     }
     if (min_kib > max_kib) {
-        log_warnx("domid 0: configured range %" PRId64 "..%" PRId64
-                  " KiB is empty; left as it is",
-                  min_kib, max_kib);
+        log_dom_warnx(0,
+                      "configured range %" PRId64 "..%" PRId64 " KiB is empty; left as it is",
+                      min_kib, max_kib);
         return;
     }
     for (int i = 1; i >= 0; i--) {
@@ -767,11 +707,11 @@ static void configure_dom0(struct service *s)
         int rc = domcache_write(s->dc, 0, keys[i], v);
         free(v);
         if (rc < 0) {
-            log_warnx("domid 0: cannot write %s (error %d)", keys[i], -rc);
+            log_dom_warnx(0, "cannot write %s (error %d)", keys[i], -rc);
             return;
         }
     }
-    log_info("domid 0: managed, dynamic range %" PRId64 "..%" PRId64 " KiB", min_kib, max_kib);
+    log_dom_info(0, "managed, dynamic range %" PRId64 "..%" PRId64 " KiB", min_kib, max_kib);
 }
 
 struct service *service_new(struct backend *b, const struct service_options *o, char **err)
@@ -784,7 +724,7 @@ struct service *service_new(struct backend *b, const struct service_options *o, 
     if (s->o.balance_interval_ms <= 0)
         s->o.balance_interval_ms = 10000;
     s->virtual_clock = b->ops->clock_is_virtual(b);
-    clock_gettime(CLOCK_MONOTONIC, &s->started);
+    s->started_ms = clock_monotonic_ms();
     pthread_mutex_init(&s->q_mu, NULL);
     pthread_cond_init(&s->q_cv, NULL);
     pthread_mutex_init(&s->pub_mu, NULL);
@@ -815,6 +755,7 @@ struct service *service_new(struct backend *b, const struct service_options *o, 
     };
     s->sq = squeezer_new(b, s->dc, &sqc, reservations_accounting, s->resv);
     squeeze_set_observer(s->sq, observe_round, s);
+    squeeze_set_start_hook(s->sq, squeeze_started, s);
     configure_dom0(s);
 
     rc = squeeze_check(s->sq);
@@ -842,7 +783,9 @@ fail:
     return NULL;
 }
 
-void service_request_stop(struct service *s)
+/* Ask the worker to stop: the running squeeze is cancelled, the worker leaves its loop.
+ * Only atomic stores and a write(2). */
+static void request_stop(struct service *s)
 {
     atomic_store(&s->stop, true);
     if (s->sq != NULL)
@@ -856,7 +799,7 @@ void service_stop(struct service *s)
 {
     pthread_mutex_lock(&s->life_mu);
     if (s->thread_running) {
-        service_request_stop(s);
+        request_stop(s);
         pthread_join(s->thread, NULL);
         s->thread_running = false;
     }
@@ -901,8 +844,8 @@ int service_login(struct service *s, const char *dbg, const char *service_name, 
     (void)dbg;
     struct job j;
     job_init(&j, JOB_LOGIN, err);
-    j.session = service_name;
-    if (submit(s, &j) < 0)
+    j.req.login = (struct req_login){.service_name = service_name};
+    if (request_check_login(&j.req.login, err) < 0 || submit(s, &j) < 0)
         return -1;
     *session = j.out_str;
     return 0;
@@ -912,17 +855,10 @@ int service_reserve_memory(struct service *s, const char *dbg, const char *sessi
                            char **reservation_id, struct service_error *err)
 {
     (void)dbg;
-    if (kib <= 0 || kib > SERVICE_MAX_KIB) {
-        service_error_clear(err);
-        err->kind = SERVICE_ERR_INVALID_MEMORY_VALUE;
-        err->value = kib;
-        return -1;
-    }
     struct job j;
     job_init(&j, JOB_RESERVE, err);
-    j.session = session;
-    j.a = kib;
-    if (submit(s, &j) < 0)
+    j.req.reserve = (struct req_reserve){.session = session, .kib = kib};
+    if (request_check_reserve(&j.req.reserve, err) < 0 || submit(s, &j) < 0)
         return -1;
     *reservation_id = j.out_str;
     return 0;
@@ -933,29 +869,11 @@ int service_reserve_memory_range(struct service *s, const char *dbg, const char 
                                  int64_t *reserved_kib, struct service_error *err)
 {
     (void)dbg;
-    /* The same checks as reservations_reserve_range, without waiting for the worker. */
-    bool bad = true;
-    int64_t value = min_kib;
-    if (min_kib < 0 || min_kib > SERVICE_MAX_KIB)
-        value = min_kib;
-    else if (max_kib < 1 || max_kib > SERVICE_MAX_KIB)
-        value = max_kib;
-    else if (min_kib > max_kib)
-        value = min_kib;
-    else
-        bad = false;
-    if (bad) {
-        service_error_clear(err);
-        err->kind = SERVICE_ERR_INVALID_MEMORY_VALUE;
-        err->value = value;
-        return -1;
-    }
     struct job j;
     job_init(&j, JOB_RESERVE_RANGE, err);
-    j.session = session;
-    j.a = min_kib;
-    j.b = max_kib;
-    if (submit(s, &j) < 0)
+    j.req.range =
+        (struct req_reserve_range){.session = session, .min_kib = min_kib, .max_kib = max_kib};
+    if (request_check_reserve_range(&j.req.range, err) < 0 || submit(s, &j) < 0)
         return -1;
     *reservation_id = j.out_str;
     *reserved_kib = j.out_kib;
@@ -968,8 +886,9 @@ int service_delete_reservation(struct service *s, const char *dbg, const char *s
     (void)dbg;
     struct job j;
     job_init(&j, JOB_DELETE, err);
-    j.session = session;
-    j.id = reservation_id;
+    j.req.del = (struct req_delete){.session = session, .reservation_id = reservation_id};
+    if (request_check_delete(&j.req.del, err) < 0)
+        return -1;
     return submit(s, &j);
 }
 
@@ -980,9 +899,10 @@ int service_transfer_reservation_to_domain(struct service *s, const char *dbg,
     (void)dbg;
     struct job j;
     job_init(&j, JOB_TRANSFER, err);
-    j.session = session;
-    j.id = reservation_id;
-    j.a = domid;
+    j.req.transfer = (struct req_transfer){
+        .session = session, .reservation_id = reservation_id, .domid = domid};
+    if (request_check_transfer(&j.req.transfer, err) < 0)
+        return -1;
     return submit(s, &j);
 }
 
@@ -993,9 +913,8 @@ int service_query_reservation_of_domain(struct service *s, const char *dbg, cons
     (void)dbg;
     struct job j;
     job_init(&j, JOB_QUERY, err);
-    j.session = session;
-    j.a = domid;
-    if (submit(s, &j) < 0)
+    j.req.query = (struct req_query){.session = session, .domid = domid};
+    if (request_check_query(&j.req.query, err) < 0 || submit(s, &j) < 0)
         return -1;
     *reservation_id = j.out_str;
     return 0;
@@ -1040,14 +959,14 @@ void service_get_domain_zero_policy(struct service *s, struct service_dom0_polic
 
 bool service_has_sim(struct service *s)
 {
-    return s->b->sim != NULL;
+    return s->o.sim.ops != NULL;
 }
 
 static int need_sim(struct service *s, struct service_error *err)
 {
-    if (s->b->sim == NULL)
-        return set_error(err, SERVICE_ERR_INVALID_PARAMS,
-                         xstrdup("sim.* methods need the simulated host (--backend sim)"));
+    if (!service_has_sim(s))
+        return service_fail(err, SERVICE_ERR_INVALID_PARAMS,
+                            xstrdup("sim.* methods need the simulated host (--backend sim)"));
     return 0;
 }
 
@@ -1064,65 +983,59 @@ json_t *service_sim_state(struct service *s, struct service_error *err)
 
 int service_sim_advance(struct service *s, double seconds, struct service_error *err)
 {
-    if (need_sim(s, err) < 0)
-        return -1;
-    if (!s->virtual_clock)
-        return set_error(err, SERVICE_ERR_INVALID_PARAMS,
-                         xstrdup("the clock is real: time passes by itself (sim.advance "
-                                 "needs --clock virtual)"));
-    if (!isfinite(seconds) || seconds <= 0 || seconds > ADVANCE_MAX_S)
-        return set_error(
-            err, SERVICE_ERR_INVALID_PARAMS,
-            xasprintf("seconds must be a number above 0 and at most %.0f", ADVANCE_MAX_S));
     struct job j;
     job_init(&j, JOB_SIM_ADVANCE, err);
-    j.seconds = seconds;
+    j.req.advance = (struct req_sim_advance){.seconds = seconds};
+    if (request_check_sim_advance(&j.req.advance, err) < 0 || need_sim(s, err) < 0)
+        return -1;
+    if (!s->virtual_clock)
+        return service_fail(err, SERVICE_ERR_INVALID_PARAMS,
+                            xstrdup("the clock is real: time passes by itself (sim.advance "
+                                    "needs --clock virtual)"));
     return submit(s, &j);
 }
 
 int service_sim_create_domain(struct service *s, const json_t *domain,
                               struct service_error *err)
 {
-    if (need_sim(s, err) < 0)
-        return -1;
     struct job j;
     job_init(&j, JOB_SIM_CREATE, err);
-    j.json = domain;
+    j.req.create = (struct req_sim_create){.domain = domain};
+    if (request_check_sim_create(&j.req.create, err) < 0 || need_sim(s, err) < 0)
+        return -1;
     return submit(s, &j);
 }
 
 int service_sim_destroy_domain(struct service *s, int64_t domid, struct service_error *err)
 {
-    if (need_sim(s, err) < 0)
-        return -1;
     struct job j;
     job_init(&j, JOB_SIM_DESTROY, err);
-    j.a = domid;
+    j.req.destroy = (struct req_sim_destroy){.domid = domid};
+    if (request_check_sim_destroy(&j.req.destroy, err) < 0 || need_sim(s, err) < 0)
+        return -1;
     return submit(s, &j);
 }
 
 int service_sim_set_dynamic_range(struct service *s, int64_t domid, int64_t min_kib,
                                   int64_t max_kib, struct service_error *err)
 {
-    if (need_sim(s, err) < 0)
-        return -1;
     struct job j;
     job_init(&j, JOB_SIM_RANGE, err);
-    j.a = domid;
-    j.b = min_kib;
-    j.c = max_kib;
+    j.req.sim_range =
+        (struct req_sim_range){.domid = domid, .min_kib = min_kib, .max_kib = max_kib};
+    if (request_check_sim_range(&j.req.sim_range, err) < 0 || need_sim(s, err) < 0)
+        return -1;
     return submit(s, &j);
 }
 
 int service_sim_set_balloon(struct service *s, int64_t domid, const json_t *balloon,
                             struct service_error *err)
 {
-    if (need_sim(s, err) < 0)
-        return -1;
     struct job j;
     job_init(&j, JOB_SIM_BALLOON, err);
-    j.a = domid;
-    j.json = balloon;
+    j.req.balloon = (struct req_sim_balloon){.domid = domid, .balloon = balloon};
+    if (request_check_sim_balloon(&j.req.balloon, err) < 0 || need_sim(s, err) < 0)
+        return -1;
     return submit(s, &j);
 }
 
@@ -1188,13 +1101,15 @@ char *service_get_diagnostics(struct service *s)
                 "  domid %" JSON_INTEGER_FORMAT ": %s, %s%s, dynamic %" JSON_INTEGER_FORMAT
                 "..%" JSON_INTEGER_FORMAT " KiB, target %" JSON_INTEGER_FORMAT
                 " KiB, actual %" JSON_INTEGER_FORMAT " KiB, maxmem %" JSON_INTEGER_FORMAT
-                " KiB%s%s\n",
+                " KiB%s%s%s%s\n",
                 jint(v, "domid"), jstr(v, "type"),
                 jbool(v, "can_balloon") ? "balloons" : "no balloon driver",
                 jbool(v, "booting") ? ", booting" : "", jint(v, "dynamic_min_kib"),
                 jint(v, "dynamic_max_kib"), jint(v, "target_kib"), jint(v, "actual_kib"),
                 jint(v, "maxmem_kib"), jbool(v, "stuck") ? ", STUCK" : "",
-                jbool(v, "uncooperative") ? ", UNCOOPERATIVE" : "");
+                jbool(v, "uncooperative") ? ", UNCOOPERATIVE" : "",
+                json_object_get(v, "excluded") != NULL ? ", LEFT OUT: " : "",
+                json_object_get(v, "excluded") != NULL ? jstr(v, "excluded") : "");
     }
     a = json_object_get(st, "reservations");
     fprintf(f, "reservations (%zu):\n", json_array_size(a));

@@ -8,58 +8,36 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "server/service_error.h"
+
 /*
- * api/ parses and type-checks requests, then calls these. Every call is safe from any
+ * api/ checks JSON types and counts, then calls these. Every call is safe from any
  * thread: operations that touch the host are queued to the one worker thread (which
  * owns the backend, the cache and the squeezer) and run one at a time; the caller
  * blocks until its own operation is done. service_status never waits for the worker:
  * it returns the last published picture.
  *
- * Values are validated here too (the front end is not the only caller): a size that is
- * negative, zero where a size is needed, or absurd (above SERVICE_MAX_KIB) is
- * SERVICE_ERR_INVALID_MEMORY_VALUE and changes nothing.
+ * Values are validated here, once, before anything is queued (server/request.h says
+ * how): a size that is negative, zero where a size is needed, or absurd (above
+ * LIMIT_KIB_MAX) is SERVICE_ERR_INVALID_MEMORY_VALUE; a domid outside 0 .. 32751, a
+ * session or service name that cannot be a xenstore path component, or a time out of
+ * bounds is SERVICE_ERR_INVALID_PARAMS; a reservation id that could not have been
+ * handed out is SERVICE_ERR_UNKNOWN_RESERVATION. Such a call changes nothing.
  *
  * Each call returns 0 on success, or -1 with *err filled (caller clears it with
  * service_error_clear). Output strings are new; the caller frees them.
  */
 
-#define SERVICE_MAX_KIB ((int64_t)1 << 40) /* 1 PiB: beyond any host */
-
-enum service_error_kind {
-    SERVICE_OK = 0,
-    SERVICE_ERR_CANNOT_FREE,          /* ["Cannot_free_this_much_memory", [needed, free]] */
-    SERVICE_ERR_REFUSED,              /* ["Domains_refused_to_cooperate", [domids]] */
-    SERVICE_ERR_UNKNOWN_RESERVATION,  /* ["Unknown_reservation", text] */
-    SERVICE_ERR_NO_RESERVATION,       /* "No_reservation" */
-    SERVICE_ERR_INVALID_MEMORY_VALUE, /* ["Invalid_memory_value", value] */
-    SERVICE_ERR_INTERNAL,             /* ["Internal_error", text] */
-    SERVICE_ERR_INVALID_PARAMS,       /* a value the front end could not check (e.g. an
-                                         unknown domid for sim.*): JSON-RPC -32602 */
-};
-
-struct service_error {
-    enum service_error_kind kind;
-    int64_t needed_kib; /* CANNOT_FREE */
-    int64_t free_kib;   /* CANNOT_FREE */
-    int32_t *domids;    /* REFUSED (owned) */
-    size_t n_domids;
-    int64_t value;      /* INVALID_MEMORY_VALUE */
-    char *text;         /* UNKNOWN_RESERVATION (the id), INTERNAL, INVALID_PARAMS (owned) */
-};
-
-/* Free what an error owns and reset it to SERVICE_OK. */
-void service_error_clear(struct service_error *e);
-
 struct service;
 
 /* SPEC 4: returns the session id (the service name) and deletes every reservation
  * that service made before. */
-int service_login(struct service *s, const char *dbg, const char *service_name,
-                  char **session, struct service_error *err);
+int service_login(struct service *s, const char *dbg, const char *service_name, char **session,
+                  struct service_error *err);
 /* Free kib (plus the host reserve) and hold it under a new reservation id. The session
  * must have logged in (else INTERNAL "unknown session"). */
-int service_reserve_memory(struct service *s, const char *dbg, const char *session,
-                           int64_t kib, char **reservation_id, struct service_error *err);
+int service_reserve_memory(struct service *s, const char *dbg, const char *session, int64_t kib,
+                           char **reservation_id, struct service_error *err);
 int service_reserve_memory_range(struct service *s, const char *dbg, const char *session,
                                  int64_t min_kib, int64_t max_kib, char **reservation_id,
                                  int64_t *reserved_kib, struct service_error *err);
@@ -69,16 +47,16 @@ int service_transfer_reservation_to_domain(struct service *s, const char *dbg,
                                            const char *session, const char *reservation_id,
                                            int64_t domid, struct service_error *err);
 /* NO_RESERVATION when the domain has none. */
-int service_query_reservation_of_domain(struct service *s, const char *dbg,
-                                        const char *session, int64_t domid,
-                                        char **reservation_id, struct service_error *err);
+int service_query_reservation_of_domain(struct service *s, const char *dbg, const char *session,
+                                        int64_t domid, char **reservation_id,
+                                        struct service_error *err);
 int service_balance_memory(struct service *s, const char *dbg, struct service_error *err);
 
 int64_t service_get_host_reserved_memory_kib(struct service *s);
 int64_t service_get_host_initial_free_memory_bytes(struct service *s);
 
 struct service_dom0_policy {
-    bool fixed;           /* ["Fixed_size", fixed_bytes] else ["Auto_balloon", [min, max]] */
+    bool fixed; /* ["Fixed_size", fixed_bytes] else ["Auto_balloon", [min, max]] */
     int64_t fixed_bytes;
     int64_t min_bytes;
     int64_t max_bytes;

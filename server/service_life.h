@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
-/* Creating, stopping and freeing the service of server/service.h (for main.c, tests). */
+/* Creating, stopping and freeing the service of server/service.h (for daemon/, tests). */
 #ifndef SQUEEZED_SERVICE_LIFE_H
 #define SQUEEZED_SERVICE_LIFE_H
 
@@ -7,11 +7,13 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
-#include "server/service.h"
+#include "server/service_sim.h"
+
+struct service; /* server/service.h */
 
 /*
  * The other half of service.c's interface: server/service.h is the front end's
- * contract (the calls it makes); this is what the daemon's main needs to build one.
+ * contract (the calls it makes); this is what daemon/ needs to build one.
  */
 
 #define SQUEEZED_VERSION "0.1.0"
@@ -24,6 +26,8 @@ struct service_options {
     bool manage_domain_zero;
     int64_t dom0_dynamic_min_bytes; /* managed dom0's range; -1: leave dom0's own */
     int64_t dom0_dynamic_max_bytes;
+    struct service_sim sim; /* the simulated host's sim.* interface; ops NULL: none (the
+                               sim.* methods are then not offered) */
 };
 
 /* Takes ownership of b (also on failure). Builds the cache, the squeezer and the
@@ -31,10 +35,6 @@ struct service_options {
  * get_host_initial_free_memory), publishes the first status, starts the worker thread.
  * Returns NULL and *err (new string) if the host cannot be read. */
 struct service *service_new(struct backend *b, const struct service_options *o, char **err);
-
-/* Ask the service to stop: the running squeeze is cancelled, the worker leaves its loop.
- * Only atomic stores and a write(2): safe from a signal handler. */
-void service_request_stop(struct service *s);
 
 /* Stop the worker and wait for it: the running operation ends (cancelled), callers
  * queued or arriving later get INTERNAL "shutting down". service_status keeps working.

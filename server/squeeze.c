@@ -13,7 +13,7 @@
 #define SQUEEZE_SNAPSHOT_RETRIES 5
 
 struct squeezer {
-    struct backend *b;  /* borrowed */
+    struct backend *b;   /* borrowed */
     struct domcache *dc; /* borrowed */
     struct squeeze_config cfg;
     squeeze_reservations_fn resv_fn;
@@ -25,6 +25,8 @@ struct squeezer {
     struct policy_decision dec;
     squeeze_observer_fn observer;
     void *observer_ctx;
+    squeeze_start_fn start_hook;
+    void *start_ctx;
     atomic_bool cancel;
     bool clock_started;
     int64_t clock_raw_ms; /* the backend's clock when last read */
@@ -41,8 +43,8 @@ void squeeze_result_free(struct squeeze_result *r)
 }
 
 struct squeezer *squeezer_new(struct backend *b, struct domcache *dc,
-                              const struct squeeze_config *cfg,
-                              squeeze_reservations_fn resv_fn, void *resv_ctx)
+                              const struct squeeze_config *cfg, squeeze_reservations_fn resv_fn,
+                              void *resv_ctx)
 {
     struct squeezer *sq = xcalloc(1, sizeof(*sq));
     sq->b = b;
@@ -80,15 +82,16 @@ void squeeze_cancel(struct squeezer *sq)
     atomic_store(&sq->cancel, true);
 }
 
-void squeeze_clear_cancel(struct squeezer *sq)
-{
-    atomic_store(&sq->cancel, false);
-}
-
 void squeeze_set_observer(struct squeezer *sq, squeeze_observer_fn fn, void *ctx)
 {
     sq->observer = fn;
     sq->observer_ctx = ctx;
+}
+
+void squeeze_set_start_hook(struct squeezer *sq, squeeze_start_fn fn, void *ctx)
+{
+    sq->start_hook = fn;
+    sq->start_ctx = ctx;
 }
 
 const struct domcache_snapshot *squeeze_last_snapshot(const struct squeezer *sq)
@@ -148,10 +151,10 @@ static int take_snapshot(struct squeezer *sq, int64_t now_ms)
     struct policy_coop_change *changes = NULL;
     size_t n = policy_coop_update(sq->coop, &sq->snap.host, now_ms, &changes);
     for (size_t i = 0; i < n; i++) {
-        log_info("domid %d: %s", changes[i].domid,
-                 changes[i].uncooperative ? "uncooperative: away from its target for over "
-                                            "20 s"
-                                          : "cooperative again");
+        log_dom_info(changes[i].domid, "%s",
+                     changes[i].uncooperative ? "uncooperative: away from its target for over "
+                                                "20 s"
+                                              : "cooperative again");
         domcache_set_uncooperative(sq->dc, (uint32_t)changes[i].domid,
                                    changes[i].uncooperative);
     }
@@ -202,10 +205,9 @@ static void log_round(const struct policy_request *req, const struct policy_deci
                       unsigned round)
 {
     for (size_t i = 0; i < d->n_newly_stuck; i++)
-        log_info("domid %d: balloon stuck for over 5 s; working around it",
-                 d->newly_stuck[i]);
+        log_dom_info(d->newly_stuck[i], "balloon stuck for over 5 s; working around it");
     for (size_t i = 0; i < d->n_newly_active; i++)
-        log_info("domid %d: balloon moving again", d->newly_active[i]);
+        log_dom_info(d->newly_active[i], "balloon moving again");
     log_debug("%s round %u: host target %lld KiB, guaranteed free %lld KiB, gamma %.4f, "
               "%zu active, %zu ops",
               kind_name(req->kind), round, (long long)d->host_target_kib,
@@ -217,6 +219,8 @@ static int run(struct squeezer *sq, const struct policy_request *req,
                struct squeeze_result *res)
 {
     memset(res, 0, sizeof(*res));
+    if (sq->start_hook != NULL)
+        sq->start_hook(sq->start_ctx);
     policy_state_reset(sq->st);
     const int64_t start_ms = clock_now_ms(sq);
     int failures = 0;
@@ -281,9 +285,9 @@ static int run(struct squeezer *sq, const struct policy_request *req,
         for (size_t i = 0; i < d->n_ops; i++) {
             rc = domcache_apply(sq->dc, &d->ops[i]);
             if (rc < 0)
-                log_warnx("domid %d: cannot set %s to %lld KiB (error %d)", d->ops[i].domid,
-                          d->ops[i].kind == POLICY_OP_SET_TARGET ? "target" : "maxmem",
-                          (long long)d->ops[i].value_kib, -rc);
+                log_dom_warnx(d->ops[i].domid, "cannot set %s to %lld KiB (error %d)",
+                              d->ops[i].kind == POLICY_OP_SET_TARGET ? "target" : "maxmem",
+                              (long long)d->ops[i].value_kib, -rc);
         }
         sq->b->ops->sleep_ms(sq->b, sq->cfg.poll_ms);
     }

@@ -27,8 +27,7 @@ struct squeeze_config {
 
 /* Where reservations come from: called before every snapshot. Returns a borrowed
  * array valid until the next call. */
-typedef const struct domcache_reservation *(*squeeze_reservations_fn)(void *ctx,
-                                                                        size_t *n);
+typedef const struct domcache_reservation *(*squeeze_reservations_fn)(void *ctx, size_t *n);
 
 struct squeeze_result {
     enum policy_verdict verdict; /* SUCCESS, CANNOT_FREE or REFUSED */
@@ -37,20 +36,20 @@ struct squeeze_result {
     int64_t free_kib;            /* CANNOT_FREE */
     int32_t *refused;            /* REFUSED: domids (owned; squeeze_result_free) */
     size_t n_refused;
-    unsigned rounds;             /* policy rounds run */
-    int64_t duration_ms;         /* on the backend's clock, counting only forward steps
-                                    (a clock stepping back counts as no time) */
+    unsigned rounds;     /* policy rounds run */
+    int64_t duration_ms; /* on the backend's clock, counting only forward steps
+                            (a clock stepping back counts as no time) */
     bool fast_path;
-    bool timed_out;              /* verdict forced by timeout_ms */
-    bool cancelled;              /* verdict forced by squeeze_cancel */
+    bool timed_out; /* verdict forced by timeout_ms */
+    bool cancelled; /* verdict forced by squeeze_cancel */
 };
 
 void squeeze_result_free(struct squeeze_result *r);
 
 /* cfg copied. resv_fn/ctx may be NULL (no reservations). */
 struct squeezer *squeezer_new(struct backend *b, struct domcache *dc,
-                              const struct squeeze_config *cfg,
-                              squeeze_reservations_fn resv_fn, void *resv_ctx);
+                              const struct squeeze_config *cfg, squeeze_reservations_fn resv_fn,
+                              void *resv_ctx);
 void squeezer_free(struct squeezer *sq);
 
 /* Run one operation to its verdict. Returns 0 with *res filled (any verdict), or a
@@ -62,9 +61,8 @@ int squeeze_balance(struct squeezer *sq, struct squeeze_result *res);
 
 /* Ask the running operation (if any) to stop at its next round; it then returns
  * CANNOT_FREE with cancelled set. Safe from any thread and from signal handlers;
- * sticky until squeeze_clear_cancel. */
+ * sticky (the squeezer is then done: the service is stopping). */
 void squeeze_cancel(struct squeezer *sq);
-void squeeze_clear_cancel(struct squeezer *sq);
 
 /* Periodic duty: take a snapshot, update the uncooperative flags, and report whether a
  * balance would change any target. Returns 1 (balance needed), 0, or negative errno. */
@@ -83,5 +81,10 @@ void squeeze_domain_flags(const struct squeezer *sq, const struct domcache_snaps
 typedef void (*squeeze_observer_fn)(void *ctx, const struct domcache_snapshot *snap,
                                     const struct policy_decision *d);
 void squeeze_set_observer(struct squeezer *sq, squeeze_observer_fn fn, void *ctx);
+
+/* Called when an operation (free, free range, balance) starts, before its first
+ * snapshot: the moment a squeeze really runs (the service's busy flag). */
+typedef void (*squeeze_start_fn)(void *ctx);
+void squeeze_set_start_hook(struct squeezer *sq, squeeze_start_fn fn, void *ctx);
 
 #endif

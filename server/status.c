@@ -32,10 +32,12 @@ struct status_domains {
     atomic_uint refs;
     size_t n;
     struct status_domain_row *rows;
+    size_t n_excluded;
+    struct domcache_excluded *excluded; /* left out of the snapshot, sorted by domid */
 };
 
 struct status_resv_row {
-    size_t id; /* offset of the id in the view's pool */
+    size_t id;        /* offset of the id in the view's pool */
     uint32_t session; /* index in sessions */
     int64_t kib;
     int32_t domid;
@@ -56,7 +58,7 @@ struct status_picture {
     struct status_op ops[STATUS_MAX_OPS];
     struct status_total totals[STATUS_MAX_TOTALS];
 
-    pthread_mutex_t mu; /* held while the bytes are built */
+    pthread_mutex_t mu;   /* held while the bytes are built */
     _Atomic(char *) json; /* NULL until built */
     size_t json_len;
     _Atomic(char *) memo[STATUS_MEMO_SLOTS];
@@ -71,6 +73,11 @@ struct status_domains *status_domains_new(const struct domcache_snapshot *snap,
     struct status_domains *d = xcalloc(1, sizeof(*d));
     atomic_init(&d->refs, 1);
     d->n = snap != NULL ? snap->host.n_domains : 0;
+    if (snap != NULL && snap->n_excluded > 0) {
+        d->n_excluded = snap->n_excluded;
+        d->excluded = xcalloc(d->n_excluded, sizeof(*d->excluded));
+        memcpy(d->excluded, snap->excluded, d->n_excluded * sizeof(*d->excluded));
+    }
     if (d->n == 0)
         return d;
     d->rows = xcalloc(d->n, sizeof(*d->rows));
@@ -95,6 +102,7 @@ void status_domains_unref(struct status_domains *d)
     if (d == NULL || atomic_fetch_sub(&d->refs, 1) != 1)
         return;
     free(d->rows);
+    free(d->excluded);
     free(d);
 }
 
@@ -327,12 +335,42 @@ static void jb_real(struct jbuf *b, double v)
         jb_raw(b, ".0");
 }
 
+/* A domain left out of the snapshot: the same fields, its sizes all what Xen says it
+ * holds (it is left as it is), and "excluded" saying why. */
+static void write_excluded(struct jbuf *b, const struct domcache_excluded *x)
+{
+    jb_kint(b, "domid", x->domid, true);
+    jb_kstr(b, "type", domain_type_name(x->type), false);
+    jb_kbool(b, "can_balloon", false);
+    jb_kbool(b, "booting", false);
+    jb_kint(b, "dynamic_min_kib", x->actual_kib, false);
+    jb_kint(b, "dynamic_max_kib", x->actual_kib, false);
+    jb_kint(b, "target_kib", x->actual_kib, false);
+    jb_kint(b, "actual_kib", x->actual_kib, false);
+    jb_kint(b, "maxmem_kib", x->maxmem_kib, false);
+    jb_kbool(b, "stuck", false);
+    jb_kbool(b, "uncooperative", false);
+    char reason[sizeof(x->reason) + 1];
+    memcpy(reason, x->reason, sizeof(x->reason));
+    reason[sizeof(x->reason)] = '\0';
+    jb_kstr(b, "excluded", reason, false);
+}
+
 static void write_domains(struct jbuf *b, const struct status_domains *d)
 {
     jb_raw(b, "[");
+    size_t k = 0; /* the next excluded domain, merged in domid order */
+    bool first = true;
     for (size_t i = 0; d != NULL && i < d->n; i++) {
         const struct status_domain_row *r = &d->rows[i];
-        jb_raw(b, i == 0 ? "{" : ",{");
+        for (; k < d->n_excluded && d->excluded[k].domid < r->pd.domid; k++) {
+            jb_raw(b, first ? "{" : ",{");
+            first = false;
+            write_excluded(b, &d->excluded[k]);
+            jb_raw(b, "}");
+        }
+        jb_raw(b, first ? "{" : ",{");
+        first = false;
         jb_kint(b, "domid", r->pd.domid, true);
         jb_kstr(b, "type", domain_type_name(r->type), false);
         jb_kbool(b, "can_balloon", r->pd.can_balloon);
@@ -344,6 +382,12 @@ static void write_domains(struct jbuf *b, const struct status_domains *d)
         jb_kint(b, "maxmem_kib", r->pd.maxmem_kib, false);
         jb_kbool(b, "stuck", r->stuck);
         jb_kbool(b, "uncooperative", r->uncooperative);
+        jb_raw(b, "}");
+    }
+    for (; d != NULL && k < d->n_excluded; k++) {
+        jb_raw(b, first ? "{" : ",{");
+        first = false;
+        write_excluded(b, &d->excluded[k]);
         jb_raw(b, "}");
     }
     jb_raw(b, "]");
@@ -368,8 +412,8 @@ static void write_resvs(struct jbuf *b, const struct status_resvs *v)
 static char *build_json(const struct status_input *in, size_t *len)
 {
     struct jbuf b = {0};
-    size_t rows = (in->domains != NULL ? in->domains->n : 0) +
-                  (in->resvs != NULL ? in->resvs->n : 0);
+    size_t rows =
+        (in->domains != NULL ? in->domains->n : 0) + (in->resvs != NULL ? in->resvs->n : 0);
     jb_reserve(&b, 4096 + 256 * rows);
     jb_raw(&b, "{\"host\":{");
     bool h = in->have_host;

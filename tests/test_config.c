@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "common/parse.h"
 #include "common/xalloc.h"
 #include "server/config.h"
 
@@ -283,12 +284,12 @@ static void test_number_parsers_are_strict(void **state)
     int64_t n;
     double d;
     bool b;
-    assert_int_equal(config_parse_int64("42", 0, 100, &n), 0);
+    assert_int_equal(parse_int64("42", 0, 100, &n), 0);
     assert_int_equal(n, 42);
-    assert_int_equal(config_parse_int64("42 ", 0, 100, &n), -EINVAL);
-    assert_int_equal(config_parse_int64("0x10", 0, 100, &n), -EINVAL);
-    assert_int_equal(config_parse_int64("101", 0, 100, &n), -EINVAL);
-    assert_int_equal(config_parse_int64("9223372036854775808", 0, INT64_MAX, &n), -EINVAL);
+    assert_int_equal(parse_int64("42 ", 0, 100, &n), -EINVAL);
+    assert_int_equal(parse_int64("0x10", 0, 100, &n), -EINVAL);
+    assert_int_equal(parse_int64("101", 0, 100, &n), -ERANGE);
+    assert_int_equal(parse_int64("9223372036854775808", 0, INT64_MAX, &n), -ERANGE);
     assert_int_equal(config_parse_double("0.5", 0, 1, &d), 0);
     assert_true(d == 0.5);
     assert_int_equal(config_parse_double("0", 0, 1, &d), -EINVAL);

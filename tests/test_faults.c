@@ -11,12 +11,13 @@
 
 #include <cmocka.h>
 
-#include "backend/sim.h"
+#include "sim/sim.h"
 #include "cache/domcache.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "server/squeeze.h"
 #include "tests/fakexen/fakexen.h"
+#include "tests/support/fault_backend.h"
 #include "tests/support/harness.h"
 
 /*
@@ -34,152 +35,6 @@
 #define NEED_KIB 2097152
 #define TIMEOUT_MS 600000
 #define MAX_ROUNDS 256
-
-/* ---- a backend wrapping another: clock offsets, a hook after the domain list ---- */
-
-struct wrap;
-typedef void (*wrap_hook_fn)(struct wrap *w);
-
-struct wrap {
-    struct backend pub;
-    struct backend *inner;   /* owned */
-    struct sim *clock_world; /* xen.c's clock is real: time is this world's instead */
-    int64_t offset_ms;       /* added to now_ms: the clock jumps by changing it */
-    wrap_hook_fn after_list;
-    void *ctx;
-};
-
-static struct backend *inner_of(struct backend *b)
-{
-    return ((struct wrap *)b->priv)->inner;
-}
-
-static int w_list_domains(struct backend *b, struct backend_domain **out, size_t *n)
-{
-    struct wrap *w = b->priv;
-    int rc = w->inner->ops->list_domains(w->inner, out, n);
-    if (w->after_list != NULL)
-        w->after_list(w);
-    return rc;
-}
-
-static int w_physinfo(struct backend *b, struct backend_physinfo *out)
-{
-    return inner_of(b)->ops->physinfo(inner_of(b), out);
-}
-
-static int w_set_maxmem(struct backend *b, uint32_t domid, uint64_t maxmem_kib)
-{
-    return inner_of(b)->ops->set_maxmem(inner_of(b), domid, maxmem_kib);
-}
-
-static int w_shadow(struct backend *b, uint32_t domid, uint32_t *mib)
-{
-    return inner_of(b)->ops->shadow_allocation_mib(inner_of(b), domid, mib);
-}
-
-static int w_xs_read(struct backend *b, const char *path, char **value)
-{
-    return inner_of(b)->ops->xs_read(inner_of(b), path, value);
-}
-
-static int w_xs_write(struct backend *b, const char *check_dir, const char *path,
-                      const char *value)
-{
-    return inner_of(b)->ops->xs_write(inner_of(b), check_dir, path, value);
-}
-
-static int w_xs_rm(struct backend *b, const char *path)
-{
-    return inner_of(b)->ops->xs_rm(inner_of(b), path);
-}
-
-static int w_xs_directory(struct backend *b, const char *path, char ***entries, size_t *n)
-{
-    return inner_of(b)->ops->xs_directory(inner_of(b), path, entries, n);
-}
-
-static int w_xs_watch(struct backend *b, const char *path, const char *token)
-{
-    return inner_of(b)->ops->xs_watch(inner_of(b), path, token);
-}
-
-static int w_xs_unwatch(struct backend *b, const char *path, const char *token)
-{
-    return inner_of(b)->ops->xs_unwatch(inner_of(b), path, token);
-}
-
-static int w_watch_fd(struct backend *b)
-{
-    return inner_of(b)->ops->watch_fd(inner_of(b));
-}
-
-static int w_read_watch(struct backend *b, struct backend_watch_event *ev)
-{
-    return inner_of(b)->ops->read_watch(inner_of(b), ev);
-}
-
-static int64_t w_now_ms(struct backend *b)
-{
-    struct wrap *w = b->priv;
-    int64_t base =
-        w->clock_world != NULL ? sim_now_ms(w->clock_world) : w->inner->ops->now_ms(w->inner);
-    return base + w->offset_ms;
-}
-
-static void w_sleep_ms(struct backend *b, int64_t ms)
-{
-    struct wrap *w = b->priv;
-    if (w->clock_world != NULL)
-        sim_advance(w->clock_world, ms);
-    else
-        w->inner->ops->sleep_ms(w->inner, ms);
-}
-
-static bool w_clock_is_virtual(struct backend *b)
-{
-    struct wrap *w = b->priv;
-    return w->clock_world != NULL || w->inner->ops->clock_is_virtual(w->inner);
-}
-
-static void w_close(struct backend *b)
-{
-    struct wrap *w = b->priv;
-    backend_close(w->inner);
-    free(w);
-}
-
-static const struct backend_ops wrap_ops = {
-    .name = "wrap",
-    .list_domains = w_list_domains,
-    .physinfo = w_physinfo,
-    .set_maxmem = w_set_maxmem,
-    .shadow_allocation_mib = w_shadow,
-    .xs_read = w_xs_read,
-    .xs_write = w_xs_write,
-    .xs_rm = w_xs_rm,
-    .xs_directory = w_xs_directory,
-    .xs_watch = w_xs_watch,
-    .xs_unwatch = w_xs_unwatch,
-    .watch_fd = w_watch_fd,
-    .read_watch = w_read_watch,
-    .now_ms = w_now_ms,
-    .sleep_ms = w_sleep_ms,
-    .clock_is_virtual = w_clock_is_virtual,
-    .close = w_close,
-};
-
-/* Takes ownership of inner. clock_world: drive time from it (NULL: inner's clock). */
-static struct wrap *wrap_new(struct backend *inner, struct sim *clock_world)
-{
-    struct wrap *w = xcalloc(1, sizeof(*w));
-    w->pub.ops = &wrap_ops;
-    w->pub.priv = w;
-    w->pub.sim = inner->sim;
-    w->inner = inner;
-    w->clock_world = clock_world;
-    return w;
-}
 
 /* ---- one squeeze with a fault planned at a round ---- */
 
@@ -208,12 +63,12 @@ struct seen {
     int64_t min_sim_free_kib;
 };
 
-/* The pieces of a run: the sim, a backend over it (sim or xen.c + fakexen) in a wrap,
+/* The pieces of a run: the sim, a backend over it (sim or xen.c + fakexen) in a fault_backend,
  * the cache and the squeezer. */
 struct rig {
     struct sim *sim; /* owned by the inner backend (sim) or by the rig (xen) */
     bool xen;
-    struct wrap *w;
+    struct fault_backend *w; /* tests/support: clock offsets, a hook after the list */
     struct domcache *dc;
     struct squeezer *sq;
     struct plan plan;
@@ -233,9 +88,10 @@ static struct sim *load_world(void)
     return s;
 }
 
-static void after_list(struct wrap *w)
+static void after_list(struct fault_backend *fb, void *ctx)
 {
-    struct rig *r = w->ctx;
+    struct rig *r = ctx;
+    (void)fb;
     /* The list of round k is taken when k - 1 rounds are done. */
     if (r->plan.fault == FAULT_DESTROY_AFTER_LIST && r->seen.rounds + 1 == r->plan.at_round)
         fakexen_destroy_on_read(r->plan.victim);
@@ -284,6 +140,11 @@ static void observe(void *ctx, const struct domcache_snapshot *snap,
     }
 }
 
+/* The rigs open now: rig_open adds, rig_close removes, and every test's teardown closes
+ * what a failed assertion left open (tests open a fresh rig per fault round). */
+#define RIGS_MAX 2
+static struct rig *open_rigs[RIGS_MAX];
+
 /* A rig over a fresh world. xen: backend/xen.c over the fake libraries. */
 static struct rig *rig_open(bool xen, bool watches)
 {
@@ -298,36 +159,54 @@ static struct rig *rig_open(bool xen, bool watches)
         inner = backend_xen_open(&err);
         if (inner == NULL)
             fail_msg("backend_xen_open: %s", err);
-        r->w = wrap_new(inner, r->sim);
+        r->w = fault_backend_new(inner, r->sim, true);
     } else {
         inner = backend_sim_open(r->sim);
-        r->w = wrap_new(inner, NULL);
+        r->w = fault_backend_new(inner, r->sim, false);
     }
     r->w->ctx = r;
     r->w->after_list = after_list;
     struct domcache_config dcfg = {.use_watches = watches, .manage_domain_zero = false};
-    r->dc = domcache_new(&r->w->pub, &dcfg);
+    r->dc = domcache_new(&r->w->base, &dcfg);
     struct squeeze_config scfg = {
         .reserved_host_kib = RESERVED_KIB,
         .poll_ms = 250,
         .timeout_ms = TIMEOUT_MS,
     };
-    r->sq = squeezer_new(&r->w->pub, r->dc, &scfg, NULL, NULL);
+    r->sq = squeezer_new(&r->w->base, r->dc, &scfg, NULL, NULL);
     squeeze_set_observer(r->sq, observe, r);
+    size_t slot = 0;
+    while (slot < RIGS_MAX && open_rigs[slot] != NULL)
+        slot++;
+    assert_true(slot < RIGS_MAX);
+    open_rigs[slot] = r;
     return r;
 }
 
 static void rig_close(struct rig *r)
 {
+    for (size_t i = 0; i < RIGS_MAX; i++)
+        if (open_rigs[i] == r)
+            open_rigs[i] = NULL;
     squeezer_free(r->sq);
     domcache_free(r->dc);
-    backend_close(&r->w->pub);
+    backend_close(&r->w->base);
     if (r->xen) {
         fakexen_set_world(NULL);
         fakexen_reset();
         sim_free(r->sim);
     }
     free(r);
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < RIGS_MAX; i++)
+        if (open_rigs[i] != NULL)
+            rig_close(open_rigs[i]);
+    unsetenv("FAKEXEN_FAULT_FILE");
+    return 0;
 }
 
 static int rig_free(struct rig *r, const struct plan *p, struct squeeze_result *res)
@@ -968,7 +847,7 @@ static void test_fault_file_commands(void **state)
     unlink(path);
     setenv("FAKEXEN_FAULT_FILE", path, 1);
     struct rig *r = rig_open(true, true);
-    struct backend *b = &r->w->pub;
+    struct backend *b = &r->w->base;
     assert_int_equal(fakexen_poll_fault_file(), 0); /* no file: nothing */
 
     write_file(path, "# faults\n\ndrop-connection\neagain 3\nbogus\neagain -1\n"
@@ -1028,21 +907,22 @@ int main(void)
 {
     log_init("test_faults", true, 0);
     log_quiet(true);
+#define T(name) cmocka_unit_test_teardown(name, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_destroyed_after_snapshot_every_round_harness),
-        cmocka_unit_test(test_destroyed_after_snapshot_every_round_xen),
-        cmocka_unit_test(test_destroyed_inside_transaction_every_round_xen),
-        cmocka_unit_test(test_destroyed_at_next_read_every_round_xen),
-        cmocka_unit_test(test_destroyed_between_list_and_reads_every_round_xen),
-        cmocka_unit_test(test_backward_jump_no_false_stuck),
-        cmocka_unit_test(test_clock_running_backwards),
-        cmocka_unit_test(test_backward_jump_stuck_still_found),
-        cmocka_unit_test(test_forward_jump_ends_by_timeout),
-        cmocka_unit_test(test_target_lowered_above_a_clip_raises_maxmem_first),
-        cmocka_unit_test(test_stuck_below_target_then_lowered_no_violation),
-        cmocka_unit_test(test_guests_near_minimum_settle),
-        cmocka_unit_test(test_random_hosts_settle),
-        cmocka_unit_test(test_fault_file_commands),
+        T(test_destroyed_after_snapshot_every_round_harness),
+        T(test_destroyed_after_snapshot_every_round_xen),
+        T(test_destroyed_inside_transaction_every_round_xen),
+        T(test_destroyed_at_next_read_every_round_xen),
+        T(test_destroyed_between_list_and_reads_every_round_xen),
+        T(test_backward_jump_no_false_stuck),
+        T(test_clock_running_backwards),
+        T(test_backward_jump_stuck_still_found),
+        T(test_forward_jump_ends_by_timeout),
+        T(test_target_lowered_above_a_clip_raises_maxmem_first),
+        T(test_stuck_below_target_then_lowered_no_violation),
+        T(test_guests_near_minimum_settle),
+        T(test_random_hosts_settle),
+        T(test_fault_file_commands),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -15,219 +15,20 @@
 
 #include "api/api.h"
 #include "common/log.h"
-#include "server/status.h"
-
-/* ==== a service that says yes to everything ========================================= */
-
-struct service {
-    int unused;
-};
-
-static struct service the_service;
-static bool has_sim = true;
-static int calls;
-
-void service_error_clear(struct service_error *e)
-{
-    if (e == NULL)
-        return;
-    free(e->domids);
-    free(e->text);
-    *e = (struct service_error){0};
-}
-
-int service_login(struct service *s, const char *dbg, const char *service_name, char **session,
-                  struct service_error *err)
-{
-    (void)s, (void)dbg, (void)err;
-    calls++;
-    *session = strdup(service_name);
-    return 0;
-}
-
-int service_reserve_memory(struct service *s, const char *dbg, const char *session, int64_t kib,
-                           char **reservation_id, struct service_error *err)
-{
-    (void)s, (void)dbg, (void)session, (void)kib, (void)err;
-    calls++;
-    *reservation_id = strdup("r");
-    return 0;
-}
-
-int service_reserve_memory_range(struct service *s, const char *dbg, const char *session,
-                                 int64_t min_kib, int64_t max_kib, char **reservation_id,
-                                 int64_t *reserved_kib, struct service_error *err)
-{
-    (void)s, (void)dbg, (void)session, (void)min_kib, (void)err;
-    calls++;
-    *reservation_id = strdup("r");
-    *reserved_kib = max_kib;
-    return 0;
-}
-
-int service_delete_reservation(struct service *s, const char *dbg, const char *session,
-                               const char *reservation_id, struct service_error *err)
-{
-    (void)s, (void)dbg, (void)session, (void)reservation_id, (void)err;
-    calls++;
-    return 0;
-}
-
-int service_transfer_reservation_to_domain(struct service *s, const char *dbg,
-                                           const char *session, const char *reservation_id,
-                                           int64_t domid, struct service_error *err)
-{
-    (void)s, (void)dbg, (void)session, (void)reservation_id, (void)domid, (void)err;
-    calls++;
-    return 0;
-}
-
-int service_query_reservation_of_domain(struct service *s, const char *dbg, const char *session,
-                                        int64_t domid, char **reservation_id,
-                                        struct service_error *err)
-{
-    (void)s, (void)dbg, (void)session, (void)domid, (void)err;
-    calls++;
-    *reservation_id = strdup("r");
-    return 0;
-}
-
-int service_balance_memory(struct service *s, const char *dbg, struct service_error *err)
-{
-    (void)s, (void)dbg, (void)err;
-    calls++;
-    return 0;
-}
-
-int64_t service_get_host_reserved_memory_kib(struct service *s)
-{
-    (void)s;
-    calls++;
-    return 1;
-}
-
-int64_t service_get_host_initial_free_memory_bytes(struct service *s)
-{
-    (void)s;
-    calls++;
-    return 1;
-}
-
-void service_get_domain_zero_policy(struct service *s, struct service_dom0_policy *out)
-{
-    (void)s;
-    calls++;
-    out->fixed = true;
-    out->fixed_bytes = 1;
-}
-
-char *service_get_diagnostics(struct service *s)
-{
-    (void)s;
-    calls++;
-    return strdup("");
-}
-
-bool service_has_sim(struct service *s)
-{
-    (void)s;
-    return has_sim;
-}
-
-json_t *service_sim_state(struct service *s, struct service_error *err)
-{
-    (void)s, (void)err;
-    calls++;
-    return json_object();
-}
-
-int service_sim_advance(struct service *s, double seconds, struct service_error *err)
-{
-    (void)s, (void)seconds, (void)err;
-    calls++;
-    return 0;
-}
-
-int service_sim_create_domain(struct service *s, const json_t *domain,
-                              struct service_error *err)
-{
-    (void)s, (void)domain, (void)err;
-    calls++;
-    return 0;
-}
-
-int service_sim_destroy_domain(struct service *s, int64_t domid, struct service_error *err)
-{
-    (void)s, (void)domid, (void)err;
-    calls++;
-    return 0;
-}
-
-int service_sim_set_dynamic_range(struct service *s, int64_t domid, int64_t min_kib,
-                                  int64_t max_kib, struct service_error *err)
-{
-    (void)s, (void)domid, (void)min_kib, (void)max_kib, (void)err;
-    calls++;
-    return 0;
-}
-
-int service_sim_set_balloon(struct service *s, int64_t domid, const json_t *balloon,
-                            struct service_error *err)
-{
-    (void)s, (void)domid, (void)balloon, (void)err;
-    calls++;
-    return 0;
-}
-
-json_t *service_status(struct service *s)
-{
-    (void)s;
-    return json_object();
-}
-
-struct status_picture *service_status_picture(struct service *s)
-{
-    (void)s;
-    return status_picture_from_json("{}", 2);
-}
+#include "tests/support/mock_service.h"
+#include "tests/support/paths.h"
 
 /* ==== the document ===================================================================== */
 
 static json_t *doc;
 
-/* $OPENAPI_JSON, else openapi.json in the binary's directory or up to four above it (the
- * checkout when run from build/tests or build/asan/tests), else ./openapi.json. */
-static char *find_openapi(void)
-{
-    const char *env = getenv("OPENAPI_JSON");
-    char exe[PATH_MAX];
-    ssize_t n;
-
-    if (env != NULL)
-        return strdup(env);
-    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *dir = dirname(exe);
-        for (int up = 0; up <= 4; up++) {
-            char path[PATH_MAX + 64];
-            int len = snprintf(path, sizeof(path), "%s", dir);
-            for (int i = 0; i < up; i++)
-                len += snprintf(path + len, sizeof(path) - (size_t)len, "/..");
-            snprintf(path + len, sizeof(path) - (size_t)len, "/openapi.json");
-            if (access(path, R_OK) == 0)
-                return strdup(path);
-        }
-    }
-    return strdup("openapi.json");
-}
-
 static int load_doc(void **state)
 {
     json_error_t jerr;
-    char *path = find_openapi();
+    char *path = support_find_file("OPENAPI_JSON", "openapi.json");
 
     (void)state;
+    mock_reset();
     doc = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
     if (doc == NULL)
         print_error("%s: %s (line %d)\n", path, jerr.text, jerr.line);
@@ -238,6 +39,7 @@ static int load_doc(void **state)
 static int free_doc(void **state)
 {
     (void)state;
+    mock_free();
     json_decref(doc);
     doc = NULL;
     return 0;
@@ -254,7 +56,7 @@ static json_t *doc_methods(void)
 static json_t *rpc(const char *body)
 {
     int status = 0;
-    char *reply = api_handle_rpc(&the_service, body, strlen(body), &status);
+    char *reply = api_handle_rpc(MOCK_SVC, body, strlen(body), &status);
     assert_int_equal(status, 200);
     json_t *j = json_loads(reply, 0, NULL);
     if (j == NULL)
@@ -369,7 +171,7 @@ static void test_documented_params_accepted(void **state)
     const char *name;
     json_t *m;
     (void)state;
-    has_sim = true;
+    mock.has_sim = true;
     json_object_foreach(doc_methods(), name, m)
     {
         for (int form = 0; form < 3; form++) {
@@ -379,14 +181,14 @@ static void test_documented_params_accepted(void **state)
             if (form != 2)
                 json_object_set_new(req, "jsonrpc", json_string("2.0"));
             char *body = dumps(req);
-            int before = calls;
+            int before = mock_calls();
             json_t *reply = rpc(body);
             if (error_code(reply) != 0 ||
                 (form == 2 && !json_is_null(json_object_get(reply, "error")))) {
                 char *r = dumps(reply);
                 fail_msg("%s -> %s", body, r);
             }
-            assert_int_equal(calls, before + 1);
+            assert_int_equal(mock_calls(), before + 1);
             json_decref(reply);
             json_decref(req);
             free(body);
@@ -400,7 +202,7 @@ static void test_undocumented_params_refused(void **state)
     const char *name;
     json_t *m;
     (void)state;
-    has_sim = true;
+    mock.has_sim = true;
     json_object_foreach(doc_methods(), name, m)
     {
         json_t *params = example_params(m, true, true);
@@ -449,7 +251,7 @@ static void test_sim_flag_matches(void **state)
     const char *name;
     json_t *m;
     (void)state;
-    has_sim = false;
+    mock.has_sim = false;
     json_object_foreach(doc_methods(), name, m)
     {
         json_t *params = example_params(m, true, true);
@@ -466,7 +268,7 @@ static void test_sim_flag_matches(void **state)
         json_decref(req);
         free(body);
     }
-    has_sim = true;
+    mock.has_sim = true;
 }
 
 /* Each method has a request schema referenced from Request. */

@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "backend/sim.h"
+#include "sim/sim.h"
 #include "cache/domcache.h"
 #include "common/log.h"
 #include "common/xalloc.h"
@@ -224,30 +224,6 @@ static void test_reserve_squeezes_guests_down(void **state)
     free(id);
 }
 
-static void test_reserve_refuses_bad_values(void **state)
-{
-    struct fixture *f = *state;
-    login(f, "xenopsd");
-    const int64_t bad[] = {0, -1, SERVICE_MAX_KIB + 1, INT64_MIN};
-    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        char *id = NULL;
-        struct reservations_squeeze rs;
-        assert_int_equal(
-            reservations_reserve(f->r, f->sq, "xenopsd", bad[i], &id, &rs, &f->err), -1);
-        assert_int_equal(f->err.kind, SERVICE_ERR_INVALID_MEMORY_VALUE);
-        assert_int_equal(f->err.value, bad[i]);
-        assert_false(rs.ran);
-        assert_null(id);
-        service_error_clear(&f->err);
-    }
-    char **entries = NULL;
-    size_t n = 0;
-    assert_int_equal(sim_xs_directory(f->sim, "/squeezed/state/xenopsd", &entries, &n), 0);
-    assert_int_equal(n, 0);
-    backend_strv_free(entries, n);
-    assert_int_equal(reservations_count(f->r), 0);
-}
-
 static void test_reserve_cannot_free_reports_needed_and_free(void **state)
 {
     struct fixture *f = *state;
@@ -302,32 +278,6 @@ static void test_reserve_range_reserves_within_bounds(void **state)
     free(expected);
     free(path);
     free(id);
-}
-
-static void test_reserve_range_refuses_bad_bounds(void **state)
-{
-    struct fixture *f = *state;
-    login(f, "xenopsd");
-    const int64_t cases[][3] = {
-        /* min, max, the value reported */
-        {-1, 1024, -1},
-        {0, 0, 0},
-        {2048, 1024, 2048},
-        {0, SERVICE_MAX_KIB + 1, SERVICE_MAX_KIB + 1},
-    };
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char *id = NULL;
-        int64_t kib = 0;
-        struct reservations_squeeze rs;
-        assert_int_equal(reservations_reserve_range(f->r, f->sq, "xenopsd", cases[i][0],
-                                                    cases[i][1], &id, &kib, &rs, &f->err),
-                         -1);
-        assert_int_equal(f->err.kind, SERVICE_ERR_INVALID_MEMORY_VALUE);
-        assert_int_equal(f->err.value, cases[i][2]);
-        assert_false(rs.ran);
-        service_error_clear(&f->err);
-    }
-    assert_int_equal(reservations_count(f->r), 0);
 }
 
 static void test_login_deletes_only_that_sessions_reservations(void **state)
@@ -634,11 +584,9 @@ int main(void)
         T(test_unknown_session_is_refused),
         T(test_reserve_writes_xenstore_before_answering),
         T(test_reserve_squeezes_guests_down),
-        T(test_reserve_refuses_bad_values),
         T(test_reserve_cannot_free_reports_needed_and_free),
         T(test_reserve_refused_names_the_stuck_guest),
         T(test_reserve_range_reserves_within_bounds),
-        T(test_reserve_range_refuses_bad_bounds),
         T(test_login_deletes_only_that_sessions_reservations),
         T(test_delete_removes_the_reservation),
         T(test_delete_of_another_sessions_reservation_is_unknown),

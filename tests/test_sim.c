@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend/sim.h"
+#include "sim/sim.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 
@@ -27,27 +27,59 @@
 
 /* ---- helpers ---- */
 
-/* A world on the virtual clock from scenario text; fails the test on a bad scenario. */
-static struct sim *world(const char *json)
+/* The worlds a test made with world() or one_guest(), its cmocka state: world_teardown
+ * frees them, also after a failed assertion. */
+#define WORLDS_MAX 4
+
+struct worlds {
+    struct sim *open[WORLDS_MAX];
+};
+
+static int world_setup(void **state)
 {
+    *state = xcalloc(1, sizeof(struct worlds));
+    return 0;
+}
+
+static int world_teardown(void **state)
+{
+    struct worlds *ws = *state;
+    for (size_t i = 0; i < WORLDS_MAX; i++)
+        sim_free(ws->open[i]);
+    free(ws);
+    return 0;
+}
+
+/* A world on the virtual clock from scenario text, kept in the test's worlds (state NULL:
+ * the caller's, e.g. to hand to a backend); fails the test on a bad scenario. */
+static struct sim *world(void **state, const char *json)
+{
+    struct worlds *ws = state != NULL ? *state : NULL;
     struct sim_scenario *sc = NULL;
     char *err = NULL;
+    size_t slot = 0;
+    while (ws != NULL && slot < WORLDS_MAX && ws->open[slot] != NULL)
+        slot++;
+    if (ws != NULL && slot == WORLDS_MAX)
+        fail_msg("more than %d worlds in one test", WORLDS_MAX);
     if (sim_scenario_parse(json, &sc, &err) < 0)
         fail_msg("scenario refused: %s", err);
     struct sim *s = sim_new(sc, SIM_CLOCK_VIRTUAL, &err);
     sim_scenario_free(sc);
     if (s == NULL)
         fail_msg("sim_new refused: %s", err);
+    if (ws != NULL)
+        ws->open[slot] = s;
     return s;
 }
 
 /* One guest (domid 1) with the given extra domain fields and a roomy host. */
-static struct sim *one_guest(const char *fields)
+static struct sim *one_guest(void **state, const char *fields)
 {
     char *json = xasprintf("{\"host\": {\"total_kib\": 16777216, \"free_kib\": 4194304},"
                            " \"domains\": [{\"domid\": 1, %s}]}",
                            fields);
-    struct sim *s = world(json);
+    struct sim *s = world(state, json);
     free(json);
     return s;
 }
@@ -497,9 +529,9 @@ static void test_demo_scenario_runs_cleanly(void **state)
 
 static void test_ideal_moves_at_rate(void **state)
 {
-    (void)state;
-    struct sim *s = one_guest("\"type\": \"pv\", \"target_kib\": 100000, "
-                              "\"maxmem_kib\": 200000, \"balloon\": {\"rate_kib_s\": 1000}");
+    struct sim *s =
+        one_guest(state, "\"type\": \"pv\", \"target_kib\": 100000, "
+                         "\"maxmem_kib\": 200000, \"balloon\": {\"rate_kib_s\": 1000}");
     int64_t free0 = sim_host_free_kib(s);
     set_target(s, 1, 90000);
     sim_advance(s, 1000);
@@ -518,14 +550,13 @@ static void test_ideal_moves_at_rate(void **state)
     assert_int_equal(actual_of(s, 1), 95000);
     assert_int_equal(sim_host_free_kib(s), free0 + 5000);
     assert_no_violations(s);
-    sim_free(s);
 }
 
 static void test_slow_rate_keeps_fractional_progress(void **state)
 {
-    (void)state;
     /* 3 KiB/s is 0.3 KiB per 100 ms step: it must still move. */
-    struct sim *s = one_guest("\"target_kib\": 100000, \"balloon\": {\"rate_kib_s\": 3}");
+    struct sim *s =
+        one_guest(state, "\"target_kib\": 100000, \"balloon\": {\"rate_kib_s\": 3}");
     set_target(s, 1, 0);
     sim_advance(s, 10000);
     assert_int_equal(actual_of(s, 1), 100000 - 30);
@@ -533,14 +564,12 @@ static void test_slow_rate_keeps_fractional_progress(void **state)
     for (int i = 0; i < 100; i++)
         sim_advance(s, 10);
     assert_int_equal(actual_of(s, 1), 100000 - 33);
-    sim_free(s);
 }
 
 static void test_stop_short(void **state)
 {
-    (void)state;
-    struct sim *s = one_guest("\"target_kib\": 100000, \"maxmem_kib\": 200000, "
-                              "\"balloon\": {\"stop_short_kib\": 4}");
+    struct sim *s = one_guest(state, "\"target_kib\": 100000, \"maxmem_kib\": 200000, "
+                                     "\"balloon\": {\"stop_short_kib\": 4}");
     set_target(s, 1, 50000);
     sim_advance(s, 5000);
     assert_int_equal(actual_of(s, 1), 50004);
@@ -551,14 +580,13 @@ static void test_stop_short(void **state)
     set_target(s, 1, 149998);
     sim_advance(s, 5000);
     assert_int_equal(actual_of(s, 1), 149996);
-    sim_free(s);
 }
 
 static void test_floor_model(void **state)
 {
-    (void)state;
-    struct sim *s = one_guest("\"target_kib\": 100000, \"maxmem_kib\": 200000, "
-                              "\"balloon\": {\"model\": \"floor\", \"floor_kib\": 80000}");
+    struct sim *s =
+        one_guest(state, "\"target_kib\": 100000, \"maxmem_kib\": 200000, "
+                         "\"balloon\": {\"model\": \"floor\", \"floor_kib\": 80000}");
     set_target(s, 1, 50000);
     sim_advance(s, 5000);
     assert_int_equal(actual_of(s, 1), 80000);
@@ -568,14 +596,13 @@ static void test_floor_model(void **state)
     set_target(s, 1, 90000);
     sim_advance(s, 5000);
     assert_int_equal(actual_of(s, 1), 90000);
-    sim_free(s);
 }
 
 static void test_ceiling_model(void **state)
 {
-    (void)state;
-    struct sim *s = one_guest("\"target_kib\": 100000, \"maxmem_kib\": 200000, "
-                              "\"balloon\": {\"model\": \"ceiling\", \"ceiling_kib\": 110000}");
+    struct sim *s =
+        one_guest(state, "\"target_kib\": 100000, \"maxmem_kib\": 200000, "
+                         "\"balloon\": {\"model\": \"ceiling\", \"ceiling_kib\": 110000}");
     set_target(s, 1, 150000);
     sim_advance(s, 5000);
     assert_int_equal(actual_of(s, 1), 110000);
@@ -583,15 +610,14 @@ static void test_ceiling_model(void **state)
     sim_advance(s, 5000);
     assert_int_equal(actual_of(s, 1), 60000);
     assert_no_violations(s);
-    sim_free(s);
 }
 
 static void test_stuck_and_none_never_move(void **state)
 {
-    (void)state;
-    struct sim *s = world("{\"host\": {\"total_kib\": 16777216, \"free_kib\": 4194304}, "
-                          "\"domains\": [{\"domid\": 1, \"balloon\": {\"model\": \"stuck\"}},"
-                          " {\"domid\": 2, \"balloon\": {\"model\": \"none\"}}]}");
+    struct sim *s =
+        world(state, "{\"host\": {\"total_kib\": 16777216, \"free_kib\": 4194304}, "
+                     "\"domains\": [{\"domid\": 1, \"balloon\": {\"model\": \"stuck\"}},"
+                     " {\"domid\": 2, \"balloon\": {\"model\": \"none\"}}]}");
     set_target(s, 1, 500000);
     set_target(s, 2, 500000);
     sim_advance(s, 60000);
@@ -601,14 +627,13 @@ static void test_stuck_and_none_never_move(void **state)
     assert_true(has_key(s, 1, "control/feature-balloon"));
     assert_false(has_key(s, 2, "control/feature-balloon"));
     assert_true(has_key(s, 2, "data/updated"));
-    sim_free(s);
 }
 
 static void test_intermittent_periods(void **state)
 {
-    (void)state;
-    struct sim *s = one_guest("\"target_kib\": 100000, \"balloon\": {\"model\": "
-                              "\"intermittent\", \"period_s\": 2, \"rate_kib_s\": 1000}");
+    struct sim *s =
+        one_guest(state, "\"target_kib\": 100000, \"balloon\": {\"model\": "
+                         "\"intermittent\", \"period_s\": 2, \"rate_kib_s\": 1000}");
     set_target(s, 1, 0);
     sim_advance(s, 2000); /* [0, 2): moving */
     assert_int_equal(actual_of(s, 1), 98000);
@@ -620,15 +645,13 @@ static void test_intermittent_periods(void **state)
     assert_int_equal(actual_of(s, 1), 96000);
     sim_advance(s, 10000); /* [6.05, 16.05): active in [8,10), [12,14), [16, 16.05) */
     assert_int_equal(actual_of(s, 1), 96000 - 4050);
-    sim_free(s);
 }
 
 /* A world at rest skips time in one go; any change that matters wakes the driver. */
 static void test_idle_world_wakes_on_change(void **state)
 {
-    (void)state;
-    struct sim *s = one_guest("\"target_kib\": 100000, \"maxmem_kib\": 200000, "
-                              "\"balloon\": {\"rate_kib_s\": 1000}");
+    struct sim *s = one_guest(state, "\"target_kib\": 100000, \"maxmem_kib\": 200000, "
+                                     "\"balloon\": {\"rate_kib_s\": 1000}");
     sim_advance(s, 3600 * 1000);
     assert_int_equal(sim_now_ms(s), 3600 * 1000);
     assert_int_equal(actual_of(s, 1), 100000);
@@ -661,14 +684,12 @@ static void test_idle_world_wakes_on_change(void **state)
     assert_int_equal(sim_set_maxmem(s, 1, 200000 + 1024), 0);
     sim_advance(s, 1000);
     assert_int_equal(actual_of(s, 1), 100024);
-    sim_free(s);
 }
 
 static void test_boot_after(void **state)
 {
-    (void)state;
-    struct sim *s = one_guest("\"target_kib\": 100000, \"boot_after_s\": 2.5, "
-                              "\"balloon\": {\"rate_kib_s\": 1000}");
+    struct sim *s = one_guest(state, "\"target_kib\": 100000, \"boot_after_s\": 2.5, "
+                                     "\"balloon\": {\"rate_kib_s\": 1000}");
     assert_false(has_key(s, 1, "control/feature-balloon"));
     assert_false(has_key(s, 1, "data/updated"));
     set_target(s, 1, 90000);
@@ -681,14 +702,12 @@ static void test_boot_after(void **state)
     assert_true(has_key(s, 1, "data/updated"));
     sim_advance(s, 1000);
     assert_int_equal(actual_of(s, 1), 99000);
-    sim_free(s);
 }
 
 static void test_initial_reservation_allocation(void **state)
 {
-    (void)state;
-    struct sim *s = one_guest("\"type\": \"pv\", \"initial_reservation_kib\": 10000, "
-                              "\"balloon\": {\"rate_kib_s\": 1000}");
+    struct sim *s = one_guest(state, "\"type\": \"pv\", \"initial_reservation_kib\": 10000, "
+                                     "\"balloon\": {\"rate_kib_s\": 1000}");
     int64_t free0 = sim_host_free_kib(s);
     assert_int_equal(actual_of(s, 1), 0);
     assert_key(s, "/local/domain/1/memory/initial-reservation", "10000");
@@ -700,26 +719,23 @@ static void test_initial_reservation_allocation(void **state)
     sim_advance(s, 5000);
     assert_int_equal(actual_of(s, 1), 10000);
     assert_true(has_key(s, 1, "control/feature-balloon"));
-    sim_free(s);
 
     /* Allocation done at 10 s, boot not before 20 s. */
-    s = one_guest("\"type\": \"pv\", \"initial_reservation_kib\": 10000, "
-                  "\"boot_after_s\": 20, \"balloon\": {\"rate_kib_s\": 1000}");
+    s = one_guest(state, "\"type\": \"pv\", \"initial_reservation_kib\": 10000, "
+                         "\"boot_after_s\": 20, \"balloon\": {\"rate_kib_s\": 1000}");
     sim_advance(s, 19900);
     assert_int_equal(actual_of(s, 1), 10000);
     assert_false(has_key(s, 1, "control/feature-balloon"));
     sim_advance(s, 100);
     assert_true(has_key(s, 1, "control/feature-balloon"));
     assert_no_violations(s);
-    sim_free(s);
 }
 
 static void test_growth_bounded_by_maxmem(void **state)
 {
-    (void)state;
     /* HVM: Xen lets actual reach maxmem + 1024 KiB slack; the driver wants more. */
-    struct sim *s = one_guest("\"target_kib\": 100000, \"maxmem_kib\": 100000, "
-                              "\"memory_offset_kib\": 512");
+    struct sim *s = one_guest(state, "\"target_kib\": 100000, \"maxmem_kib\": 100000, "
+                                     "\"memory_offset_kib\": 512");
     sim_xs_write(s, "/local/domain/1/memory/target", "500000");
     sim_advance(s, 10000);
     assert_int_equal(actual_of(s, 1), 101024);
@@ -732,16 +748,15 @@ static void test_growth_bounded_by_maxmem(void **state)
     assert_int_equal(maxmem_of(s, 1), 200000);
     sim_advance(s, 10000);
     assert_int_equal(actual_of(s, 1), 201024);
-    sim_free(s);
 }
 
 static void test_growth_bounded_by_free_records_violation(void **state)
 {
-    (void)state;
-    struct sim *s = world("{\"host\": {\"total_kib\": 4000000, \"free_kib\": 500}, "
-                          "\"domains\": [{\"domid\": 1, \"type\": \"pv\", \"target_kib\": 1000,"
-                          " \"maxmem_kib\": 5000, \"balloon\": {\"rate_kib_s\": 1000}},"
-                          " {\"domid\": 2, \"type\": \"pv\", \"target_kib\": 5000}]}");
+    struct sim *s =
+        world(state, "{\"host\": {\"total_kib\": 4000000, \"free_kib\": 500}, "
+                     "\"domains\": [{\"domid\": 1, \"type\": \"pv\", \"target_kib\": 1000,"
+                     " \"maxmem_kib\": 5000, \"balloon\": {\"rate_kib_s\": 1000}},"
+                     " {\"domid\": 2, \"type\": \"pv\", \"target_kib\": 5000}]}");
     set_target(s, 1, 3000);
     sim_advance(s, 5000);
     assert_int_equal(actual_of(s, 1), 1500);
@@ -757,15 +772,14 @@ static void test_growth_bounded_by_free_records_violation(void **state)
     sim_advance(s, 5000);
     assert_int_equal(actual_of(s, 1), 3000);
     assert_int_equal(sim_violation_count(s), 1);
-    sim_free(s);
 }
 
 static void test_scrub_memory_is_allocatable(void **state)
 {
-    (void)state;
-    struct sim *s = world("{\"host\": {\"total_kib\": 4000000, \"free_kib\": 500, "
-                          "\"scrub_kib\": 1000}, \"domains\": [{\"domid\": 1, \"type\": \"pv\","
-                          " \"target_kib\": 1000, \"maxmem_kib\": 5000}]}");
+    struct sim *s =
+        world(state, "{\"host\": {\"total_kib\": 4000000, \"free_kib\": 500, "
+                     "\"scrub_kib\": 1000}, \"domains\": [{\"domid\": 1, \"type\": \"pv\","
+                     " \"target_kib\": 1000, \"maxmem_kib\": 5000}]}");
     struct backend_physinfo pi;
     assert_int_equal(sim_physinfo(s, &pi), 0);
     assert_int_equal(pi.free_pages, 125);
@@ -778,13 +792,11 @@ static void test_scrub_memory_is_allocatable(void **state)
     assert_int_equal(pi.free_pages, 0);
     assert_int_equal(pi.scrub_pages, 75);
     assert_no_violations(s);
-    sim_free(s);
 }
 
 static void test_target_above_maxmem_violation(void **state)
 {
-    (void)state;
-    struct sim *s = one_guest("\"target_kib\": 100000, \"maxmem_kib\": 150000");
+    struct sim *s = one_guest(state, "\"target_kib\": 100000, \"maxmem_kib\": 150000");
     set_target(s, 1, 150000); /* at maxmem: fine */
     assert_no_violations(s);
     set_target(s, 1, 150001);
@@ -794,16 +806,14 @@ static void test_target_above_maxmem_violation(void **state)
     assert_non_null(strstr(v, "domid 1"));
     assert_non_null(strstr(v, "150001"));
     assert_non_null(strstr(v, "150000"));
-    sim_free(s);
 }
 
 /* A guest holding a part page: Xen reports whole pages, so a clip of maxmem to the
  * page-rounded actual (all the daemon can see) is not below what the guest holds. */
 static void test_maxmem_clip_to_whole_pages_is_no_violation(void **state)
 {
-    (void)state;
-    struct sim *s = one_guest("\"type\": \"pv\", \"target_kib\": 100002, "
-                              "\"actual_kib\": 100002, \"maxmem_kib\": 150000");
+    struct sim *s = one_guest(state, "\"type\": \"pv\", \"target_kib\": 100002, "
+                                     "\"actual_kib\": 100002, \"maxmem_kib\": 150000");
     struct backend_domain *doms = NULL;
     size_t n = 0;
     assert_int_equal(sim_list_domains(s, &doms, &n), 0);
@@ -814,14 +824,12 @@ static void test_maxmem_clip_to_whole_pages_is_no_violation(void **state)
     /* One page lower is below what the guest holds: the ordering bug. */
     assert_int_equal(sim_set_maxmem(s, 1, 99996), 0);
     assert_int_equal(violations_of(s, "maxmem<target"), 1);
-    sim_free(s);
 }
 
 static void test_maxmem_below_target_violation(void **state)
 {
-    (void)state;
-    struct sim *s = one_guest("\"type\": \"pv\", \"target_kib\": 100000, "
-                              "\"maxmem_kib\": 150000");
+    struct sim *s = one_guest(state, "\"type\": \"pv\", \"target_kib\": 100000, "
+                                     "\"maxmem_kib\": 150000");
     /* Below the target but not below actual: not the ordering bug. */
     set_target(s, 1, 120000);
     assert_int_equal(sim_set_maxmem(s, 1, 110000), 0);
@@ -832,17 +840,16 @@ static void test_maxmem_below_target_violation(void **state)
     assert_non_null(strstr(sim_violation(s, 0), "maxmem<target"));
     assert_non_null(strstr(sim_violation(s, 0), "90000"));
     assert_int_equal(sim_set_maxmem(s, 99, 90000), -ESRCH);
-    sim_free(s);
 }
 
 static void test_legitimate_sequences_have_no_violation(void **state)
 {
-    (void)state;
-    struct sim *s = world("{\"host\": {\"total_kib\": 16777216, \"free_kib\": 4194304}, "
-                          "\"domains\": [{\"domid\": 1, \"target_kib\": 100000, "
-                          "\"memory_offset_kib\": 256},"
-                          " {\"domid\": 2, \"target_kib\": 100000, \"maxmem_kib\": 200000, "
-                          "\"balloon\": {\"model\": \"stuck\"}}]}");
+    struct sim *s =
+        world(state, "{\"host\": {\"total_kib\": 16777216, \"free_kib\": 4194304}, "
+                     "\"domains\": [{\"domid\": 1, \"target_kib\": 100000, "
+                     "\"memory_offset_kib\": 256},"
+                     " {\"domid\": 2, \"target_kib\": 100000, \"maxmem_kib\": 200000, "
+                     "\"balloon\": {\"model\": \"stuck\"}}]}");
     int64_t off = 1024 + 256; /* hvm slack + memory offset */
     /* Up: raise maxmem first, then the target. */
     assert_int_equal(sim_set_maxmem(s, 1, 150000 + off), 0);
@@ -866,15 +873,13 @@ static void test_legitimate_sequences_have_no_violation(void **state)
     assert_int_equal(actual_of(s, 2), 100000);
     assert_int_equal(sim_set_maxmem(s, 2, 100000 + 1024), 0);
     assert_no_violations(s);
-    sim_free(s);
 }
 
 /* ---- xenstore ---- */
 
 static void test_xs_read_write_rm(void **state)
 {
-    (void)state;
-    struct sim *s = world("{}");
+    struct sim *s = world(state, "{}");
     char *v = NULL;
     assert_int_equal(sim_xs_read(s, "/a/b", &v), -ENOENT);
     assert_int_equal(sim_xs_write(s, "/a/b/c", "hello"), 0);
@@ -901,13 +906,11 @@ static void test_xs_read_write_rm(void **state)
     assert_int_equal(sim_xs_write(s, "/a b", "x"), -EINVAL);
     assert_int_equal(sim_xs_read(s, "", &v), -EINVAL);
     assert_int_equal(sim_xs_rm(s, "/"), -EINVAL);
-    sim_free(s);
 }
 
 static void test_xs_directory_sorted(void **state)
 {
-    (void)state;
-    struct sim *s = world("{}");
+    struct sim *s = world(state, "{}");
     const char *names[] = {"zeta", "alpha", "10", "2", "mid"};
     for (size_t i = 0; i < 5; i++) {
         char path[64];
@@ -933,13 +936,11 @@ static void test_xs_directory_sorted(void **state)
     assert_int_equal(n, 4);
     assert_string_equal(e[3], "zeta");
     backend_strv_free(e, n);
-    sim_free(s);
 }
 
 static void test_xs_generation(void **state)
 {
-    (void)state;
-    struct sim *s = world("{}");
+    struct sim *s = world(state, "{}");
     uint64_t g = sim_xs_generation(s);
     char *v = NULL;
     assert_int_equal(sim_xs_write(s, "/x", "1"), 0);
@@ -953,35 +954,31 @@ static void test_xs_generation(void **state)
     assert_true(sim_xs_generation(s) == g + 2);
     assert_int_equal(sim_xs_write(s, "bad", "1"), -EINVAL);
     assert_true(sim_xs_generation(s) == g + 2);
-    sim_free(s);
 }
 
 /* A guest booting away from its target carries its memory-offset (the daemon could not
  * calibrate it as total - target); one booting at its target leaves it to the daemon. */
 static void test_memory_offset_for_guests_booted_off_target(void **state)
 {
-    (void)state;
     struct sim *s =
-        world("{\"host\": {\"total_kib\": 16777216, \"free_kib\": 1048576}, "
-              "\"domains\": [{\"domid\": 1, \"target_kib\": 100000, "
-              "\"actual_kib\": 120000, \"maxmem_kib\": 200000, "
-              "\"memory_offset_kib\": 2048},"
-              " {\"domid\": 2, \"target_kib\": 100000, \"memory_offset_kib\": 2048},"
-              " {\"domid\": 3, \"target_kib\": 100000, \"actual_kib\": 90000,"
-              "  \"boot_after_s\": 1}]}");
+        world(state, "{\"host\": {\"total_kib\": 16777216, \"free_kib\": 1048576}, "
+                     "\"domains\": [{\"domid\": 1, \"target_kib\": 100000, "
+                     "\"actual_kib\": 120000, \"maxmem_kib\": 200000, "
+                     "\"memory_offset_kib\": 2048},"
+                     " {\"domid\": 2, \"target_kib\": 100000, \"memory_offset_kib\": 2048},"
+                     " {\"domid\": 3, \"target_kib\": 100000, \"actual_kib\": 90000,"
+                     "  \"boot_after_s\": 1}]}");
     assert_key(s, "/local/domain/1/memory/memory-offset", "2048");
     assert_false(has_key(s, 2, "memory/memory-offset"));
     assert_false(has_key(s, 3, "memory/memory-offset"));
     sim_advance(s, 1000);
     assert_key(s, "/local/domain/3/memory/memory-offset", "0");
-    sim_free(s);
 }
 
 static void test_domain_keys(void **state)
 {
-    (void)state;
-    struct sim *s = one_guest("\"dynamic_min_kib\": 1000, \"dynamic_max_kib\": 3000, "
-                              "\"target_kib\": 2000, \"maxmem_kib\": 3000");
+    struct sim *s = one_guest(state, "\"dynamic_min_kib\": 1000, \"dynamic_max_kib\": 3000, "
+                                     "\"target_kib\": 2000, \"maxmem_kib\": 3000");
     assert_true(sim_xs_exists(s, "/local/domain/1"));
     assert_key(s, "/local/domain/1/memory/target", "2000");
     assert_key(s, "/local/domain/1/memory/dynamic-min", "1000");
@@ -989,15 +986,13 @@ static void test_domain_keys(void **state)
     assert_key(s, "/local/domain/1/control/feature-balloon", "1");
     assert_true(has_key(s, 1, "data/updated"));
     assert_false(has_key(s, 1, "memory/initial-reservation"));
-    sim_free(s);
 }
 
 /* ---- watches ---- */
 
 static void test_watch_fires_at_registration(void **state)
 {
-    (void)state;
-    struct sim *s = world("{}");
+    struct sim *s = world(state, "{}");
     assert_int_equal(sim_xs_watch(s, "/not/there/yet", "t1"), 0);
     expect_event(s, "/not/there/yet", "t1");
     expect_no_event(s);
@@ -1005,13 +1000,11 @@ static void test_watch_fires_at_registration(void **state)
     assert_int_equal(sim_xs_watch(s, "/not/there/yet", "t2"), 0);
     expect_event(s, "/not/there/yet", "t2");
     assert_int_equal(sim_xs_watch(s, "bad//", "t"), -EINVAL);
-    sim_free(s);
 }
 
 static void test_watch_subtree(void **state)
 {
-    (void)state;
-    struct sim *s = world("{}");
+    struct sim *s = world(state, "{}");
     assert_int_equal(sim_xs_watch(s, "/a/b", "w"), 0);
     drain_events(s);
     assert_int_equal(sim_xs_write(s, "/a/b", "1"), 0);
@@ -1029,13 +1022,11 @@ static void test_watch_subtree(void **state)
     assert_int_equal(sim_xs_write(s, "/q", "1"), 0);
     expect_event(s, "/q", "root");
     expect_no_event(s);
-    sim_free(s);
 }
 
 static void test_watch_fires_on_ancestor_rm(void **state)
 {
-    (void)state;
-    struct sim *s = world("{}");
+    struct sim *s = world(state, "{}");
     assert_int_equal(sim_xs_write(s, "/a/b/c/d", "1"), 0);
     assert_int_equal(sim_xs_watch(s, "/a/b/c", "deep"), 0);
     assert_int_equal(sim_xs_watch(s, "/a/x", "other"), 0); /* never existed */
@@ -1056,13 +1047,11 @@ static void test_watch_fires_on_ancestor_rm(void **state)
     }
     assert_true(deep);
     assert_true(other);
-    sim_free(s);
 }
 
 static void test_unwatch(void **state)
 {
-    (void)state;
-    struct sim *s = world("{}");
+    struct sim *s = world(state, "{}");
     assert_int_equal(sim_xs_watch(s, "/a", "w"), 0);
     assert_int_equal(sim_xs_watch(s, "/a", "keep"), 0);
     drain_events(s);
@@ -1085,13 +1074,11 @@ static void test_unwatch(void **state)
     expect_no_event(s);
     assert_int_equal(sim_xs_write(s, "/a/4", "x"), 0);
     expect_no_event(s);
-    sim_free(s);
 }
 
 static void test_watch_overflow(void **state)
 {
-    (void)state;
-    struct sim *s = world("{}");
+    struct sim *s = world(state, "{}");
     sim_xs_set_watch_queue_limit(s, 3);
     assert_int_equal(sim_xs_watch(s, "/a", "w"), 0); /* 1 pending */
     assert_int_equal(sim_xs_write(s, "/a/1", "x"), 0);
@@ -1108,13 +1095,11 @@ static void test_watch_overflow(void **state)
     assert_int_equal(sim_xs_write(s, "/a/5", "x"), 0);
     expect_event(s, "/a/5", "w");
     expect_no_event(s);
-    sim_free(s);
 }
 
 static void test_watch_fd_readable_while_pending(void **state)
 {
-    (void)state;
-    struct sim *s = world("{}");
+    struct sim *s = world(state, "{}");
     int fd = sim_xs_watch_fd(s);
     assert_true(fd >= 0);
     assert_false(fd_readable(fd));
@@ -1129,13 +1114,11 @@ static void test_watch_fd_readable_while_pending(void **state)
     assert_true(fd_readable(fd));
     drain_events(s);
     assert_false(fd_readable(fd));
-    sim_free(s);
 }
 
 static void test_special_watches(void **state)
 {
-    (void)state;
-    struct sim *s = world("{\"host\": {\"free_kib\": 4194304}}");
+    struct sim *s = world(state, "{\"host\": {\"free_kib\": 4194304}}");
     assert_int_equal(sim_xs_watch(s, "@releaseDomain", "rel"), 0);
     assert_int_equal(sim_xs_watch(s, "@introduceDomain", "intro"), 0);
     assert_int_equal(sim_xs_watch(s, "@bogus", "x"), -EINVAL);
@@ -1150,29 +1133,25 @@ static void test_special_watches(void **state)
     expect_no_event(s);
     assert_int_equal(sim_xs_unwatch(s, "@releaseDomain", "rel"), 0);
     assert_int_equal(sim_xs_unwatch(s, "@releaseDomain", "rel"), -ENOENT);
-    sim_free(s);
 }
 
 static void test_domain_destroy_fires_watches(void **state)
 {
-    (void)state;
-    struct sim *s = one_guest("\"target_kib\": 1000");
+    struct sim *s = one_guest(state, "\"target_kib\": 1000");
     assert_int_equal(sim_xs_watch(s, "/local/domain/1/memory/dynamic-min", "min"), 0);
     drain_events(s);
     assert_int_equal(sim_destroy_domain(s, 1), 0);
     expect_event(s, "/local/domain/1/memory/dynamic-min", "min");
     expect_no_event(s);
     assert_false(sim_xs_exists(s, "/local/domain/1"));
-    sim_free(s);
 }
 
 /* Many domains with keys and watches: stays correct (and cheap: the whole test must
  * run in well under a second even under sanitizers). */
 static void test_many_domains_and_watches(void **state)
 {
-    (void)state;
-    struct sim *s = world("{\"host\": {\"total_kib\": 1099511627776, "
-                          "\"free_kib\": 1099511627776}}");
+    struct sim *s = world(state, "{\"host\": {\"total_kib\": 1099511627776, "
+                                 "\"free_kib\": 1099511627776}}");
     const uint32_t n = 32000;
     struct sim_domain_spec d;
     for (uint32_t i = 1; i <= n; i++) {
@@ -1208,15 +1187,14 @@ static void test_many_domains_and_watches(void **state)
     assert_int_equal(sim_xs_directory(s, "/local/domain", &e, &k), 0);
     assert_int_equal(k, 0);
     backend_strv_free(e, k);
-    sim_free(s);
 }
 
 /* ---- driving the world ---- */
 
 static void test_create_destroy(void **state)
 {
-    (void)state;
-    struct sim *s = world("{\"host\": {\"total_kib\": 16777216, \"free_kib\": 3000000}}");
+    struct sim *s =
+        world(state, "{\"host\": {\"total_kib\": 16777216, \"free_kib\": 3000000}}");
     struct sim_domain_spec d;
     sim_domain_spec_default(&d, 4);
     d.actual_kib = 1000000;
@@ -1269,13 +1247,11 @@ static void test_create_destroy(void **state)
     assert_memory_not_equal(v[0].handle, old_handle, 16);
     free(v);
     assert_no_violations(s);
-    sim_free(s);
 }
 
 static void test_set_dynamic_range(void **state)
 {
-    (void)state;
-    struct sim *s = one_guest("\"target_kib\": 2000");
+    struct sim *s = one_guest(state, "\"target_kib\": 2000");
     assert_int_equal(sim_set_dynamic_range(s, 1, 1000, 3000), 0);
     assert_key(s, "/local/domain/1/memory/dynamic-min", "1000");
     assert_key(s, "/local/domain/1/memory/dynamic-max", "3000");
@@ -1283,13 +1259,12 @@ static void test_set_dynamic_range(void **state)
     assert_int_equal(sim_set_dynamic_range(s, 1, -1, 3000), -EINVAL);
     assert_key(s, "/local/domain/1/memory/dynamic-min", "1000");
     assert_int_equal(sim_set_dynamic_range(s, 2, 1000, 3000), -ENOENT);
-    sim_free(s);
 }
 
 static void test_set_balloon(void **state)
 {
-    (void)state;
-    struct sim *s = one_guest("\"target_kib\": 100000, \"balloon\": {\"model\": \"stuck\"}");
+    struct sim *s =
+        one_guest(state, "\"target_kib\": 100000, \"balloon\": {\"model\": \"stuck\"}");
     set_target(s, 1, 50000);
     sim_advance(s, 1000);
     assert_int_equal(actual_of(s, 1), 100000);
@@ -1301,39 +1276,34 @@ static void test_set_balloon(void **state)
     assert_int_equal(sim_set_balloon(s, 1, &b), -EINVAL);
     b.rate_kib_s = 1;
     assert_int_equal(sim_set_balloon(s, 2, &b), -ENOENT);
-    sim_free(s);
 
     /* A driver loaded into a driverless guest announces itself. */
-    s = one_guest("\"balloon\": {\"model\": \"none\"}");
+    s = one_guest(state, "\"balloon\": {\"model\": \"none\"}");
     assert_false(has_key(s, 1, "control/feature-balloon"));
     b.model = SIM_BALLOON_IDEAL;
     b.rate_kib_s = 1000;
     assert_int_equal(sim_set_balloon(s, 1, &b), 0);
     assert_true(has_key(s, 1, "control/feature-balloon"));
-    sim_free(s);
 }
 
 static void test_shadow_allocation(void **state)
 {
-    (void)state;
-    struct sim *s = one_guest("\"target_kib\": 1000");
+    struct sim *s = one_guest(state, "\"target_kib\": 1000");
     uint32_t mib = 99;
     assert_int_equal(sim_shadow_allocation_mib(s, 1, &mib), 0);
     assert_int_equal(mib, 0);
     assert_int_equal(sim_shadow_allocation_mib(s, 2, &mib), -ESRCH);
-    sim_free(s);
 }
 
 /* ---- truth, clock, persistence ---- */
 
 static void test_state_json_shape(void **state)
 {
-    (void)state;
-    struct sim *s = world("{\"host\": {\"total_kib\": 16777216, \"free_kib\": 4194304}, "
-                          "\"domains\": [{\"domid\": 2, \"type\": \"pv\", "
-                          "\"dynamic_min_kib\": 1000, \"dynamic_max_kib\": 3000, "
-                          "\"target_kib\": 2000, \"maxmem_kib\": 2500}, "
-                          "{\"domid\": 1, \"balloon\": {\"model\": \"none\"}}]}");
+    struct sim *s = world(state, "{\"host\": {\"total_kib\": 16777216, \"free_kib\": 4194304}, "
+                                 "\"domains\": [{\"domid\": 2, \"type\": \"pv\", "
+                                 "\"dynamic_min_kib\": 1000, \"dynamic_max_kib\": 3000, "
+                                 "\"target_kib\": 2000, \"maxmem_kib\": 2500}, "
+                                 "{\"domid\": 1, \"balloon\": {\"model\": \"none\"}}]}");
     assert_int_equal(sim_xs_write(s, "/local/domain/2/memory/uncooperative", ""), 0);
     sim_advance(s, 1500);
     json_t *j = sim_state_json(s);
@@ -1365,7 +1335,6 @@ static void test_state_json_shape(void **state)
     assert_int_equal(json_array_size(viol), 1);
     assert_non_null(strstr(json_string_value(json_array_get(viol, 0)), "target>maxmem"));
     json_decref(j);
-    sim_free(s);
 }
 
 static const char *busy_scenario =
@@ -1389,9 +1358,8 @@ static void drive_busy(struct sim *s)
 
 static void test_virtual_clock_is_deterministic(void **state)
 {
-    (void)state;
-    struct sim *a = world(busy_scenario);
-    struct sim *b = world(busy_scenario);
+    struct sim *a = world(state, busy_scenario);
+    struct sim *b = world(state, busy_scenario);
     assert_int_equal(sim_clock_mode(a), SIM_CLOCK_VIRTUAL);
     assert_int_equal(sim_now_ms(a), 0);
     drive_busy(a);
@@ -1405,8 +1373,6 @@ static void test_virtual_clock_is_deterministic(void **state)
     int64_t t = sim_now_ms(a);
     usleep(20000);
     assert_int_equal(sim_now_ms(a), t);
-    sim_free(a);
-    sim_free(b);
 }
 
 static void test_real_clock(void **state)
@@ -1436,14 +1402,13 @@ static void test_real_clock(void **state)
 
 static void test_persistence_round_trip(void **state)
 {
-    (void)state;
     char dir[] = "/tmp/test_sim_state_XXXXXX";
     assert_non_null(mkdtemp(dir));
     char *path = xasprintf("%s/state.json", dir);
     char *tmp = xasprintf("%s.tmp", path);
 
-    struct sim *a = world(busy_scenario);
-    struct sim *twin = world(busy_scenario);
+    struct sim *a = world(state, busy_scenario);
+    struct sim *twin = world(state, busy_scenario);
     sim_set_state_file(a, path);
     assert_true(access(path, F_OK) == 0);
     drive_busy(a);
@@ -1499,14 +1464,11 @@ static void test_persistence_round_trip(void **state)
     unlink(path);
     sim_advance(a, 10);
     assert_true(access(path, F_OK) != 0); /* no longer saved */
-    sim_free(a);
     sim_free(b);
-    sim_free(twin);
     rmdir(dir);
     free(path);
     free(tmp);
 }
-
 
 /* ---- the state file's journal ---- */
 
@@ -1542,7 +1504,7 @@ static void test_journal_replays_after_sigkill(void **state)
     assert_true(pid >= 0);
     if (pid == 0) {
         close(fds[0]);
-        struct sim *a = world(busy_scenario);
+        struct sim *a = world(NULL, busy_scenario);
         sim_set_state_file(a, path);
         drive_busy(a);
         set_target(a, 2, 999999); /* a violation, saved too */
@@ -1596,7 +1558,7 @@ static void test_journal_drops_a_torn_last_record(void **state)
     assert_non_null(mkdtemp(dir));
     char *path = xasprintf("%s/state.json", dir);
     char *jpath = xasprintf("%s.journal", path);
-    struct sim *a = world(busy_scenario);
+    struct sim *a = world(NULL, busy_scenario);
     sim_set_state_file(a, path);
     drive_busy(a);
     assert_int_equal(sim_xs_write(a, "/squeezed/state/s/r1", "1"), 0);
@@ -1635,7 +1597,7 @@ static void test_journal_compaction(void **state)
     char *path = xasprintf("%s/state.json", dir);
     char *jpath = xasprintf("%s.journal", path);
     char *old = xasprintf("%s/old.journal", dir);
-    struct sim *a = world(busy_scenario);
+    struct sim *a = world(NULL, busy_scenario);
     sim_set_state_file(a, path);
     off_t empty = file_size(jpath);
     assert_true(empty > 0);
@@ -1692,7 +1654,7 @@ static void test_journal_refuses_symlinks(void **state)
     fclose(f);
     assert_int_equal(symlink(victim, jpath), 0);
     assert_int_equal(symlink(victim, tmp), 0);
-    struct sim *a = world(busy_scenario);
+    struct sim *a = world(NULL, busy_scenario);
     sim_set_state_file(a, path);
     assert_int_equal(sim_xs_write(a, "/squeezed/state/s/r1", "1"), -EIO);
     assert_int_equal(sim_flush(a), -EIO);
@@ -1700,7 +1662,7 @@ static void test_journal_refuses_symlinks(void **state)
     /* Loading with a linked journal is refused. */
     char *err = NULL;
     if (access(path, F_OK) != 0) {
-        struct sim *c = world(busy_scenario);
+        struct sim *c = world(NULL, busy_scenario);
         assert_int_equal(sim_save(c, path), 0);
         sim_free(c);
     }
@@ -1732,10 +1694,11 @@ static void test_journal_refuses_symlinks(void **state)
 static void test_backend_sim_ops(void **state)
 {
     (void)state;
-    struct sim *s = one_guest("\"type\": \"pv\", \"target_kib\": 100000, "
-                              "\"maxmem_kib\": 200000, \"balloon\": {\"rate_kib_s\": 1000}");
+    struct sim *s =
+        one_guest(NULL, "\"type\": \"pv\", \"target_kib\": 100000, "
+                        "\"maxmem_kib\": 200000, \"balloon\": {\"rate_kib_s\": 1000}");
     struct backend *b = backend_sim_open(s);
-    assert_ptr_equal(b->sim, s);
+    assert_ptr_equal(b->priv, s);
     assert_string_equal(b->ops->name, "sim");
     assert_true(b->ops->clock_is_virtual(b));
 
@@ -1805,8 +1768,7 @@ static void test_backend_sim_ops(void **state)
 
 static void test_counters_ignore_the_world_itself(void **state)
 {
-    (void)state;
-    struct sim *s = one_guest("\"target_kib\": 100000, \"boot_after_s\": 1");
+    struct sim *s = one_guest(state, "\"target_kib\": 100000, \"boot_after_s\": 1");
     struct sim_counters c;
     sim_advance(s, 5000); /* boots: the world writes its own keys */
     sim_counters(s, &c);
@@ -1816,11 +1778,11 @@ static void test_counters_ignore_the_world_itself(void **state)
     free(v);
     sim_counters(s, &c);
     assert_true(c.xs_reads == 1);
-    sim_free(s);
 }
 
 int main(void)
 {
+#define W(name) cmocka_unit_test_setup_teardown(name, world_setup, world_teardown)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_domain_types),
         cmocka_unit_test(test_scenario_defaults),
@@ -1830,51 +1792,51 @@ int main(void)
         cmocka_unit_test(test_domain_spec_from_json),
         cmocka_unit_test(test_sim_new_refuses_what_does_not_fit),
         cmocka_unit_test(test_demo_scenario_runs_cleanly),
-        cmocka_unit_test(test_ideal_moves_at_rate),
-        cmocka_unit_test(test_slow_rate_keeps_fractional_progress),
-        cmocka_unit_test(test_stop_short),
-        cmocka_unit_test(test_floor_model),
-        cmocka_unit_test(test_ceiling_model),
-        cmocka_unit_test(test_stuck_and_none_never_move),
-        cmocka_unit_test(test_intermittent_periods),
-        cmocka_unit_test(test_idle_world_wakes_on_change),
-        cmocka_unit_test(test_boot_after),
-        cmocka_unit_test(test_initial_reservation_allocation),
-        cmocka_unit_test(test_growth_bounded_by_maxmem),
-        cmocka_unit_test(test_growth_bounded_by_free_records_violation),
-        cmocka_unit_test(test_scrub_memory_is_allocatable),
-        cmocka_unit_test(test_target_above_maxmem_violation),
-        cmocka_unit_test(test_maxmem_below_target_violation),
-        cmocka_unit_test(test_maxmem_clip_to_whole_pages_is_no_violation),
-        cmocka_unit_test(test_legitimate_sequences_have_no_violation),
-        cmocka_unit_test(test_xs_read_write_rm),
-        cmocka_unit_test(test_xs_directory_sorted),
-        cmocka_unit_test(test_xs_generation),
-        cmocka_unit_test(test_domain_keys),
-        cmocka_unit_test(test_memory_offset_for_guests_booted_off_target),
-        cmocka_unit_test(test_watch_fires_at_registration),
-        cmocka_unit_test(test_watch_subtree),
-        cmocka_unit_test(test_watch_fires_on_ancestor_rm),
-        cmocka_unit_test(test_unwatch),
-        cmocka_unit_test(test_watch_overflow),
-        cmocka_unit_test(test_watch_fd_readable_while_pending),
-        cmocka_unit_test(test_special_watches),
-        cmocka_unit_test(test_domain_destroy_fires_watches),
-        cmocka_unit_test(test_many_domains_and_watches),
-        cmocka_unit_test(test_create_destroy),
-        cmocka_unit_test(test_set_dynamic_range),
-        cmocka_unit_test(test_set_balloon),
-        cmocka_unit_test(test_shadow_allocation),
-        cmocka_unit_test(test_state_json_shape),
-        cmocka_unit_test(test_virtual_clock_is_deterministic),
+        W(test_ideal_moves_at_rate),
+        W(test_slow_rate_keeps_fractional_progress),
+        W(test_stop_short),
+        W(test_floor_model),
+        W(test_ceiling_model),
+        W(test_stuck_and_none_never_move),
+        W(test_intermittent_periods),
+        W(test_idle_world_wakes_on_change),
+        W(test_boot_after),
+        W(test_initial_reservation_allocation),
+        W(test_growth_bounded_by_maxmem),
+        W(test_growth_bounded_by_free_records_violation),
+        W(test_scrub_memory_is_allocatable),
+        W(test_target_above_maxmem_violation),
+        W(test_maxmem_below_target_violation),
+        W(test_maxmem_clip_to_whole_pages_is_no_violation),
+        W(test_legitimate_sequences_have_no_violation),
+        W(test_xs_read_write_rm),
+        W(test_xs_directory_sorted),
+        W(test_xs_generation),
+        W(test_domain_keys),
+        W(test_memory_offset_for_guests_booted_off_target),
+        W(test_watch_fires_at_registration),
+        W(test_watch_subtree),
+        W(test_watch_fires_on_ancestor_rm),
+        W(test_unwatch),
+        W(test_watch_overflow),
+        W(test_watch_fd_readable_while_pending),
+        W(test_special_watches),
+        W(test_domain_destroy_fires_watches),
+        W(test_many_domains_and_watches),
+        W(test_create_destroy),
+        W(test_set_dynamic_range),
+        W(test_set_balloon),
+        W(test_shadow_allocation),
+        W(test_state_json_shape),
+        W(test_virtual_clock_is_deterministic),
         cmocka_unit_test(test_real_clock),
-        cmocka_unit_test(test_persistence_round_trip),
+        W(test_persistence_round_trip),
         cmocka_unit_test(test_journal_replays_after_sigkill),
         cmocka_unit_test(test_journal_drops_a_torn_last_record),
         cmocka_unit_test(test_journal_compaction),
         cmocka_unit_test(test_journal_refuses_symlinks),
         cmocka_unit_test(test_backend_sim_ops),
-        cmocka_unit_test(test_counters_ignore_the_world_itself),
+        W(test_counters_ignore_the_world_itself),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }

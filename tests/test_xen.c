@@ -13,7 +13,7 @@
 
 #include "tests/support/harness.h"
 
-#include "backend/sim.h"
+#include "sim/sim.h"
 #include "cache/domcache.h"
 #include "common/log.h"
 #include "common/xalloc.h"
@@ -24,7 +24,6 @@
 
 /* ---- worlds ---- */
 
-
 /* The cache over backend/xen.c over the fake over world s (owned by the fixture). */
 struct xfx {
     struct sim *sim;
@@ -33,10 +32,13 @@ struct xfx {
     struct domcache_snapshot snap;
 };
 
-static struct xfx *xfx_open(struct sim *s, bool watches)
+/* Taken by the test's state: teardown closes it, also after a failed assertion. */
+static struct xfx *xfx_open(void **state, struct sim *s, bool watches)
 {
     struct xfx *f = xcalloc(1, sizeof(*f));
+    assert_null(*state); /* one per test */
     f->sim = s;
+    *state = f;
     fakexen_reset();
     fakexen_set_world(s);
     char *err = NULL;
@@ -50,8 +52,11 @@ static struct xfx *xfx_open(struct sim *s, bool watches)
     return f;
 }
 
-static void xfx_close(struct xfx *f)
+static int teardown(void **state)
 {
+    struct xfx *f = *state;
+    if (f == NULL)
+        return 0;
     domcache_free(f->dc);
     domcache_snapshot_free(&f->snap);
     backend_close(f->b);
@@ -59,6 +64,8 @@ static void xfx_close(struct xfx *f)
     fakexen_reset();
     sim_free(f->sim);
     free(f);
+    *state = NULL;
+    return 0;
 }
 
 static void snap(struct xfx *f)
@@ -198,8 +205,7 @@ static void test_world_from_environment(void **state)
 
 static void test_xenstore_operations(void **state)
 {
-    (void)state;
-    struct xfx *f = xfx_open(harness_world(NULL, 2), false);
+    struct xfx *f = xfx_open(state, harness_world(NULL, 2), false);
     struct backend *b = f->b;
     char *v = NULL;
     assert_int_equal(b->ops->xs_read(b, "/local/domain/1/memory/nothing", &v), -ENOENT);
@@ -243,14 +249,12 @@ static void test_xenstore_operations(void **state)
     b->ops->sleep_ms(b, 20);
     assert_true(b->ops->now_ms(b) - t0 >= 20);
     assert_true(b->ops->watch_fd(b) >= 0);
-    xfx_close(f);
 }
 
 /* More domains than one xc_domain_getinfolist batch: all listed, sorted, typed. */
 static void test_domain_list_in_batches(void **state)
 {
-    (void)state;
-    struct xfx *f = xfx_open(harness_world(NULL, 2500), false);
+    struct xfx *f = xfx_open(state, harness_world(NULL, 2500), false);
     struct backend_domain *list = NULL;
     size_t n = 0;
     assert_int_equal(f->b->ops->list_domains(f->b, &list, &n), 0);
@@ -272,14 +276,12 @@ static void test_domain_list_in_batches(void **state)
     snap(f);
     assert_null(find(&f->snap, 7, NULL));
     assert_int_equal(f->snap.host.n_domains, 2499);
-    xfx_close(f);
 }
 
 /* ---- the cache over Xen = the cache over the sim ---- */
 
 static void test_same_snapshots_as_sim_backend(void **state)
 {
-    (void)state;
     struct sim_domain_spec d[8];
     for (uint32_t i = 0; i < 8; i++)
         d[i] = harness_guest(i + 1);
@@ -291,7 +293,7 @@ static void test_same_snapshots_as_sim_backend(void **state)
     d[4].actual_kib = 0;
     d[4].balloon.rate_kib_s = 100 * MIB;
     d[5].balloon.model = SIM_BALLOON_STUCK;
-    struct xfx *x = xfx_open(harness_world(d, 8), true);
+    struct xfx *x = xfx_open(state, harness_world(d, 8), true);
     fakexen_set_shadow_mib(5, 4); /* the sim backend says 0: keep the worlds alike */
     fakexen_set_shadow_mib(5, 0);
     struct sim *s = harness_world(d, 8);
@@ -339,7 +341,6 @@ static void test_same_snapshots_as_sim_backend(void **state)
     domcache_snapshot_free(&ss);
     domcache_free(dc);
     backend_close(sb);
-    xfx_close(x);
 }
 
 /* ---- faults ---- */
@@ -347,8 +348,7 @@ static void test_same_snapshots_as_sim_backend(void **state)
 /* Destroyed between the domain list and the xenstore read: skipped, nothing stale. */
 static void test_domain_destroyed_between_list_and_read(void **state)
 {
-    (void)state;
-    struct xfx *f = xfx_open(harness_world(NULL, 4), true);
+    struct xfx *f = xfx_open(state, harness_world(NULL, 4), true);
     fakexen_destroy_on_read(2); /* on the first snapshot: a new entry */
     snap(f);
     /* Its memory went back to Xen after physinfo was asked: only the next snapshot
@@ -364,15 +364,13 @@ static void test_domain_destroyed_between_list_and_read(void **state)
     snap(f);
     assert_null(find(&f->snap, 3, NULL));
     assert_truth(f->sim, &f->snap);
-    xfx_close(f);
 }
 
 /* Destroyed between the start and the end of the write's transaction: the retry finds
  * the directory gone, nothing is written, the write "succeeds" (the domain has gone). */
 static void test_domain_destroyed_inside_transaction(void **state)
 {
-    (void)state;
-    struct xfx *f = xfx_open(harness_world(NULL, 3), true);
+    struct xfx *f = xfx_open(state, harness_world(NULL, 3), true);
     snap(f);
     fakexen_reset();
     fakexen_destroy_in_transaction(2);
@@ -387,14 +385,12 @@ static void test_domain_destroyed_inside_transaction(void **state)
     assert_false(sim_xs_exists(f->sim, "/local/domain/2"));
     snap(f);
     assert_truth(f->sim, &f->snap);
-    xfx_close(f);
 }
 
 /* Conflicts are retried: EAGAIN twice, then the value is written once. */
 static void test_transaction_conflicts_retried(void **state)
 {
-    (void)state;
-    struct xfx *f = xfx_open(harness_world(NULL, 3), true);
+    struct xfx *f = xfx_open(state, harness_world(NULL, 3), true);
     snap(f);
     fakexen_reset();
     struct sim_counters s0, s1;
@@ -423,15 +419,13 @@ static void test_transaction_conflicts_retried(void **state)
     assert_int_equal(t, 150 * MIB);
     snap(f);
     assert_truth(f->sim, &f->snap);
-    xfx_close(f);
 }
 
 /* A lost connection: BACKEND_ECONN, reconnected, watches registered again, the cache
  * rebuilt with the right values, and back to reading nothing. */
 static void test_connection_drop_rebuilds(void **state)
 {
-    (void)state;
-    struct xfx *f = xfx_open(harness_world(NULL, 6), true);
+    struct xfx *f = xfx_open(state, harness_world(NULL, 6), true);
     snap(f);
     snap(f);
     fakexen_reset();
@@ -464,15 +458,13 @@ static void test_connection_drop_rebuilds(void **state)
     assert_int_equal(reads(f) - r0, 1);
     assert_int_equal(find(&f->snap, 5, NULL)->dynamic_max_kib, 700000);
     assert_truth(f->sim, &f->snap);
-    xfx_close(f);
 }
 
 /* The loss is noticed by a write first: it is retried on the new connection, and the
  * cache still learns that events were lost. */
 static void test_connection_drop_seen_by_a_write(void **state)
 {
-    (void)state;
-    struct xfx *f = xfx_open(harness_world(NULL, 4), true);
+    struct xfx *f = xfx_open(state, harness_world(NULL, 4), true);
     snap(f);
     fakexen_drop_connection();
     assert_int_equal(sim_set_dynamic_range(f->sim, 2, 100 * MIB, 300 * MIB), 0);
@@ -486,15 +478,14 @@ static void test_connection_drop_seen_by_a_write(void **state)
     assert_int_equal(rebuilds(f) - rb, 1);
     assert_int_equal(find(&f->snap, 2, NULL)->dynamic_max_kib, 300 * MIB);
     assert_truth(f->sim, &f->snap);
-    xfx_close(f);
 }
 
 /* 10,000 events for one key: with room in the queue they cost one read; past the
  * queue's limit the connection is dropped (as xenstored does), the cache rebuilds, and
  * either way the value in use is the last one written. */
-static void burst(size_t queue_limit, bool expect_rebuild)
+static void burst(void **state, size_t queue_limit, bool expect_rebuild)
 {
-    struct xfx *f = xfx_open(harness_world(NULL, 10), true);
+    struct xfx *f = xfx_open(state, harness_world(NULL, 10), true);
     snap(f);
     snap(f);
     sim_xs_set_watch_queue_limit(f->sim, queue_limit);
@@ -515,32 +506,28 @@ static void burst(size_t queue_limit, bool expect_rebuild)
     snap(f);
     assert_int_equal(find(&f->snap, 4, NULL)->dynamic_max_kib, 670000);
     assert_truth(f->sim, &f->snap);
-    xfx_close(f);
 }
 
 static void test_watch_burst_within_queue(void **state)
 {
-    (void)state;
-    burst(20000, false);
+    burst(state, 20000, false);
 }
 
 static void test_watch_burst_overflowing_queue(void **state)
 {
-    (void)state;
-    burst(5000, true);
+    burst(state, 5000, true);
 }
 
 /* Booting accounting with the shadow memory libxenctrl reports. */
 static void test_booting_shadow_through_xen(void **state)
 {
-    (void)state;
     struct sim_domain_spec d[2] = {harness_guest(1), harness_guest(2)};
     d[1].initial_reservation_kib = 1 * GIB;
     d[1].target_kib = d[1].dynamic_min_kib = d[1].dynamic_max_kib = 1 * GIB;
     d[1].maxmem_kib = 1 * GIB;
     d[1].actual_kib = 0;
     d[1].balloon.rate_kib_s = 65536;
-    struct xfx *f = xfx_open(harness_world(d, 2), true);
+    struct xfx *f = xfx_open(state, harness_world(d, 2), true);
     fakexen_set_shadow_mib(2, 8);
     sim_advance(f->sim, 1000);
     snap(f);
@@ -551,14 +538,12 @@ static void test_booting_shadow_through_xen(void **state)
     assert_int_equal(f->snap.booting_unused_kib, 1 * GIB - 65536 - 8 * MIB);
     assert_int_equal(f->snap.host.free_kib,
                      sim_host_free_kib(f->sim) - (1 * GIB - 65536 - 8 * MIB));
-    xfx_close(f);
 }
 
 /* Steady state through the real backend code too: no reads, two hypercalls. */
 static void test_steady_state_over_xen(void **state)
 {
-    (void)state;
-    struct xfx *f = xfx_open(harness_world(NULL, 1000), true);
+    struct xfx *f = xfx_open(state, harness_world(NULL, 1000), true);
     snap(f);
     snap(f);
     fakexen_reset();
@@ -575,28 +560,28 @@ static void test_steady_state_over_xen(void **state)
     assert_int_equal(c.physinfo, 20);
     assert_int_equal(c1.hypercalls - c0.hypercalls, 40);
     assert_truth(f->sim, &f->snap);
-    xfx_close(f);
 }
 
 int main(void)
 {
     log_init("test_xen", true, 0);
     log_quiet(true);
+#define T(name) cmocka_unit_test_teardown(name, teardown)
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_open_without_hypervisor_says_why),
-        cmocka_unit_test(test_world_from_environment),
-        cmocka_unit_test(test_xenstore_operations),
-        cmocka_unit_test(test_domain_list_in_batches),
-        cmocka_unit_test(test_same_snapshots_as_sim_backend),
-        cmocka_unit_test(test_domain_destroyed_between_list_and_read),
-        cmocka_unit_test(test_domain_destroyed_inside_transaction),
-        cmocka_unit_test(test_transaction_conflicts_retried),
-        cmocka_unit_test(test_connection_drop_rebuilds),
-        cmocka_unit_test(test_connection_drop_seen_by_a_write),
-        cmocka_unit_test(test_watch_burst_within_queue),
-        cmocka_unit_test(test_watch_burst_overflowing_queue),
-        cmocka_unit_test(test_booting_shadow_through_xen),
-        cmocka_unit_test(test_steady_state_over_xen),
+        T(test_open_without_hypervisor_says_why),
+        T(test_world_from_environment),
+        T(test_xenstore_operations),
+        T(test_domain_list_in_batches),
+        T(test_same_snapshots_as_sim_backend),
+        T(test_domain_destroyed_between_list_and_read),
+        T(test_domain_destroyed_inside_transaction),
+        T(test_transaction_conflicts_retried),
+        T(test_connection_drop_rebuilds),
+        T(test_connection_drop_seen_by_a_write),
+        T(test_watch_burst_within_queue),
+        T(test_watch_burst_overflowing_queue),
+        T(test_booting_shadow_through_xen),
+        T(test_steady_state_over_xen),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

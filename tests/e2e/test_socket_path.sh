@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: LGPL-2.1-only
-# The unix socket path already taken, against the whole daemon (tests/test_api.c checks
+# The unix socket path already taken, against the whole daemon (tests/test_http.c checks
 # api_start alone): a stale socket left by a SIGKILLed daemon is replaced and served on;
 # a live one (another daemon serving) makes start-up fail with a clear message and exit
 # status 1, and the refused daemon touches nothing of the other (its socket, its

@@ -258,6 +258,13 @@ static int apply_fault_line(char *line)
                parse_num(line + 6, 0, UINT32_MAX, &n, &rest) &&
                parse_num(rest, 0, 1, &v, &rest) && *rest == '\0') {
         fakexen_set_dying((uint32_t)n, v != 0);
+    } else if (strncmp(line, "write /", 7) == 0 && strchr(line + 7, ' ') != NULL) {
+        char *value = strchr(line + 7, ' ');
+        *value++ = '\0';
+        int rc = fx.world != NULL ? sim_xs_write(fx.world, line + 6, value) : -EINVAL;
+        value[-1] = ' '; /* the line is logged whole */
+        if (rc < 0)
+            goto refused;
     } else {
         goto refused;
     }

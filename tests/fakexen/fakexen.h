@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backend/sim.h"
+#include "sim/sim.h"
 
 /*
  * tests/fakexen/fakexen.c defines the functions of <xenctrl.h> and <xenstore.h> that
@@ -63,6 +63,8 @@ void fakexen_reset(void);
  *   destroy-at-read DOMID          fakexen_destroy_on_read(DOMID)
  *   destroy-in-transaction DOMID   fakexen_destroy_in_transaction(DOMID)
  *   dying DOMID 0|1                fakexen_set_dying(DOMID, ...)
+ *   write PATH VALUE               PATH set to VALUE (the rest of the line) as a
+ *                                  toolstack would, whatever it holds: watches fire
  * Empty lines and lines starting with '#' are skipped; every line applied is logged
  * ("fakexen: fault: LINE"), every other one too, as refused. Returns the number of
  * lines applied (0 without the file). Called by the fake itself; tests may call it. */

@@ -1,7 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /* libFuzzer target: JSON-RPC bodies through api_handle_rpc into a real service (sim host). */
-#include <libgen.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,11 +11,14 @@
 #include <jansson.h>
 
 #include "api/api.h"
-#include "backend/sim.h"
+#include "sim/sim.h"
+#include "sim/sim_service.h"
 #include "common/log.h"
+#include "common/xalloc.h"
 #include "policy/policy.h"
 #include "server/service.h"
 #include "server/service_life.h"
+#include "tests/support/paths.h"
 
 /*
  * One input is one POST body, fed to api_handle_rpc exactly as the HTTP front end would
@@ -53,7 +54,7 @@
  * request and reply when replaying one.
  *
  * Bounded work per input. The service caps what one call can ask for: sizes at most
- * SERVICE_MAX_KIB, a squeeze bounded by its timeout on the virtual clock, sim.advance at
+ * LIMIT_KIB_MAX, a squeeze bounded by its timeout on the virtual clock, sim.advance at
  * most a day of virtual time. A day is simulated in poll-interval steps (345,600 steps of
  * 250 ms): 0.2 s in the -O2 daemon -- the price of the simulation the caller asked for,
  * on a sim-only method, not a denial of service -- but 1.9 s in this instrumented build,
@@ -70,46 +71,19 @@
 #define FUZZ_ID_TOKEN "$resv"
 /* Past every timer: boot, stuck (5 s), uncooperative (20 s), periodic balance (10 s). */
 #define FUZZ_MAX_ADVANCE_S 120.0
-/* What service_sim_advance accepts (server/service.c). */
-#define SERVICE_ADVANCE_MAX_S 86400.0
 
 static struct sim_scenario *scenario;
 static bool trace;            /* FUZZ_RPC_TRACE=1: print every request and reply */
 static bool check_violations; /* FUZZ_RPC_VIOLATIONS=0 turns check_world off */
-
-/* scenarios/fuzz.json: $FUZZ_RPC_SCENARIO, else found from the binary's directory
- * upwards (build/fuzz/fuzz_rpc sits two levels below the repository), else the cwd. */
-static char *scenario_path(void)
-{
-    const char *env = getenv("FUZZ_RPC_SCENARIO");
-    char exe[PATH_MAX];
-    ssize_t n;
-
-    if (env != NULL && env[0] != '\0')
-        return strdup(env);
-    n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    if (n > 0) {
-        exe[n] = '\0';
-        char *dir = dirname(exe);
-        for (int up = 0; up <= 4; up++) {
-            char path[PATH_MAX + 64];
-            int len = snprintf(path, sizeof(path), "%s", dir);
-            for (int i = 0; i < up; i++)
-                len += snprintf(path + len, sizeof(path) - (size_t)len, "/..");
-            snprintf(path + len, sizeof(path) - (size_t)len, "/scenarios/fuzz.json");
-            if (access(path, R_OK) == 0)
-                return strdup(path);
-        }
-    }
-    return strdup("scenarios/fuzz.json");
-}
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-    char *path = scenario_path();
+    /* $FUZZ_RPC_SCENARIO, else found from the binary's directory upwards (build/fuzz/fuzz_rpc
+     * sits two levels below the repository), else the cwd. */
+    char *path = support_find_file("FUZZ_RPC_SCENARIO", "scenarios/fuzz.json");
     char *err = NULL;
 
     (void)argc;
@@ -117,6 +91,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     /* Warnings (cannot free, refused, bad sim.* calls) are the service doing its job; the
      * fuzzer's output is for findings. */
     log_quiet(true);
+    json_set_alloc_funcs(xmalloc, free); /* as the daemon does */
     trace = getenv("FUZZ_RPC_TRACE") != NULL;
     check_violations = getenv("FUZZ_RPC_VIOLATIONS") == NULL ||
                        strcmp(getenv("FUZZ_RPC_VIOLATIONS"), "0") != 0;
@@ -150,6 +125,7 @@ static struct service *world_open(void)
         fprintf(stderr, "fuzz_rpc: sim_new: %s\n", err);
         abort();
     }
+    o.sim = sim_service_sim(w);
     svc = service_new(backend_sim_open(w), &o, &err);
     if (svc == NULL) {
         fprintf(stderr, "fuzz_rpc: service_new: %s\n", err);
@@ -184,7 +160,7 @@ static void check_reply(const uint8_t *body, size_t len, int status, const char 
             bad_reply("a body with 204", body, len, status, reply);
         return;
     }
-    if (status == 413 && len <= API_MAX_BODY_BYTES)
+    if (status == 413 && len <= LIMIT_BODY_MAX_BYTES)
         bad_reply("413 for a body within the limit", body, len, status, reply);
     if (status != 200 && status != 413)
         bad_reply("unexpected HTTP status", body, len, status, reply);
@@ -236,14 +212,14 @@ static double advance_seconds(const uint8_t *body, size_t len)
             json_array_foreach(params, i, v)
             {
                 double x = json_number_value(v);
-                if (x > 0 && x <= SERVICE_ADVANCE_MAX_S)
+                if (x > 0 && x <= LIMIT_ADVANCE_MAX_S)
                     total += x;
             }
         } else if (json_is_object(params)) {
             json_object_foreach(params, key, v)
             {
                 double x = json_number_value(v);
-                if (x > 0 && x <= SERVICE_ADVANCE_MAX_S)
+                if (x > 0 && x <= LIMIT_ADVANCE_MAX_S)
                     total += x;
             }
         }
@@ -252,7 +228,7 @@ static double advance_seconds(const uint8_t *body, size_t len)
     return total;
 }
 
-/* The KiB by which a violation line of backend/sim.c oversteps, or -1 if it does not
+/* The KiB by which a violation line of sim/sim.c oversteps, or -1 if it does not
  * say (then it counts in full). */
 static long long overstep_kib(const char *t)
 {

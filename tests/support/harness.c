@@ -6,7 +6,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "common/xalloc.h"
+
+/* Every test and benchmark binary links this file: jansson allocates through xmalloc
+ * there as in the daemon (set before main, once). */
+static void harness_json_alloc(void) __attribute__((constructor));
+static void harness_json_alloc(void)
+{
+    json_set_alloc_funcs(xmalloc, free);
+}
 
 static void observe(void *ctx, const struct domcache_snapshot *snap,
                     const struct policy_decision *d)

@@ -6,21 +6,21 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "backend/sim.h"
+#include "sim/sim.h"
 #include "cache/domcache.h"
 #include "server/squeeze.h"
 
 /* Everything a squeeze needs, over one simulated world on the virtual clock. */
 struct harness {
-    struct sim *sim;          /* owned by b */
+    struct sim *sim; /* owned by b */
     struct backend *b;
     struct domcache *dc;
     struct squeezer *sq;
-    int64_t reserved_kib;     /* the host reserve the squeezer keeps */
+    int64_t reserved_kib; /* the host reserve the squeezer keeps */
     /* Filled by the observer: what every round of the last operation did. */
     unsigned rounds;
-    bool saw_stuck[64];       /* domids < 64 declared stuck at some round */
-    bool saw_active[64];      /* domids < 64 declared active again */
+    bool saw_stuck[64];         /* domids < 64 declared stuck at some round */
+    bool saw_active[64];        /* domids < 64 declared active again */
     int64_t max_target_kib[64]; /* highest target written to each domid < 64 */
     int64_t min_sim_free_kib;   /* lowest host free memory seen in the sim at a round */
 };

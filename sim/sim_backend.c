@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
-/* The sim backend: struct backend_ops over the simulated host of backend/sim.c. */
+/* The sim backend: struct backend_ops over the simulated host of sim/sim.c. */
 #include <stdlib.h>
 
-#include "backend/sim.h"
+#include "sim/sim.h"
 #include "common/xalloc.h"
 
 static struct sim *world(struct backend *b)
@@ -120,6 +120,5 @@ struct backend *backend_sim_open(struct sim *s)
     struct backend *b = xcalloc(1, sizeof(*b));
     b->ops = &sim_ops;
     b->priv = s;
-    b->sim = s;
     return b;
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /* Scenario files for the simulated host (SPEC 6.1): parsing, defaults, validation. */
-#include "backend/simspec.h"
+#include "sim/simspec.h"
 
 #include <errno.h>
 #include <math.h>
@@ -34,7 +34,8 @@ const char *sim_balloon_model_name(enum sim_balloon_model m)
     return "unknown";
 }
 
-int simspec_model_parse(const char *name, enum sim_balloon_model *out)
+/* Parse a model name; 0 or -EINVAL. */
+static int simspec_model_parse(const char *name, enum sim_balloon_model *out)
 {
     for (size_t i = 0; i < N_MODELS; i++) {
         if (strcmp(name, model_names[i]) == 0) {
@@ -45,7 +46,8 @@ int simspec_model_parse(const char *name, enum sim_balloon_model *out)
     return -EINVAL;
 }
 
-char *simspec_field(const char *where, const char *field)
+/* "where.field", or "field" when where is NULL or empty (new string). */
+static char *simspec_field(const char *where, const char *field)
 {
     if (where == NULL || where[0] == '\0')
         return xstrdup(field);
@@ -59,11 +61,9 @@ static int fail(char **err, const char *where, const char *field, const char *fm
 {
     if (err == NULL)
         return -EINVAL;
-    char *msg = NULL;
     va_list ap;
     va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0)
-        abort();
+    char *msg = xvasprintf(fmt, ap);
     va_end(ap);
     char *name = field ? simspec_field(where, field)
                        : xstrdup(where && where[0] ? where : "(top level)");
@@ -77,9 +77,9 @@ static int check_kib(int64_t v, const char *where, const char *field, char **err
 {
     if (v < 0)
         return fail(err, where, field, "negative size %lld", (long long)v);
-    if (v > SIMSPEC_KIB_MAX)
+    if (v > LIMIT_KIB_MAX)
         return fail(err, where, field, "%lld KiB is absurdly large (at most %lld)",
-                    (long long)v, (long long)SIMSPEC_KIB_MAX);
+                    (long long)v, (long long)LIMIT_KIB_MAX);
     return 0;
 }
 
@@ -106,9 +106,8 @@ int simspec_validate_balloon(const struct sim_balloon *b, const char *where, cha
 int simspec_validate(const struct sim_domain_spec *d, const char *where, char **err)
 {
     int rc;
-    if (d->domid > SIMSPEC_DOMID_MAX)
-        return fail(err, where, "domid", "%u out of range (0..%d)", d->domid,
-                    SIMSPEC_DOMID_MAX);
+    if (d->domid > LIMIT_DOMID_MAX)
+        return fail(err, where, "domid", "%u out of range (0..%d)", d->domid, LIMIT_DOMID_MAX);
     if (d->type != DOMAIN_TYPE_PV && d->type != DOMAIN_TYPE_HVM &&
         d->type != DOMAIN_TYPE_PVINPVH)
         return fail(err, where, "type", "unknown type %d", (int)d->type);
@@ -287,20 +286,6 @@ int sim_balloon_from_json(const json_t *obj, const char *where, struct sim_ballo
     return 0;
 }
 
-json_t *simspec_balloon_to_json(const struct sim_balloon *b)
-{
-    json_t *o =
-        json_pack("{s:s, s:f, s:I}", "model", sim_balloon_model_name(b->model), "rate_kib_s",
-                  b->rate_kib_s, "stop_short_kib", (json_int_t)b->stop_short_kib);
-    if (b->model == SIM_BALLOON_FLOOR)
-        json_object_set_new(o, "floor_kib", json_integer(b->floor_kib));
-    if (b->model == SIM_BALLOON_CEILING)
-        json_object_set_new(o, "ceiling_kib", json_integer(b->ceiling_kib));
-    if (b->model == SIM_BALLOON_INTERMITTENT)
-        json_object_set_new(o, "period_s", json_real(b->period_s));
-    return o;
-}
-
 /* Which size fields a domain object gave, so defaults can follow the others. */
 enum { F_MIN, F_MAX, F_TARGET, F_ACTUAL, F_MAXMEM, F_OFFSET, F_INITRES, F_N };
 static const char *const kib_fields[F_N] = {
@@ -336,9 +321,9 @@ int sim_domain_spec_from_json(const json_t *obj, const char *where, struct sim_d
             int64_t id = 0;
             if ((rc = get_int(v, where, key, &id, err)) < 0)
                 return rc;
-            if (id < 0 || id > SIMSPEC_DOMID_MAX)
+            if (id < 0 || id > LIMIT_DOMID_MAX)
                 return fail(err, where, key, "%lld out of range (0..%d)", (long long)id,
-                            SIMSPEC_DOMID_MAX);
+                            LIMIT_DOMID_MAX);
             d.domid = (uint32_t)id;
             have_domid = true;
         } else if (strcmp(key, "type") == 0) {

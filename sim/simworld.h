@@ -6,10 +6,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "backend/sim.h"
-#include "backend/xstree.h"
+#include "sim/simtypes.h"
+#include "sim/xstree.h"
 
-/* Internal to backend/: nothing outside sim.c and simstate.c may include this. */
+/* Internal to sim/: nothing outside sim.c and simstate.c may include this. */
 
 struct sim_dom {
     uint32_t domid;
@@ -24,10 +24,10 @@ struct sim_dom {
     uint32_t shadow_mib;
     uint8_t handle[16];
     struct sim_balloon balloon;
-    double frac_kib;   /* progress not yet a whole KiB */
-    bool free_limited; /* a free<0 violation was recorded for the current episode */
-    bool settled;      /* booted and nothing to move until its target or driver
-                          changes: skipped by the stepper (not saved) */
+    double frac_kib;    /* progress not yet a whole KiB */
+    bool free_limited;  /* a free<0 violation was recorded for the current episode */
+    bool settled;       /* booted and nothing to move until its target or driver
+                           changes: skipped by the stepper (not saved) */
     bool journal_dirty; /* changed since the last journal record (not saved) */
 
     /* memory/target as last written; re-read when target_epoch != sim rm_epoch. */
@@ -58,12 +58,10 @@ struct sim {
 
     struct sim_counters counters;
     char *state_file;
-    struct simjournal *journal; /* non-NULL while state_file is set (simstate.c) */
+    struct simjournal *journal;    /* non-NULL while state_file is set (simstate.c) */
     uint64_t journal_epoch_loaded; /* the loaded file's journal epoch (0: a new world) */
 };
 
-/* CLOCK_MONOTONIC in ms. */
-int64_t simworld_mono_ms(void);
 /* An empty world (no domains, "/" only) on the given clock; never NULL. */
 struct sim *simworld_alloc(enum sim_clock_mode clock);
 /* The domain, or NULL. */
@@ -80,8 +78,8 @@ bool simworld_dom_remove(struct sim *s, uint32_t domid);
  * simjournal_commit appends one record of it (a line) to <state file>.journal. Cheap when
  * no state file is set (s->journal NULL: every call returns at once).
  */
-void simjournal_note_dom(struct sim *s, struct sim_dom *d);     /* d's record changed */
-void simjournal_note_gone(struct sim *s, uint32_t domid);       /* domain destroyed */
+void simjournal_note_dom(struct sim *s, struct sim_dom *d); /* d's record changed */
+void simjournal_note_gone(struct sim *s, uint32_t domid);   /* domain destroyed */
 void simjournal_note_xs(struct sim *s, const char *path, const char *value); /* NULL: rm */
 /* Append what changed since the last record. Durable (fdatasync'd) before returning
  * when a reservation's node (/squeezed/...) changed or `durable`; else within a second

@@ -10,7 +10,7 @@
 #include "backend/backend.h"
 
 /*
- * Internal to the simulated host (backend/sim.c); not a backend on its own.
+ * Internal to the simulated host (sim/sim.c); not a backend on its own.
  *
  * Paths are absolute ("/local/domain/1/memory/target"): no empty components, no
  * trailing slash except for the root "/". A node can hold a value and children at
@@ -47,16 +47,10 @@ int xstree_rm(struct xstree *t, const char *path);
  * (free with backend_strv_free). -ENOENT if path is absent. */
 int xstree_directory(struct xstree *t, const char *path, char ***entries, size_t *n);
 bool xstree_exists(struct xstree *t, const char *path);
-/* Number of nodes, "/" included. */
-size_t xstree_size(const struct xstree *t);
-
 uint64_t xstree_generation(const struct xstree *t);
 void xstree_set_generation(struct xstree *t, uint64_t gen);
 
-/* Every node in pre-order (parents before children, children sorted). */
-typedef void (*xstree_visit_fn)(void *ctx, const char *path, const char *value);
-void xstree_foreach(struct xstree *t, xstree_visit_fn fn, void *ctx);
-/* The same as a nested walk: enter(node) for "/" (name "") and each node, children in
+/* Every node as a nested walk: enter(node) for "/" (name "") and each node, children in
  * sorted order between its enter and leave; index = position among its siblings. */
 struct xstree_walker {
     void (*enter)(void *ctx, const char *name, const char *value, size_t index,
@@ -76,10 +70,8 @@ void xstree_fire_special(struct xstree *t, const char *special);
 int xstree_read_watch(struct xstree *t, struct backend_watch_event *ev);
 /* An eventfd readable while events (or an overflow) are pending. */
 int xstree_watch_fd(struct xstree *t);
-size_t xstree_pending_events(const struct xstree *t);
 void xstree_set_watch_queue_limit(struct xstree *t, size_t limit);
 /* Forget every watch and every pending event. */
 void xstree_drop_watches(struct xstree *t);
-size_t xstree_watch_count(const struct xstree *t);
 
 #endif

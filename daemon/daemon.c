@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
-/* squeezed: parse options, wire the backend, the service and the HTTP front end, run. */
+/* squeezed as a daemon: options, wiring of backend, service and HTTP front end, the run. */
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -17,17 +17,18 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "daemon/daemon.h"
+#include <jansson.h>
+
 #include "api/api.h"
 #include "backend/backend.h"
-#include "backend/sim.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "server/config.h"
 #include "server/service.h"
 #include "server/service_life.h"
-#ifdef SQUEEZED_FAKEXEN
-#include "tests/fakexen/fakexen.h"
-#endif
+#include "sim/sim.h"
+#include "sim/sim_service.h"
 
 #define MAX_OVERRIDES 64
 
@@ -307,14 +308,21 @@ static struct sim *open_sim(const struct config *cfg, char **err)
     return w;
 }
 
-static struct backend *open_backend(const struct config *cfg, char **err)
+/* The backend the settings ask for, and the sim.* interface that goes with it (*sim
+ * left absent for the real hypervisor unless the hooks supply one). */
+static struct backend *open_backend(const struct config *cfg, const struct daemon_hooks *hooks,
+                                    struct service_sim *sim, char **err)
 {
     if (cfg->backend == CONFIG_BACKEND_SIM) {
         struct sim *w = open_sim(cfg, err);
-        return w != NULL ? backend_sim_open(w) : NULL;
+        if (w == NULL)
+            return NULL;
+        *sim = sim_service_sim(w); /* w lives as long as the backend that owns it */
+        return backend_sim_open(w);
     }
     char *why = NULL;
-    struct backend *b = backend_xen_open(&why);
+    struct backend *b =
+        hooks->open_xen != NULL ? hooks->open_xen(&why) : backend_xen_open(&why);
     if (b == NULL) {
         *err = xasprintf("cannot use the Xen hypervisor: %s\n"
                          "To try squeezed without Xen, run it on the simulated host:\n"
@@ -323,10 +331,8 @@ static struct backend *open_backend(const struct config *cfg, char **err)
         free(why);
         return NULL;
     }
-#ifdef SQUEEZED_FAKEXEN
-    /* The fake libxenctrl/libxenstore run on a simulated world: let sim.* reach it. */
-    b->sim = fakexen_world();
-#endif
+    if (hooks->xen_sim != NULL)
+        *sim = hooks->xen_sim();
     return b;
 }
 
@@ -556,8 +562,9 @@ static int listen_places_free(const struct config *cfg, char **err)
     return 0;
 }
 
-int main(int argc, char **argv)
+int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
 {
+    static const struct daemon_hooks no_hooks = {0};
     struct options o;
     memset(&o, 0, sizeof(o));
     struct config cfg;
@@ -572,6 +579,9 @@ int main(int argc, char **argv)
     struct startup_watch watch = {.set = &set, .mu = PTHREAD_MUTEX_INITIALIZER};
     bool watching_startup = false;
 
+    if (hooks == NULL)
+        hooks = &no_hooks;
+    json_set_alloc_funcs(xmalloc, free); /* jansson never returns NULL for want of memory */
     log_init("squeezed", true, 0);
     config_init(&cfg);
     bool done = false;
@@ -608,7 +618,8 @@ int main(int argc, char **argv)
         ready_fd = daemonize();
 
     watching_startup = pthread_create(&watch.thread, NULL, startup_watch_main, &watch) == 0;
-    b = open_backend(&cfg, &err);
+    struct service_sim sim = {0};
+    b = open_backend(&cfg, hooks, &sim, &err);
     if (b == NULL) {
         log_warnx("%s", err);
         goto out;
@@ -621,6 +632,7 @@ int main(int argc, char **argv)
         .manage_domain_zero = cfg.manage_domain_zero,
         .dom0_dynamic_min_bytes = cfg.dom0_dynamic_min_bytes,
         .dom0_dynamic_max_bytes = cfg.dom0_dynamic_max_bytes,
+        .sim = sim,
     };
     if (so.poll_ms < 1)
         so.poll_ms = 1;
@@ -671,9 +683,8 @@ out:
     api_stop(srv);
     service_free(svc);
     backend_close(b);
-#ifdef SQUEEZED_FAKEXEN
-    fakexen_set_world(NULL);
-#endif
+    if (hooks->at_exit != NULL)
+        hooks->at_exit();
     config_release(&cfg);
     free(line);
     free(err);

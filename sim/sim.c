@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /* The simulated Xen host: domains, balloon drivers, a xenstore tree, a clock (SPEC 6). */
-#include "backend/sim.h"
+#include "sim/sim.h"
 
 #include <assert.h>
 #include <errno.h>
@@ -15,36 +15,18 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "backend/simspec.h"
-#include "backend/simworld.h"
-#include "backend/xstree.h"
+#include "sim/simspec.h"
+#include "sim/simworld.h"
+#include "sim/xstree.h"
+#include "common/clock.h"
+#include "common/limits.h"
 #include "common/log.h"
+#include "common/parse.h"
 #include "common/xalloc.h"
 
 #define STEP_MS 100 /* the world moves in steps of at most this */
 
 /* ---- small helpers ---- */
-
-int64_t simworld_mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* Strict decimal int64 (xenstore values). */
-static bool parse_i64(const char *s, int64_t *out)
-{
-    if (s == NULL || *s == '\0')
-        return false;
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno != 0 || *end != '\0' || end == s)
-        return false;
-    *out = v;
-    return true;
-}
 
 void simworld_add_violation_text(struct sim *s, char *line)
 {
@@ -59,11 +41,9 @@ static void add_violation(struct sim *s, uint32_t domid, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 static void add_violation(struct sim *s, uint32_t domid, const char *fmt, ...)
 {
-    char *msg = NULL;
     va_list ap;
     va_start(ap, fmt);
-    if (vasprintf(&msg, fmt, ap) < 0)
-        abort();
+    char *msg = xvasprintf(fmt, ap);
     va_end(ap);
     char *line = xasprintf("t=%.3fs domid %u: %s", (double)s->now_ms / 1000.0, domid, msg);
     free(msg);
@@ -116,7 +96,7 @@ static bool is_target_path(const char *path, uint32_t *domid)
         return false;
     char *end;
     unsigned long v = strtoul(p, &end, 10);
-    if (strcmp(end, "/memory/target") != 0 || v > SIMSPEC_DOMID_MAX)
+    if (strcmp(end, "/memory/target") != 0 || v > LIMIT_DOMID_MAX)
         return false;
     *domid = (uint32_t)v;
     return true;
@@ -133,7 +113,7 @@ static bool rm_hits_one_domain(const char *path, uint32_t *domid)
         return false;
     char *end;
     unsigned long v = strtoul(p, &end, 10);
-    if ((*end != '\0' && *end != '/') || v > SIMSPEC_DOMID_MAX)
+    if ((*end != '\0' && *end != '/') || v > LIMIT_DOMID_MAX)
         return false;
     *domid = (uint32_t)v;
     return true;
@@ -161,7 +141,7 @@ static void xs_set(struct sim *s, const char *path, const char *value)
     uint32_t domid;
     struct sim_dom *d;
     if (is_target_path(path, &domid) && (d = simworld_dom_find(s, domid)) != NULL) {
-        d->target_valid = parse_i64(value, &d->target_kib) && d->target_kib >= 0;
+        d->target_valid = parse_int64(value, 0, INT64_MAX, &d->target_kib) == 0;
         d->target_epoch = s->rm_epoch;
         set_settled(s, d, false);
     }
@@ -207,7 +187,7 @@ static bool dom_target(struct sim *s, struct sim_dom *d, int64_t *target_kib)
 {
     if (d->target_epoch != s->rm_epoch) {
         const char *v = xstree_get(s->xs, d->target_path);
-        d->target_valid = v != NULL && parse_i64(v, &d->target_kib) && d->target_kib >= 0;
+        d->target_valid = parse_int64(v, 0, INT64_MAX, &d->target_kib) == 0;
         d->target_epoch = s->rm_epoch;
     }
     *target_kib = d->target_kib;
@@ -403,7 +383,7 @@ static void run_until(struct sim *s, int64_t to_ms)
 static void sync_clock(struct sim *s)
 {
     if (s->clock == SIM_CLOCK_REAL)
-        run_until(s, simworld_mono_ms() - s->origin_ms);
+        run_until(s, clock_monotonic_ms() - s->origin_ms);
 }
 
 /* Record what the last call changed in the state file's journal. A change that cannot be
@@ -412,7 +392,8 @@ static int persist(struct sim *s)
 {
     if (s->state_file == NULL)
         return 0;
-    int rc = s->journal != NULL ? simjournal_commit(s, false) : simjournal_open(s, s->state_file);
+    int rc =
+        s->journal != NULL ? simjournal_commit(s, false) : simjournal_open(s, s->state_file);
     if (rc < 0) {
         log_warnx("sim: cannot save the simulated host to %s: %s", s->state_file,
                   strerror(-rc));
@@ -429,7 +410,7 @@ static void random_handle(uint8_t handle[16])
     if (getrandom(handle, 16, 0) == 16)
         return;
     /* No entropy source: still unique within this process. */
-    uint64_t v = ++fallback ^ (uint64_t)simworld_mono_ms() << 20;
+    uint64_t v = ++fallback ^ (uint64_t)clock_monotonic_ms() << 20;
     memset(handle, 0, 16);
     memcpy(handle, &v, sizeof(v));
 }
@@ -501,7 +482,7 @@ struct sim *simworld_alloc(enum sim_clock_mode clock)
     struct sim *s = xcalloc(1, sizeof(*s));
     s->clock = clock;
     s->xs = xstree_new();
-    s->origin_ms = simworld_mono_ms();
+    s->origin_ms = clock_monotonic_ms();
     return s;
 }
 
@@ -509,7 +490,7 @@ struct sim *sim_new(const struct sim_scenario *sc, enum sim_clock_mode clock, ch
 {
     const struct sim_host_spec *h = &sc->host;
     if (h->total_kib < 0 || h->free_kib < 0 || h->scrub_kib < 0 ||
-        h->total_kib > SIMSPEC_KIB_MAX || h->free_kib + h->scrub_kib > h->total_kib) {
+        h->total_kib > LIMIT_KIB_MAX || h->free_kib + h->scrub_kib > h->total_kib) {
         if (err != NULL)
             *err = xasprintf("host: free_kib %lld + scrub_kib %lld must fit in total_kib "
                              "%lld (all >= 0)",
@@ -654,7 +635,7 @@ int sim_set_dynamic_range(struct sim *s, uint32_t domid, int64_t min_kib, int64_
     sync_clock(s);
     if (simworld_dom_find(s, domid) == NULL)
         return -ENOENT;
-    if (min_kib < 0 || max_kib < 0 || min_kib > max_kib || max_kib > SIMSPEC_KIB_MAX)
+    if (min_kib < 0 || max_kib < 0 || min_kib > max_kib || max_kib > LIMIT_KIB_MAX)
         return -EINVAL;
     xs_set_dom_i64(s, domid, "memory/dynamic-min", min_kib);
     xs_set_dom_i64(s, domid, "memory/dynamic-max", max_kib);
@@ -688,7 +669,7 @@ static json_t *xs_int_or_null(struct sim *s, uint32_t domid, const char *rel)
     const char *v = xstree_get(s->xs, path);
     free(path);
     int64_t n;
-    if (v != NULL && parse_i64(v, &n))
+    if (parse_int64(v, INT64_MIN, INT64_MAX, &n) == 0)
         return json_integer(n);
     return json_null();
 }
@@ -797,7 +778,7 @@ int sim_set_maxmem(struct sim *s, uint32_t domid, uint64_t maxmem_kib)
     struct sim_dom *d = simworld_dom_find(s, domid);
     if (d == NULL)
         return -ESRCH;
-    if (maxmem_kib > (uint64_t)SIMSPEC_KIB_MAX)
+    if (maxmem_kib > (uint64_t)LIMIT_KIB_MAX)
         return -EINVAL;
     int64_t new_max = (int64_t)maxmem_kib;
     int64_t guest = new_max - domain_type_xen_offset_kib(d->type) - d->memory_offset_kib;
@@ -846,7 +827,7 @@ int sim_xs_write(struct sim *s, const char *path, const char *value)
     struct sim_dom *d;
     int64_t target;
     if (is_target_path(path, &domid) && (d = simworld_dom_find(s, domid)) != NULL &&
-        parse_i64(value, &target) && target > dom_maxmem(d))
+        parse_int64(value, INT64_MIN, INT64_MAX, &target) == 0 && target > dom_maxmem(d))
         add_violation(s, domid,
                       "target>maxmem: memory/target written as %" PRId64
                       " KiB, above maxmem %" PRId64 " KiB (Xen max %" PRId64

@@ -15,10 +15,11 @@
 
 #include <jansson.h>
 
-#include "backend/sim.h"
-#include "backend/simspec.h"
-#include "backend/simworld.h"
-#include "backend/xstree.h"
+#include "sim/sim.h"
+#include "sim/simspec.h"
+#include "sim/simworld.h"
+#include "sim/xstree.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 
@@ -45,7 +46,7 @@
  */
 
 #define JOURNAL_MIN_COMPACT_BYTES ((size_t)8 << 20) /* compact past max(this, 2 x file) */
-#define JOURNAL_SYNC_MS 1000                         /* unsynced records at most this old */
+#define JOURNAL_SYNC_MS 1000                        /* unsynced records at most this old */
 
 #define STATE_FORMAT "squeezed-sim-state"
 #define STATE_VERSION 1
@@ -85,15 +86,10 @@ static void sb_printf(struct sbuf *b, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    char *t = xvasprintf(fmt, ap);
     va_end(ap);
-    if (n < 0)
-        abort();
-    sb_reserve(b, (size_t)n);
-    va_start(ap, fmt);
-    vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
-    b->len += (size_t)n;
+    sb_put(b, t, strlen(t));
+    free(t);
 }
 
 /* A double that reads back exactly. */
@@ -265,10 +261,10 @@ static void save_domain(struct sbuf *b, const struct sim_dom *d)
 }
 
 struct simjournal {
-    int fd;         /* the journal, O_APPEND */
-    char *path;     /* <state file>.journal */
-    uint64_t epoch; /* the state file's journal_epoch */
-    size_t size;    /* bytes in the journal */
+    int fd;           /* the journal, O_APPEND */
+    char *path;       /* <state file>.journal */
+    uint64_t epoch;   /* the state file's journal_epoch */
+    size_t size;      /* bytes in the journal */
     size_t base_size; /* bytes of the last full save */
     struct sbuf xs;   /* the "xs" items of the record being gathered */
     bool xs_durable;  /* a reservation node is among them */
@@ -329,7 +325,7 @@ static int create_temp(const char *path, char **tmp_out)
     for (int tries = 0; tries < 16; tries++) {
         uint64_t r = 0;
         if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
-            r = (uint64_t)simworld_mono_ms() * 2654435761u + (uint64_t)tries;
+            r = (uint64_t)clock_monotonic_ms() * 2654435761u + (uint64_t)tries;
         char *tmp = xasprintf("%s.tmp.%016" PRIx64, path, r);
         int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (fd >= 0) {
@@ -372,8 +368,8 @@ int sim_save(struct sim *s, const char *path)
     int fd = -1;
     char *tmp = NULL;
     struct sbuf b = {0};
-    bool compaction = s->journal != NULL && s->state_file != NULL &&
-                      strcmp(path, s->state_file) == 0;
+    bool compaction =
+        s->journal != NULL && s->state_file != NULL && strcmp(path, s->state_file) == 0;
     uint64_t old_epoch = compaction ? s->journal->epoch : 0;
     if (compaction)
         s->journal->epoch++;
@@ -691,8 +687,7 @@ static bool load_domain(struct sim *s, const json_t *o, const char *where, char 
         !load_bool(o, "booted", &booted, where, err) ||
         !load_bool(o, "free_limited", &free_limited, where, err))
         return false;
-    if (domid < 0 || domid > SIMSPEC_DOMID_MAX ||
-        simworld_dom_find(s, (uint32_t)domid) != NULL) {
+    if (domid < 0 || domid > LIMIT_DOMID_MAX || simworld_dom_find(s, (uint32_t)domid) != NULL) {
         *err = xasprintf("%s.domid: bad or duplicate domid %lld", where, (long long)domid);
         return false;
     }
@@ -925,7 +920,8 @@ static bool replay_record(struct sim *s, const json_t *rec, char **err)
         return false;
     }
     const json_t *xs = json_object_get(rec, "xs"), *doms = json_object_get(rec, "domains"),
-                 *gone = json_object_get(rec, "gone"), *viol = json_object_get(rec, "violations");
+                 *gone = json_object_get(rec, "gone"),
+                 *viol = json_object_get(rec, "violations");
     if (!json_is_array(xs) || !json_is_array(doms) || !json_is_array(gone) ||
         !json_is_array(viol)) {
         *err = xstrdup("xs, domains, gone or violations missing");
@@ -957,7 +953,7 @@ static bool replay_record(struct sim *s, const json_t *rec, char **err)
     {
         const json_t *id = json_object_get(o, "domid");
         if (json_is_integer(id) && json_integer_value(id) >= 0 &&
-            json_integer_value(id) <= SIMSPEC_DOMID_MAX)
+            json_integer_value(id) <= LIMIT_DOMID_MAX)
             simworld_dom_remove(s, (uint32_t)json_integer_value(id));
         char where[32];
         snprintf(where, sizeof(where), "domains[%zu]", i);
@@ -967,7 +963,7 @@ static bool replay_record(struct sim *s, const json_t *rec, char **err)
     json_array_foreach(gone, i, o)
     {
         if (json_is_integer(o) && json_integer_value(o) >= 0 &&
-            json_integer_value(o) <= SIMSPEC_DOMID_MAX)
+            json_integer_value(o) <= LIMIT_DOMID_MAX)
             simworld_dom_remove(s, (uint32_t)json_integer_value(o));
     }
     json_array_foreach(viol, i, o)
@@ -1035,7 +1031,8 @@ static int replay_journal(struct sim *s, const char *path)
         bool ok = rec != NULL;
         if (ok && head) {
             const json_t *e = json_object_get(rec, "journal");
-            if (!json_is_integer(e) || (uint64_t)json_integer_value(e) != s->journal_epoch_loaded) {
+            if (!json_is_integer(e) ||
+                (uint64_t)json_integer_value(e) != s->journal_epoch_loaded) {
                 log_info("sim: %s is of another epoch than %s: left unapplied", jpath, path);
                 json_decref(rec);
                 break;
@@ -1102,6 +1099,6 @@ struct sim *sim_load(const char *path, enum sim_clock_mode clock, char **err)
         return NULL;
     }
     /* Time goes on from the saved instant. */
-    s->origin_ms = simworld_mono_ms() - s->now_ms;
+    s->origin_ms = clock_monotonic_ms() - s->now_ms;
     return s;
 }

@@ -9,6 +9,8 @@
 #include <stdint.h>
 
 #include "backend/backend.h"
+#include "sim/simspec.h"
+#include "sim/simtypes.h"
 
 /*
  * Memory model. Per domain the sim holds Xen's view: tot_kib (total pages KiB) and
@@ -30,83 +32,6 @@
  *
  * The sim is single-threaded: one owner calls it.
  */
-
-enum sim_balloon_model {
-    SIM_BALLOON_IDEAL,        /* moves to target at rate, stops stop_short_kib away */
-    SIM_BALLOON_FLOOR,        /* ideal, but never below floor_kib */
-    SIM_BALLOON_CEILING,      /* ideal, but never above ceiling_kib */
-    SIM_BALLOON_STUCK,        /* never moves */
-    SIM_BALLOON_INTERMITTENT, /* moves for period_s, stuck for period_s, ... */
-    SIM_BALLOON_NONE,         /* no driver: never writes feature-balloon, never moves */
-};
-
-const char *sim_balloon_model_name(enum sim_balloon_model m);
-
-struct sim_balloon {
-    enum sim_balloon_model model;
-    double rate_kib_s;      /* default 262144 */
-    int64_t stop_short_kib; /* default 0 */
-    int64_t floor_kib;      /* SIM_BALLOON_FLOOR */
-    int64_t ceiling_kib;    /* SIM_BALLOON_CEILING */
-    double period_s;        /* SIM_BALLOON_INTERMITTENT; default 10 */
-};
-
-/* A domain as a scenario (or sim.create_domain) describes it. */
-struct sim_domain_spec {
-    uint32_t domid;
-    enum domain_type type;   /* default hvm */
-    int64_t dynamic_min_kib; /* default target_kib */
-    int64_t dynamic_max_kib; /* default target_kib */
-    int64_t target_kib;      /* default 1048576, or initial_reservation_kib if set */
-    int64_t actual_kib;      /* default target_kib; 0 when initial_reservation_kib set */
-    int64_t maxmem_kib;      /* default target_kib; guest units (without type offset) */
-    int64_t memory_offset_kib; /* default 0 */
-    int64_t initial_reservation_kib; /* 0 = none; else starts unbooted, allocates up to
-                                        it at the balloon rate, then boots */
-    double boot_after_s;     /* default 0: booted at creation */
-    struct sim_balloon balloon;
-};
-
-struct sim_host_spec {
-    int64_t total_kib; /* default 16777216 */
-    int64_t free_kib;  /* Xen free memory at time 0; default 1048576 */
-    int64_t scrub_kib; /* default 0 */
-};
-
-struct sim_scenario {
-    char *name;
-    struct sim_host_spec host;
-    struct sim_domain_spec *domains;
-    size_t n_domains;
-};
-
-/* Fill a domain spec with the SPEC 6.1 defaults for `domid`. */
-void sim_domain_spec_default(struct sim_domain_spec *d, uint32_t domid);
-
-/* Parse one domain object (scenario entry or sim.create_domain argument). On error
- * returns -EINVAL and sets *err to a new string "FIELD: reason" with FIELD prefixed by
- * `where` (e.g. "domains[2]"). */
-int sim_domain_spec_from_json(const json_t *obj, const char *where,
-                              struct sim_domain_spec *out, char **err);
-/* Parse a balloon object ("balloon" field). Same error convention. */
-int sim_balloon_from_json(const json_t *obj, const char *where, struct sim_balloon *out,
-                          char **err);
-
-/* Parse a scenario from JSON text / a file. On success *out is new (free with
- * sim_scenario_free). On error returns -EINVAL (or -errno for I/O) and *err names the
- * field and the reason, e.g. "domains[1].balloon.model: unknown model 'fast'". Duplicate
- * domids, negative sizes, min > max, unknown fields and wrong types are refused. */
-int sim_scenario_parse(const char *text, struct sim_scenario **out, char **err);
-int sim_scenario_load(const char *path, struct sim_scenario **out, char **err);
-/* NULL allowed. */
-void sim_scenario_free(struct sim_scenario *s);
-
-enum sim_clock_mode {
-    SIM_CLOCK_REAL,    /* the world catches up with CLOCK_MONOTONIC on every call */
-    SIM_CLOCK_VIRTUAL, /* time passes only through sim_advance */
-};
-
-struct sim;
 
 /* A new world from a scenario (borrowed). Domains in the scenario are created with
  * their xenstore keys: memory/{target,dynamic-min,dynamic-max}, memory/initial-reservation
@@ -159,8 +84,8 @@ const char *sim_violation(const struct sim *s, size_t i);
 /* Truth for tests. */
 int64_t sim_host_free_kib(struct sim *s);
 /* Guest-visible actual / target (read from xenstore) / maxmem (guest units). */
-int sim_domain_memory(struct sim *s, uint32_t domid, int64_t *actual_kib,
-                      int64_t *target_kib, int64_t *maxmem_kib);
+int sim_domain_memory(struct sim *s, uint32_t domid, int64_t *actual_kib, int64_t *target_kib,
+                      int64_t *maxmem_kib);
 
 /* Hypervisor view (what libxenctrl would say). */
 int sim_list_domains(struct sim *s, struct backend_domain **out, size_t *n);
@@ -188,14 +113,7 @@ void sim_xs_set_watch_queue_limit(struct sim *s, size_t limit);
 /* Drop every watch (as a lost connection does). */
 void sim_xs_drop_watches(struct sim *s);
 
-/* Counters of what the world was asked, for tests of the cache. */
-struct sim_counters {
-    uint64_t xs_reads;       /* xs_read + xs_directory */
-    uint64_t xs_writes;      /* xs_write + xs_rm */
-    uint64_t list_domains;
-    uint64_t physinfo;
-    uint64_t set_maxmem;
-};
+/* The counters (struct sim_counters, sim/simtypes.h). */
 void sim_counters(const struct sim *s, struct sim_counters *out);
 
 /* The sim backend: backend_ops over this world. Takes ownership of s. */

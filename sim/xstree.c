@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /* An in-memory xenstore: a tree of keys with values, a generation counter, watches. */
-#include "backend/xstree.h"
+#include "sim/xstree.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -386,11 +386,6 @@ bool xstree_exists(struct xstree *t, const char *path)
     return xstree_get(t, path) != NULL;
 }
 
-size_t xstree_size(const struct xstree *t)
-{
-    return t->data.count;
-}
-
 uint64_t xstree_generation(const struct xstree *t)
 {
     return t->generation;
@@ -504,20 +499,6 @@ int xstree_directory(struct xstree *t, const char *path, char ***entries, size_t
     *entries = v;
     *n = node->n_kids;
     return 0;
-}
-
-static void foreach_node(struct pnode *n, xstree_visit_fn fn, void *ctx)
-{
-    fn(ctx, n->path, n->value);
-    struct pnode **kids = sorted_kids(n);
-    for (size_t i = 0; i < n->n_kids; i++)
-        foreach_node(kids[i], fn, ctx);
-    free(kids);
-}
-
-void xstree_foreach(struct xstree *t, xstree_visit_fn fn, void *ctx)
-{
-    foreach_node(t->data.root, fn, ctx);
 }
 
 static void walk_node(struct pnode *n, size_t index, const struct xstree_walker *w, void *ctx)
@@ -704,11 +685,6 @@ int xstree_watch_fd(struct xstree *t)
     return t->efd;
 }
 
-size_t xstree_pending_events(const struct xstree *t)
-{
-    return t->n_events;
-}
-
 void xstree_set_watch_queue_limit(struct xstree *t, size_t limit)
 {
     t->queue_limit = limit;
@@ -724,9 +700,4 @@ void xstree_drop_watches(struct xstree *t)
     events_clear(t);
     t->overflow = false;
     efd_drain(t);
-}
-
-size_t xstree_watch_count(const struct xstree *t)
-{
-    return t->n_watches;
 }
