@@ -131,8 +131,14 @@ $(BUILD)/bench/%: bench/%.c $(SUPPORT_LIB) $(XEN_OBJ) $(FAKEXEN_OBJS) $(LIBSQ)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< $(SUPPORT_LIB) $(XEN_OBJ) $(FAKEXEN_OBJS) \
 		$(LIBSQ) $(LDLIBS_BASE)
 
+# The bare libmicrohttpd server bench/bench_http.sh measures the daemon against.
+REFSERVER := $(BUILD)/bench/refserver
+$(REFSERVER): bench/refserver.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $< -lmicrohttpd -lpthread
+
 tests: $(DAEMON) $(DAEMON_FAKEXEN) $(CLI) $(TEST_BINS)
-benches: $(BENCH_BINS) $(DAEMON)
+benches: $(BENCH_BINS) $(DAEMON) $(REFSERVER)
 
 deps:
 	@sh scripts/deps.sh build

@@ -28,6 +28,7 @@
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "server/status.h"
 
 #define LISTEN_BACKLOG 64
 #define MAX_CONNECTIONS 256u /* one thread each */
@@ -216,28 +217,65 @@ static enum MHD_Result serve_history(struct api_server *srv, struct MHD_Connecti
     return ret;
 }
 
+/* The bytes of a picture go out as they are: the response borrows them and holds the
+ * picture until libmicrohttpd is done sending. */
+static void release_picture(void *cls)
+{
+    status_picture_unref(cls);
+}
+
+static enum MHD_Result respond_picture(struct MHD_Connection *conn, struct status_picture *pic,
+                                       const char *ctype, const char *body, size_t len)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
+        len, (void *)body, release_picture, pic);
+    if (r == NULL) {
+        status_picture_unref(pic);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    enum MHD_Result ret = MHD_queue_response(conn, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* GET /metrics of a picture: rendered from its JSON once (status_picture_memo). */
+static char *build_metrics(const char *json, size_t len)
+{
+    json_t *status = json_loadb(json, len, 0, NULL);
+    if (status == NULL)
+        return NULL;
+    char *text = metrics_render(status);
+    json_decref(status);
+    return text;
+}
+
+#define MEMO_METRICS 0
+
 static enum MHD_Result serve_get(struct api_server *srv, struct MHD_Connection *conn,
                                  enum route route)
 {
-    json_t *status;
-    char *text;
-    enum MHD_Result ret;
+    struct status_picture *pic;
+    const char *body;
+    size_t len = 0;
 
     switch (route) {
     case ROUTE_STATUS:
-        status = service_status(srv->svc);
-        if (status == NULL)
-            return respond_error(conn, 500, NULL, "no status published yet");
-        return respond_json(conn, 200, status);
     case ROUTE_METRICS:
-        status = service_status(srv->svc);
-        if (status == NULL)
+        pic = service_status_picture(srv->svc);
+        if (pic == NULL)
             return respond_error(conn, 500, NULL, "no status published yet");
-        text = metrics_render(status);
-        json_decref(status);
-        ret = respond(conn, 200, METRICS_CONTENT_TYPE, text, strlen(text), NULL);
-        free(text);
-        return ret;
+        if (route == ROUTE_STATUS)
+            body = status_picture_json(pic, &len);
+        else
+            body = status_picture_memo(pic, MEMO_METRICS, build_metrics, &len);
+        if (body == NULL) {
+            status_picture_unref(pic);
+            return respond_error(conn, 500, NULL, "cannot render the status");
+        }
+        return respond_picture(
+            conn, pic, route == ROUTE_STATUS ? JSON_TYPE : METRICS_CONTENT_TYPE, body, len);
     case ROUTE_HEALTHZ:
         return respond(conn, 200, TEXT_TYPE, "ok\n", 3, NULL);
     case ROUTE_OPENAPI:

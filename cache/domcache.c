@@ -130,6 +130,7 @@ struct domcache {
     size_t s_cap;                /* of the three arrays above */
     struct dc_entry **s_entries; /* the entry of each listed domain (NULL: dying) */
     size_t s_entries_cap;
+    size_t s_entries_n; /* listed domains of the last sync (s_entries valid up to here) */
 };
 
 #define COUNT(dc, field) atomic_fetch_add_explicit(&(dc)->c.field, 1, memory_order_relaxed)
@@ -385,6 +386,7 @@ static void entry_drop(struct domcache *dc, struct dc_entry *e)
         pp = &(*pp)->next;
     *pp = e->next;
     dc->n_entries--;
+    dc->s_entries_n = 0; /* s_entries may point to it: no fast path at the next sync */
     entry_unwatch(dc, e);
     entry_free(e);
 }
@@ -943,6 +945,29 @@ static void sync_entries(struct domcache *dc, const struct backend_domain *list,
         dc->s_entries = xreallocarray(dc->s_entries, n, sizeof(*dc->s_entries));
         dc->s_entries_cap = n;
     }
+    /*
+     * Steady state: the list is the last one, domain for domain. Each domain's entry is
+     * then the one at its index last time, and nothing is dropped: one sequential pass,
+     * without a hash lookup per domain nor the two passes over the hash table in bucket
+     * order. At 32,000 domains the entries (some 12 MB) are far larger than the CPU
+     * caches and those passes, each a cache miss per domain, made the snapshot cost grow
+     * faster than the number of domains.
+     */
+    bool same = n == dc->s_entries_n && n == dc->n_entries;
+    for (size_t i = 0; same && i < n; i++) {
+        const struct dc_entry *e = dc->s_entries[i];
+        same = e != NULL && e->domid == list[i].domid && !list[i].dying &&
+               (e->watched || !dc->watching) &&
+               memcmp(e->handle, list[i].handle, sizeof(e->handle)) == 0;
+    }
+    if (same) {
+        for (size_t i = 0; i < n; i++) {
+            struct dc_entry *e = dc->s_entries[i];
+            if (e->maxmem_xen_kib / PAGE_KIB != list[i].max_pages)
+                e->maxmem_xen_kib = (uint64_t)pages_to_kib(list[i].max_pages);
+        }
+        return;
+    }
     for (size_t i = 0; i < dc->n_buckets; i++)
         for (struct dc_entry *e = dc->buckets[i]; e != NULL; e = e->next)
             e->seen = false;
@@ -986,6 +1011,7 @@ static void sync_entries(struct domcache *dc, const struct backend_domain *list,
             e = next;
         }
     }
+    dc->s_entries_n = n;
     if (since_drain > 0)
         domcache_process_events(dc);
 }

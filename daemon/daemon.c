@@ -7,6 +7,7 @@
 #include <limits.h>
 #include <math.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -530,6 +531,50 @@ static void wait_for_stop(const sigset_t *set)
 }
 
 /*
+ * SIGTERM and SIGINT during start-up (loading a large simulated host, the first snapshot
+ * of a large one): a thread takes them while the main thread is busy. Before the daemon
+ * is ready nothing needs an orderly stop (nothing listens yet; the simulated host's state
+ * file is a journal a crash cannot tear), so the process ends at once. Once ready, a
+ * signal the thread took is handed over as a stop request.
+ */
+struct startup_watch {
+    pthread_t thread;
+    const sigset_t *set;
+    pthread_mutex_t mu;
+    bool over;           /* start-up is over: hand signals over */
+    bool stop_requested; /* a stop signal came in after that */
+};
+
+static void *startup_watch_main(void *arg)
+{
+    struct startup_watch *w = arg;
+    for (;;) {
+        int sig;
+        if (sigwait(w->set, &sig) != 0 || sig == SIGHUP)
+            continue;
+        pthread_mutex_lock(&w->mu);
+        if (!w->over) {
+            log_info("%s during start-up: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+            _exit(0);
+        }
+        w->stop_requested = true;
+        pthread_mutex_unlock(&w->mu);
+        return NULL;
+    }
+}
+
+/* End the watch; true if a stop signal came in meanwhile. */
+static bool startup_watch_end(struct startup_watch *w)
+{
+    pthread_mutex_lock(&w->mu);
+    w->over = true;
+    pthread_mutex_unlock(&w->mu);
+    pthread_cancel(w->thread); /* sigwait is a cancellation point */
+    pthread_join(w->thread, NULL);
+    return w->stop_requested;
+}
+
+/*
  * Whether the places we are to listen on are taken, asked before the host is opened:
  * a second daemon started by mistake must refuse before its first snapshot writes to
  * xenstore (its fresh tracker would remove the live daemon's memory/uncooperative
@@ -600,6 +645,9 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
     int ready_fd = -1;
     bool pidfile_written = false;
     int rc = 1;
+    sigset_t set;
+    struct startup_watch watch = {.set = &set, .mu = PTHREAD_MUTEX_INITIALIZER};
+    bool watching_startup = false;
 
     if (hooks == NULL)
         hooks = &no_hooks;
@@ -631,7 +679,6 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
 
     /* Signals are taken synchronously by the main thread: block them before any thread
      * exists so that every thread inherits the mask. */
-    sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
@@ -658,6 +705,7 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
         }
     }
 
+    watching_startup = pthread_create(&watch.thread, NULL, startup_watch_main, &watch) == 0;
     struct service_sim sim = {0};
     b = open_backend(&cfg, hooks, &sim, &err);
     if (b == NULL) {
@@ -721,13 +769,21 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
         fflush(stdout);
     }
 
-    wait_for_stop(&set);
+    if (watching_startup) {
+        watching_startup = false;
+        if (!startup_watch_end(&watch))
+            wait_for_stop(&set);
+    } else {
+        wait_for_stop(&set);
+    }
     sd_notify(0, "STOPPING=1");
     /* Stop the worker first: a running squeeze is cancelled and callers blocked on it get
      * "shutting down", so the HTTP server's threads can finish their requests. */
     service_stop(svc);
     rc = 0;
 out:
+    if (watching_startup)
+        startup_watch_end(&watch);
     api_stop(srv);
     if (pidfile_written)
         pidfile_remove(cfg.pidfile_path);

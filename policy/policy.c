@@ -817,6 +817,38 @@ size_t policy_coop_update(struct policy_coop *c, const struct policy_host *host,
     return n_out;
 }
 
+/* out[i] for domains sorted by domid, in one merge pass over both sorted arrays. */
+#define FLAGS_MERGE(ents, n_ents, field, domains, n, out)                                      \
+    do {                                                                                       \
+        size_t k_ = 0;                                                                         \
+        for (size_t i_ = 0; i_ < (n); i_++) {                                                  \
+            while (k_ < (n_ents) && (ents)[k_].domid < (domains)[i_].domid)                    \
+                k_++;                                                                          \
+            (out)[i_] =                                                                        \
+                k_ < (n_ents) && (ents)[k_].domid == (domains)[i_].domid && (ents)[k_].field;  \
+        }                                                                                      \
+    } while (0)
+
+void policy_state_stuck_flags(const struct policy_state *st,
+                              const struct policy_domain *domains, size_t n, bool *out)
+{
+    if (st == NULL) {
+        memset(out, 0, n * sizeof(*out));
+        return;
+    }
+    FLAGS_MERGE(st->ents, st->n_ents, stuck, domains, n, out);
+}
+
+void policy_coop_flags(const struct policy_coop *c, const struct policy_domain *domains,
+                       size_t n, bool *out)
+{
+    if (c == NULL) {
+        memset(out, 0, n * sizeof(*out));
+        return;
+    }
+    FLAGS_MERGE(c->ents, c->n_ents, uncooperative, domains, n, out);
+}
+
 bool policy_coop_is_uncooperative(const struct policy_coop *c, int32_t domid)
 {
     if (c == NULL)

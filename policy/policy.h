@@ -133,6 +133,10 @@ void policy_state_reset(struct policy_state *st);
 void policy_state_free(struct policy_state *st);
 /* True if the state currently regards `domid` as stuck. */
 bool policy_state_is_stuck(const struct policy_state *st, int32_t domid);
+/* The same for every domain of an array sorted by domid (out[i] for domains[i]), in one
+ * O(n + tracked) pass. st may be NULL (all false). */
+void policy_state_stuck_flags(const struct policy_state *st,
+                              const struct policy_domain *domains, size_t n, bool *out);
 
 /* Zero a decision before first use. */
 void policy_decision_init(struct policy_decision *d);
@@ -231,5 +235,8 @@ size_t policy_coop_update(struct policy_coop *c, const struct policy_host *host,
                           struct policy_coop_change **changes);
 /* Current flag of a domain (false if unknown). */
 bool policy_coop_is_uncooperative(const struct policy_coop *c, int32_t domid);
+/* The same for every domain of an array sorted by domid, in one pass; c may be NULL. */
+void policy_coop_flags(const struct policy_coop *c, const struct policy_domain *domains,
+                       size_t n, bool *out);
 
 #endif

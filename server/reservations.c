@@ -16,15 +16,39 @@
 
 #define STATE_ROOT "/squeezed/state"
 
+/*
+ * The set is indexed so that no call costs more than a logarithm of the number held:
+ *  - each reservation is its own allocation (stable address), on a doubly linked list in
+ *    creation order (what /status shows) and in a hash table by id (chained, grown at load
+ *    factor 1);
+ *  - the accounting the squeezer reads before every snapshot is kept up to date by each
+ *    change, never rebuilt: one entry for the sum of every untransferred reservation
+ *    (the snapshot only adds them up) and one per transferred reservation (the snapshot
+ *    must know whether its domain is alive). Each transferred entry knows its slot.
+ * Sessions are interned: every reservation of a session points to the same string.
+ */
+struct resv_entry {
+    struct reservation pub;         /* pub.session points into r->sessions */
+    struct resv_entry *prev, *next; /* creation order */
+    struct resv_entry *hnext;       /* hash chain */
+    size_t acct_slot;               /* index in acct while transferred, else SIZE_MAX */
+};
+
 struct reservations {
     struct backend *b;   /* borrowed */
     struct domcache *dc; /* borrowed */
-    struct reservation *list;
-    size_t n, cap;
+    struct resv_entry *head, *tail;
+    size_t n;
+    struct resv_entry **buckets;
+    size_t n_buckets; /* power of two, 0 before the first reservation */
     char **sessions;
     size_t n_sessions, cap_sessions;
-    struct domcache_reservation *acct; /* what the squeeze subtracts, parallel to list */
-    size_t cap_acct;
+    int64_t untransferred_kib; /* sum of kib over reservations with domid < 0 */
+    size_t n_untransferred;
+    struct domcache_reservation *acct; /* [0]: the untransferred sum; then transferred */
+    struct resv_entry **acct_owner;    /* parallel to acct; [0] unused */
+    size_t n_acct, cap_acct;           /* n_acct counts acct[0] */
+    uint64_t generation;               /* bumped by every change of the list */
 };
 
 struct reservations *reservations_new(struct backend *b, struct domcache *dc)
@@ -32,28 +56,31 @@ struct reservations *reservations_new(struct backend *b, struct domcache *dc)
     struct reservations *r = xcalloc(1, sizeof(*r));
     r->b = b;
     r->dc = dc;
+    r->n_acct = 1;
+    r->cap_acct = 16;
+    r->acct = xcalloc(r->cap_acct, sizeof(*r->acct));
+    r->acct_owner = xcalloc(r->cap_acct, sizeof(*r->acct_owner));
+    r->acct[0].domid = -1;
     return r;
-}
-
-static void reservation_clear(struct reservation *x)
-{
-    free(x->id);
-    free(x->session);
-    x->id = NULL;
-    x->session = NULL;
 }
 
 void reservations_free(struct reservations *r)
 {
     if (r == NULL)
         return;
-    for (size_t i = 0; i < r->n; i++)
-        reservation_clear(&r->list[i]);
-    free(r->list);
+    struct resv_entry *e = r->head;
+    while (e != NULL) {
+        struct resv_entry *next = e->next;
+        free(e->pub.id);
+        free(e);
+        e = next;
+    }
+    free(r->buckets);
     for (size_t i = 0; i < r->n_sessions; i++)
         free(r->sessions[i]);
     free(r->sessions);
     free(r->acct);
+    free(r->acct_owner);
     free(r);
 }
 
@@ -62,24 +89,129 @@ size_t reservations_count(const struct reservations *r)
     return r->n;
 }
 
+uint64_t reservations_generation(const struct reservations *r)
+{
+    return r->generation;
+}
+
+const struct reservation *reservations_first(const struct reservations *r)
+{
+    return r->head != NULL ? &r->head->pub : NULL;
+}
+
+const struct reservation *reservations_next(const struct reservations *r,
+                                            const struct reservation *x)
+{
+    (void)r;
+    const struct resv_entry *e = (const struct resv_entry *)x; /* pub is the first member */
+    return e->next != NULL ? &e->next->pub : NULL;
+}
+
 const struct reservation *reservations_at(const struct reservations *r, size_t i)
 {
-    return i < r->n ? &r->list[i] : NULL;
+    const struct reservation *x = reservations_first(r);
+    while (x != NULL && i-- > 0)
+        x = reservations_next(r, x);
+    return x;
 }
 
 const struct domcache_reservation *reservations_accounting(void *ctx, size_t *n)
 {
     struct reservations *r = ctx;
-    if (r->n > r->cap_acct) {
-        r->cap_acct = r->n;
-        r->acct = xreallocarray(r->acct, r->cap_acct, sizeof(*r->acct));
+    r->acct[0].kib = r->untransferred_kib;
+    r->acct[0].domid = -1;
+    /* Without untransferred reservations the sum is left out. */
+    if (r->n_untransferred == 0) {
+        *n = r->n_acct - 1;
+        return r->acct + 1;
     }
-    for (size_t i = 0; i < r->n; i++) {
-        r->acct[i].kib = r->list[i].kib;
-        r->acct[i].domid = r->list[i].domid;
-    }
-    *n = r->n;
+    *n = r->n_acct;
     return r->acct;
+}
+
+/* ---- the index ---------------------------------------------------------------------- */
+
+static size_t hash_id(const char *id)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)id; *p != '\0'; p++) {
+        h ^= *p;
+        h *= 1099511628211ULL;
+    }
+    return (size_t)h;
+}
+
+static void index_insert(struct reservations *r, struct resv_entry *e)
+{
+    if (r->n + 1 > r->n_buckets) {
+        size_t nb = r->n_buckets ? 2 * r->n_buckets : 64;
+        struct resv_entry **b = xcalloc(nb, sizeof(*b));
+        for (struct resv_entry *x = r->head; x != NULL; x = x->next) {
+            if (x == e)
+                continue;
+            size_t k = hash_id(x->pub.id) & (nb - 1);
+            x->hnext = b[k];
+            b[k] = x;
+        }
+        free(r->buckets);
+        r->buckets = b;
+        r->n_buckets = nb;
+    }
+    size_t k = hash_id(e->pub.id) & (r->n_buckets - 1);
+    e->hnext = r->buckets[k];
+    r->buckets[k] = e;
+}
+
+static void index_remove(struct reservations *r, struct resv_entry *e)
+{
+    struct resv_entry **pp = &r->buckets[hash_id(e->pub.id) & (r->n_buckets - 1)];
+    while (*pp != e)
+        pp = &(*pp)->hnext;
+    *pp = e->hnext;
+}
+
+static void acct_add_transferred(struct reservations *r, struct resv_entry *e)
+{
+    if (r->n_acct == r->cap_acct) {
+        r->cap_acct *= 2;
+        r->acct = xreallocarray(r->acct, r->cap_acct, sizeof(*r->acct));
+        r->acct_owner = xreallocarray(r->acct_owner, r->cap_acct, sizeof(*r->acct_owner));
+    }
+    e->acct_slot = r->n_acct++;
+    r->acct[e->acct_slot].kib = e->pub.kib;
+    r->acct[e->acct_slot].domid = e->pub.domid;
+    r->acct_owner[e->acct_slot] = e;
+}
+
+/* Take e out of the accounting, whichever part it is in. */
+static void acct_remove(struct reservations *r, struct resv_entry *e)
+{
+    if (e->acct_slot == SIZE_MAX) {
+        r->untransferred_kib -= e->pub.kib;
+        r->n_untransferred--;
+        return;
+    }
+    size_t last = --r->n_acct;
+    if (e->acct_slot != last) {
+        r->acct[e->acct_slot] = r->acct[last];
+        r->acct_owner[e->acct_slot] = r->acct_owner[last];
+        r->acct_owner[e->acct_slot]->acct_slot = e->acct_slot;
+    }
+    e->acct_slot = SIZE_MAX;
+}
+
+/* A reservation now held by domid (>= 0). */
+static void set_transferred(struct reservations *r, struct resv_entry *e, int32_t domid)
+{
+    if (e->acct_slot == SIZE_MAX) {
+        acct_remove(r, e);
+        e->pub.domid = domid;
+        acct_add_transferred(r, e);
+    } else {
+        e->pub.domid = domid;
+        r->acct[e->acct_slot].domid = domid;
+    }
+    r->generation++;
 }
 
 char *reservations_new_uuid(void)
@@ -137,15 +269,18 @@ bool reservations_has_session(const struct reservations *r, const char *session)
     return false;
 }
 
-static void add_session(struct reservations *r, const char *session)
+/* The interned session string (added if new). */
+static const char *add_session(struct reservations *r, const char *session)
 {
-    if (reservations_has_session(r, session))
-        return;
+    for (size_t i = 0; i < r->n_sessions; i++)
+        if (strcmp(r->sessions[i], session) == 0)
+            return r->sessions[i];
     if (r->n_sessions == r->cap_sessions) {
         r->cap_sessions = r->cap_sessions ? 2 * r->cap_sessions : 4;
         r->sessions = xreallocarray(r->sessions, r->cap_sessions, sizeof(*r->sessions));
     }
-    r->sessions[r->n_sessions++] = xstrdup(session);
+    r->sessions[r->n_sessions] = xstrdup(session);
+    return r->sessions[r->n_sessions++];
 }
 
 static int check_session(const struct reservations *r, const char *session,
@@ -162,34 +297,53 @@ static int check_session(const struct reservations *r, const char *session,
 static void add_entry(struct reservations *r, char *id, const char *session, int64_t kib,
                       int32_t domid)
 {
-    if (r->n == r->cap) {
-        r->cap = r->cap ? 2 * r->cap : 8;
-        r->list = xreallocarray(r->list, r->cap, sizeof(*r->list));
-    }
-    struct reservation *x = &r->list[r->n++];
-    x->id = id;
-    x->session = xstrdup(session);
-    x->kib = kib;
-    x->domid = domid;
+    struct resv_entry *e = xcalloc(1, sizeof(*e));
+    e->pub.id = id;
+    e->pub.session = (char *)add_session(r, session);
+    e->pub.kib = kib;
+    e->pub.domid = -1;
+    e->acct_slot = SIZE_MAX;
+    index_insert(r, e);
+    e->prev = r->tail;
+    if (r->tail != NULL)
+        r->tail->next = e;
+    else
+        r->head = e;
+    r->tail = e;
+    r->n++;
+    r->untransferred_kib += kib;
+    r->n_untransferred++;
+    r->generation++;
+    if (domid >= 0)
+        set_transferred(r, e, domid);
 }
 
-static void remove_at(struct reservations *r, size_t i)
+static void remove_entry(struct reservations *r, struct resv_entry *e)
 {
-    reservation_clear(&r->list[i]);
-    memmove(&r->list[i], &r->list[i + 1], (r->n - i - 1) * sizeof(*r->list));
+    acct_remove(r, e);
+    index_remove(r, e);
+    if (e->prev != NULL)
+        e->prev->next = e->next;
+    else
+        r->head = e->next;
+    if (e->next != NULL)
+        e->next->prev = e->prev;
+    else
+        r->tail = e->prev;
     r->n--;
+    r->generation++;
+    free(e->pub.id);
+    free(e);
 }
 
-static struct reservation *find(struct reservations *r, const char *session, const char *id,
-                                size_t *index)
+static struct resv_entry *find(struct reservations *r, const char *session, const char *id)
 {
-    for (size_t i = 0; i < r->n; i++) {
-        if (strcmp(r->list[i].id, id) == 0 && strcmp(r->list[i].session, session) == 0) {
-            if (index != NULL)
-                *index = i;
-            return &r->list[i];
-        }
-    }
+    if (r->n_buckets == 0)
+        return NULL;
+    for (struct resv_entry *e = r->buckets[hash_id(id) & (r->n_buckets - 1)]; e != NULL;
+         e = e->hnext)
+        if (strcmp(e->pub.id, id) == 0 && strcmp(e->pub.session, session) == 0)
+            return e;
     return NULL;
 }
 
@@ -275,13 +429,16 @@ int reservations_login(struct reservations *r, const char *service, struct servi
         return fail_internal(err, xasprintf("cannot record session '%s' in xenstore: %s",
                                             service, strerror(-rc)));
     size_t purged = 0;
-    for (size_t i = r->n; i-- > 0;) {
-        if (strcmp(r->list[i].session, service) == 0) {
+    struct resv_entry *e = r->head;
+    while (e != NULL) {
+        struct resv_entry *next = e->next;
+        if (strcmp(e->pub.session, service) == 0) {
             log_info("login %s: deleting reservation %s (%" PRId64 " KiB) made before", service,
-                     r->list[i].id, r->list[i].kib);
-            remove_at(r, i);
+                     e->pub.id, e->pub.kib);
+            remove_entry(r, e);
             purged++;
         }
+        e = next;
     }
     add_session(r, service);
     log_info("login %s: %zu earlier reservation(s) deleted", service, purged);
@@ -392,8 +549,8 @@ int reservations_delete(struct reservations *r, const char *session, const char 
 {
     if (check_session(r, session, err) < 0)
         return -1;
-    size_t i;
-    if (id == NULL || find(r, session, id, &i) == NULL)
+    struct resv_entry *e = id != NULL ? find(r, session, id) : NULL;
+    if (e == NULL)
         return fail_text(err, SERVICE_ERR_UNKNOWN_RESERVATION, xstrdup(id != NULL ? id : ""));
     char *path = xasprintf(STATE_ROOT "/%s/%s", session, id);
     int rc = r->b->ops->xs_rm(r->b, path);
@@ -401,9 +558,8 @@ int reservations_delete(struct reservations *r, const char *session, const char 
     if (rc < 0)
         return fail_internal(
             err, xasprintf("cannot delete the reservation from xenstore: %s", strerror(-rc)));
-    log_info("session %s: deleted reservation %s (%" PRId64 " KiB)", session, id,
-             r->list[i].kib);
-    remove_at(r, i);
+    log_info("session %s: deleted reservation %s (%" PRId64 " KiB)", session, id, e->pub.kib);
+    remove_entry(r, e);
     return 0;
 }
 
@@ -417,12 +573,13 @@ int reservations_transfer(struct reservations *r, const char *session, const cha
 {
     if (check_session(r, session, err) < 0)
         return -1;
-    struct reservation *x = id != NULL ? find(r, session, id, NULL) : NULL;
-    if (x == NULL)
+    struct resv_entry *e = id != NULL ? find(r, session, id) : NULL;
+    if (e == NULL)
         return fail_text(err, SERVICE_ERR_UNKNOWN_RESERVATION, xstrdup(id != NULL ? id : ""));
     if (domid < 0 || domid > LIMIT_DOMID_MAX)
         return domain_gone(err, domid);
 
+    struct reservation *x = &e->pub;
     uint32_t d = (uint32_t)domid;
     char *kib_text = xasprintf("%" PRId64, x->kib);
     char *path = xasprintf(STATE_ROOT "/%s/%s/in-transfer", session, id);
@@ -451,7 +608,7 @@ int reservations_transfer(struct reservations *r, const char *session, const cha
                       xasprintf("cannot record the transfer in xenstore: %s", strerror(-rc)));
         goto out;
     }
-    x->domid = (int32_t)domid;
+    set_transferred(r, e, (int32_t)domid);
     log_dom_info(domid, "reservation %s (%" PRId64 " KiB) of session %s transferred", id,
                  x->kib, session);
 out:

@@ -32,7 +32,7 @@ struct reservations;
 
 struct reservation {
     char *id;      /* random UUID (v4) */
-    char *session; /* the service that made it */
+    char *session; /* the service that made it (shared by its reservations; read only) */
     int64_t kib;
     int32_t domid; /* -1 until transferred */
 };
@@ -84,11 +84,20 @@ int reservations_query(struct reservations *r, const char *session, int64_t domi
                        struct service_error *err);
 
 /* The list, in creation order (load order after a restart). Borrowed; valid until the
- * next change. */
+ * next change. Finding a reservation by id, adding and deleting one cost O(1) on
+ * average whatever the number held; count, first and next O(1); at(i) walks (O(i)). */
 size_t reservations_count(const struct reservations *r);
+const struct reservation *reservations_first(const struct reservations *r);
+/* The one after x (NULL at the end). */
+const struct reservation *reservations_next(const struct reservations *r,
+                                            const struct reservation *x);
 const struct reservation *reservations_at(const struct reservations *r, size_t i);
+/* Bumped by every change of the list (add, delete, transfer). */
+uint64_t reservations_generation(const struct reservations *r);
 
-/* A squeeze_reservations_fn: ctx is the struct reservations. */
+/* A squeeze_reservations_fn: ctx is the struct reservations. Maintained by each change
+ * (O(1) per call): one entry with domid -1 for the sum of every untransferred
+ * reservation (absent when there is none), then one per transferred reservation. */
 const struct domcache_reservation *reservations_accounting(void *ctx, size_t *n);
 
 /* A new random UUID v4 string (getrandom). */

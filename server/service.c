@@ -28,6 +28,7 @@
 #include "server/service_life.h"
 #include "server/service_sim.h"
 #include "server/squeeze.h"
+#include "server/status.h"
 
 #define OPS_RING 64
 #define PUBLISH_DURING_OP_MS 200 /* republish /status at most this often mid-operation */
@@ -147,9 +148,15 @@ struct service {
     } totals[OP_KINDS][OUT_KINDS];
     int64_t last_publish_wall_ms;
 
+    /* The parts of the last picture, reused while unchanged (worker only). */
+    struct status_domains *pub_domains;
+    uint64_t pub_domains_snapshots; /* the snapshot counter they were made at */
+    struct status_resvs *pub_resvs;
+    uint64_t pub_resvs_generation;
+
     /* Published for readers on other threads. */
     pthread_mutex_t pub_mu;
-    json_t *status;
+    struct status_picture *picture;
     struct dom0_info dom0;
 
     /* The history of /history (server/history.h), fed by publish. */
@@ -183,131 +190,10 @@ const char *service_clock_name(const struct service *s)
 
 /* ---- status ------------------------------------------------------------------------- */
 
-static json_t *status_host_fields(struct service *s, const struct domcache_snapshot *snap);
-
-/* The host figures, with the Xen claims subtracted from free memory (issue 10). */
-static json_t *status_host(struct service *s, const struct domcache_snapshot *snap)
+static void domain_flags(const void *ctx, const struct domcache_snapshot *snap, bool *stuck,
+                         bool *uncooperative)
 {
-    json_t *h = status_host_fields(s, snap);
-    json_object_set_new(h, "claims_kib", json_integer(snap != NULL ? snap->claims_kib : 0));
-    return h;
-}
-
-static json_t *status_host_fields(struct service *s, const struct domcache_snapshot *snap)
-{
-    if (snap == NULL)
-        return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "free_kib", (json_int_t)0,
-                         "reserved_kib", (json_int_t)s->o.reserved_host_kib, "total_kib",
-                         (json_int_t)0, "xen_free_kib", (json_int_t)0, "scrub_kib",
-                         (json_int_t)0, "reservations_kib", (json_int_t)0, "booting_unused_kib",
-                         (json_int_t)0);
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "free_kib",
-                     (json_int_t)snap->host.free_kib, "reserved_kib",
-                     (json_int_t)s->o.reserved_host_kib, "total_kib",
-                     (json_int_t)snap->total_kib, "xen_free_kib",
-                     (json_int_t)snap->xen_free_kib, "scrub_kib", (json_int_t)snap->scrub_kib,
-                     "reservations_kib", (json_int_t)snap->reservations_kib,
-                     "booting_unused_kib", (json_int_t)snap->booting_unused_kib);
-}
-
-/* A domain left out of the snapshot: the same fields, its sizes all what Xen says it
- * holds (it is left as it is), and "excluded" saying why. */
-static json_t *status_excluded(const struct domcache_excluded *x)
-{
-    return json_pack(
-        "{s:i,s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:b,s:b,s:s}", "domid", x->domid, "type",
-        domain_type_name(x->type), "can_balloon", 0, "booting", 0, "dynamic_min_kib",
-        (json_int_t)x->actual_kib, "dynamic_max_kib", (json_int_t)x->actual_kib, "target_kib",
-        (json_int_t)x->actual_kib, "actual_kib", (json_int_t)x->actual_kib, "maxmem_kib",
-        (json_int_t)x->maxmem_kib, "stuck", 0, "uncooperative", 0, "excluded", x->reason);
-}
-
-static json_t *status_domains(struct service *s, const struct domcache_snapshot *snap)
-{
-    json_t *a = json_array();
-    if (snap == NULL)
-        return a;
-    size_t k = 0; /* the next excluded domain, merged in domid order */
-    for (size_t i = 0; i < snap->host.n_domains; i++) {
-        const struct policy_domain *d = &snap->domains[i];
-        for (; k < snap->n_excluded && snap->excluded[k].domid < d->domid; k++)
-            json_array_append_new(a, status_excluded(&snap->excluded[k]));
-        const struct domcache_domain_extra *x = &snap->extra[i];
-        json_array_append_new(
-            a,
-            json_pack("{s:i,s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:b,s:b}", "domid", d->domid,
-                      "type", domain_type_name(x->type), "can_balloon", d->can_balloon,
-                      "booting", x->booting, "dynamic_min_kib", (json_int_t)d->dynamic_min_kib,
-                      "dynamic_max_kib", (json_int_t)d->dynamic_max_kib, "target_kib",
-                      (json_int_t)d->target_kib, "actual_kib", (json_int_t)d->actual_kib,
-                      "maxmem_kib", (json_int_t)d->maxmem_kib, "stuck",
-                      squeeze_domain_stuck(s->sq, d->domid), "uncooperative",
-                      squeeze_domain_uncooperative(s->sq, d->domid)));
-    }
-    for (; k < snap->n_excluded; k++)
-        json_array_append_new(a, status_excluded(&snap->excluded[k]));
-    return a;
-}
-
-static json_t *status_reservations(struct service *s)
-{
-    json_t *a = json_array();
-    for (size_t i = 0; i < reservations_count(s->resv); i++) {
-        const struct reservation *r = reservations_at(s->resv, i);
-        json_t *o = json_pack("{s:s,s:s,s:I}", "id", r->id, "session", r->session, "kib",
-                              (json_int_t)r->kib);
-        if (r->domid >= 0)
-            json_object_set_new(o, "domid", json_integer(r->domid));
-        json_array_append_new(a, o);
-    }
-    return a;
-}
-
-static json_t *status_operations(struct service *s)
-{
-    json_t *a = json_array();
-    size_t first = (s->ring_next + OPS_RING - s->ring_n) % OPS_RING;
-    for (size_t k = 0; k < s->ring_n; k++) {
-        const struct op_record *r = &s->ring[(first + k) % OPS_RING];
-        json_array_append_new(
-            a, json_pack("{s:s,s:I,s:s,s:I,s:I,s:I}", "kind", op_kind_names[r->kind], "kib",
-                         (json_int_t)r->kib, "outcome", op_outcome_names[r->outcome],
-                         "duration_ms", (json_int_t)r->duration_ms, "rounds",
-                         (json_int_t)r->rounds, "at_ms", (json_int_t)r->at_ms));
-    }
-    return a;
-}
-
-static json_t *status_totals(struct service *s)
-{
-    json_t *a = json_array();
-    for (int k = 0; k < OP_KINDS; k++)
-        for (int o = 0; o < OUT_KINDS; o++)
-            json_array_append_new(
-                a, json_pack("{s:s,s:s,s:I,s:I}", "kind", op_kind_names[k], "outcome",
-                             op_outcome_names[o], "count", (json_int_t)s->totals[k][o].count,
-                             "duration_ms_sum", (json_int_t)s->totals[k][o].duration_ms_sum));
-    return a;
-}
-
-static json_t *status_cache(struct service *s)
-{
-    struct domcache_counters c;
-    domcache_counters(s->dc, &c);
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:b}", "xenstore_reads",
-                     (json_int_t)c.xenstore_reads, "xenstore_writes",
-                     (json_int_t)c.xenstore_writes, "watch_events", (json_int_t)c.watch_events,
-                     "hypercalls", (json_int_t)c.hypercalls, "snapshots",
-                     (json_int_t)c.snapshots, "rebuilds", (json_int_t)c.rebuilds, "watching",
-                     domcache_watching(s->dc));
-}
-
-static json_t *status_daemon(struct service *s)
-{
-    double uptime_s = (double)(clock_monotonic_ms() - s->started_ms) / 1000.0;
-    return json_pack("{s:s,s:s,s:s,s:b,s:I,s:f}", "version", SQUEEZED_VERSION, "backend",
-                     service_backend_name(s), "clock", service_clock_name(s), "busy", s->busy,
-                     "now_ms", (json_int_t)now_ms(s), "uptime_s", uptime_s);
+    squeeze_domain_flags(ctx, snap, stuck, uncooperative);
 }
 
 /* One history sample per publish (history.c keeps one per second and drops repeats). */
@@ -343,18 +229,77 @@ json_t *service_history(struct service *s, int64_t window_ms, const int32_t *dom
     return j;
 }
 
-/* Build the status from the worker's state and swap it in. Worker thread (or service_new
- * before the worker starts). */
+/* Publish the worker's state as a new picture (server/status.h). No serialisation here:
+ * the picture copies the small parts and shares the domains (rebuilt only after a new
+ * snapshot) and the reservations (only after they changed); HTTP threads make the bytes
+ * on first read. Worker thread (or service_new before the worker starts). */
 static void publish(struct service *s)
 {
     const struct domcache_snapshot *snap = squeeze_last_snapshot(s->sq);
-    json_t *st =
-        json_pack("{s:o,s:o,s:o,s:o,s:o,s:o,s:o}", "host", status_host(s, snap), "domains",
-                  status_domains(s, snap), "reservations", status_reservations(s), "operations",
-                  status_operations(s), "operation_totals", status_totals(s), "cache",
-                  status_cache(s), "daemon", status_daemon(s));
-    if (st == NULL)
-        fatalx("cannot build the status object");
+    struct domcache_counters c;
+    domcache_counters(s->dc, &c);
+    if (s->pub_domains == NULL || snap == NULL || c.snapshots != s->pub_domains_snapshots) {
+        status_domains_unref(s->pub_domains);
+        s->pub_domains = status_domains_new(snap, domain_flags, s->sq);
+        s->pub_domains_snapshots = c.snapshots;
+    }
+    uint64_t gen = reservations_generation(s->resv);
+    if (s->pub_resvs == NULL || gen != s->pub_resvs_generation) {
+        status_resvs_unref(s->pub_resvs);
+        s->pub_resvs = status_resvs_new(s->resv);
+        s->pub_resvs_generation = gen;
+    }
+    struct status_op ops[OPS_RING];
+    size_t first = (s->ring_next + OPS_RING - s->ring_n) % OPS_RING;
+    for (size_t k = 0; k < s->ring_n; k++) {
+        const struct op_record *r = &s->ring[(first + k) % OPS_RING];
+        ops[k] = (struct status_op){
+            .kind = op_kind_names[r->kind],
+            .kib = r->kib,
+            .outcome = op_outcome_names[r->outcome],
+            .duration_ms = r->duration_ms,
+            .rounds = r->rounds,
+            .at_ms = r->at_ms,
+        };
+    }
+    struct status_total totals[OP_KINDS * OUT_KINDS];
+    size_t n_totals = 0;
+    for (int k = 0; k < OP_KINDS; k++)
+        for (int o = 0; o < OUT_KINDS; o++)
+            totals[n_totals++] = (struct status_total){
+                .kind = op_kind_names[k],
+                .outcome = op_outcome_names[o],
+                .count = s->totals[k][o].count,
+                .duration_ms_sum = s->totals[k][o].duration_ms_sum,
+            };
+    struct status_input in = {
+        .have_host = snap != NULL,
+        .reserved_kib = s->o.reserved_host_kib,
+        .domains = s->pub_domains,
+        .resvs = s->pub_resvs,
+        .ops = ops,
+        .n_ops = s->ring_n,
+        .totals = totals,
+        .n_totals = n_totals,
+        .cache = c,
+        .watching = domcache_watching(s->dc),
+        .version = SQUEEZED_VERSION,
+        .backend = service_backend_name(s),
+        .clock = service_clock_name(s),
+        .busy = s->busy,
+        .now_ms = now_ms(s),
+        .uptime_s = (double)(clock_monotonic_ms() - s->started_ms) / 1000.0,
+    };
+    if (snap != NULL) {
+        in.free_kib = snap->host.free_kib;
+        in.total_kib = snap->total_kib;
+        in.xen_free_kib = snap->xen_free_kib;
+        in.scrub_kib = snap->scrub_kib;
+        in.reservations_kib = snap->reservations_kib;
+        in.booting_unused_kib = snap->booting_unused_kib;
+        in.claims_kib = snap->claims_kib;
+    }
+    struct status_picture *pic = status_picture_new(&in);
     struct dom0_info d0 = {0};
     if (snap != NULL && snap->host.n_domains > 0 && snap->domains[0].domid == 0) {
         d0.present = true;
@@ -364,20 +309,32 @@ static void publish(struct service *s)
         d0.dynamic_max_kib = snap->domains[0].dynamic_max_kib;
     }
     pthread_mutex_lock(&s->pub_mu);
-    json_t *old = s->status;
-    s->status = st;
+    struct status_picture *old = s->picture;
+    s->picture = pic;
     s->dom0 = d0;
     pthread_mutex_unlock(&s->pub_mu);
-    json_decref(old);
+    status_picture_unref(old);
     s->last_publish_wall_ms = clock_monotonic_ms();
     record_history(s, snap);
 }
 
-json_t *service_status(struct service *s)
+struct status_picture *service_status_picture(struct service *s)
 {
     pthread_mutex_lock(&s->pub_mu);
-    json_t *st = json_incref(s->status);
+    struct status_picture *p = s->picture != NULL ? status_picture_ref(s->picture) : NULL;
     pthread_mutex_unlock(&s->pub_mu);
+    return p;
+}
+
+json_t *service_status(struct service *s)
+{
+    struct status_picture *p = service_status_picture(s);
+    if (p == NULL)
+        return NULL;
+    size_t len;
+    const char *text = status_picture_json(p, &len);
+    json_t *st = json_loadb(text, len, 0, NULL);
+    status_picture_unref(p);
     return st;
 }
 
@@ -627,6 +584,22 @@ static int run_rpc_job(struct service *s, struct job *j)
     return rc < 0 ? -1 : 0;
 }
 
+/* The simulated host with --sim-state: what the job changed is on disk before the answer
+ * (a reservation's own node already is, from its write). A job whose changes cannot be
+ * saved fails. */
+static void flush_sim(struct service *s, struct job *j)
+{
+    const struct service_sim_ops *ops = s->o.sim.ops;
+    if (ops == NULL || ops->flush == NULL || j->rc < 0 || ops->flush(s->o.sim.ctx) == 0)
+        return;
+    free(j->out_str);
+    j->out_str = NULL;
+    json_decref(j->out_json);
+    j->out_json = NULL;
+    j->rc = service_fail(j->err, SERVICE_ERR_INTERNAL,
+                         xstrdup("cannot save the simulated host (--sim-state)"));
+}
+
 static void run_job(struct service *s, struct job *j)
 {
     struct reservations_squeeze rs;
@@ -679,6 +652,7 @@ static void run_job(struct service *s, struct job *j)
     s->busy = false;
     if (j->kind <= JOB_TRANSFER && j->rc == 0 && squeeze_check(s->sq) < 0)
         log_warnx("cannot read the host after a change of reservations");
+    flush_sim(s, j);
     publish(s);
 }
 
@@ -950,11 +924,13 @@ void service_free(struct service *s)
         return;
     if (s->wake_fd >= 0)
         service_stop(s);
+    status_picture_unref(s->picture);
+    status_domains_unref(s->pub_domains);
+    status_resvs_unref(s->pub_resvs);
     squeezer_free(s->sq);
     reservations_free(s->resv);
     domcache_free(s->dc);
     backend_close(s->b);
-    json_decref(s->status);
     if (s->wake_fd >= 0)
         close(s->wake_fd);
     pthread_mutex_destroy(&s->q_mu);

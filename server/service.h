@@ -106,4 +106,10 @@ json_t *service_status(struct service *s);
 json_t *service_history(struct service *s, int64_t window_ms, const int32_t *domids,
                         size_t n_domids);
 
+/* The last published picture (server/status.h): its bytes are built once per picture
+ * and shared. New reference (release with status_picture_unref); NULL before the first
+ * publication. Never blocks on a running operation. */
+struct status_picture;
+struct status_picture *service_status_picture(struct service *s);
+
 #endif

@@ -34,6 +34,9 @@ struct service_sim_ops {
     int (*set_claim)(void *ctx, uint32_t domid, int64_t kib, char **why);
     /* sim.pause_domain: pause or unpause the domain (its balloon driver stops). */
     int (*pause_domain)(void *ctx, uint32_t domid, bool paused, char **why);
+    /* Make every change so far durable (--sim-state) before the service answers; 0, or
+     * -1 if it cannot be saved (the call then fails). NULL: nothing to do. */
+    int (*flush)(void *ctx);
 };
 
 struct service_sim {

@@ -112,6 +112,13 @@ bool squeeze_domain_uncooperative(const struct squeezer *sq, int32_t domid)
     return policy_coop_is_uncooperative(sq->coop, domid);
 }
 
+void squeeze_domain_flags(const struct squeezer *sq, const struct domcache_snapshot *snap,
+                          bool *stuck, bool *uncooperative)
+{
+    policy_state_stuck_flags(sq->st, snap->domains, snap->host.n_domains, stuck);
+    policy_coop_flags(sq->coop, snap->domains, snap->host.n_domains, uncooperative);
+}
+
 /*
  * The squeezer's clock: the backend's, but never running backwards. A step back (a
  * clock that must not do it, but a simulated or broken one might) counts as no time at
@@ -159,11 +166,17 @@ static int take_snapshot(struct squeezer *sq, int64_t now_ms)
     /* The tracker reports flips only. A key it did not write (left by an earlier run of
      * the daemon, or by hand) is brought into line with it here; the cache makes this
      * free when the two agree. */
-    for (size_t i = 0; i < sq->snap.host.n_domains; i++) {
-        int32_t domid = sq->snap.host.domains[i].domid;
-        bool want = policy_coop_is_uncooperative(sq->coop, domid);
-        if (sq->snap.extra[i].uncooperative != want)
-            domcache_set_uncooperative(sq->dc, (uint32_t)domid, want);
+    size_t nd = sq->snap.host.n_domains;
+    if (nd > 0) {
+        /* One merge pass over both sorted arrays, not a search per domain. */
+        bool *want = xcalloc(nd, sizeof(*want));
+        policy_coop_flags(sq->coop, sq->snap.host.domains, nd, want);
+        for (size_t i = 0; i < nd; i++) {
+            if (sq->snap.extra[i].uncooperative != want[i])
+                domcache_set_uncooperative(sq->dc, (uint32_t)sq->snap.host.domains[i].domid,
+                                           want[i]);
+        }
+        free(want);
     }
     return 0;
 }

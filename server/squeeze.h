@@ -73,6 +73,9 @@ const struct domcache_snapshot *squeeze_last_snapshot(const struct squeezer *sq)
 /* Stuck / uncooperative as last seen. */
 bool squeeze_domain_stuck(const struct squeezer *sq, int32_t domid);
 bool squeeze_domain_uncooperative(const struct squeezer *sq, int32_t domid);
+/* Both for every domain of snap (its order), in one pass: stuck[i], uncooperative[i]. */
+void squeeze_domain_flags(const struct squeezer *sq, const struct domcache_snapshot *snap,
+                          bool *stuck, bool *uncooperative);
 
 /* Called after every round with the snapshot and the decision (tests, logs). */
 typedef void (*squeeze_observer_fn)(void *ctx, const struct domcache_snapshot *snap,

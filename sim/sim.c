@@ -137,6 +137,7 @@ static void xs_set(struct sim *s, const char *path, const char *value)
 {
     if (xstree_write(s->xs, path, value) < 0)
         return;
+    simjournal_note_xs(s, path, value);
     uint32_t domid;
     struct sim_dom *d;
     if (is_target_path(path, &domid) && (d = simworld_dom_find(s, domid)) != NULL) {
@@ -151,6 +152,7 @@ static int xs_del(struct sim *s, const char *path)
     uint64_t before = xstree_generation(s->xs);
     int rc = xstree_rm(s->xs, path);
     if (xstree_generation(s->xs) != before) {
+        simjournal_note_xs(s, path, NULL);
         s->rm_epoch++;
         /* Wake the drivers whose memory/target may have gone with it. */
         uint32_t domid;
@@ -381,9 +383,12 @@ static void run_until(struct sim *s, int64_t to_ms)
         if (dt > STEP_MS)
             dt = STEP_MS;
         /* Domains may be added by nobody during a step, so the array is stable. */
-        for (size_t i = 0; i < s->n_doms; i++)
-            if (!s->doms[i]->settled)
+        for (size_t i = 0; i < s->n_doms; i++) {
+            if (!s->doms[i]->settled) {
+                simjournal_note_dom(s, s->doms[i]);
                 dom_step(s, s->doms[i], s->now_ms, dt);
+            }
+        }
         s->now_ms += dt;
     }
 }
@@ -395,14 +400,20 @@ static void sync_clock(struct sim *s)
         run_until(s, clock_monotonic_ms() - s->origin_ms);
 }
 
-static void persist(struct sim *s)
+/* Record what the last call changed in the state file's journal. A change that cannot be
+ * saved makes the call fail (-EIO): it is not acknowledged as if it were kept. */
+static int persist(struct sim *s)
 {
     if (s->state_file == NULL)
-        return;
-    int rc = sim_save(s, s->state_file);
-    if (rc < 0)
+        return 0;
+    int rc =
+        s->journal != NULL ? simjournal_commit(s, false) : simjournal_open(s, s->state_file);
+    if (rc < 0) {
         log_warnx("sim: cannot save the simulated host to %s: %s", s->state_file,
                   strerror(-rc));
+        return -EIO;
+    }
+    return 0;
 }
 
 /* ---- domains ---- */
@@ -436,6 +447,20 @@ struct sim_dom *simworld_dom_insert(struct sim *s, uint32_t domid)
     s->n_doms++;
     s->n_unsettled++; /* d->settled is false */
     return d;
+}
+
+bool simworld_dom_remove(struct sim *s, uint32_t domid)
+{
+    bool found;
+    size_t i = dom_index(s, domid, &found);
+    if (!found)
+        return false;
+    struct sim_dom *d = s->doms[i];
+    set_settled(s, d, true);
+    memmove(s->doms + i, s->doms + i + 1, (s->n_doms - i - 1) * sizeof(*s->doms));
+    s->n_doms--;
+    dom_free(d);
+    return true;
 }
 
 /* Create d from a validated spec; memory accounting is the caller's. */
@@ -544,6 +569,7 @@ void sim_free(struct sim *s)
         free(s->violations[i]);
     free(s->violations);
     free(s->name);
+    simjournal_close(s->journal);
     free(s->state_file);
     free(s);
 }
@@ -574,7 +600,7 @@ void sim_advance(struct sim *s, int64_t ms)
     } else {
         run_until(s, s->now_ms + ms);
     }
-    persist(s);
+    (void)persist(s); /* logged; time has passed whether or not it is saved */
 }
 
 /* ---- driving the world ---- */
@@ -610,9 +636,9 @@ int sim_create_domain(struct sim *s, const struct sim_domain_spec *d, char **err
     s->free_kib -= from_free;
     s->scrub_kib -= need - from_free;
     dom_create(s, d);
+    simjournal_note_dom(s, simworld_dom_find(s, d->domid));
     xstree_fire_special(s->xs, "@introduceDomain");
-    persist(s);
-    return 0;
+    return persist(s);
 }
 
 int sim_destroy_domain(struct sim *s, uint32_t domid)
@@ -632,9 +658,9 @@ int sim_destroy_domain(struct sim *s, uint32_t domid)
     char *dir = backend_domain_path(domid);
     xs_del(s, dir);
     free(dir);
+    simjournal_note_gone(s, domid);
     xstree_fire_special(s->xs, "@releaseDomain");
-    persist(s);
-    return 0;
+    return persist(s);
 }
 
 int sim_set_dynamic_range(struct sim *s, uint32_t domid, int64_t min_kib, int64_t max_kib)
@@ -646,8 +672,7 @@ int sim_set_dynamic_range(struct sim *s, uint32_t domid, int64_t min_kib, int64_
         return -EINVAL;
     xs_set_dom_i64(s, domid, "memory/dynamic-min", min_kib);
     xs_set_dom_i64(s, domid, "memory/dynamic-max", max_kib);
-    persist(s);
-    return 0;
+    return persist(s);
 }
 
 int sim_set_balloon(struct sim *s, uint32_t domid, const struct sim_balloon *b)
@@ -665,8 +690,8 @@ int sim_set_balloon(struct sim *s, uint32_t domid, const struct sim_balloon *b)
     /* A driver loaded into a running guest announces itself. */
     if (was_none && b->model != SIM_BALLOON_NONE && d->booted)
         xs_set_dom(s, d->domid, "control/feature-balloon", "1");
-    persist(s);
-    return 0;
+    simjournal_note_dom(s, d);
+    return persist(s);
 }
 
 int sim_set_claim(struct sim *s, uint32_t domid, int64_t kib)
@@ -841,8 +866,8 @@ int sim_set_maxmem(struct sim *s, uint32_t domid, uint64_t maxmem_kib)
                       " KiB), below both target %" PRId64 " KiB and actual %" PRId64 " KiB",
                       guest, new_max, target, actual);
     d->max_kib = new_max;
-    persist(s);
-    return 0;
+    simjournal_note_dom(s, d);
+    return persist(s);
 }
 
 int sim_shadow_allocation_mib(struct sim *s, uint32_t domid, uint32_t *mib)
@@ -881,8 +906,7 @@ int sim_xs_write(struct sim *s, const char *path, const char *value)
                       " KiB, above maxmem %" PRId64 " KiB (Xen max %" PRId64
                       " KiB, memory offset %" PRId64 " KiB)",
                       target, dom_maxmem(d), d->max_kib, d->memory_offset_kib);
-    persist(s);
-    return 0;
+    return persist(s);
 }
 
 int sim_xs_rm(struct sim *s, const char *path)
@@ -892,8 +916,7 @@ int sim_xs_rm(struct sim *s, const char *path)
     int rc = xs_del(s, path);
     if (rc < 0)
         return rc;
-    persist(s);
-    return 0;
+    return persist(s);
 }
 
 int sim_xs_directory(struct sim *s, const char *path, char ***entries, size_t *n)
@@ -954,7 +977,14 @@ void sim_counters(const struct sim *s, struct sim_counters *out)
 
 void sim_set_state_file(struct sim *s, const char *path)
 {
+    simjournal_close(s->journal);
+    s->journal = NULL;
     free(s->state_file);
-    s->state_file = path ? xstrdup(path) : NULL;
-    persist(s);
+    s->state_file = NULL;
+    if (path == NULL)
+        return;
+    s->state_file = xstrdup(path);
+    int rc = simjournal_open(s, path);
+    if (rc < 0)
+        log_warnx("sim: cannot save the simulated host to %s: %s", path, strerror(-rc));
 }

@@ -49,11 +49,24 @@ struct sim *sim_new(const struct sim_scenario *sc, enum sim_clock_mode clock, ch
 /* NULL allowed. */
 void sim_free(struct sim *s);
 
-/* Save after every change to `path` (atomically: write temp + rename); NULL stops. */
+/* Keep the world in `path` (NULL stops): a full save now (atomically: a new temporary
+ * file created with O_EXCL|O_NOFOLLOW, then rename), then every change is appended to
+ * `path`.journal as one record of what changed (never the whole world), compacted into
+ * a full save once the journal outgrows the file. A change to a reservation's node
+ * (/squeezed/...) is on disk (fdatasync) before the call that made it returns; other
+ * changes within a second or at sim_flush. A call whose change cannot be saved fails
+ * (-EIO). The journal is never opened through a symbolic link. */
 void sim_set_state_file(struct sim *s, const char *path);
-/* Load a world saved by the above. Returns NULL and *err on a bad file. */
+/* Make every change so far durable. 0, or a negative errno (also when saving failed
+ * earlier and could not be recovered). 0 without a state file. */
+int sim_flush(struct sim *s);
+/* Load a world saved by the above: the file, then its journal's records in order. A
+ * torn last record (a crash mid-append) is dropped; so is a journal of an older epoch
+ * (a crash between a compaction's rename and the journal's reset). Returns NULL and *err
+ * on a bad file. */
 struct sim *sim_load(const char *path, enum sim_clock_mode clock, char **err);
-/* Save now. Returns 0 or -errno. */
+/* Save now, in full. Saving to the state file itself is a compaction (the journal is
+ * emptied). Returns 0 or -errno. */
 int sim_save(struct sim *s, const char *path);
 
 /* Clock. */

@@ -108,6 +108,11 @@ static int ss_pause_domain(void *ctx, uint32_t domid, bool paused, char **why)
     return 0;
 }
 
+static int ss_flush(void *ctx)
+{
+    return sim_flush(ctx) < 0 ? -1 : 0;
+}
+
 static const struct service_sim_ops sim_service_ops = {
     .state = ss_state,
     .create_domain = ss_create_domain,
@@ -116,6 +121,7 @@ static const struct service_sim_ops sim_service_ops = {
     .set_balloon = ss_set_balloon,
     .set_claim = ss_set_claim,
     .pause_domain = ss_pause_domain,
+    .flush = ss_flush,
 };
 
 struct service_sim sim_service_sim(struct sim *w)

@@ -3,10 +3,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <libgen.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -16,6 +20,7 @@
 #include "sim/simworld.h"
 #include "sim/xstree.h"
 #include "common/clock.h"
+#include "common/log.h"
 #include "common/xalloc.h"
 
 /*
@@ -27,8 +32,21 @@
  * prefix is written once. Watches are not saved: a restarted daemon registers its own.
  *
  * Writing goes through a plain buffer rather than a jansson tree: a 32,000-domain world
- * has some 400,000 nodes and is saved after every change.
+ * has some 400,000 nodes.
+ *
+ * The journal, <file>.journal: a first line {"journal": EPOCH}, then one line per change
+ * (one call into the world): {"now_ms", "free_kib", "scrub_kib", "xs_generation",
+ * "xs": [[path, VALUE] or [path] (removed), ... in order], "domains": [records of the
+ * domains that changed], "gone": [domids destroyed], "violations": [new lines]}. A line
+ * is written with one write(2); loading applies the lines in order and stops at the
+ * first one that is not a whole JSON object ending in a newline (a torn append).
+ * The file carries "journal_epoch"; a journal of another epoch is left unapplied: a
+ * compaction writes the file with a new epoch, then resets the journal, so a crash
+ * in between leaves records the file already holds.
  */
+
+#define JOURNAL_MIN_COMPACT_BYTES ((size_t)8 << 20) /* compact past max(this, 2 x file) */
+#define JOURNAL_SYNC_MS 1000                        /* unsynced records at most this old */
 
 #define STATE_FORMAT "squeezed-sim-state"
 #define STATE_VERSION 1
@@ -244,9 +262,26 @@ static void save_domain(struct sbuf *b, const struct sim_dom *d)
     sb_put(b, "}", 1);
 }
 
+struct simjournal {
+    int fd;           /* the journal, O_APPEND */
+    char *path;       /* <state file>.journal */
+    uint64_t epoch;   /* the state file's journal_epoch */
+    size_t size;      /* bytes in the journal */
+    size_t base_size; /* bytes of the last full save */
+    struct sbuf xs;   /* the "xs" items of the record being gathered */
+    bool xs_durable;  /* a reservation node is among them */
+    uint32_t *dirty;  /* domids changed or destroyed since the last record */
+    size_t n_dirty, cap_dirty;
+    size_t violations_saved; /* violations already in the file or journal */
+    bool unsynced;
+    int64_t synced_wall_ms;
+    bool failed; /* an append failed: the next commit saves in full */
+};
+
 static void save_world(struct sim *s, struct sbuf *b)
 {
-    sb_printf(b, "{\"format\":\"%s\",\"version\":%d,\"name\":", STATE_FORMAT, STATE_VERSION);
+    sb_printf(b, "{\"format\":\"%s\",\"version\":%d,\"journal_epoch\":%" PRIu64 ",\"name\":",
+              STATE_FORMAT, STATE_VERSION, s->journal != NULL ? s->journal->epoch : 0);
     sb_str(b, s->name);
     sb_printf(b,
               ",\n\"now_ms\":%" PRId64 ",\"host\":{\"total_kib\":%" PRId64
@@ -285,16 +320,66 @@ static int write_all(int fd, const char *buf, size_t len)
     return 0;
 }
 
+/* A new file next to path, created with O_EXCL|O_NOFOLLOW (never an existing file or a
+ * planted link), mode 0600. *tmp_out is its name. */
+static int create_temp(const char *path, char **tmp_out)
+{
+    for (int tries = 0; tries < 16; tries++) {
+        uint64_t r = 0;
+        if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+            r = (uint64_t)clock_monotonic_ms() * 2654435761u + (uint64_t)tries;
+        char *tmp = xasprintf("%s.tmp.%016" PRIx64, path, r);
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0) {
+            *tmp_out = tmp;
+            return fd;
+        }
+        int e = errno;
+        free(tmp);
+        if (e != EEXIST)
+            return -e;
+    }
+    return -EEXIST;
+}
+
+/* fsync the directory holding path (a rename or a creation in it is then durable). */
+static int sync_dir(const char *path)
+{
+    char *copy = xstrdup(path);
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    free(copy);
+    if (fd < 0)
+        return -errno;
+    int rc = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int journal_reset(struct simjournal *j);
+
 int sim_save(struct sim *s, const char *path)
 {
     int rc = 0;
     int fd = -1;
-    char *tmp = xasprintf("%s.tmp", path);
+    char *tmp = NULL;
     struct sbuf b = {0};
+    bool compaction =
+        s->journal != NULL && s->state_file != NULL && strcmp(path, s->state_file) == 0;
+    uint64_t old_epoch = compaction ? s->journal->epoch : 0;
+    if (compaction)
+        s->journal->epoch++;
     save_world(s, &b);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    fd = create_temp(path, &tmp);
     if (fd < 0) {
-        rc = -errno;
+        rc = fd;
+        fd = -1;
         goto out;
     }
     if ((rc = write_all(fd, b.p, b.len)) < 0)
@@ -314,14 +399,232 @@ int sim_save(struct sim *s, const char *path)
         rc = -errno;
         goto out;
     }
+    free(tmp);
+    tmp = NULL;
+    if ((rc = sync_dir(path)) < 0)
+        goto out;
+    if (compaction) {
+        struct simjournal *j = s->journal;
+        j->base_size = b.len;
+        j->violations_saved = s->n_violations;
+        j->xs.len = 0;
+        j->xs_durable = false;
+        for (size_t i = 0; i < j->n_dirty; i++) {
+            struct sim_dom *d = simworld_dom_find(s, j->dirty[i]);
+            if (d != NULL)
+                d->journal_dirty = false;
+        }
+        j->n_dirty = 0;
+        /* The file now holds everything: a journal of the old epoch is ignored on load
+         * even if the reset below does not happen. */
+        rc = journal_reset(j);
+        j->failed = rc < 0;
+    }
 out:
     if (fd >= 0)
         close(fd);
-    if (rc < 0)
+    if (tmp != NULL) {
         unlink(tmp);
+        free(tmp);
+    }
+    if (rc < 0 && compaction && s->journal->epoch != old_epoch && !s->journal->failed)
+        s->journal->failed = true; /* the next commit tries a full save again */
     free(b.p);
-    free(tmp);
     return rc;
+}
+
+/* ---- the journal ------------------------------------------------------------------------ */
+
+/* Empty the journal and write its first line (the epoch), durably. */
+static int journal_reset(struct simjournal *j)
+{
+    char head[64];
+    int n = snprintf(head, sizeof(head), "{\"journal\":%" PRIu64 "}\n", j->epoch);
+    if (ftruncate(j->fd, 0) < 0)
+        return -errno;
+    int rc = write_all(j->fd, head, (size_t)n);
+    if (rc < 0)
+        return rc;
+    if (fdatasync(j->fd) < 0)
+        return -errno;
+    j->size = (size_t)n;
+    j->unsynced = false;
+    j->synced_wall_ms = wall_ms();
+    return 0;
+}
+
+void simjournal_close(struct simjournal *j)
+{
+    if (j == NULL)
+        return;
+    if (j->fd >= 0) {
+        if (j->unsynced && fdatasync(j->fd) < 0)
+            log_warn("sim: %s", j->path);
+        close(j->fd);
+    }
+    free(j->path);
+    free(j->xs.p);
+    free(j->dirty);
+    free(j);
+}
+
+/* Open (or create) the journal file: never through a symbolic link, a regular file. */
+static int open_journal_file(const char *jpath, int flags)
+{
+    int fd = open(jpath, flags | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return errno == ELOOP ? -ELOOP : -errno;
+    struct stat st;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return -EINVAL;
+    }
+    return fd;
+}
+
+int simjournal_open(struct sim *s, const char *path)
+{
+    struct simjournal *j = xcalloc(1, sizeof(*j));
+    j->path = xasprintf("%s.journal", path);
+    j->fd = open_journal_file(j->path, O_RDWR | O_CREAT | O_APPEND);
+    if (j->fd < 0) {
+        int rc = j->fd;
+        j->fd = -1;
+        simjournal_close(j);
+        return rc;
+    }
+    j->epoch = s->journal_epoch_loaded;
+    s->journal = j;
+    for (size_t i = 0; i < s->n_doms; i++)
+        s->doms[i]->journal_dirty = false;
+    /* A full save with a new epoch, then an empty journal. */
+    return sim_save(s, path);
+}
+
+void simjournal_note_dom(struct sim *s, struct sim_dom *d)
+{
+    struct simjournal *j = s->journal;
+    if (j == NULL || d == NULL || d->journal_dirty)
+        return;
+    d->journal_dirty = true;
+    if (j->n_dirty == j->cap_dirty) {
+        j->cap_dirty = j->cap_dirty ? 2 * j->cap_dirty : 64;
+        j->dirty = xreallocarray(j->dirty, j->cap_dirty, sizeof(*j->dirty));
+    }
+    j->dirty[j->n_dirty++] = d->domid;
+}
+
+void simjournal_note_gone(struct sim *s, uint32_t domid)
+{
+    struct simjournal *j = s->journal;
+    if (j == NULL)
+        return;
+    if (j->n_dirty == j->cap_dirty) {
+        j->cap_dirty = j->cap_dirty ? 2 * j->cap_dirty : 64;
+        j->dirty = xreallocarray(j->dirty, j->cap_dirty, sizeof(*j->dirty));
+    }
+    j->dirty[j->n_dirty++] = domid;
+}
+
+void simjournal_note_xs(struct sim *s, const char *path, const char *value)
+{
+    struct simjournal *j = s->journal;
+    if (j == NULL)
+        return;
+    if (j->xs.len > 0)
+        sb_put(&j->xs, ",", 1);
+    sb_put(&j->xs, "[", 1);
+    sb_str(&j->xs, path); /* paths are checked ASCII */
+    if (value != NULL) {
+        sb_put(&j->xs, ",", 1);
+        sb_value(&j->xs, value);
+    }
+    sb_put(&j->xs, "]", 1);
+    if (strncmp(path, "/squeezed/", 10) == 0 || strcmp(path, "/squeezed") == 0)
+        j->xs_durable = true;
+}
+
+int simjournal_commit(struct sim *s, bool durable)
+{
+    struct simjournal *j = s->journal;
+    if (j == NULL)
+        return 0;
+    if (j->failed || j->fd < 0) {
+        /* An earlier append failed: only a full save brings the file back in step. */
+        int rc = sim_save(s, s->state_file);
+        return rc < 0 ? rc : 0;
+    }
+    struct sbuf b = {0};
+    sb_printf(&b,
+              "{\"now_ms\":%" PRId64 ",\"free_kib\":%" PRId64 ",\"scrub_kib\":%" PRId64
+              ",\"xs_generation\":%" PRIu64 ",\"xs\":[",
+              s->now_ms, s->free_kib, s->scrub_kib, xstree_generation(s->xs));
+    if (j->xs.len > 0)
+        sb_put(&b, j->xs.p, j->xs.len);
+    sb_puts(&b, "],\"domains\":[");
+    bool first = true;
+    for (size_t i = 0; i < j->n_dirty; i++) {
+        struct sim_dom *d = simworld_dom_find(s, j->dirty[i]);
+        if (d == NULL || !d->journal_dirty)
+            continue;
+        if (!first)
+            sb_put(&b, ",", 1);
+        first = false;
+        save_domain(&b, d);
+        d->journal_dirty = false;
+    }
+    sb_puts(&b, "],\"gone\":[");
+    first = true;
+    for (size_t i = 0; i < j->n_dirty; i++) {
+        if (simworld_dom_find(s, j->dirty[i]) != NULL)
+            continue;
+        sb_printf(&b, "%s%" PRIu32, first ? "" : ",", j->dirty[i]);
+        first = false;
+    }
+    sb_puts(&b, "],\"violations\":[");
+    for (size_t i = j->violations_saved; i < s->n_violations; i++) {
+        if (i > j->violations_saved)
+            sb_put(&b, ",", 1);
+        sb_str(&b, s->violations[i]);
+    }
+    sb_puts(&b, "]}\n");
+    bool must_sync = durable || j->xs_durable;
+    j->xs.len = 0;
+    j->xs_durable = false;
+    j->n_dirty = 0;
+    j->violations_saved = s->n_violations;
+
+    int rc = write_all(j->fd, b.p, b.len);
+    free(b.p);
+    if (rc < 0) {
+        j->failed = true;
+        return rc;
+    }
+    j->size += b.len;
+    j->unsynced = true;
+    if (j->size > JOURNAL_MIN_COMPACT_BYTES && j->size > 2 * j->base_size)
+        return sim_save(s, s->state_file) < 0 ? -EIO : 0;
+    if (must_sync || wall_ms() - j->synced_wall_ms >= JOURNAL_SYNC_MS)
+        return sim_flush(s);
+    return 0;
+}
+
+int sim_flush(struct sim *s)
+{
+    struct simjournal *j = s->journal;
+    if (j == NULL)
+        return s->state_file != NULL ? -EIO : 0;
+    if (j->failed && simjournal_commit(s, true) < 0)
+        return -EIO;
+    if (!j->unsynced)
+        return 0;
+    if (fdatasync(j->fd) < 0) {
+        j->failed = true;
+        return -errno;
+    }
+    j->unsynced = false;
+    j->synced_wall_ms = wall_ms();
+    return 0;
 }
 
 /* Strict readers for the state file: *err names the field. */
@@ -466,6 +769,23 @@ static void pb_append(struct pathbuf *pb, const char *name)
     pb_set_len(pb, pb->len + n);
 }
 
+/* A saved xenstore VALUE (a string or {"hex": ...}) as a new string; NULL if malformed. */
+static char *decode_value(const json_t *value)
+{
+    const char *v = json_string_value(value);
+    if (v != NULL)
+        return xstrdup(v);
+    const char *hex = json_string_value(json_object_get(value, "hex"));
+    size_t n = hex ? strlen(hex) / 2 : 0;
+    char *bytes = xmalloc(n + 1);
+    if (hex == NULL || !hex_decode(hex, (uint8_t *)bytes, n) || memchr(bytes, 0, n)) {
+        free(bytes);
+        return NULL;
+    }
+    bytes[n] = '\0';
+    return bytes;
+}
+
 /* One NODE of the saved tree at path pb (the root when pb is empty). */
 static bool load_node(struct sim *s, const json_t *node, struct pathbuf *pb, char **err)
 {
@@ -532,6 +852,10 @@ static bool state_from_json(struct sim *s, const json_t *root, char **err)
         *err = xstrdup("not a JSON object");
         return false;
     }
+    const json_t *je = json_object_get(root, "journal_epoch");
+    s->journal_epoch_loaded = json_is_integer(je) && json_integer_value(je) > 0
+                                  ? (uint64_t)json_integer_value(je)
+                                  : 0;
     const char *format = json_string_value(json_object_get(root, "format"));
     if (format == NULL || strcmp(format, STATE_FORMAT) != 0) {
         *err = xstrdup("format: not a squeezed simulated-host state file");
@@ -600,6 +924,165 @@ static bool state_from_json(struct sim *s, const json_t *root, char **err)
     return true;
 }
 
+/* Apply one journal record. */
+static bool replay_record(struct sim *s, const json_t *rec, char **err)
+{
+    int64_t now, free_kib, scrub, gen;
+    if (!json_is_object(rec) || !load_int(rec, "now_ms", &now, "record", err) ||
+        !load_int(rec, "free_kib", &free_kib, "record", err) ||
+        !load_int(rec, "scrub_kib", &scrub, "record", err) ||
+        !load_int(rec, "xs_generation", &gen, "record", err)) {
+        if (*err == NULL)
+            *err = xstrdup("not an object");
+        return false;
+    }
+    const json_t *xs = json_object_get(rec, "xs"), *doms = json_object_get(rec, "domains"),
+                 *gone = json_object_get(rec, "gone"),
+                 *viol = json_object_get(rec, "violations");
+    if (!json_is_array(xs) || !json_is_array(doms) || !json_is_array(gone) ||
+        !json_is_array(viol)) {
+        *err = xstrdup("xs, domains, gone or violations missing");
+        return false;
+    }
+    size_t i;
+    const json_t *o;
+    json_array_foreach(xs, i, o)
+    {
+        const char *path = json_string_value(json_array_get(o, 0));
+        size_t n = json_array_size(o);
+        if (path == NULL || xstree_check_path(path) < 0 || (n != 1 && n != 2)) {
+            *err = xasprintf("xs[%zu]: expected [path] or [path, value]", i);
+            return false;
+        }
+        if (n == 1) {
+            (void)xstree_rm(s->xs, path); /* absent already: nothing to do */
+            continue;
+        }
+        char *v = decode_value(json_array_get(o, 1));
+        if (v == NULL || xstree_write(s->xs, path, v) < 0) {
+            free(v);
+            *err = xasprintf("xs[%zu]: bad value", i);
+            return false;
+        }
+        free(v);
+    }
+    json_array_foreach(doms, i, o)
+    {
+        const json_t *id = json_object_get(o, "domid");
+        if (json_is_integer(id) && json_integer_value(id) >= 0 &&
+            json_integer_value(id) <= LIMIT_DOMID_MAX)
+            simworld_dom_remove(s, (uint32_t)json_integer_value(id));
+        char where[32];
+        snprintf(where, sizeof(where), "domains[%zu]", i);
+        if (!load_domain(s, o, where, err))
+            return false;
+    }
+    json_array_foreach(gone, i, o)
+    {
+        if (json_is_integer(o) && json_integer_value(o) >= 0 &&
+            json_integer_value(o) <= LIMIT_DOMID_MAX)
+            simworld_dom_remove(s, (uint32_t)json_integer_value(o));
+    }
+    json_array_foreach(viol, i, o)
+    {
+        if (json_is_string(o))
+            simworld_add_violation_text(s, xstrdup(json_string_value(o)));
+    }
+    if (now < 0 || free_kib < 0 || scrub < 0 || gen < 0) {
+        *err = xstrdup("negative time or size");
+        return false;
+    }
+    s->now_ms = now;
+    s->free_kib = free_kib;
+    s->scrub_kib = scrub;
+    xstree_set_generation(s->xs, (uint64_t)gen);
+    return true;
+}
+
+/* Apply path's journal (if any, of the file's epoch). A record that is torn or does not
+ * parse ends the replay: it and what follows are dropped (and logged). -ELOOP if the
+ * journal is a symbolic link; other errors reading it are returned too. */
+static int replay_journal(struct sim *s, const char *path)
+{
+    char *jpath = xasprintf("%s.journal", path);
+    char *buf = NULL;
+    int rc = 0;
+    int fd = open_journal_file(jpath, O_RDONLY);
+    if (fd == -ENOENT)
+        goto out;
+    if (fd < 0) {
+        rc = fd;
+        goto out;
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        rc = -errno;
+        goto out;
+    }
+    size_t cap = (size_t)st.st_size, len = 0;
+    buf = xmalloc(cap + 1);
+    while (len < cap) {
+        ssize_t n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            goto out;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    buf[len] = '\0';
+    size_t at = 0, records = 0;
+    bool head = true;
+    while (at < len) {
+        char *nl = memchr(buf + at, '\n', len - at);
+        if (nl == NULL) {
+            log_warnx("sim: %s: dropping a torn last record (%zu bytes at offset %zu)", jpath,
+                      len - at, at);
+            break;
+        }
+        json_t *rec = json_loadb(buf + at, (size_t)(nl - (buf + at)), 0, NULL);
+        char *why = NULL;
+        bool ok = rec != NULL;
+        if (ok && head) {
+            const json_t *e = json_object_get(rec, "journal");
+            if (!json_is_integer(e) ||
+                (uint64_t)json_integer_value(e) != s->journal_epoch_loaded) {
+                log_info("sim: %s is of another epoch than %s: left unapplied", jpath, path);
+                json_decref(rec);
+                break;
+            }
+        } else if (ok) {
+            ok = replay_record(s, rec, &why);
+        }
+        json_decref(rec);
+        if (!ok) {
+            log_warnx("sim: %s: record at offset %zu %s%s; it and what follows are dropped",
+                      jpath, at, why != NULL ? "is bad: " : "does not parse",
+                      why != NULL ? why : "");
+            free(why);
+            break;
+        }
+        if (!head)
+            records++;
+        head = false;
+        at = (size_t)(nl - buf) + 1;
+    }
+    if (records > 0)
+        log_info("sim: %s: %zu records applied", jpath, records);
+    /* Targets are read again from the replayed tree. */
+    for (size_t i = 0; i < s->n_doms; i++)
+        s->doms[i]->target_epoch = UINT64_MAX;
+out:
+    if (fd >= 0)
+        close(fd);
+    free(buf);
+    free(jpath);
+    return rc;
+}
+
 struct sim *sim_load(const char *path, enum sim_clock_mode clock, char **err)
 {
     json_error_t jerr;
@@ -616,6 +1099,14 @@ struct sim *sim_load(const char *path, enum sim_clock_mode clock, char **err)
     struct sim *s = simworld_alloc(clock);
     bool ok = state_from_json(s, root, &why);
     json_decref(root);
+    if (ok) {
+        int rc = replay_journal(s, path);
+        if (rc < 0) {
+            why = xasprintf("%s.journal: %s", path,
+                            rc == -ELOOP ? "is a symbolic link; refusing it" : strerror(-rc));
+            ok = false;
+        }
+    }
     if (!ok) {
         if (err != NULL)
             *err = why;

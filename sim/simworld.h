@@ -26,10 +26,11 @@ struct sim_dom {
     uint32_t shadow_mib;
     uint8_t handle[16];
     struct sim_balloon balloon;
-    double frac_kib;   /* progress not yet a whole KiB */
-    bool free_limited; /* a free<0 violation was recorded for the current episode */
-    bool settled;      /* booted and nothing to move until its target or driver
-                          changes: skipped by the stepper (not saved) */
+    double frac_kib;    /* progress not yet a whole KiB */
+    bool free_limited;  /* a free<0 violation was recorded for the current episode */
+    bool settled;       /* booted and nothing to move until its target or driver
+                           changes: skipped by the stepper (not saved) */
+    bool journal_dirty; /* changed since the last journal record (not saved) */
 
     /* memory/target as last written; re-read when target_epoch != sim rm_epoch. */
     char *target_path;
@@ -60,6 +61,8 @@ struct sim {
 
     struct sim_counters counters;
     char *state_file;
+    struct simjournal *journal;    /* non-NULL while state_file is set (simstate.c) */
+    uint64_t journal_epoch_loaded; /* the loaded file's journal epoch (0: a new world) */
 };
 
 /* An empty world (no domains, "/" only) on the given clock; never NULL. */
@@ -70,5 +73,27 @@ struct sim_dom *simworld_dom_find(const struct sim *s, uint32_t domid);
 struct sim_dom *simworld_dom_insert(struct sim *s, uint32_t domid);
 /* Append a violation line (taken). */
 void simworld_add_violation_text(struct sim *s, char *line);
+/* Remove a domain record (no memory accounting, no xenstore); false if absent. */
+bool simworld_dom_remove(struct sim *s, uint32_t domid);
+
+/*
+ * The state file's journal (simstate.c). The world tells it what changed as it changes;
+ * simjournal_commit appends one record of it (a line) to <state file>.journal. Cheap when
+ * no state file is set (s->journal NULL: every call returns at once).
+ */
+void simjournal_note_dom(struct sim *s, struct sim_dom *d); /* d's record changed */
+void simjournal_note_gone(struct sim *s, uint32_t domid);   /* domain destroyed */
+void simjournal_note_xs(struct sim *s, const char *path, const char *value); /* NULL: rm */
+/* Append what changed since the last record. Durable (fdatasync'd) before returning
+ * when a reservation's node (/squeezed/...) changed or `durable`; else within a second
+ * or at the next sim_flush. Compacts (a full save, then an empty journal) once the
+ * journal outgrows the state file. Returns 0 or a negative errno: the change is then not
+ * known to be saved (the journal is reset by a full save at the next commit). */
+int simjournal_commit(struct sim *s, bool durable);
+/* Forget the journal (closes it); NULL allowed. */
+void simjournal_close(struct simjournal *j);
+/* Open the journal of path for s (after a load or a new world): a full save of s to
+ * path with a new epoch and an empty journal. 0 or negative errno. */
+int simjournal_open(struct sim *s, const char *path);
 
 #endif

@@ -500,6 +500,108 @@ static void test_reservations_are_subtracted_from_host_free(void **state)
     free(id);
 }
 
+/* The index by id and the incremental accounting, against a plain model: 1,500
+ * reservations in two sessions, a third deleted in a scattered order, three transferred,
+ * a login purge; after every step each id is found (or not) as the model says, the list
+ * keeps creation order and the accounting adds up to what a rebuild would. */
+struct model_entry {
+    char *id;
+    const char *session;
+    int64_t kib;
+    int32_t domid;
+    bool live;
+};
+
+static void check_against_model(struct fixture *f, const struct model_entry *m, size_t n)
+{
+    size_t live = 0;
+    int64_t untransferred = 0;
+    const struct reservation *x = reservations_first(f->r);
+    for (size_t i = 0; i < n; i++) {
+        if (!m[i].live)
+            continue;
+        live++;
+        assert_non_null(x);
+        assert_string_equal(x->id, m[i].id);
+        assert_string_equal(x->session, m[i].session);
+        assert_int_equal(x->kib, m[i].kib);
+        assert_int_equal(x->domid, m[i].domid);
+        if (m[i].domid < 0)
+            untransferred += m[i].kib;
+        x = reservations_next(f->r, x);
+    }
+    assert_null(x);
+    assert_int_equal(reservations_count(f->r), live);
+    size_t na = 0;
+    const struct domcache_reservation *acct = reservations_accounting(f->r, &na);
+    int64_t sum_untransferred = 0;
+    size_t n_transferred = 0;
+    for (size_t i = 0; i < na; i++) {
+        if (acct[i].domid < 0)
+            sum_untransferred += acct[i].kib;
+        else
+            n_transferred++;
+    }
+    assert_int_equal(sum_untransferred, untransferred);
+    size_t model_transferred = 0;
+    for (size_t i = 0; i < n; i++)
+        model_transferred += m[i].live && m[i].domid >= 0;
+    assert_int_equal(n_transferred, model_transferred);
+}
+
+static void test_index_and_accounting_follow_every_change(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 1500 };
+    struct model_entry *m = xcalloc(N, sizeof(*m));
+    login(f, "xenopsd");
+    login(f, "other");
+    for (size_t i = 0; i < N; i++) {
+        m[i].session = i % 3 == 2 ? "other" : "xenopsd";
+        /* Three of 512 MiB, to be handed to domain 3 (its maxmem becomes that). */
+        m[i].kib = i == 1 || i == 4 || i == 7 ? 524288 : 1 + (int64_t)(i % 7);
+        m[i].domid = -1;
+        m[i].live = true;
+        m[i].id = reserve(f, m[i].session, m[i].kib);
+    }
+    check_against_model(f, m, N);
+    /* Delete every third of xenopsd's, in a scattered order (stride 7 over N). */
+    for (size_t k = 0, i = 0; k < N; k++, i = (i + 7) % N) {
+        if (i % 3 != 0)
+            continue;
+        assert_int_equal(reservations_delete(f->r, m[i].session, m[i].id, &f->err), 0);
+        m[i].live = false;
+        /* A second delete, or one from the wrong session, is unknown. */
+        assert_int_equal(reservations_delete(f->r, m[i].session, m[i].id, &f->err), -1);
+        assert_int_equal(f->err.kind, SERVICE_ERR_UNKNOWN_RESERVATION);
+        service_error_clear(&f->err);
+    }
+    assert_int_equal(reservations_delete(f->r, "other", m[1].id, &f->err), -1);
+    service_error_clear(&f->err);
+    check_against_model(f, m, N);
+    /* Transfer three to domain 3, then delete the first and the last of them. */
+    for (size_t i = 1; i <= 7; i += 3) {
+        assert_int_equal(reservations_transfer(f->r, m[i].session, m[i].id, 3, &f->err), 0);
+        m[i].domid = 3;
+        check_against_model(f, m, N);
+    }
+    for (size_t i = 1; i <= 7; i += 6) {
+        assert_int_equal(reservations_delete(f->r, m[i].session, m[i].id, &f->err), 0);
+        m[i].live = false;
+        check_against_model(f, m, N);
+    }
+    check_against_model(f, m, N);
+    /* A login of "other" purges only its reservations. */
+    login(f, "other");
+    for (size_t i = 0; i < N; i++)
+        if (strcmp(m[i].session, "other") == 0)
+            m[i].live = false;
+    check_against_model(f, m, N);
+    for (size_t i = 0; i < N; i++)
+        free(m[i].id);
+    free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -524,6 +626,7 @@ int main(void)
         T(test_restart_finds_sessions_and_reservations),
         T(test_load_skips_bad_entries),
         T(test_reservations_are_subtracted_from_host_free),
+        T(test_index_and_accounting_follow_every_change),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

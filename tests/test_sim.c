@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /* The simulated Xen host: balloons, clock, xenstore, watches, scenarios, persistence. */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,7 +10,11 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1468,6 +1473,225 @@ static void test_persistence_round_trip(void **state)
     free(tmp);
 }
 
+/* ---- the state file's journal ---- */
+
+static off_t file_size(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 ? st.st_size : -1;
+}
+
+static char *load_text(const char *path)
+{
+    char *err = NULL;
+    struct sim *b = sim_load(path, SIM_CLOCK_VIRTUAL, &err);
+    if (b == NULL)
+        fail_msg("load: %s", err);
+    char *t = state_text(b);
+    sim_free(b);
+    return t;
+}
+
+/* A child changes the world (a reservation node last) and is killed with SIGKILL, no
+ * clean-up at all: loading the file and its journal gives the world it had, the
+ * reservation included. */
+static void test_journal_replays_after_sigkill(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_sim_journal_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *path = xasprintf("%s/state.json", dir);
+    int fds[2];
+    assert_int_equal(pipe(fds), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        close(fds[0]);
+        struct sim *a = world(NULL, busy_scenario);
+        sim_set_state_file(a, path);
+        drive_busy(a);
+        set_target(a, 2, 999999); /* a violation, saved too */
+        if (sim_xs_write(a, "/squeezed/state/xenopsd/r1", "4096") != 0)
+            _exit(3);
+        char *t = state_text(a);
+        size_t n = strlen(t);
+        if (write(fds[1], t, n) != (ssize_t)n)
+            _exit(4);
+        close(fds[1]);
+        raise(SIGKILL);
+        _exit(5);
+    }
+    close(fds[1]);
+    char buf[65536];
+    size_t len = 0;
+    ssize_t k;
+    while ((k = read(fds[0], buf + len, sizeof(buf) - 1 - len)) > 0)
+        len += (size_t)k;
+    buf[len] = '\0';
+    close(fds[0]);
+    int status;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    assert_true(len > 0);
+    /* Replayed from the journal, not from a full save after every change. */
+    char *jpath = xasprintf("%s.journal", path);
+    assert_true(file_size(jpath) > 0);
+    char *t = load_text(path);
+    assert_string_equal(t, buf);
+    free(t);
+    char *err = NULL;
+    struct sim *b = sim_load(path, SIM_CLOCK_VIRTUAL, &err);
+    assert_non_null(b);
+    assert_key(b, "/squeezed/state/xenopsd/r1", "4096");
+    assert_int_equal(sim_violation_count(b), 1);
+    sim_free(b);
+    unlink(jpath);
+    unlink(path);
+    rmdir(dir);
+    free(jpath);
+    free(path);
+}
+
+/* A record cut short by a crash mid-append is dropped; the ones before it stay. A
+ * record that does not parse ends the replay there. */
+static void test_journal_drops_a_torn_last_record(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_sim_journal_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *path = xasprintf("%s/state.json", dir);
+    char *jpath = xasprintf("%s.journal", path);
+    struct sim *a = world(NULL, busy_scenario);
+    sim_set_state_file(a, path);
+    drive_busy(a);
+    assert_int_equal(sim_xs_write(a, "/squeezed/state/s/r1", "1"), 0);
+    char *before = state_text(a);
+    int fd = open(jpath, O_WRONLY | O_APPEND);
+    assert_true(fd >= 0);
+    const char torn[] = "{\"now_ms\":123456,\"free_kib\":1,\"scrub_kib\":0,\"xs_gen";
+    assert_int_equal(write(fd, torn, sizeof(torn) - 1), (ssize_t)(sizeof(torn) - 1));
+    close(fd);
+    char *t = load_text(path);
+    assert_string_equal(t, before);
+    free(t);
+    /* The same bytes with a newline: not JSON, dropped too. */
+    fd = open(jpath, O_WRONLY | O_APPEND);
+    assert_int_equal(write(fd, "\n", 1), 1);
+    close(fd);
+    t = load_text(path);
+    assert_string_equal(t, before);
+    free(t);
+    free(before);
+    sim_free(a);
+    unlink(jpath);
+    unlink(path);
+    rmdir(dir);
+    free(jpath);
+    free(path);
+}
+
+/* A compaction writes the whole world and empties the journal; a journal of the epoch
+ * before (a crash between the rename and the reset) is not applied again. */
+static void test_journal_compaction(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_sim_journal_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *path = xasprintf("%s/state.json", dir);
+    char *jpath = xasprintf("%s.journal", path);
+    char *old = xasprintf("%s/old.journal", dir);
+    struct sim *a = world(NULL, busy_scenario);
+    sim_set_state_file(a, path);
+    off_t empty = file_size(jpath);
+    assert_true(empty > 0);
+    drive_busy(a);
+    assert_int_equal(sim_xs_write(a, "/squeezed/state/s/r1", "1"), 0);
+    assert_true(file_size(jpath) > empty);
+    /* Keep the journal as it is before the compaction. */
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "cp %s %s", jpath, old);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(sim_save(a, path), 0);
+    assert_int_equal(file_size(jpath), empty);
+    char *want = state_text(a);
+    char *t = load_text(path);
+    assert_string_equal(t, want);
+    free(t);
+    /* The old journal back in place: of another epoch, left unapplied. */
+    assert_int_equal(rename(old, jpath), 0);
+    t = load_text(path);
+    assert_string_equal(t, want);
+    free(t);
+    /* Changes after the compaction go on in the journal. */
+    sim_set_state_file(a, path);
+    assert_int_equal(sim_xs_rm(a, "/squeezed/state/s/r1"), 0);
+    free(want);
+    want = state_text(a);
+    t = load_text(path);
+    assert_string_equal(t, want);
+    free(t);
+    free(want);
+    sim_free(a);
+    unlink(jpath);
+    unlink(path);
+    rmdir(dir);
+    free(old);
+    free(jpath);
+    free(path);
+}
+
+/* Symbolic links planted where the state goes are never followed: the journal is
+ * refused (and a change that cannot be saved fails), loading refuses a linked journal,
+ * and the full save's temporary file is a new file, not a planted one. */
+static void test_journal_refuses_symlinks(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/test_sim_journal_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *path = xasprintf("%s/state.json", dir);
+    char *jpath = xasprintf("%s.journal", path);
+    char *victim = xasprintf("%s/victim", dir);
+    char *tmp = xasprintf("%s.tmp", path);
+    FILE *f = fopen(victim, "w");
+    fputs("precious\n", f);
+    fclose(f);
+    assert_int_equal(symlink(victim, jpath), 0);
+    assert_int_equal(symlink(victim, tmp), 0);
+    struct sim *a = world(NULL, busy_scenario);
+    sim_set_state_file(a, path);
+    assert_int_equal(sim_xs_write(a, "/squeezed/state/s/r1", "1"), -EIO);
+    assert_int_equal(sim_flush(a), -EIO);
+    assert_int_equal(file_size(victim), 9);
+    /* Loading with a linked journal is refused. */
+    char *err = NULL;
+    if (access(path, F_OK) != 0) {
+        struct sim *c = world(NULL, busy_scenario);
+        assert_int_equal(sim_save(c, path), 0);
+        sim_free(c);
+    }
+    assert_null(sim_load(path, SIM_CLOCK_VIRTUAL, &err));
+    assert_non_null(strstr(err, "symbolic link"));
+    free(err);
+    /* Without the planted journal, saving works; the planted .tmp is left alone. */
+    unlink(jpath);
+    sim_set_state_file(a, path);
+    assert_int_equal(sim_xs_write(a, "/squeezed/state/s/r2", "2"), 0);
+    assert_int_equal(file_size(victim), 9);
+    struct stat st;
+    assert_int_equal(lstat(tmp, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    sim_free(a);
+    unlink(tmp);
+    unlink(victim);
+    unlink(jpath);
+    unlink(path);
+    rmdir(dir);
+    free(tmp);
+    free(victim);
+    free(jpath);
+    free(path);
+}
+
 /* ---- the backend table ---- */
 
 static void test_backend_sim_ops(void **state)
@@ -1675,6 +1899,10 @@ int main(void)
         W(test_virtual_clock_is_deterministic),
         cmocka_unit_test(test_real_clock),
         W(test_persistence_round_trip),
+        cmocka_unit_test(test_journal_replays_after_sigkill),
+        cmocka_unit_test(test_journal_drops_a_torn_last_record),
+        cmocka_unit_test(test_journal_compaction),
+        cmocka_unit_test(test_journal_refuses_symlinks),
         cmocka_unit_test(test_backend_sim_ops),
         W(test_counters_ignore_the_world_itself),
     };

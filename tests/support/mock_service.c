@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "server/request.h"
+#include "server/status.h"
 
 struct service {
     int unused;
@@ -328,6 +329,19 @@ json_t *service_status(struct service *s)
     json_t *st = json_deep_copy(mock.status);
     pthread_mutex_unlock(&mock.lock);
     return st;
+}
+
+/* The same picture as bytes, as the front end serves it (one per call). */
+struct status_picture *service_status_picture(struct service *s)
+{
+    json_t *st = service_status(s);
+    if (st == NULL)
+        return NULL;
+    char *text = json_dumps(st, JSON_COMPACT);
+    json_decref(st);
+    struct status_picture *p = status_picture_from_json(text, strlen(text));
+    free(text);
+    return p;
 }
 
 const char MOCK_STATUS_JSON[] =

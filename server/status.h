@@ -1,0 +1,104 @@
+/* SPDX-License-Identifier: LGPL-2.1-only */
+/* The published /status picture: immutable, shared by reference, serialised once. */
+#ifndef SQUEEZED_STATUS_H
+#define SQUEEZED_STATUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/domcache.h"
+#include "server/reservations.h"
+
+/*
+ * The worker publishes a picture after each change; HTTP threads read it. Publishing
+ * costs no serialisation: a picture holds copies of the small parts (host, operations,
+ * counters) and references to two shared, immutable parts that are only rebuilt when
+ * they changed (the domains when a new snapshot was taken, the reservations when the
+ * list changed). The bytes of GET /status are built on the first read of a picture, by
+ * the reading thread, once (other readers of the same picture wait for them or find
+ * them ready); what is derived from them (GET /metrics) is memoised the same way.
+ *
+ * Reference counts are atomic: a picture may be released on any thread. Every function
+ * here is safe from any thread on a picture the caller holds a reference to.
+ */
+
+struct status_domains;
+struct status_resvs;
+struct status_picture;
+
+/* Stuck / uncooperative as the squeezer last saw them, for every domain of snap in its
+ * order (called on the publishing thread). */
+typedef void (*status_flags_fn)(const void *ctx, const struct domcache_snapshot *snap,
+                                bool *stuck, bool *uncooperative);
+
+/* The domains of snap (borrowed; NULL: none) with their flags, copied. New reference.
+ * O(domains). */
+struct status_domains *status_domains_new(const struct domcache_snapshot *snap,
+                                          status_flags_fn flags, const void *ctx);
+void status_domains_unref(struct status_domains *d); /* NULL allowed */
+
+/* The reservations of r (borrowed) in their order, copied. New reference. */
+struct status_resvs *status_resvs_new(const struct reservations *r);
+void status_resvs_unref(struct status_resvs *v); /* NULL allowed */
+
+/* One line of "operations" / "operation_totals". Strings are static (not copied). */
+struct status_op {
+    const char *kind;
+    int64_t kib;
+    const char *outcome;
+    int64_t duration_ms;
+    unsigned rounds;
+    int64_t at_ms;
+};
+struct status_total {
+    const char *kind;
+    const char *outcome;
+    uint64_t count;
+    int64_t duration_ms_sum;
+};
+
+#define STATUS_MAX_OPS 64
+#define STATUS_MAX_TOTALS 32
+
+/* What a picture is made of. Everything is copied or referenced by status_picture_new. */
+struct status_input {
+    bool have_host; /* false: the host fields are all 0 (no snapshot yet) */
+    int64_t free_kib, reserved_kib, total_kib, xen_free_kib, scrub_kib, reservations_kib,
+        booting_unused_kib, claims_kib;
+    struct status_domains *domains; /* borrowed: the picture takes its own reference */
+    struct status_resvs *resvs;     /* borrowed: idem */
+    const struct status_op *ops;    /* oldest first, at most STATUS_MAX_OPS */
+    size_t n_ops;
+    const struct status_total *totals; /* at most STATUS_MAX_TOTALS */
+    size_t n_totals;
+    struct domcache_counters cache;
+    bool watching;
+    const char *version, *backend, *clock; /* static strings */
+    bool busy;
+    int64_t now_ms;
+    double uptime_s;
+};
+
+/* A new picture (one reference). O(number of operations): no part is serialised. */
+struct status_picture *status_picture_new(const struct status_input *in);
+/* A picture whose /status bytes are given (copied): for stand-ins of the service in
+ * tests. */
+struct status_picture *status_picture_from_json(const char *json, size_t len);
+struct status_picture *status_picture_ref(struct status_picture *p);
+void status_picture_unref(struct status_picture *p); /* NULL allowed */
+
+/* The /status JSON (compact, no trailing newline): built on the first call for this
+ * picture, then the same bytes. Borrowed: valid while the caller holds its reference. */
+const char *status_picture_json(struct status_picture *p, size_t *len);
+
+/* A text derived from the JSON, memoised per picture in slot (< STATUS_MEMO_SLOTS): build
+ * is called at most once per picture and slot, with the JSON; it returns a new string
+ * (malloc) or NULL (then the next call tries again). A slot must always be given the same
+ * build function. Borrowed like the JSON. NULL if build failed. */
+#define STATUS_MEMO_SLOTS 2
+typedef char *(*status_build_fn)(const char *json, size_t len);
+const char *status_picture_memo(struct status_picture *p, unsigned slot, status_build_fn build,
+                                size_t *len);
+
+#endif
