@@ -92,6 +92,7 @@ struct dc_entry {
     char *excluded_reason;   /* the reason last logged; NULL once included again */
     bool dir_confirmed;      /* its xenstore directory was seen to exist */
     uint64_t maxmem_xen_kib; /* maxmem as Xen holds it: last set, or as listed */
+    int64_t listed_tot_kib;  /* its total pages (KiB) as listed by the current snapshot */
     int64_t offset_kib;      /* memory-offset in use (0 while booting) */
     bool offset_known;       /* offset_kib was settled by a snapshot */
     bool shadow_known;       /* shadow_mib is valid while total_pages == shadow_tot_pages */
@@ -1025,6 +1026,7 @@ int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *re
             continue;
         e->included = false;
         e->excluded = false;
+        e->listed_tot_kib = pages_to_kib(d->total_pages);
         struct dom_out o;
         rc = build_domain(dc, e, d, &o);
         if (rc < 0)
@@ -1047,16 +1049,25 @@ int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *re
         m++;
     }
 
-    /* A reservation handed to a domain this snapshot counts (or left out: its pages are
-     * not free either) is held by that domain. */
+    /*
+     * The accounting rule (server/reservations.h): an untransferred reservation counts
+     * in full. A transferred one counts through its domain: while the domain is in this
+     * snapshot (or left out for bad values) its booting unused part is counted above,
+     * from the memory/initial-reservation the transfer wrote, and nothing more; while it
+     * is listed but not in the snapshot (no xenstore directory or target yet), what it
+     * has not allocated yet; once it is gone (not listed, or dying), nothing: what it
+     * held comes back as Xen's free memory, never as the reservation's full size again.
+     */
     int64_t resv_kib = 0;
     for (size_t i = 0; i < n_resv; i++) {
-        if (resv[i].domid >= 0) {
-            struct dc_entry *e = entry_find(dc, (uint32_t)resv[i].domid);
-            if (e != NULL && (e->included || e->excluded))
-                continue;
+        if (resv[i].domid < 0) {
+            resv_kib += resv[i].kib;
+            continue;
         }
-        resv_kib += resv[i].kib;
+        struct dc_entry *e = entry_find(dc, (uint32_t)resv[i].domid);
+        if (e == NULL || !e->seen || e->included || e->excluded)
+            continue;
+        resv_kib += max64(0, resv[i].kib - e->listed_tot_kib);
     }
 
     if (m > out->cap) {
@@ -1232,4 +1243,74 @@ int domcache_write(struct domcache *dc, uint32_t domid, const char *key, const c
     if (rc == -ENOENT)
         forget_domain(dc, domid);
     return rc;
+}
+
+/* ---- a reservation's transfer ---- */
+
+/* Xen's entry for domid from a fresh domain list: 1 and *out (the listed domain) when it
+ * is there and not dying, 0 when not, or a negative errno. */
+static int listed_now(struct domcache *dc, uint32_t domid, struct backend_domain *out)
+{
+    struct backend_domain *list = NULL;
+    size_t n = 0;
+    COUNT(dc, hypercalls);
+    int rc = dc->b->ops->list_domains(dc->b, &list, &n);
+    if (rc < 0) {
+        log_dom_warnx(domid, "cannot list domains: %s", strerror(-rc));
+        return rc;
+    }
+    rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (list[i].domid == domid && !list[i].dying) {
+            *out = list[i];
+            rc = 1;
+            break;
+        }
+    }
+    free(list);
+    return rc;
+}
+
+int domcache_domain_exists(struct domcache *dc, uint32_t domid)
+{
+    struct backend_domain d;
+    return listed_now(dc, domid, &d);
+}
+
+int domcache_raise_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib)
+{
+    if (maxmem_kib < 0 || maxmem_kib > LIMIT_KIB_MAX)
+        return -EINVAL;
+    struct backend_domain d;
+    int rc = listed_now(dc, domid, &d);
+    if (rc <= 0)
+        return rc == 0 ? -ESRCH : rc;
+    struct dc_entry *e = entry_find(dc, domid);
+    if (e != NULL && memcmp(e->handle, d.handle, sizeof(e->handle)) != 0) {
+        entry_drop(dc, e);
+        e = NULL;
+    }
+    if (e == NULL) {
+        e = entry_new(dc, &d);
+        if (dc->watching)
+            entry_watch(dc, e);
+    }
+    int64_t offset_kib = e->offset_known ? e->offset_kib : 0;
+    if (!e->offset_known) {
+        if ((rc = entry_get(dc, e, DK_OFFSET)) < 0)
+            return rc;
+        if (e->v[DK_OFFSET].present && e->v[DK_OFFSET].num_rc == 0)
+            offset_kib = e->v[DK_OFFSET].num;
+    }
+    int64_t want_kib = maxmem_kib + domain_type_xen_offset_kib(e->type) + offset_kib;
+    int64_t listed_kib = pages_to_kib(d.max_pages);
+    /* Xen's value asked now: a cached figure must neither skip the raise nor turn it
+     * into a lowering (the toolstack sets maxmem too). */
+    e->maxmem_xen_kib = (uint64_t)listed_kib;
+    if (listed_kib >= want_kib) {
+        log_dom_debug(domid, "maxmem already %" PRId64 " KiB (Xen), not lowered to %" PRId64,
+                      listed_kib, want_kib);
+        return 0;
+    }
+    return domcache_set_maxmem(dc, domid, maxmem_kib);
 }

@@ -25,6 +25,7 @@ struct reservations {
     size_t n_sessions, cap_sessions;
     struct domcache_reservation *acct; /* what the squeeze subtracts, parallel to list */
     size_t cap_acct;
+    size_t max_per_session; /* reservations one session may hold */
 };
 
 struct reservations *reservations_new(struct backend *b, struct domcache *dc)
@@ -32,7 +33,30 @@ struct reservations *reservations_new(struct backend *b, struct domcache *dc)
     struct reservations *r = xcalloc(1, sizeof(*r));
     r->b = b;
     r->dc = dc;
+    r->max_per_session = LIMIT_RESERVATIONS_PER_SESSION_DEFAULT;
     return r;
+}
+
+void reservations_set_max_per_session(struct reservations *r, size_t max)
+{
+    r->max_per_session = max;
+}
+
+/* A new reservation would take session over its limit: -1 with *err. */
+static int check_room(const struct reservations *r, const char *session,
+                      struct service_error *err)
+{
+    size_t held = 0;
+    for (size_t i = 0; i < r->n; i++)
+        if (strcmp(r->list[i].session, session) == 0)
+            held++;
+    if (held < r->max_per_session)
+        return 0;
+    err->kind = SERVICE_ERR_INTERNAL;
+    err->text = xasprintf("session %s holds %zu reservations, the most one session may hold "
+                          "(max-reservations-per-session): delete some first",
+                          session, held);
+    return -1;
 }
 
 static void reservation_clear(struct reservation *x)
@@ -357,6 +381,8 @@ int reservations_reserve(struct reservations *r, struct squeezer *sq, const char
     memset(sq_out, 0, sizeof(*sq_out));
     if (check_session(r, session, err) < 0)
         return -1;
+    if (check_room(r, session, err) < 0)
+        return -1;
     sq_out->ran = true;
     sq_out->rc = squeeze_free(sq, kib, &sq_out->res);
     if (reservations_verdict_error(sq_out->rc, &sq_out->res, err) < 0)
@@ -371,6 +397,8 @@ int reservations_reserve_range(struct reservations *r, struct squeezer *sq, cons
 {
     memset(sq_out, 0, sizeof(*sq_out));
     if (check_session(r, session, err) < 0)
+        return -1;
+    if (check_room(r, session, err) < 0)
         return -1;
     sq_out->ran = true;
     sq_out->rc = squeeze_free_range(sq, min_kib, max_kib, &sq_out->res);
@@ -412,6 +440,24 @@ static int domain_gone(struct service_error *err, int64_t domid)
     return fail_internal(err, xasprintf("domain %" PRId64 " does not exist", domid));
 }
 
+/* What domid's memory/reservation-id says now: 0 and *held (new string, "" if none), -1
+ * with *err when the domain has gone or cannot be read. */
+static int held_by(struct reservations *r, int64_t domid, char **held, struct service_error *err)
+{
+    *held = NULL;
+    int rc = domcache_read(r->dc, (uint32_t)domid, "memory/reservation-id", held);
+    if (rc == -ENOENT) {
+        *held = xstrdup("");
+        return 0;
+    }
+    if (rc == -ESRCH)
+        return domain_gone(err, domid);
+    if (rc < 0)
+        return fail_internal(err, xasprintf("domid %" PRId64 ": cannot read its reservation: %s",
+                                            domid, strerror(-rc)));
+    return 0;
+}
+
 int reservations_transfer(struct reservations *r, const char *session, const char *id,
                           int64_t domid, struct service_error *err)
 {
@@ -424,18 +470,59 @@ int reservations_transfer(struct reservations *r, const char *session, const cha
         return domain_gone(err, domid);
 
     uint32_t d = (uint32_t)domid;
-    char *kib_text = xasprintf("%" PRId64, x->kib);
-    char *path = xasprintf(STATE_ROOT "/%s/%s/in-transfer", session, id);
-    char *domid_text = xasprintf("%" PRId64, domid);
-    int rc = domcache_write(r->dc, d, "memory/initial-reservation", kib_text);
+    char *kib_text = NULL, *path = NULL, *domid_text = NULL, *held = NULL;
+    int rc = domcache_domain_exists(r->dc, d);
+    if (rc < 0) {
+        fail_internal(err, xasprintf("cannot list domains: %s", strerror(-rc)));
+        goto out;
+    }
+    if (rc == 0) {
+        rc = domain_gone(err, domid);
+        goto out;
+    }
+    if ((rc = held_by(r, domid, &held, err)) < 0)
+        goto out;
+    /* One reservation per domain, one domain per reservation (the rule in the header). */
+    if (x->domid >= 0 && x->domid != domid) {
+        rc = fail_internal(err, xasprintf("reservation %s is already transferred to domain %" PRId32
+                                          ": a reservation goes to one domain only",
+                                          id, x->domid));
+        goto out;
+    }
+    if (held[0] != '\0' && strcmp(held, id) != 0) {
+        rc = fail_internal(err, xasprintf("domain %" PRId64 " already holds reservation %s: "
+                                          "a domain takes one reservation only",
+                                          domid, held));
+        goto out;
+    }
+    if (x->domid == domid) {
+        if (strcmp(held, id) == 0) {
+            log_dom_info(domid, "reservation %s of session %s: transferred already (repeat)", id,
+                         session);
+            rc = 0;
+            goto out;
+        }
+        /* Listed under this domid but not holding it: the domain it went to has gone
+         * and the domid is someone else's now. Its memory came back with the domain. */
+        rc = fail_internal(err, xasprintf("reservation %s was transferred to domain %" PRId64
+                                          ", which has gone since: it is used up",
+                                          id, domid));
+        goto out;
+    }
+
+    kib_text = xasprintf("%" PRId64, x->kib);
+    path = xasprintf(STATE_ROOT "/%s/%s/in-transfer", session, id);
+    domid_text = xasprintf("%" PRId64, domid);
+    rc = domcache_write(r->dc, d, "memory/initial-reservation", kib_text);
     if (rc == -ENOENT || rc == -ESRCH) {
         domain_gone(err, domid);
         goto out;
     }
     if (rc == 0)
         rc = domcache_write(r->dc, d, "memory/reservation-id", id);
+    /* Raised to the reservation if below, never lowered (a running domain keeps its own). */
     if (rc == 0)
-        rc = domcache_set_maxmem(r->dc, d, x->kib);
+        rc = domcache_raise_maxmem(r->dc, d, x->kib);
     if (rc == -ENOENT || rc == -ESRCH) {
         domain_gone(err, domid);
         goto out;
@@ -455,6 +542,7 @@ int reservations_transfer(struct reservations *r, const char *session, const cha
     log_dom_info(domid, "reservation %s (%" PRId64 " KiB) of session %s transferred", id,
                  x->kib, session);
 out:
+    free(held);
     free(kib_text);
     free(path);
     free(domid_text);
