@@ -36,6 +36,7 @@ static const char usage_text[] =
     "                [--clock real|virtual] [--listen HOST:PORT] [--socket PATH]\n"
     "                [--reserved-host-memory-kib N] [--balance-interval-s S]\n"
     "                [--poll-interval-s S] [--sim-state FILE] [--no-watches]\n"
+    "                [--token-file FILE] [--max-reservations-per-session N]\n"
     "                [--help] [--version]\n";
 
 static const char help_text[] =
@@ -61,10 +62,15 @@ static const char help_text[] =
     "  --balance-interval-s S periodic balance check (default 10)\n"
     "  --poll-interval-s S    wait between squeeze rounds (default 0.25)\n"
     "  --no-watches           read the toolstack's keys every time instead of watching\n"
+    "  --token-file FILE      bearer token allowing changing calls over TCP (a file of mode\n"
+    "                         0600 owned by root or this user); without it TCP is\n"
+    "                         read-only and only the unix socket may change memory\n"
+    "  --max-reservations-per-session N   reservations one session may hold (default 1024)\n"
     "\n"
     "Config keys: balance-check-interval, manage-domain-zero, domain-zero-dynamic-min,\n"
     "domain-zero-dynamic-max (bytes), and backend, scenario, clock, sim-state, listen,\n"
-    "socket, reserved-host-memory-kib, poll-interval-s, watches.\n"
+    "socket, reserved-host-memory-kib, poll-interval-s, watches, token-file,\n"
+    "max-reservations-per-session.\n"
     "\n"
     "Without Xen, try: squeezed -d --backend sim --scenario scenarios/demo.json\n";
 
@@ -95,6 +101,8 @@ enum {
     OPT_POLL,
     OPT_SIM_STATE,
     OPT_NO_WATCHES,
+    OPT_TOKEN_FILE,
+    OPT_MAX_PER_SESSION,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -114,6 +122,8 @@ static const struct option long_options[] = {
     {"poll-interval-s", required_argument, NULL, OPT_POLL},
     {"sim-state", required_argument, NULL, OPT_SIM_STATE},
     {"no-watches", no_argument, NULL, OPT_NO_WATCHES},
+    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+    {"max-reservations-per-session", required_argument, NULL, OPT_MAX_PER_SESSION},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -135,6 +145,8 @@ static const struct {
     {OPT_POLL, "poll-interval-s", "--poll-interval-s"},
     {OPT_SIM_STATE, "sim-state", "--sim-state"},
     {OPT_NO_WATCHES, "watches", "--no-watches"},
+    {OPT_TOKEN_FILE, "token-file", "--token-file"},
+    {OPT_MAX_PER_SESSION, "max-reservations-per-session", "--max-reservations-per-session"},
 };
 
 /* Returns 0, or the exit status for main (help/version: 0 via *done; errors: 1). */
@@ -547,6 +559,7 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
     make_absolute(&cfg.scenario_path);
     make_absolute(&cfg.sim_state_path);
     make_absolute(&cfg.socket_path);
+    make_absolute(&cfg.token_file);
     if (o.check_only) {
         rc = check_only(&cfg);
         goto out;
@@ -584,6 +597,7 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
         .manage_domain_zero = cfg.manage_domain_zero,
         .dom0_dynamic_min_bytes = cfg.dom0_dynamic_min_bytes,
         .dom0_dynamic_max_bytes = cfg.dom0_dynamic_max_bytes,
+        .max_reservations_per_session = cfg.max_reservations_per_session,
         .sim = sim,
     };
     if (so.poll_ms < 1)
@@ -601,6 +615,7 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
         .listen_port = cfg.listen_port,
         .socket_path = cfg.socket_path,
         .openapi_path = NULL,
+        .token_file = cfg.token_file,
     };
     srv = api_start(svc, &ac, &err);
     if (srv == NULL) {

@@ -41,6 +41,8 @@ void config_init(struct config *c)
     c->dom0_dynamic_min_bytes = -1;
     c->dom0_dynamic_max_bytes = -1;
     c->use_watches = true;
+    c->token_file = NULL;
+    c->max_reservations_per_session = LIMIT_RESERVATIONS_PER_SESSION_DEFAULT;
 }
 
 void config_release(struct config *c)
@@ -51,6 +53,8 @@ void config_release(struct config *c)
     free(c->sim_state_path);
     free(c->listen_host);
     free(c->socket_path);
+    free(c->token_file);
+    c->token_file = NULL;
     c->scenario_path = NULL;
     c->sim_state_path = NULL;
     c->listen_host = NULL;
@@ -156,6 +160,8 @@ enum key_kind {
     KEY_DOM0_MIN,
     KEY_DOM0_MAX,
     KEY_WATCHES,
+    KEY_TOKEN_FILE,
+    KEY_MAX_PER_SESSION,
 };
 
 static const struct {
@@ -175,6 +181,8 @@ static const struct {
     {"domain-zero-dynamic-min", KEY_DOM0_MIN},
     {"domain-zero-dynamic-max", KEY_DOM0_MAX},
     {"watches", KEY_WATCHES},
+    {"token-file", KEY_TOKEN_FILE},
+    {"max-reservations-per-session", KEY_MAX_PER_SESSION},
 };
 
 static int bad(char **err, const char *where, const char *key, const char *value,
@@ -282,6 +290,20 @@ int config_set(struct config *c, const char *key, const char *value, const char 
             c->manage_domain_zero = flag;
         else
             c->use_watches = flag;
+        return 0;
+    case KEY_TOKEN_FILE:
+        if (strcmp(value, "none") == 0) {
+            replace(&c->token_file, NULL);
+            return 0;
+        }
+        if (value[0] == '\0')
+            return bad(err, where, key, value, "must be a path or 'none'");
+        replace(&c->token_file, xstrdup(value));
+        return 0;
+    case KEY_MAX_PER_SESSION:
+        if (parse_int64(value, 1, LIMIT_RESERVATIONS_PER_SESSION_MAX, &n) < 0)
+            return bad(err, where, key, value, "must be a whole number from 1 to 1000000");
+        c->max_reservations_per_session = n;
         return 0;
     case KEY_DOM0_MIN:
     case KEY_DOM0_MAX:

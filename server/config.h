@@ -16,7 +16,8 @@
  * domain-zero-dynamic-min / domain-zero-dynamic-max (bytes). Ours: backend (xen|sim),
  * scenario (file), clock (real|virtual), listen (HOST:PORT, loopback only), socket
  * (path, or "none"), reserved-host-memory-kib, poll-interval-s, sim-state (file),
- * watches (bool). Unknown keys are ignored with a warning (squeezed.conf has keys of
+ * watches (bool), token-file (path of the bearer token for changing calls over TCP, or
+ * "none"), max-reservations-per-session (1 .. 1000000). Unknown keys are ignored with a warning (squeezed.conf has keys of
  * its own that mean nothing here).
  */
 
@@ -45,6 +46,8 @@ struct config {
     int64_t dom0_dynamic_min_bytes; /* -1: dom0's current value */
     int64_t dom0_dynamic_max_bytes; /* -1: dom0's current value */
     bool use_watches;               /* default true */
+    char *token_file;               /* owned; NULL: no token, TCP is read-only */
+    int64_t max_reservations_per_session; /* default LIMIT_RESERVATIONS_PER_SESSION_DEFAULT */
 };
 
 /* Fill *c with the defaults. The socket default is /var/run/squeezed.sock as root, else
