@@ -381,14 +381,16 @@ static void sync_clock(struct sim *s)
         run_until(s, clock_monotonic_ms() - s->origin_ms);
 }
 
-static void persist(struct sim *s)
+/* Save the world to the state file (if any): 0, or the negative errno (logged). */
+static int persist(struct sim *s)
 {
     if (s->state_file == NULL)
-        return;
+        return 0;
     int rc = sim_save(s, s->state_file);
     if (rc < 0)
         log_warnx("sim: cannot save the simulated host to %s: %s", s->state_file,
                   strerror(-rc));
+    return rc;
 }
 
 /* ---- domains ---- */
@@ -797,6 +799,8 @@ int sim_xs_write(struct sim *s, const char *path, const char *value)
     s->counters.xs_writes++;
     if (value == NULL || xstree_check_path(path) < 0)
         return -EINVAL;
+    char *before = NULL;
+    bool existed = xstree_read(s->xs, path, &before) == 0;
     xs_set(s, path, value);
     uint32_t domid;
     struct sim_dom *d;
@@ -808,8 +812,17 @@ int sim_xs_write(struct sim *s, const char *path, const char *value)
                       " KiB, above maxmem %" PRId64 " KiB (Xen max %" PRId64
                       " KiB, memory offset %" PRId64 " KiB)",
                       target, dom_maxmem(d), d->max_kib, d->memory_offset_kib);
-    persist(s);
-    return 0;
+    /* A write that cannot be saved did not happen: on Xen an answered write is in
+     * xenstore, and a reservation is acknowledged only once it is stored (issue 11, F5). */
+    int rc = persist(s);
+    if (rc < 0) {
+        if (existed)
+            xs_set(s, path, before);
+        else
+            xs_del(s, path);
+    }
+    free(before);
+    return rc < 0 ? -EIO : 0;
 }
 
 int sim_xs_rm(struct sim *s, const char *path)
@@ -819,8 +832,7 @@ int sim_xs_rm(struct sim *s, const char *path)
     int rc = xs_del(s, path);
     if (rc < 0)
         return rc;
-    persist(s);
-    return 0;
+    return persist(s) < 0 ? -EIO : 0;
 }
 
 int sim_xs_directory(struct sim *s, const char *path, char ***entries, size_t *n)

@@ -290,10 +290,17 @@ int sim_save(struct sim *s, const char *path)
     char *tmp = xasprintf("%s.tmp", path);
     struct sbuf b = {0};
     save_world(s, &b);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* Created afresh, never through what is already there: a link planted at the
+     * temporary path is removed (not followed), and if one appears again before the
+     * open, the open fails instead of writing through it (issue 11, F6). */
+    if (unlink(tmp) < 0 && errno != ENOENT) {
+        rc = -errno;
+        goto out_nounlink;
+    }
+    fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
         rc = -errno;
-        goto out;
+        goto out_nounlink;
     }
     if ((rc = write_all(fd, b.p, b.len)) < 0)
         goto out;
@@ -317,6 +324,7 @@ out:
         close(fd);
     if (rc < 0)
         unlink(tmp);
+out_nounlink:
     free(b.p);
     free(tmp);
     return rc;

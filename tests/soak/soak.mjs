@@ -6,6 +6,7 @@
 // "# figures: ..." line; exits 0, or 1 if anything failed.
 //
 // node tests/soak/soak.mjs --port P --pid PID [--seconds 20] [--clients 8] [--seed N]
+//                          [--token T]  (the bearer token: changing calls need it over TCP)
 //     [--scale 1]
 //
 // The clients (one keep-alive connection each):
@@ -57,14 +58,15 @@ import fs from 'node:fs';
 import http from 'node:http';
 
 // ---- options ---------------------------------------------------------------------------
-const opts = { port: 0, pid: 0, seconds: 20, clients: 8, seed: Date.now() % 1000000, scale: 1 };
+const opts = { port: 0, pid: 0, seconds: 20, clients: 8, seed: Date.now() % 1000000, scale: 1,
+               token: '' };
 for (let i = 2; i < process.argv.length; i += 2) {
     const k = process.argv[i].replace(/^--/, '');
     if (!(k in opts) || i + 1 >= process.argv.length) {
         console.log(`FAIL: soak: bad argument ${process.argv[i]}`);
         process.exit(2);
     }
-    opts[k] = Number(process.argv[i + 1]);
+    opts[k] = k === 'token' ? process.argv[i + 1] : Number(process.argv[i + 1]);
 }
 const BARRIER_MS = 400;
 const WARMUP_S = Math.max(2, Math.min(5, opts.seconds / 4));
@@ -114,8 +116,10 @@ function request(agent, method, path, body) {
         const data = body === undefined ? undefined : Buffer.from(body);
         const req = http.request({
             host: '127.0.0.1', port: opts.port, method, path, agent,
-            headers: data ? { 'Content-Type': 'application/json', 'Content-Length': data.length }
-                          : {},
+            headers: Object.assign(
+                opts.token ? { 'Authorization': `Bearer ${opts.token}` } : {},
+                data ? { 'Content-Type': 'application/json', 'Content-Length': data.length }
+                     : {}),
         }, (res) => {
             const chunks = [];
             res.on('data', (c) => chunks.push(c));
