@@ -53,7 +53,7 @@ struct listener {
 };
 
 struct api_server {
-    struct service *svc;            /* borrowed */
+    struct service *svc; /* borrowed */
     struct listener tcp_l, unix_l;
     char *token; /* owned; NULL: TCP is read-only */
     size_t token_len;
@@ -89,9 +89,9 @@ struct request {
     struct MHD_Connection *conn;
     struct api_caller caller;
     char who[96];
-    char *reply;   /* set by the thread before it resumes the connection */
+    char *reply; /* set by the thread before it resumes the connection */
     int status;
-    bool started;  /* handed over (the connection is suspended until it is done) */
+    bool started; /* handed over (the connection is suspended until it is done) */
 };
 
 /* ---- responses ------------------------------------------------------------------ */

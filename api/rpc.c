@@ -454,8 +454,7 @@ static json_t *m_sim_set_balloon(struct service *svc, const char *dbg, const jso
 
 static const struct method methods[] = {
     {.name = "get_diagnostics", .fn = m_get_diagnostics},
-    {.name = "login",
-     .changes = true, .params = {{"service_name", P_NAME}}, .fn = m_login},
+    {.name = "login", .changes = true, .params = {{"service_name", P_NAME}}, .fn = m_login},
     {.name = "reserve_memory",
      .changes = true,
      .params = {{"session_id", P_NAME}, {"kib", P_KIB}},
@@ -475,8 +474,7 @@ static const struct method methods[] = {
     {.name = "query_reservation_of_domain",
      .params = {{"session_id", P_NAME}, {"domid", P_DOMID}},
      .fn = m_query_reservation_of_domain},
-    {.name = "balance_memory",
-     .changes = true, .fn = m_balance_memory},
+    {.name = "balance_memory", .changes = true, .fn = m_balance_memory},
     {.name = "get_host_reserved_memory", .fn = m_get_host_reserved_memory},
     {.name = "get_host_initial_free_memory", .fn = m_get_host_initial_free_memory},
     {.name = "get_domain_zero_policy", .fn = m_get_domain_zero_policy},
@@ -855,7 +853,8 @@ char *api_handle_rpc_as(struct service *svc, const char *body, size_t len, int *
     if (args == NULL)
         goto out;
     if (m->changes)
-        log_info("rpc: %s (dbg %s) by %s", m->name, dbg, caller->who != NULL ? caller->who : "?");
+        log_info("rpc: %s (dbg %s) by %s", m->name, dbg,
+                 caller->who != NULL ? caller->who : "?");
     else
         log_debug("rpc: %s (dbg %s)", m->name, dbg);
     result = m->fn(svc, dbg, args, &err);

@@ -17,8 +17,8 @@
  * scenario (file), clock (real|virtual), listen (HOST:PORT, loopback only), socket
  * (path, or "none"), reserved-host-memory-kib, poll-interval-s, sim-state (file),
  * watches (bool), token-file (path of the bearer token for changing calls over TCP, or
- * "none"), max-reservations-per-session (1 .. 1000000). Unknown keys are ignored with a warning (squeezed.conf has keys of
- * its own that mean nothing here).
+ * "none"), max-reservations-per-session (1 .. 1000000). Unknown keys are ignored with a warning
+ * (squeezed.conf has keys of its own that mean nothing here).
  */
 
 enum config_backend {
@@ -32,21 +32,21 @@ enum config_clock {
 };
 
 struct config {
-    enum config_backend backend;    /* default xen */
-    enum config_clock clock;        /* default real */
-    char *scenario_path;            /* owned; NULL: none */
-    char *sim_state_path;           /* owned; NULL: none */
-    char *listen_host;              /* owned; a loopback address; NULL: no TCP listener */
-    uint16_t listen_port;           /* default 8799; 0 = any free port */
-    char *socket_path;              /* owned; NULL: no unix socket */
-    int64_t reserved_host_kib;      /* default 73728 */
-    double poll_interval_s;         /* default 0.25; in (0, 60] */
-    double balance_interval_s;      /* default 10; in (0, 86400] */
-    bool manage_domain_zero;        /* default false */
-    int64_t dom0_dynamic_min_bytes; /* -1: dom0's current value */
-    int64_t dom0_dynamic_max_bytes; /* -1: dom0's current value */
-    bool use_watches;               /* default true */
-    char *token_file;               /* owned; NULL: no token, TCP is read-only */
+    enum config_backend backend;          /* default xen */
+    enum config_clock clock;              /* default real */
+    char *scenario_path;                  /* owned; NULL: none */
+    char *sim_state_path;                 /* owned; NULL: none */
+    char *listen_host;                    /* owned; a loopback address; NULL: no TCP listener */
+    uint16_t listen_port;                 /* default 8799; 0 = any free port */
+    char *socket_path;                    /* owned; NULL: no unix socket */
+    int64_t reserved_host_kib;            /* default 73728 */
+    double poll_interval_s;               /* default 0.25; in (0, 60] */
+    double balance_interval_s;            /* default 10; in (0, 86400] */
+    bool manage_domain_zero;              /* default false */
+    int64_t dom0_dynamic_min_bytes;       /* -1: dom0's current value */
+    int64_t dom0_dynamic_max_bytes;       /* -1: dom0's current value */
+    bool use_watches;                     /* default true */
+    char *token_file;                     /* owned; NULL: no token, TCP is read-only */
     int64_t max_reservations_per_session; /* default LIMIT_RESERVATIONS_PER_SESSION_DEFAULT */
 };
 

@@ -442,7 +442,8 @@ static int domain_gone(struct service_error *err, int64_t domid)
 
 /* What domid's memory/reservation-id says now: 0 and *held (new string, "" if none), -1
  * with *err when the domain has gone or cannot be read. */
-static int held_by(struct reservations *r, int64_t domid, char **held, struct service_error *err)
+static int held_by(struct reservations *r, int64_t domid, char **held,
+                   struct service_error *err)
 {
     *held = NULL;
     int rc = domcache_read(r->dc, (uint32_t)domid, "memory/reservation-id", held);
@@ -453,8 +454,9 @@ static int held_by(struct reservations *r, int64_t domid, char **held, struct se
     if (rc == -ESRCH)
         return domain_gone(err, domid);
     if (rc < 0)
-        return fail_internal(err, xasprintf("domid %" PRId64 ": cannot read its reservation: %s",
-                                            domid, strerror(-rc)));
+        return fail_internal(err,
+                             xasprintf("domid %" PRId64 ": cannot read its reservation: %s",
+                                       domid, strerror(-rc)));
     return 0;
 }
 
@@ -484,9 +486,10 @@ int reservations_transfer(struct reservations *r, const char *session, const cha
         goto out;
     /* One reservation per domain, one domain per reservation (the rule in the header). */
     if (x->domid >= 0 && x->domid != domid) {
-        rc = fail_internal(err, xasprintf("reservation %s is already transferred to domain %" PRId32
-                                          ": a reservation goes to one domain only",
-                                          id, x->domid));
+        rc = fail_internal(err,
+                           xasprintf("reservation %s is already transferred to domain %" PRId32
+                                     ": a reservation goes to one domain only",
+                                     id, x->domid));
         goto out;
     }
     if (held[0] != '\0' && strcmp(held, id) != 0) {
@@ -497,8 +500,8 @@ int reservations_transfer(struct reservations *r, const char *session, const cha
     }
     if (x->domid == domid) {
         if (strcmp(held, id) == 0) {
-            log_dom_info(domid, "reservation %s of session %s: transferred already (repeat)", id,
-                         session);
+            log_dom_info(domid, "reservation %s of session %s: transferred already (repeat)",
+                         id, session);
             rc = 0;
             goto out;
         }

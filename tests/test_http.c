@@ -49,8 +49,8 @@ static void http_with(const char *extra, const char *method, const char *path, c
                       struct http_reply *r)
 {
     int fd = http_connect_tcp(fx->port);
-    assert_int_equal(
-        http_send(fd, method, path, extra, body, body ? strlen(body) : 0, true), 0);
+    assert_int_equal(http_send(fd, method, path, extra, body, body ? strlen(body) : 0, true),
+                     0);
     if (http_read_reply(fd, r, strcmp(method, "HEAD") == 0) < 0)
         fail_msg("no reply to %s %s", method, path);
     close(fd);
@@ -736,10 +736,17 @@ static void test_tcp_without_token_is_read_only(void **state)
     assert_int_equal(r.status, 403);
     http_reply_free(&r);
     /* Every changing method and sim.* call that changes the world, in both styles. */
-    static const char *const changing[] = {
-        "login", "reserve_memory", "reserve_memory_range", "delete_reservation",
-        "transfer_reservation_to_domain", "balance_memory", "sim.advance",
-        "sim.create_domain", "sim.destroy_domain", "sim.set_dynamic_range", "sim.set_balloon"};
+    static const char *const changing[] = {"login",
+                                           "reserve_memory",
+                                           "reserve_memory_range",
+                                           "delete_reservation",
+                                           "transfer_reservation_to_domain",
+                                           "balance_memory",
+                                           "sim.advance",
+                                           "sim.create_domain",
+                                           "sim.destroy_domain",
+                                           "sim.set_dynamic_range",
+                                           "sim.set_balloon"};
     for (size_t i = 0; i < sizeof(changing) / sizeof(changing[0]); i++) {
         char body[256];
         snprintf(body, sizeof(body), "{\"jsonrpc\": \"2.0\", \"method\": \"%s\", \"id\": 2}",
