@@ -23,6 +23,10 @@ struct api_config {
     const char *socket_path;     /* unix socket, created 0600; NULL: none. A stale file that
                                     nobody listens on is replaced; a live one is an error. */
     const char *openapi_path;    /* file served at GET /openapi.json; NULL: built-in path */
+    const char *token_file;      /* bearer token for changing calls over TCP; NULL: none, TCP
+                                    is read-only. Must be a regular file owned by root or the
+                                    daemon's user, not readable or writable by group or others,
+                                    holding one token of 16 to 4096 printable characters. */
 };
 
 struct api_server;
@@ -30,14 +34,34 @@ struct api_server;
 /* Start serving (libmicrohttpd threads). svc is borrowed and must outlive the server.
  * Returns NULL and *err (new string) if an address cannot be bound. */
 struct api_server *api_start(struct service *svc, const struct api_config *cfg, char **err);
+/* Read and check a token file as api_start does: 0 and *token (new), or -1 and *err. */
+int api_load_token(const char *path, char **token, char **err);
 /* Stop serving, remove the unix socket. NULL allowed. */
 void api_stop(struct api_server *srv);
 /* The TCP port actually bound (useful with port 0). */
 uint16_t api_tcp_port(const struct api_server *srv);
 
-/* The JSON-RPC path without HTTP, for tests and the fuzzer: a POST body in, the reply
- * body out (new string) and the HTTP status it is sent with. */
+/* Who is calling, as the transport established it (see the threat model in README). */
+struct api_caller {
+    bool may_change;     /* may call the methods that change memory, reservations or the
+                            simulated world: the unix socket, or TCP with the token */
+    const char *who;     /* for the log: "unix pid 12 uid 0", "tcp 127.0.0.1 (token)" */
+    const char *why_not; /* when !may_change: why not, and how to get the right */
+};
+
+/* The JSON-RPC path without HTTP: a POST body in, the reply body out (new string) and
+ * the HTTP status it is sent with. A changing method (api_method_changes) from a caller
+ * that may not change anything is refused before it runs: HTTP 403 and the error
+ * ["Internal_error", "permission denied: <why_not>"]; every changing call is logged with
+ * caller->who. api_handle_rpc is the same for a privileged in-process caller (tests, the
+ * fuzzer). */
+char *api_handle_rpc_as(struct service *svc, const char *body, size_t len, int *http_status,
+                        const struct api_caller *caller);
 char *api_handle_rpc(struct service *svc, const char *body, size_t len, int *http_status);
+/* Whether a JSON-RPC method changes memory, reservations or the simulated world (an
+ * unknown name counts as changing). Readers: get_*, query_reservation_of_domain,
+ * sim.state. */
+bool api_method_changes(const char *name);
 
 /* What the dispatcher takes as the pos-th positional parameter of method (dbg is 0),
  * given n_given of them: the XML-RPC front end turns untyped values into these. */

@@ -8,13 +8,16 @@
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -30,9 +33,15 @@
 #include "common/xalloc.h"
 #include "server/status.h"
 
-#define LISTEN_BACKLOG 64
-#define MAX_CONNECTIONS 256u /* one thread each */
-#define IDLE_TIMEOUT_S 60u   /* an idle keep-alive connection is closed after this */
+#define LISTEN_BACKLOG 256
+/* Connections are multiplexed (epoll) over a few threads: an idle or slow connection
+ * costs a file descriptor and a little memory, never a thread. A JSON-RPC call runs on a
+ * thread of its own while its connection is suspended (see run_rpc), so a call that
+ * waits for a squeeze holds no pool thread either. */
+#define POOL_THREADS 4u
+#define TOKEN_MIN_BYTES 16
+#define TOKEN_MAX_BYTES 4096
+#define SOCKET_CHECK_MS 1000 /* how often the unix socket's file is checked */
 #define MAX_OPENAPI_BYTES (8 << 20)
 /* A body of unknown length (chunked) over the limit is read and thrown away, up to this
  * much more, so that the client can be told 413; past it the connection is dropped. */
@@ -46,8 +55,24 @@
     "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "              \
     "connect-src 'self'; img-src 'self' data:"
 
+/* One per listener: the access handler's closure. */
+struct listener {
+    struct api_server *srv;
+    bool is_unix;
+};
+
 struct api_server {
-    struct service *svc;            /* borrowed */
+    struct service *svc; /* borrowed */
+    struct listener tcp_l, unix_l, xml_l;
+    char *token; /* owned; NULL: TCP is read-only */
+    size_t token_len;
+    pthread_mutex_t lock; /* guards the fields below */
+    pthread_cond_t cond;
+    unsigned rpc_running; /* JSON-RPC calls on their own threads (run_rpc) */
+    bool stopping;
+    bool socket_replaced; /* the socket path no longer names our socket */
+    bool watcher_started;
+    pthread_t watcher;
     struct MHD_Daemon *tcp_daemon;  /* NULL without a TCP listener */
     struct MHD_Daemon *unix_daemon; /* NULL without a unix socket */
     uint16_t tcp_port;              /* bound port; 0 without a TCP listener */
@@ -84,6 +109,14 @@ struct request {
     size_t cap;
     bool too_big;       /* the body went over the limit: 413 */
     uint64_t discarded; /* bytes thrown away since */
+    /* A JSON-RPC call handed to its own thread: */
+    struct api_server *srv;
+    struct MHD_Connection *conn;
+    struct api_caller caller;
+    char who[96];
+    char *reply; /* set by the thread before it resumes the connection */
+    int status;
+    bool started; /* handed over (the connection is suspended until it is done) */
 };
 
 /* ---- responses ------------------------------------------------------------------ */
@@ -276,8 +309,16 @@ static enum MHD_Result serve_get(struct api_server *srv, struct MHD_Connection *
         }
         return respond_picture(
             conn, pic, route == ROUTE_STATUS ? JSON_TYPE : METRICS_CONTENT_TYPE, body, len);
-    case ROUTE_HEALTHZ:
+    case ROUTE_HEALTHZ: {
+        pthread_mutex_lock(&srv->lock);
+        bool replaced = srv->socket_replaced;
+        pthread_mutex_unlock(&srv->lock);
+        if (replaced)
+            return respond_error(conn, 503, NULL,
+                                 "the unix socket %s was replaced or removed by someone else",
+                                 srv->socket_path);
         return respond(conn, 200, TEXT_TYPE, "ok\n", 3, NULL);
+    }
     case ROUTE_OPENAPI:
         return serve_openapi(srv, conn);
     case ROUTE_INDEX:
@@ -363,15 +404,143 @@ static void take_upload(struct request *rq, const char *data, size_t size)
     rq->len += size;
 }
 
+/* ---- who is calling ------------------------------------------------------------------ */
+
+/* Equal in time independent of where they differ (only the lengths leak). */
+static bool same_secret(const char *a, size_t alen, const char *b, size_t blen)
+{
+    volatile unsigned char diff = (unsigned char)(alen != blen);
+    size_t n = alen < blen ? alen : blen;
+    for (size_t i = 0; i < n; i++)
+        diff |= (unsigned char)(a[i] ^ b[i]);
+    return diff == 0;
+}
+
+/* Fill rq->caller (and rq->who) for this connection. */
+static void identify(struct api_server *srv, const struct listener *l,
+                     struct MHD_Connection *conn, struct request *rq)
+{
+    const union MHD_ConnectionInfo *ci;
+    rq->caller.who = rq->who;
+    if (l->is_unix) {
+        struct ucred uc;
+        socklen_t len = sizeof(uc);
+        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci != NULL && getsockopt(ci->connect_fd, SOL_SOCKET, SO_PEERCRED, &uc, &len) == 0)
+            snprintf(rq->who, sizeof(rq->who), "unix pid %ld uid %ld gid %ld", (long)uc.pid,
+                     (long)uc.uid, (long)uc.gid);
+        else
+            snprintf(rq->who, sizeof(rq->who), "unix (peer unknown)");
+        /* The socket is 0600 in a checked directory: only its owner can connect. */
+        rq->caller.may_change = true;
+        return;
+    }
+    char addr[INET6_ADDRSTRLEN] = "?";
+    ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci != NULL && ci->client_addr != NULL) {
+        const struct sockaddr *sa = ci->client_addr;
+        if (sa->sa_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, addr,
+                      sizeof(addr));
+        else if (sa->sa_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr,
+                      addr, sizeof(addr));
+    }
+    const char *auth =
+        MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    static const char bearer[] = "Bearer ";
+    if (srv->token == NULL) {
+        snprintf(rq->who, sizeof(rq->who), "tcp %s", addr);
+        rq->caller.why_not = "TCP is read-only: no token is configured (start the daemon "
+                             "with --token-file FILE and send 'Authorization: Bearer TOKEN', "
+                             "or use the unix socket)";
+        return;
+    }
+    if (auth == NULL || strncmp(auth, bearer, sizeof(bearer) - 1) != 0) {
+        snprintf(rq->who, sizeof(rq->who), "tcp %s", addr);
+        rq->caller.why_not = "a changing call over TCP needs 'Authorization: Bearer TOKEN' "
+                             "(the token in the daemon's --token-file), or the unix socket";
+        return;
+    }
+    const char *t = auth + sizeof(bearer) - 1;
+    if (!same_secret(t, strlen(t), srv->token, srv->token_len)) {
+        snprintf(rq->who, sizeof(rq->who), "tcp %s (wrong token)", addr);
+        rq->caller.why_not = "the bearer token is wrong";
+        return;
+    }
+    snprintf(rq->who, sizeof(rq->who), "tcp %s (token)", addr);
+    rq->caller.may_change = true;
+}
+
+/* ---- JSON-RPC calls on their own threads ------------------------------------------------ */
+
+static void *rpc_thread(void *arg)
+{
+    struct request *rq = arg;
+    struct api_server *srv = rq->srv;
+    int status = 0;
+    char *reply;
+    if (rq->route == ROUTE_XMLRPC) {
+        /* The XML-RPC socket is privileged (0600, as the unix socket). */
+        reply = xmlrpc_handle(srv->svc, rq->body != NULL ? rq->body : "", rq->len);
+        status = 200;
+    } else {
+        reply = api_handle_rpc_as(srv->svc, rq->body != NULL ? rq->body : "", rq->len, &status,
+                                  &rq->caller);
+    }
+    pthread_mutex_lock(&srv->lock);
+    rq->reply = reply;
+    rq->status = status;
+    /* After this, rq belongs to libmicrohttpd again (it may be freed at once). */
+    MHD_resume_connection(rq->conn);
+    srv->rpc_running--;
+    pthread_cond_broadcast(&srv->cond);
+    pthread_mutex_unlock(&srv->lock);
+    return NULL;
+}
+
+/* Hand the call to a thread of its own and suspend the connection until it is done: a
+ * call that waits seconds for a squeeze then holds no pool thread, and the pool keeps
+ * serving everyone else. Returns false when too many calls are running already (or the
+ * thread cannot be made): the caller answers 503. */
+static bool run_rpc(struct api_server *srv, struct MHD_Connection *conn, struct request *rq)
+{
+    pthread_attr_t attr;
+    pthread_t t;
+    bool ok = false;
+
+    pthread_mutex_lock(&srv->lock);
+    if (srv->stopping || srv->rpc_running >= LIMIT_HTTP_RPC_RUNNING) {
+        pthread_mutex_unlock(&srv->lock);
+        return false;
+    }
+    srv->rpc_running++;
+    rq->srv = srv;
+    rq->conn = conn;
+    rq->started = true;
+    MHD_suspend_connection(conn);
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    ok = pthread_create(&t, &attr, rpc_thread, rq) == 0;
+    pthread_attr_destroy(&attr);
+    if (!ok) {
+        srv->rpc_running--;
+        rq->started = false;
+        MHD_resume_connection(conn);
+    }
+    pthread_mutex_unlock(&srv->lock);
+    return ok;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version,
                                   const char *upload_data, size_t *upload_data_size,
                                   void **con_cls)
 {
-    struct api_server *srv = cls;
+    struct listener *l = cls;
+    struct api_server *srv = l->srv;
     struct request *rq = *con_cls;
-    char *reply;
-    int status = 0;
     enum MHD_Result ret;
 
     (void)version;
@@ -396,6 +565,17 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return respond_too_big(conn);
         }
         return MHD_YES;
+    }
+    if (rq->started) {
+        /* Resumed: the call's thread has put its reply here. */
+        if (rq->reply == NULL)
+            return MHD_YES; /* not done yet (a spurious call) */
+        if (rq->status == 204)
+            ret = respond(conn, 204, NULL, "", 0, NULL);
+        else
+            ret = respond(conn, (unsigned)rq->status, JSON_TYPE, rq->reply, strlen(rq->reply),
+                          NULL);
+        return ret;
     }
     if (*upload_data_size > 0) {
         take_upload(rq, upload_data, *upload_data_size);
@@ -425,13 +605,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return serve_get(srv, conn, rq->route);
     if (rq->too_big)
         return respond_too_big(conn);
-    reply = api_handle_rpc(srv->svc, rq->body != NULL ? rq->body : "", rq->len, &status);
-    if (status == 204)
-        ret = respond(conn, 204, NULL, "", 0, NULL);
-    else
-        ret = respond(conn, (unsigned)status, JSON_TYPE, reply, strlen(reply), NULL);
-    free(reply);
-    return ret;
+    identify(srv, l, conn, rq);
+    if (!run_rpc(srv, conn, rq))
+        return respond_error(conn, 503, NULL,
+                             "busy: %d JSON-RPC calls are in progress, or the daemon is "
+                             "stopping; try again",
+                             LIMIT_HTTP_RPC_RUNNING);
+    return MHD_YES;
 }
 
 /*
@@ -459,7 +639,8 @@ static enum MHD_Result on_xml_request(void *cls, struct MHD_Connection *conn, co
                                       const char *upload_data, size_t *upload_data_size,
                                       void **con_cls)
 {
-    struct api_server *srv = cls;
+    struct listener *l = cls;
+    struct api_server *srv = l->srv;
     struct request *rq = *con_cls;
 
     (void)url;
@@ -478,6 +659,12 @@ static enum MHD_Result on_xml_request(void *cls, struct MHD_Connection *conn, co
         }
         return MHD_YES;
     }
+    if (rq->started) {
+        /* Resumed: the call's thread has put its reply here. */
+        if (rq->reply == NULL)
+            return MHD_YES;
+        return respond_xml(conn, (unsigned)rq->status, rq->reply);
+    }
     if (*upload_data_size > 0) {
         take_upload(rq, upload_data, *upload_data_size);
         *upload_data_size = 0;
@@ -485,10 +672,18 @@ static enum MHD_Result on_xml_request(void *cls, struct MHD_Connection *conn, co
     }
     if (!rq->method_ok)
         return respond_xml(conn, 404, "");
-    char *reply = rq->too_big
-                      ? xmlrpc_internal_error("request body larger than 1 MiB")
-                      : xmlrpc_handle(srv->svc, rq->body != NULL ? rq->body : "", rq->len);
-    enum MHD_Result ret = respond_xml(conn, rq->too_big ? 413 : 200, reply);
+    enum MHD_Result ret;
+    char *reply = NULL;
+    if (rq->too_big) {
+        reply = xmlrpc_internal_error("request body larger than 1 MiB");
+        ret = respond_xml(conn, 413, reply);
+    } else if (run_rpc(srv, conn, rq)) {
+        return MHD_YES; /* answered when the call's thread resumes the connection */
+    } else {
+        reply = xmlrpc_internal_error("busy: too many calls in progress, or the daemon is "
+                                      "stopping; try again");
+        ret = respond_xml(conn, 503, reply);
+    }
     free(reply);
     return ret;
 }
@@ -503,6 +698,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     if (rq != NULL) {
         free(rq->body);
+        free(rq->reply);
         free(rq);
         *con_cls = NULL;
     }
@@ -627,6 +823,43 @@ out:
     return rc;
 }
 
+/* The directory of the unix socket must not let anyone else replace the socket: owned
+ * by root or by us, and not writable by group or others unless sticky (/tmp). 0, or -1
+ * with *err. */
+static int check_socket_dir(const char *path, char **err)
+{
+    char *copy = xstrdup(path);
+    char *dir = dirname(copy);
+    struct stat st;
+    int rc = -1;
+
+    if (stat(dir, &st) < 0) {
+        *err = xasprintf("socket directory %s: %s", dir, strerror(errno));
+        goto out;
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        *err = xasprintf("socket directory %s is not a directory", dir);
+        goto out;
+    }
+    if (st.st_uid != 0 && st.st_uid != geteuid()) {
+        *err = xasprintf("socket directory %s is owned by uid %ld, neither root nor this "
+                         "daemon's user (uid %ld): its owner could replace the socket",
+                         dir, (long)st.st_uid, (long)geteuid());
+        goto out;
+    }
+    if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
+        *err = xasprintf("socket directory %s is writable by %s without the sticky bit "
+                         "(mode %04o): anyone there could replace the socket",
+                         dir, (st.st_mode & S_IWOTH) ? "everyone" : "its group",
+                         (unsigned)(st.st_mode & 07777));
+        goto out;
+    }
+    rc = 0;
+out:
+    free(copy);
+    return rc;
+}
+
 /* Create the unix socket, 0600. A stale socket file (nobody accepts on it) is replaced;
  * a live one, or anything that is not a socket, is left alone and is an error. */
 static int listen_unix(const char *path, int *fd_out, dev_t *dev, ino_t *ino, char **err)
@@ -644,6 +877,8 @@ static int listen_unix(const char *path, int *fd_out, dev_t *dev, ino_t *ino, ch
         goto out;
     }
     memcpy(sun.sun_path, path, strlen(path) + 1);
+    if (check_socket_dir(path, err) < 0)
+        goto out;
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) {
             *err = xasprintf("%s exists and is not a socket; not replacing it", path);
@@ -705,19 +940,26 @@ out:
     return rc;
 }
 
-/* libmicrohttpd with one thread per connection: a request blocked in a long squeeze
- * operation holds only its own thread, GET /status is served meanwhile. Takes fd (closed
- * on failure too). */
-static struct MHD_Daemon *start_daemon_with(struct api_server *srv, int fd,
+/* libmicrohttpd on a few threads polling with epoll: a connection costs a descriptor,
+ * not a thread, so many idle or slow ones (slowloris) do not lock a new client out.
+ * Limits: LIMIT_HTTP_CONNECTIONS open connections, LIMIT_HTTP_CONNECTIONS_PER_IP per
+ * client address on TCP, a connection silent for LIMIT_HTTP_IDLE_S is closed. JSON-RPC
+ * and XML-RPC calls run on threads of their own (run_rpc). Takes fd (closed on failure
+ * too). */
+static struct MHD_Daemon *start_daemon_with(struct listener *l, int fd,
                                             MHD_AccessHandlerCallback handler)
 {
     struct MHD_Daemon *d;
+    unsigned per_ip = l->is_unix ? 0 : LIMIT_HTTP_CONNECTIONS_PER_IP;
 
-    d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                             MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG,
-                         0, NULL, NULL, handler, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
-                         NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
-                         MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
+    d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+                             MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+                         0, NULL, NULL, handler, l, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+                         NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_THREAD_POOL_SIZE,
+                         POOL_THREADS, MHD_OPTION_CONNECTION_LIMIT,
+                         (unsigned)LIMIT_HTTP_CONNECTIONS, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+                         per_ip, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)LIMIT_HTTP_IDLE_S,
+                         MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)LISTEN_BACKLOG,
                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
                          MHD_OPTION_UNESCAPE_CALLBACK, keep_escapes, NULL, MHD_OPTION_END);
     if (d == NULL)
@@ -725,9 +967,9 @@ static struct MHD_Daemon *start_daemon_with(struct api_server *srv, int fd,
     return d;
 }
 
-static struct MHD_Daemon *start_daemon(struct api_server *srv, int fd)
+static struct MHD_Daemon *start_daemon(struct listener *l, int fd)
 {
-    return start_daemon_with(srv, fd, on_request);
+    return start_daemon_with(l, fd, on_request);
 }
 
 /* Create the directory of a socket path (0755, as Xcp_service.mkdir_rec) if missing. */
@@ -743,6 +985,127 @@ static void make_parent_dirs(const char *path)
         *p = '/';
     }
     free(dir);
+}
+
+/* Enough descriptors for both listeners' connection limits. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    rlim_t want = 2 * (rlim_t)LIMIT_HTTP_CONNECTIONS + 256;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+        log_warnx("cannot raise the open file limit to %lu: %s", (unsigned long)want,
+                  strerror(errno));
+    if (rl.rlim_cur < want)
+        log_info("open file limit %lu: fewer than %lu HTTP connections can be held",
+                 (unsigned long)rl.rlim_cur, (unsigned long)want);
+}
+
+/* ---- the token ---------------------------------------------------------------------- */
+
+int api_load_token(const char *path, char **token, char **err)
+{
+    char buf[TOKEN_MAX_BYTES + 2];
+    struct stat st;
+    size_t len = 0;
+    int rc = -1;
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK);
+
+    *token = NULL;
+    if (fd < 0) {
+        *err = xasprintf("token file %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fstat(fd, &st) < 0) {
+        *err = xasprintf("token file %s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        *err = xasprintf("token file %s is not a regular file", path);
+        goto out;
+    }
+    if (st.st_uid != 0 && st.st_uid != geteuid()) {
+        *err = xasprintf("token file %s is owned by uid %ld, neither root nor this daemon's "
+                         "user (uid %ld)",
+                         path, (long)st.st_uid, (long)geteuid());
+        goto out;
+    }
+    if ((st.st_mode & 077) != 0) {
+        *err = xasprintf("token file %s has mode %04o: it must not be readable or writable "
+                         "by group or others (chmod 600)",
+                         path, (unsigned)(st.st_mode & 07777));
+        goto out;
+    }
+    for (;;) {
+        ssize_t k = read(fd, buf + len, sizeof(buf) - 1 - len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k < 0) {
+            *err = xasprintf("token file %s: %s", path, strerror(errno));
+            goto out;
+        }
+        if (k == 0)
+            break;
+        len += (size_t)k;
+        if (len == sizeof(buf) - 1)
+            break;
+    }
+    while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r' || buf[len - 1] == ' '))
+        len--;
+    buf[len] = '\0';
+    if (len < TOKEN_MIN_BYTES || len > TOKEN_MAX_BYTES) {
+        *err = xasprintf("token file %s: the token must be %d to %d characters (one line)",
+                         path, TOKEN_MIN_BYTES, TOKEN_MAX_BYTES);
+        goto out;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (buf[i] <= ' ' || buf[i] == 0x7f) {
+            *err = xasprintf("token file %s: the token must be printable characters without "
+                             "spaces",
+                             path);
+            goto out;
+        }
+    }
+    *token = xstrdup(buf);
+    rc = 0;
+out:
+    explicit_bzero(buf, sizeof(buf));
+    close(fd);
+    return rc;
+}
+
+/* ---- the socket's watcher --------------------------------------------------------------- */
+
+/* Every SOCKET_CHECK_MS, check that the socket path still names the socket we made. If
+ * it is removed or replaced (someone else's socket there, serving fake replies), say so
+ * at once and on /healthz (503); we keep serving on our socket (clients already
+ * connected, and any that reach it) and do not touch the new file. */
+static void *socket_watcher(void *arg)
+{
+    struct api_server *srv = arg;
+    pthread_mutex_lock(&srv->lock);
+    while (!srv->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += SOCKET_CHECK_MS / 1000;
+        pthread_cond_timedwait(&srv->cond, &srv->lock, &ts);
+        if (srv->stopping)
+            break;
+        struct stat st;
+        bool present = lstat(srv->socket_path, &st) == 0;
+        bool ours = present && st.st_dev == srv->socket_dev && st.st_ino == srv->socket_ino;
+        if (!ours && !srv->socket_replaced)
+            log_warnx("the unix socket %s was %s: clients using that path no longer reach "
+                      "this daemon (restart it to make a new socket)",
+                      srv->socket_path, present ? "replaced by another file" : "removed");
+        else if (ours && srv->socket_replaced)
+            log_info("the unix socket %s is ours again", srv->socket_path);
+        srv->socket_replaced = !ours;
+    }
+    pthread_mutex_unlock(&srv->lock);
+    return NULL;
 }
 
 /* The file served at GET /openapi.json: the configured one, else ../openapi.json next to
@@ -789,6 +1152,19 @@ struct api_server *api_start(struct service *svc, const struct api_config *cfg, 
     int fd = -1;
 
     srv->svc = svc;
+    srv->tcp_l.srv = srv;
+    srv->unix_l.srv = srv;
+    srv->unix_l.is_unix = true;
+    srv->xml_l.srv = srv;
+    srv->xml_l.is_unix = true;
+    pthread_mutex_init(&srv->lock, NULL);
+    pthread_cond_init(&srv->cond, NULL);
+    if (cfg != NULL && cfg->token_file != NULL) {
+        if (api_load_token(cfg->token_file, &srv->token, &msg) < 0)
+            goto fail;
+        srv->token_len = strlen(srv->token);
+    }
+    raise_nofile();
     if (cfg == NULL || (cfg->listen_host == NULL && cfg->socket_path == NULL &&
                         cfg->xml_socket_path == NULL && cfg->switch_path == NULL)) {
         msg = xasprintf("nothing to listen on: neither a TCP address nor a unix socket");
@@ -797,7 +1173,7 @@ struct api_server *api_start(struct service *svc, const struct api_config *cfg, 
     if (cfg->listen_host != NULL) {
         if (listen_tcp(cfg->listen_host, cfg->listen_port, &fd, &srv->tcp_port, &msg) < 0)
             goto fail;
-        srv->tcp_daemon = start_daemon(srv, fd);
+        srv->tcp_daemon = start_daemon(&srv->tcp_l, fd);
         if (srv->tcp_daemon == NULL) {
             msg = xasprintf("cannot start the HTTP server on %s", cfg->listen_host);
             goto fail;
@@ -807,11 +1183,16 @@ struct api_server *api_start(struct service *svc, const struct api_config *cfg, 
         if (listen_unix(cfg->socket_path, &fd, &srv->socket_dev, &srv->socket_ino, &msg) < 0)
             goto fail;
         srv->socket_path = xstrdup(cfg->socket_path);
-        srv->unix_daemon = start_daemon(srv, fd);
+        srv->unix_daemon = start_daemon(&srv->unix_l, fd);
         if (srv->unix_daemon == NULL) {
             msg = xasprintf("cannot start the HTTP server on %s", cfg->socket_path);
             goto fail;
         }
+        if (pthread_create(&srv->watcher, NULL, socket_watcher, srv) != 0) {
+            msg = xasprintf("cannot start the socket's watcher");
+            goto fail;
+        }
+        srv->watcher_started = true;
     }
     if (cfg->xml_socket_path != NULL) {
         make_parent_dirs(cfg->xml_socket_path);
@@ -819,7 +1200,7 @@ struct api_server *api_start(struct service *svc, const struct api_config *cfg, 
                         &msg) < 0)
             goto fail;
         srv->xml_socket_path = xstrdup(cfg->xml_socket_path);
-        srv->xml_daemon = start_daemon_with(srv, fd, on_xml_request);
+        srv->xml_daemon = start_daemon_with(&srv->xml_l, fd, on_xml_request);
         if (srv->xml_daemon == NULL) {
             msg = xasprintf("cannot start the XML-RPC server on %s", cfg->xml_socket_path);
             goto fail;
@@ -854,6 +1235,16 @@ void api_stop(struct api_server *srv)
 
     if (srv == NULL)
         return;
+    pthread_mutex_lock(&srv->lock);
+    srv->stopping = true;
+    pthread_cond_broadcast(&srv->cond);
+    /* Calls on their own threads finish first (the service answers "shutting down" once
+     * stopped): libmicrohttpd must not be stopped with suspended connections. */
+    while (srv->rpc_running > 0)
+        pthread_cond_wait(&srv->cond, &srv->lock);
+    pthread_mutex_unlock(&srv->lock);
+    if (srv->watcher_started)
+        pthread_join(srv->watcher, NULL);
     switch_stop(srv->sw);
     if (srv->xml_daemon != NULL)
         MHD_stop_daemon(srv->xml_daemon);
@@ -861,7 +1252,7 @@ void api_stop(struct api_server *srv)
         st.st_dev == srv->xml_socket_dev && st.st_ino == srv->xml_socket_ino)
         unlink(srv->xml_socket_path);
     free(srv->xml_socket_path);
-    /* Waits for requests in progress (a running squeeze operation included). */
+    /* Waits for requests in progress. */
     if (srv->tcp_daemon != NULL)
         MHD_stop_daemon(srv->tcp_daemon);
     if (srv->unix_daemon != NULL)
@@ -872,6 +1263,11 @@ void api_stop(struct api_server *srv)
         unlink(srv->socket_path);
     free(srv->socket_path);
     free(srv->openapi_path);
+    if (srv->token != NULL)
+        explicit_bzero(srv->token, srv->token_len);
+    free(srv->token);
+    pthread_cond_destroy(&srv->cond);
+    pthread_mutex_destroy(&srv->lock);
     free(srv);
 }
 

@@ -65,7 +65,9 @@ struct method {
     struct param_spec params[MAX_PARAMS]; /* in positional order, dbg not included; the
                                              first with a NULL name ends the list */
     method_fn fn;
-    bool sim; /* sim backend only; dbg may be left out of positional params */
+    bool sim;     /* sim backend only; dbg may be left out of positional params */
+    bool changes; /* changes memory, reservations or the simulated world: a privileged
+                     caller only (api_caller.may_change) */
 };
 
 /* ---- errors and envelopes ------------------------------------------------------- */
@@ -480,52 +482,63 @@ static json_t *m_sim_pause_domain(struct service *svc, const char *dbg, const js
 
 static const struct method methods[] = {
     {.name = "get_diagnostics", .fn = m_get_diagnostics},
-    {.name = "login", .params = {{"service_name", P_NAME}}, .fn = m_login},
+    {.name = "login", .changes = true, .params = {{"service_name", P_NAME}}, .fn = m_login},
     {.name = "reserve_memory",
+     .changes = true,
      .params = {{"session_id", P_NAME}, {"kib", P_KIB}},
      .fn = m_reserve_memory},
     {.name = "reserve_memory_range",
+     .changes = true,
      .params = {{"session_id", P_NAME}, {"min_kib", P_KIB}, {"max_kib", P_KIB}},
      .fn = m_reserve_memory_range},
     {.name = "delete_reservation",
+     .changes = true,
      .params = {{"session_id", P_NAME}, {"reservation_id", P_RESV_ID}},
      .fn = m_delete_reservation},
     {.name = "transfer_reservation_to_domain",
+     .changes = true,
      .params = {{"session_id", P_NAME}, {"reservation_id", P_RESV_ID}, {"domid", P_DOMID}},
      .fn = m_transfer_reservation_to_domain},
     {.name = "query_reservation_of_domain",
      .params = {{"session_id", P_NAME}, {"domid", P_DOMID}},
      .fn = m_query_reservation_of_domain},
-    {.name = "balance_memory", .fn = m_balance_memory},
+    {.name = "balance_memory", .changes = true, .fn = m_balance_memory},
     {.name = "get_host_reserved_memory", .fn = m_get_host_reserved_memory},
     {.name = "get_host_initial_free_memory", .fn = m_get_host_initial_free_memory},
     {.name = "get_domain_zero_policy", .fn = m_get_domain_zero_policy},
     {.name = "sim.state", .fn = m_sim_state, .sim = true},
     {.name = "sim.advance",
+     .changes = true,
      .params = {{"seconds", P_SECONDS}},
      .fn = m_sim_advance,
      .sim = true},
     {.name = "sim.create_domain",
+     .changes = true,
      .params = {{"domain", P_OBJECT}},
      .fn = m_sim_create_domain,
      .sim = true},
     {.name = "sim.destroy_domain",
+     .changes = true,
      .params = {{"domid", P_DOMID}},
      .fn = m_sim_destroy_domain,
      .sim = true},
     {.name = "sim.set_dynamic_range",
+     .changes = true,
      .params = {{"domid", P_DOMID}, {"min_kib", P_KIB}, {"max_kib", P_KIB}},
      .fn = m_sim_set_dynamic_range,
      .sim = true},
     {.name = "sim.set_balloon",
+     .changes = true,
      .params = {{"domid", P_DOMID}, {"balloon", P_OBJECT}},
      .fn = m_sim_set_balloon,
      .sim = true},
     {.name = "sim.set_claim",
+     .changes = true,
      .params = {{"domid", P_DOMID}, {"kib", P_KIB}},
      .fn = m_sim_set_claim,
      .sim = true},
     {.name = "sim.pause_domain",
+     .changes = true,
      .params = {{"domid", P_DOMID}, {"paused", P_BOOL}},
      .fn = m_sim_pause_domain,
      .sim = true},
@@ -797,7 +810,21 @@ static bool looks_like_xml(const char *body, size_t len)
     return i < len && body[i] == '<';
 }
 
+static const struct api_caller in_process = {.may_change = true, .who = "in-process"};
+
 char *api_handle_rpc(struct service *svc, const char *body, size_t len, int *http_status)
+{
+    return api_handle_rpc_as(svc, body, len, http_status, &in_process);
+}
+
+bool api_method_changes(const char *name)
+{
+    const struct method *m = method_find(name);
+    return m == NULL || m->changes;
+}
+
+char *api_handle_rpc_as(struct service *svc, const char *body, size_t len, int *http_status,
+                        const struct api_caller *caller)
 {
     struct rpc_error err = {0};
     enum rpc_style style = STYLE_XAPI;
@@ -896,10 +923,25 @@ char *api_handle_rpc(struct service *svc, const char *body, size_t len, int *htt
                  name);
         goto out;
     }
+    if (m->changes && !caller->may_change) {
+        /* Refused before its parameters are looked at: nothing about it runs. */
+        *http_status = 403;
+        const char *why = caller->why_not != NULL ? caller->why_not : "not allowed here";
+        rpc_fail(&err, RPC_DOMAIN_ERROR,
+                 json_pack("[ss+]", "Internal_error", "permission denied: ", why),
+                 "permission denied: %s changes memory or reservations: %s", m->name, why);
+        log_info("rpc: %s refused to %s: %s", m->name, caller->who != NULL ? caller->who : "?",
+                 why);
+        goto out;
+    }
     args = check_params(m, params, &dbg, &err);
     if (args == NULL)
         goto out;
-    log_debug("rpc: %s (dbg %s)", m->name, dbg);
+    if (m->changes)
+        log_info("rpc: %s (dbg %s) by %s", m->name, dbg,
+                 caller->who != NULL ? caller->who : "?");
+    else
+        log_debug("rpc: %s (dbg %s)", m->name, dbg);
     result = m->fn(svc, dbg, args, &err);
     if (result == NULL && err.code == 0)
         rpc_fail(&err, RPC_DOMAIN_ERROR, NULL, "%s returned no result", m->name);

@@ -43,10 +43,15 @@ command -v curl >/dev/null 2>&1 || die "curl is not installed (sh scripts/deps.s
 [ -x "$bin" ] || die "$bin is not built (make)"
 [ -x "$ref" ] || die "$ref is not built (make benches)"
 
+# Changing calls over TCP need the bearer token (issue 11).
+token=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+(umask 077 && printf '%s\n' "$token" >"$tmp/token")
+
 # start ARGS...: start the daemon on any free loopback port; sets pid and url.
 start() {
     log=$tmp/daemon.log
-    "$bin" -d --backend sim --listen 127.0.0.1:0 --socket "$tmp/sq.sock" "$@" >"$log" 2>&1 &
+    "$bin" -d --backend sim --listen 127.0.0.1:0 --socket "$tmp/sq.sock" \
+        --token-file "$tmp/token" "$@" >"$log" 2>&1 &
     pid=$!
     port=""
     tries=6000
@@ -68,7 +73,8 @@ stop() {
 }
 
 rpc() {
-    curl -sS --max-time 120 --data-binary "{\"method\": \"$1\", \"params\": $2, \"id\": 1}" "$url/"
+    curl -sS --max-time 120 -H "Authorization: Bearer $token" \
+        --data-binary "{\"method\": \"$1\", \"params\": $2, \"id\": 1}" "$url/"
 }
 
 # report NAME WRK-OUTPUT-FILE: one line with requests/s and latency percentiles; fails if

@@ -93,6 +93,7 @@ struct dc_entry {
     bool dir_confirmed;      /* its xenstore directory was seen to exist */
     uint64_t maxmem_xen_kib; /* maxmem as Xen holds it: as listed by the last snapshot
                                 (KiB kept from our last set while the pages agree) */
+    int64_t listed_tot_kib;  /* its total pages (KiB) as listed by the current snapshot */
     int64_t offset_kib;      /* memory-offset in use (0 while booting) */
     bool offset_known;       /* offset_kib was settled by a snapshot */
     bool shadow_known;       /* shadow_mib is valid while total_pages == shadow_tot_pages */
@@ -1060,6 +1061,7 @@ int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *re
             continue;
         e->included = false;
         e->excluded = false;
+        e->listed_tot_kib = pages_to_kib(d->total_pages);
         struct dom_out o;
         rc = build_domain(dc, e, d, &o);
         if (rc < 0)
@@ -1083,16 +1085,25 @@ int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *re
         m++;
     }
 
-    /* A reservation handed to a domain this snapshot counts (or left out: its pages are
-     * not free either) is held by that domain. */
+    /*
+     * The accounting rule (server/reservations.h): an untransferred reservation counts
+     * in full. A transferred one counts through its domain: while the domain is in this
+     * snapshot (or left out for bad values) its booting unused part is counted above,
+     * from the memory/initial-reservation the transfer wrote, and nothing more; while it
+     * is listed but not in the snapshot (no xenstore directory or target yet), what it
+     * has not allocated yet; once it is gone (not listed, or dying), nothing: what it
+     * held comes back as Xen's free memory, never as the reservation's full size again.
+     */
     int64_t resv_kib = 0;
     for (size_t i = 0; i < n_resv; i++) {
-        if (resv[i].domid >= 0) {
-            struct dc_entry *e = entry_find(dc, (uint32_t)resv[i].domid);
-            if (e != NULL && (e->included || e->excluded))
-                continue;
+        if (resv[i].domid < 0) {
+            resv_kib += resv[i].kib;
+            continue;
         }
-        resv_kib += resv[i].kib;
+        struct dc_entry *e = entry_find(dc, (uint32_t)resv[i].domid);
+        if (e == NULL || !e->seen || e->included || e->excluded)
+            continue;
+        resv_kib += max64(0, resv[i].kib - e->listed_tot_kib);
     }
 
     if (m > out->cap) {
@@ -1341,4 +1352,36 @@ int domcache_write(struct domcache *dc, uint32_t domid, const char *key, const c
     if (rc == -ENOENT)
         forget_domain(dc, domid);
     return rc;
+}
+
+/* ---- a reservation's transfer ---- */
+
+/* Xen's entry for domid from a fresh domain list: 1 and *out (the listed domain) when it
+ * is there and not dying, 0 when not, or a negative errno. */
+static int listed_now(struct domcache *dc, uint32_t domid, struct backend_domain *out)
+{
+    struct backend_domain *list = NULL;
+    size_t n = 0;
+    COUNT(dc, hypercalls);
+    int rc = dc->b->ops->list_domains(dc->b, &list, &n);
+    if (rc < 0) {
+        log_dom_warnx(domid, "cannot list domains: %s", strerror(-rc));
+        return rc;
+    }
+    rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (list[i].domid == domid && !list[i].dying) {
+            *out = list[i];
+            rc = 1;
+            break;
+        }
+    }
+    free(list);
+    return rc;
+}
+
+int domcache_domain_exists(struct domcache *dc, uint32_t domid)
+{
+    struct backend_domain d;
+    return listed_now(dc, domid, &d);
 }

@@ -44,8 +44,10 @@ struct domcache_config {
     bool manage_domain_zero; /* false: dom0 is reported but never balloonable */
 };
 
-/* A reservation the snapshot must account for (SPEC 2): subtracted from host free
- * unless domid names a live domain it has been transferred to. */
+/* A reservation the snapshot must account for (SPEC 2, the rule in
+ * server/reservations.h): untransferred (domid -1), subtracted from host free in full;
+ * transferred, counted through its domain only (its unallocated part while the domain is
+ * listed without being in the snapshot), and not at all once the domain is gone. */
 struct domcache_reservation {
     int64_t kib;
     int32_t domid; /* -1 while not transferred */
@@ -150,6 +152,9 @@ int domcache_set_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib)
  * lowers it (a reservation's transfer). 0, -ESRCH if the domain does not exist, or a
  * negative errno. */
 int domcache_raise_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib);
+/* Whether domid exists now (a fresh domain list; a dying domain does not): 1, 0, or a
+ * negative errno. */
+int domcache_domain_exists(struct domcache *dc, uint32_t domid);
 
 /* Counters so far. */
 void domcache_counters(const struct domcache *dc, struct domcache_counters *out);

@@ -47,4 +47,12 @@
 /* squeezed-cli: a reply it reads (a /status of 32,000 domains is about 8 MiB). */
 #define LIMIT_CLI_REPLY_MAX_BYTES (64u << 20) /* bytes */
 
+/* Clients (issue 11: no client starves the others). */
+#define LIMIT_RESERVATIONS_PER_SESSION_DEFAULT 1024 /* max-reservations-per-session */
+#define LIMIT_RESERVATIONS_PER_SESSION_MAX 1000000  /* its largest configurable value */
+#define LIMIT_HTTP_CONNECTIONS 4096                 /* open HTTP connections per listener */
+#define LIMIT_HTTP_CONNECTIONS_PER_IP 64            /* per client address, TCP only */
+#define LIMIT_HTTP_IDLE_S 15       /* s: a connection silent this long is closed */
+#define LIMIT_HTTP_RPC_RUNNING 256 /* JSON-RPC calls in progress at once (503 beyond) */
+
 #endif

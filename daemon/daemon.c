@@ -40,6 +40,7 @@ static const char usage_text[] =
     "                [--reserved-host-memory-kib N] [--balance-interval-s S]\n"
     "                [--poll-interval-s S] [--sim-state FILE] [--no-watches]\n"
     "                [--use-switch BOOL] [--switch-path PATH] [--xml-socket PATH]\n"
+    "                [--token-file FILE] [--max-reservations-per-session N]\n"
     "                [--version]\n";
 
 static const char help_text[] =
@@ -81,11 +82,16 @@ static const char help_text[] =
     "/var/run/message-switch/sock)\n"
     "  --xml-socket PATH      the XML-RPC socket when use-switch is false (default\n"
     "                         /var/xapi/memory; with --backend sim only when given; 'none')\n"
+    "  --token-file FILE      bearer token allowing changing calls over TCP (a file of mode\n"
+    "                         0600 owned by root or this user); without it TCP is\n"
+    "                         read-only and only the unix socket may change memory\n"
+    "  --max-reservations-per-session N   reservations one session may hold (default 1024)\n"
     "\n"
     "Config keys: balance-check-interval, manage-domain-zero, domain-zero-dynamic-min,\n"
     "domain-zero-dynamic-max (bytes or auto), pidfile, log, loglevel, daemon, config-dir,\n"
     "and backend, scenario, clock, sim-state, listen, socket, reserved-host-memory-kib,\n"
-    "poll-interval-s, watches, use-switch, switch-path, xml-socket. See squeezed(8).\n"
+    "poll-interval-s, watches, use-switch, switch-path, xml-socket, token-file,\n"
+    "max-reservations-per-session. See squeezed(8).\n"
     "\n"
     "Without Xen, try: squeezed -d --backend sim --scenario scenarios/demo.json\n";
 
@@ -112,6 +118,8 @@ enum {
     OPT_USE_SWITCH,
     OPT_SWITCH_PATH,
     OPT_XML_SOCKET,
+    OPT_TOKEN_FILE,
+    OPT_MAX_PER_SESSION,
     OPT_VERSION,
     OPT_PIDFILE,
     OPT_CONFIG_DIR,
@@ -136,6 +144,8 @@ static const struct option long_options[] = {
     {"use-switch", required_argument, NULL, OPT_USE_SWITCH},
     {"switch-path", required_argument, NULL, OPT_SWITCH_PATH},
     {"xml-socket", required_argument, NULL, OPT_XML_SOCKET},
+    {"token-file", required_argument, NULL, OPT_TOKEN_FILE},
+    {"max-reservations-per-session", required_argument, NULL, OPT_MAX_PER_SESSION},
     {"help", no_argument, NULL, 'h'},
     {"pidfile", required_argument, NULL, OPT_PIDFILE},
     {"config-dir", required_argument, NULL, OPT_CONFIG_DIR},
@@ -167,6 +177,8 @@ static const struct {
     {OPT_CONFIG_DIR, "config-dir", "--config-dir"},
     {OPT_LOGLEVEL, "loglevel", "--loglevel"},
     {'v', "loglevel", "-v"},
+    {OPT_TOKEN_FILE, "token-file", "--token-file"},
+    {OPT_MAX_PER_SESSION, "max-reservations-per-session", "--max-reservations-per-session"},
 };
 
 /* Returns 0, or the exit status for main (help/version: 0 via *done; errors: 1). */
@@ -668,6 +680,7 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
     make_absolute(&cfg.switch_path);
     make_absolute(&cfg.xml_socket_path);
     make_absolute(&cfg.pidfile_path);
+    make_absolute(&cfg.token_file);
     if (o.check_only) {
         rc = check_only(&cfg, hooks);
         goto out;
@@ -720,6 +733,7 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
         .manage_domain_zero = cfg.manage_domain_zero,
         .dom0_dynamic_min_bytes = cfg.dom0_dynamic_min_bytes,
         .dom0_dynamic_max_bytes = cfg.dom0_dynamic_max_bytes,
+        .max_reservations_per_session = cfg.max_reservations_per_session,
         .sim = sim,
     };
     if (so.poll_ms < 1)
@@ -740,6 +754,7 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
         .listen_port = cfg.listen_port,
         .socket_path = cfg.socket_path,
         .openapi_path = NULL,
+        .token_file = cfg.token_file,
     };
     srv = api_start(svc, &ac, &err);
     if (srv == NULL) {

@@ -11,19 +11,22 @@ fi
 port=${PORT:-8799}
 scenario=${SCENARIO:-scenarios/demo.json}
 url="http://127.0.0.1:$port/"
+sock=${SOCKET:-/tmp/squeezed-$(id -u).sock}
 cat <<EOF
 Starting squeezed on a simulated Xen host ($scenario, real clock).
 Once it says "ready", open the dashboard: ${url}ui
 or try from another terminal:
   curl -s ${url}status
-  curl -s -d '{"method": "login", "params": ["demo", "me"], "id": 1}' $url
-  curl -s -d '{"method": "reserve_memory", "params": ["demo", "me", 4194304], "id": 2}' $url
   curl -s -d '{"method": "get_diagnostics", "params": ["demo"], "id": 3}' $url
   curl -s ${url}metrics
-  build/squeezed-cli --url $url status
+Calls that change memory need the unix socket (TCP is read-only without --token-file):
+  curl -s --unix-socket $sock -d '{"method": "login", "params": ["demo", "me"], "id": 1}' http://localhost/
+  curl -s --unix-socket $sock -d '{"method": "reserve_memory", "params": ["demo", "me", 4194304], "id": 2}' http://localhost/
+  build/squeezed-cli --socket $sock status
+  build/squeezed-cli --socket $sock reserve 1GiB
 Ctrl-C stops it.
 
 EOF
 # shellcheck disable=SC2086
 exec "$bin" -d --backend sim --scenario "$scenario" --clock real \
-    --listen "127.0.0.1:$port" ${SQUEEZED_ARGS:-}
+    --listen "127.0.0.1:$port" --socket "$sock" ${SQUEEZED_ARGS:-}

@@ -51,6 +51,8 @@ void config_init(struct config *c)
     c->config_dir = xstrdup(CONFIG_DEFAULT_DIR);
     c->log_max_pri = -1;
     c->daemonize = -1;
+    c->token_file = NULL;
+    c->max_reservations_per_session = LIMIT_RESERVATIONS_PER_SESSION_DEFAULT;
 }
 
 bool config_use_switch(const struct config *c)
@@ -88,6 +90,8 @@ void config_release(struct config *c)
         free(c->origins[i].where);
     }
     free(c->origins);
+    free(c->token_file);
+    c->token_file = NULL;
     c->scenario_path = NULL;
     c->sim_state_path = NULL;
     c->listen_host = NULL;
@@ -249,6 +253,8 @@ enum key_kind {
     KEY_LOGLEVEL,
     KEY_DAEMON,
     KEY_CONFIG_DIR,
+    KEY_TOKEN_FILE,
+    KEY_MAX_PER_SESSION,
 };
 
 static const struct {
@@ -276,6 +282,8 @@ static const struct {
     {"loglevel", KEY_LOGLEVEL},
     {"daemon", KEY_DAEMON},
     {"config-dir", KEY_CONFIG_DIR},
+    {"token-file", KEY_TOKEN_FILE},
+    {"max-reservations-per-session", KEY_MAX_PER_SESSION},
 };
 
 /* xapi's keys (xcp_service.ml's common options, squeezed.ml's own) that this daemon
@@ -446,6 +454,20 @@ static int set_key(struct config *c, enum key_kind kind, const char *key, const 
             c->manage_domain_zero = flag;
         else
             c->use_watches = flag;
+        return 0;
+    case KEY_TOKEN_FILE:
+        if (strcmp(value, "none") == 0) {
+            replace(&c->token_file, NULL);
+            return 0;
+        }
+        if (value[0] == '\0')
+            return bad(err, where, key, value, "must be a path or 'none'");
+        replace(&c->token_file, xstrdup(value));
+        return 0;
+    case KEY_MAX_PER_SESSION:
+        if (parse_int64(value, 1, LIMIT_RESERVATIONS_PER_SESSION_MAX, &n) < 0)
+            return bad(err, where, key, value, "must be a whole number from 1 to 1000000");
+        c->max_reservations_per_session = n;
         return 0;
     case KEY_DOM0_MIN:
     case KEY_DOM0_MAX:

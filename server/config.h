@@ -21,7 +21,9 @@
  * (debug .. emergency), daemon (bool), config-dir (directory of fragments). Ours:
  * backend (xen|sim), scenario (file), clock (real|virtual), listen (HOST:PORT, loopback
  * only), socket (path, or "none"), reserved-host-memory-kib, poll-interval-s, sim-state
- * (file), watches (bool). The toolstack transports, with xapi's names: use-switch (bool;
+ * (file), watches (bool), token-file (path of the bearer token for changing calls over
+ * TCP, or "none"), max-reservations-per-session (1 .. 1000000). The toolstack
+ * transports, with xapi's names: use-switch (bool;
  * default true on the xen backend, false on sim), switch-path (the message-switch
  * socket), xml-socket (path or "none": the XML-RPC socket served when use-switch is
  * false; on the sim backend only when set). xapi's keys that mean nothing here
@@ -70,7 +72,9 @@ struct config {
     int daemonize;                  /* daemon key: 1 fork, 0 stay, -1 not set */
     struct config_origin *origins;  /* owned; where each key was set last */
     size_t n_origins;
-    uint32_t warned_ignored; /* ignored keys already warned about (bit per key) */
+    uint32_t warned_ignored;              /* ignored keys already warned about (bit per key) */
+    char *token_file;                     /* owned; NULL: no token, TCP is read-only */
+    int64_t max_reservations_per_session; /* default LIMIT_RESERVATIONS_PER_SESSION_DEFAULT */
 };
 
 struct config_origin {

@@ -49,6 +49,8 @@ struct reservations {
     struct resv_entry **acct_owner;    /* parallel to acct; [0] unused */
     size_t n_acct, cap_acct;           /* n_acct counts acct[0] */
     uint64_t generation;               /* bumped by every change of the list */
+    size_t *session_held;              /* parallel to sessions: reservations each holds */
+    size_t max_per_session;            /* reservations one session may hold */
 };
 
 struct reservations *reservations_new(struct backend *b, struct domcache *dc)
@@ -61,7 +63,13 @@ struct reservations *reservations_new(struct backend *b, struct domcache *dc)
     r->acct = xcalloc(r->cap_acct, sizeof(*r->acct));
     r->acct_owner = xcalloc(r->cap_acct, sizeof(*r->acct_owner));
     r->acct[0].domid = -1;
+    r->max_per_session = LIMIT_RESERVATIONS_PER_SESSION_DEFAULT;
     return r;
+}
+
+void reservations_set_max_per_session(struct reservations *r, size_t max)
+{
+    r->max_per_session = max;
 }
 
 void reservations_free(struct reservations *r)
@@ -79,6 +87,7 @@ void reservations_free(struct reservations *r)
     for (size_t i = 0; i < r->n_sessions; i++)
         free(r->sessions[i]);
     free(r->sessions);
+    free(r->session_held);
     free(r->acct);
     free(r->acct_owner);
     free(r);
@@ -278,9 +287,38 @@ static const char *add_session(struct reservations *r, const char *session)
     if (r->n_sessions == r->cap_sessions) {
         r->cap_sessions = r->cap_sessions ? 2 * r->cap_sessions : 4;
         r->sessions = xreallocarray(r->sessions, r->cap_sessions, sizeof(*r->sessions));
+        r->session_held =
+            xreallocarray(r->session_held, r->cap_sessions, sizeof(*r->session_held));
     }
+    r->session_held[r->n_sessions] = 0;
     r->sessions[r->n_sessions] = xstrdup(session);
     return r->sessions[r->n_sessions++];
+}
+
+/* The slot of an interned session string (from add_session). */
+static size_t session_slot(const struct reservations *r, const char *interned)
+{
+    size_t i = 0;
+    while (i < r->n_sessions && r->sessions[i] != interned)
+        i++;
+    return i;
+}
+
+/* A new reservation would take session over its limit (max-reservations-per-session):
+ * -1 with *err. */
+static int check_room(const struct reservations *r, const char *session,
+                      struct service_error *err)
+{
+    size_t held = 0;
+    for (size_t i = 0; i < r->n_sessions; i++)
+        if (strcmp(r->sessions[i], session) == 0)
+            held = r->session_held[i];
+    if (held < r->max_per_session)
+        return 0;
+    return fail_internal(err,
+                         xasprintf("session %s holds %zu reservations, the most one session "
+                                   "may hold (max-reservations-per-session): delete some first",
+                                   session, held));
 }
 
 static int check_session(const struct reservations *r, const char *session,
@@ -300,6 +338,7 @@ static void add_entry(struct reservations *r, char *id, const char *session, int
     struct resv_entry *e = xcalloc(1, sizeof(*e));
     e->pub.id = id;
     e->pub.session = (char *)add_session(r, session);
+    r->session_held[session_slot(r, e->pub.session)]++;
     e->pub.kib = kib;
     e->pub.domid = -1;
     e->acct_slot = SIZE_MAX;
@@ -320,6 +359,7 @@ static void add_entry(struct reservations *r, char *id, const char *session, int
 
 static void remove_entry(struct reservations *r, struct resv_entry *e)
 {
+    r->session_held[session_slot(r, e->pub.session)]--;
     acct_remove(r, e);
     index_remove(r, e);
     if (e->prev != NULL)
@@ -514,6 +554,8 @@ int reservations_reserve(struct reservations *r, struct squeezer *sq, const char
     memset(sq_out, 0, sizeof(*sq_out));
     if (check_session(r, session, err) < 0)
         return -1;
+    if (check_room(r, session, err) < 0)
+        return -1;
     sq_out->ran = true;
     sq_out->rc = squeeze_free(sq, kib, &sq_out->res);
     if (reservations_verdict_error(sq_out->rc, &sq_out->res, err) < 0)
@@ -528,6 +570,8 @@ int reservations_reserve_range(struct reservations *r, struct squeezer *sq, cons
 {
     memset(sq_out, 0, sizeof(*sq_out));
     if (check_session(r, session, err) < 0)
+        return -1;
+    if (check_room(r, session, err) < 0)
         return -1;
     sq_out->ran = true;
     sq_out->rc = squeeze_free_range(sq, min_kib, max_kib, &sq_out->res);
@@ -568,6 +612,26 @@ static int domain_gone(struct service_error *err, int64_t domid)
     return fail_internal(err, xasprintf("domain %" PRId64 " does not exist", domid));
 }
 
+/* What domid's memory/reservation-id says now: 0 and *held (new string, "" if none), -1
+ * with *err when the domain has gone or cannot be read. */
+static int held_by(struct reservations *r, int64_t domid, char **held,
+                   struct service_error *err)
+{
+    *held = NULL;
+    int rc = domcache_read(r->dc, (uint32_t)domid, "memory/reservation-id", held);
+    if (rc == -ENOENT) {
+        *held = xstrdup("");
+        return 0;
+    }
+    if (rc == -ESRCH)
+        return domain_gone(err, domid);
+    if (rc < 0)
+        return fail_internal(err,
+                             xasprintf("domid %" PRId64 ": cannot read its reservation: %s",
+                                       domid, strerror(-rc)));
+    return 0;
+}
+
 int reservations_transfer(struct reservations *r, const char *session, const char *id,
                           int64_t domid, struct service_error *err)
 {
@@ -581,16 +645,58 @@ int reservations_transfer(struct reservations *r, const char *session, const cha
 
     struct reservation *x = &e->pub;
     uint32_t d = (uint32_t)domid;
-    char *kib_text = xasprintf("%" PRId64, x->kib);
-    char *path = xasprintf(STATE_ROOT "/%s/%s/in-transfer", session, id);
-    char *domid_text = xasprintf("%" PRId64, domid);
-    int rc = domcache_write(r->dc, d, "memory/initial-reservation", kib_text);
+    char *kib_text = NULL, *path = NULL, *domid_text = NULL, *held = NULL;
+    int rc = domcache_domain_exists(r->dc, d);
+    if (rc < 0) {
+        fail_internal(err, xasprintf("cannot list domains: %s", strerror(-rc)));
+        goto out;
+    }
+    if (rc == 0) {
+        rc = domain_gone(err, domid);
+        goto out;
+    }
+    if ((rc = held_by(r, domid, &held, err)) < 0)
+        goto out;
+    /* One reservation per domain, one domain per reservation (the rule in the header). */
+    if (x->domid >= 0 && x->domid != domid) {
+        rc = fail_internal(err,
+                           xasprintf("reservation %s is already transferred to domain %" PRId32
+                                     ": a reservation goes to one domain only",
+                                     id, x->domid));
+        goto out;
+    }
+    if (held[0] != '\0' && strcmp(held, id) != 0) {
+        rc = fail_internal(err, xasprintf("domain %" PRId64 " already holds reservation %s: "
+                                          "a domain takes one reservation only",
+                                          domid, held));
+        goto out;
+    }
+    if (x->domid == domid) {
+        if (strcmp(held, id) == 0) {
+            log_dom_info(domid, "reservation %s of session %s: transferred already (repeat)",
+                         id, session);
+            rc = 0;
+            goto out;
+        }
+        /* Listed under this domid but not holding it: the domain it went to has gone
+         * and the domid is someone else's now. Its memory came back with the domain. */
+        rc = fail_internal(err, xasprintf("reservation %s was transferred to domain %" PRId64
+                                          ", which has gone since: it is used up",
+                                          id, domid));
+        goto out;
+    }
+
+    kib_text = xasprintf("%" PRId64, x->kib);
+    path = xasprintf(STATE_ROOT "/%s/%s/in-transfer", session, id);
+    domid_text = xasprintf("%" PRId64, domid);
+    rc = domcache_write(r->dc, d, "memory/initial-reservation", kib_text);
     if (rc == -ENOENT || rc == -ESRCH) {
         domain_gone(err, domid);
         goto out;
     }
     if (rc == 0)
         rc = domcache_write(r->dc, d, "memory/reservation-id", id);
+    /* Raised to the reservation if below, never lowered (a running domain keeps its own). */
     if (rc == 0)
         rc = domcache_raise_maxmem(r->dc, d, x->kib);
     if (rc == -ENOENT || rc == -ESRCH) {
@@ -612,6 +718,7 @@ int reservations_transfer(struct reservations *r, const char *session, const cha
     log_dom_info(domid, "reservation %s (%" PRId64 " KiB) of session %s transferred", id,
                  x->kib, session);
 out:
+    free(held);
     free(kib_text);
     free(path);
     free(domid_text);

@@ -28,6 +28,21 @@
  * within their bounds here, and are not checked again.
  */
 
+/*
+ * The accounting rule. A reservation is in one of two states:
+ *  - untransferred (domid -1): counted in full, subtracted from host free memory;
+ *  - transferred to exactly one live domain: counted through that domain only. While it
+ *    builds, the domain's unused part (memory/initial-reservation, written by the
+ *    transfer, minus what it has allocated) is subtracted; once built, nothing beyond
+ *    what Xen reports as allocated. Never twice (the reservation and its domain), and
+ *    never again after the domain is gone: its memory comes back as Xen's free memory,
+ *    not as the reservation's size. Such a reservation is used up: it stays listed (and
+ *    deletable) but counts 0 and cannot be transferred again.
+ * A transfer therefore goes to one domain, a domain takes one reservation, and a
+ * transfer never lowers a domain's maxmem (see reservations_transfer). The snapshot
+ * applies the rule (cache/domcache.c, domcache_snapshot).
+ */
+
 struct reservations;
 
 struct reservation {
@@ -49,6 +64,10 @@ struct reservations_squeeze {
 struct reservations *reservations_new(struct backend *b, struct domcache *dc);
 /* NULL allowed. Leaves xenstore as it is. */
 void reservations_free(struct reservations *r);
+/* At most max reservations per session (default LIMIT_RESERVATIONS_PER_SESSION_DEFAULT):
+ * a reserve call beyond is refused at once, before any squeeze, with an Internal_error
+ * naming the limit. Reservations found at load are all kept, even beyond it. */
+void reservations_set_max_per_session(struct reservations *r, size_t max);
 
 /* Read back the sessions and reservations found in xenstore (daemon start). Entries
  * that do not parse are logged and skipped. Returns 0, or a negative errno if
@@ -75,8 +94,15 @@ int reservations_reserve_range(struct reservations *r, struct squeezer *sq, cons
                                struct service_error *err);
 int reservations_delete(struct reservations *r, const char *session, const char *id,
                         struct service_error *err);
-/* Write the domain's memory/initial-reservation and memory/reservation-id, set its
- * maxmem to the reservation, mark the reservation in transfer to domid. */
+/* Write the domain's memory/initial-reservation and memory/reservation-id, raise its
+ * maxmem to the reservation if lower (never lower it), mark the reservation in transfer
+ * to domid. Refused with SERVICE_ERR_INTERNAL (xapi's Internal_error, with a text that
+ * says why), changing nothing, when: the domain does not exist (listed by the hypervisor
+ * now, not dying); the reservation is transferred to another domain already; the domain
+ * holds another reservation (its memory/reservation-id names a different one); the
+ * reservation's domain has gone and the domid is another domain's now (used up). A
+ * repeat of a transfer that was made (same id, same live domain) succeeds, changing
+ * nothing. */
 int reservations_transfer(struct reservations *r, const char *session, const char *id,
                           int64_t domid, struct service_error *err);
 /* The domain's memory/reservation-id (*id new), or NO_RESERVATION. */

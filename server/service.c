@@ -853,6 +853,8 @@ struct service *service_new(struct backend *b, const struct service_options *o, 
     };
     s->dc = domcache_new(b, &dcc);
     s->resv = reservations_new(b, s->dc);
+    if (o->max_reservations_per_session > 0)
+        reservations_set_max_per_session(s->resv, (size_t)o->max_reservations_per_session);
     int rc = reservations_load(s->resv);
     if (rc < 0) {
         *err =

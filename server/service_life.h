@@ -26,6 +26,7 @@ struct service_options {
     bool manage_domain_zero;
     int64_t dom0_dynamic_min_bytes; /* managed dom0's range; -1: leave dom0's own */
     int64_t dom0_dynamic_max_bytes;
+    int64_t max_reservations_per_session; /* 0: LIMIT_RESERVATIONS_PER_SESSION_DEFAULT */
     struct service_sim sim; /* the simulated host's sim.* interface; ops NULL: none (the
                                sim.* methods are then not offered) */
 };

@@ -895,6 +895,8 @@ int sim_xs_write(struct sim *s, const char *path, const char *value)
     s->counters.xs_writes++;
     if (value == NULL || xstree_check_path(path) < 0)
         return -EINVAL;
+    char *before = NULL;
+    bool existed = xstree_read(s->xs, path, &before) == 0;
     xs_set(s, path, value);
     uint32_t domid;
     struct sim_dom *d;
@@ -906,7 +908,17 @@ int sim_xs_write(struct sim *s, const char *path, const char *value)
                       " KiB, above maxmem %" PRId64 " KiB (Xen max %" PRId64
                       " KiB, memory offset %" PRId64 " KiB)",
                       target, dom_maxmem(d), d->max_kib, d->memory_offset_kib);
-    return persist(s);
+    /* A write that cannot be saved did not happen: on Xen an answered write is in
+     * xenstore, and a reservation is acknowledged only once it is stored (issue 11, F5). */
+    int rc = persist(s);
+    if (rc < 0) {
+        if (existed)
+            xs_set(s, path, before);
+        else
+            xs_del(s, path);
+    }
+    free(before);
+    return rc < 0 ? -EIO : 0;
 }
 
 int sim_xs_rm(struct sim *s, const char *path)

@@ -31,19 +31,36 @@
 #include "tests/support/http_client.h"
 #include "tests/support/mock_service.h"
 
+#define TOKEN "test-token-0123456789abcdef"
+#define AUTH "Authorization: Bearer " TOKEN "\r\n"
+
 struct fixture {
     char dir[64];
     char sock[128];
     char openapi[128];
+    char token[128];
     struct api_server *srv;
     uint16_t port;
 };
 
 static struct fixture *fx;
 
+/* One request over TCP with extra header lines (NULL: none). */
+static void http_with(const char *extra, const char *method, const char *path, const char *body,
+                      struct http_reply *r)
+{
+    int fd = http_connect_tcp(fx->port);
+    assert_int_equal(http_send(fd, method, path, extra, body, body ? strlen(body) : 0, true),
+                     0);
+    if (http_read_reply(fd, r, strcmp(method, "HEAD") == 0) < 0)
+        fail_msg("no reply to %s %s", method, path);
+    close(fd);
+}
+
+/* One request over TCP with the token (changing calls allowed). */
 static void http(const char *method, const char *path, const char *body, struct http_reply *r)
 {
-    http_on(http_connect_tcp(fx->port), method, path, body, r);
+    http_with(AUTH, method, path, body, r);
 }
 
 static void write_file(const char *path, const char *text)
@@ -67,6 +84,10 @@ static int setup_server(void **state)
     snprintf(fx->sock, sizeof(fx->sock), "%s/sq.sock", fx->dir);
     snprintf(fx->openapi, sizeof(fx->openapi), "%s/openapi.json", fx->dir);
     write_file(fx->openapi, "{\"openapi\": \"3.1.0\", \"x-test\": true}\n");
+    snprintf(fx->token, sizeof(fx->token), "%s/token", fx->dir);
+    write_file(fx->token, TOKEN "\n");
+    assert_int_equal(chmod(fx->token, 0600), 0);
+    cfg.token_file = fx->token;
     cfg.listen_host = "127.0.0.1";
     cfg.listen_port = 0;
     cfg.socket_path = fx->sock;
@@ -86,6 +107,7 @@ static int teardown_server(void **state)
     mock_release_slow();
     api_stop(fx->srv);
     unlink(fx->openapi);
+    unlink(fx->token);
     unlink(fx->sock);
     rmdir(fx->dir);
     free(fx);
@@ -490,7 +512,7 @@ static void *slow_client(void *arg)
     int fd = http_connect_tcp(c->port);
     const char *body =
         "{\"method\": \"reserve_memory\", \"params\": [\"d\", \"slow\", 8], \"id\": 1}";
-    if (http_send(fd, "POST", "/", NULL, body, strlen(body), true) == 0)
+    if (http_send(fd, "POST", "/", AUTH, body, strlen(body), true) == 0)
         http_read_reply(fd, &c->reply, false);
     close(fd);
     return NULL;
@@ -737,6 +759,205 @@ static void test_port_in_use(void **state)
     free(err);
 }
 
+/* ---- issue 11: who may change memory, and nobody starves the others ---- */
+
+static void test_tcp_without_token_is_read_only(void **state)
+{
+    struct http_reply r;
+    (void)state;
+    const char *login = "{\"method\": \"login\", \"params\": [\"d\", \"xenopsd\"], \"id\": 1}";
+    int before = mock_calls();
+    /* No Authorization header: refused before the service is asked. */
+    http_with(NULL, "POST", "/", login, &r);
+    assert_int_equal(r.status, 403);
+    assert_non_null(strstr(r.body, "\"Internal_error\""));
+    assert_non_null(strstr(r.body, "permission denied"));
+    assert_non_null(strstr(r.body, "Bearer"));
+    http_reply_free(&r);
+    /* A wrong token, a token of another length, another scheme. */
+    http_with("Authorization: Bearer test-token-0123456789abcdeX\r\n", "POST", "/", login, &r);
+    assert_int_equal(r.status, 403);
+    assert_non_null(strstr(r.body, "wrong"));
+    http_reply_free(&r);
+    http_with("Authorization: Bearer x\r\n", "POST", "/", login, &r);
+    assert_int_equal(r.status, 403);
+    http_reply_free(&r);
+    http_with("Authorization: Basic " TOKEN "\r\n", "POST", "/", login, &r);
+    assert_int_equal(r.status, 403);
+    http_reply_free(&r);
+    /* Every changing method and sim.* call that changes the world, in both styles. */
+    static const char *const changing[] = {"login",
+                                           "reserve_memory",
+                                           "reserve_memory_range",
+                                           "delete_reservation",
+                                           "transfer_reservation_to_domain",
+                                           "balance_memory",
+                                           "sim.advance",
+                                           "sim.create_domain",
+                                           "sim.destroy_domain",
+                                           "sim.set_dynamic_range",
+                                           "sim.set_balloon"};
+    for (size_t i = 0; i < sizeof(changing) / sizeof(changing[0]); i++) {
+        char body[256];
+        snprintf(body, sizeof(body), "{\"jsonrpc\": \"2.0\", \"method\": \"%s\", \"id\": 2}",
+                 changing[i]);
+        http_with(NULL, "POST", "/", body, &r);
+        if (r.status != 403)
+            fail_msg("%s over TCP without a token: HTTP %d", changing[i], r.status);
+        http_reply_free(&r);
+    }
+    assert_int_equal(mock_calls(), before);
+    /* Readers need nothing. */
+    http_with(NULL, "POST", "/",
+              "{\"method\": \"get_host_reserved_memory\", \"params\": [\"d\"], \"id\": 3}", &r);
+    assert_int_equal(r.status, 200);
+    http_reply_free(&r);
+    http_with(NULL, "GET", "/status", NULL, &r);
+    assert_int_equal(r.status, 200);
+    http_reply_free(&r);
+    /* The unix socket may change memory without a token. */
+    int fd = http_connect_unix(fx->sock);
+    assert_true(fd >= 0);
+    http_on(fd, "POST", "/", login, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(r.body, "\"xenopsd\""));
+    http_reply_free(&r);
+}
+
+static void test_token_file_must_be_private(void **state)
+{
+    char *err = NULL, *tok = NULL;
+    (void)state;
+    assert_int_equal(api_load_token(fx->token, &tok, &err), 0);
+    assert_string_equal(tok, TOKEN);
+    free(tok);
+    assert_int_equal(chmod(fx->token, 0640), 0);
+    assert_int_equal(api_load_token(fx->token, &tok, &err), -1);
+    assert_non_null(strstr(err, "mode 0640"));
+    free(err);
+    assert_int_equal(chmod(fx->token, 0600), 0);
+    /* A symbolic link is not followed. */
+    char link[160];
+    snprintf(link, sizeof(link), "%s/token-link", fx->dir);
+    assert_int_equal(symlink(fx->token, link), 0);
+    assert_int_equal(api_load_token(link, &tok, &err), -1);
+    free(err);
+    unlink(link);
+    /* Too short. */
+    write_file(fx->token, "short\n");
+    assert_int_equal(api_load_token(fx->token, &tok, &err), -1);
+    free(err);
+    /* A server is not started with a bad token file. */
+    assert_int_equal(chmod(fx->token, 0644), 0);
+    write_file(fx->token, TOKEN "\n");
+    struct api_config cfg = {.listen_host = "127.0.0.1", .token_file = fx->token};
+    assert_null(api_start(MOCK_SVC, &cfg, &err));
+    assert_non_null(strstr(err, "token file"));
+    free(err);
+    assert_int_equal(chmod(fx->token, 0600), 0);
+}
+
+static void test_socket_directory_checked(void **state)
+{
+    char dir[160], path[200];
+    char *err = NULL;
+    (void)state;
+    snprintf(dir, sizeof(dir), "%s/open", fx->dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    snprintf(path, sizeof(path), "%s/s.sock", dir);
+    struct api_config cfg = {.socket_path = path};
+    assert_int_equal(chmod(dir, 0777), 0);
+    assert_null(api_start(MOCK_SVC, &cfg, &err));
+    assert_non_null(strstr(err, "without the sticky bit"));
+    free(err);
+    err = NULL;
+    assert_int_equal(chmod(dir, 0770), 0);
+    assert_null(api_start(MOCK_SVC, &cfg, &err));
+    assert_non_null(strstr(err, "its group"));
+    free(err);
+    err = NULL;
+    /* Sticky (as /tmp) is fine. */
+    assert_int_equal(chmod(dir, 01777), 0);
+    struct api_server *srv = api_start(MOCK_SVC, &cfg, &err);
+    if (srv == NULL)
+        fail_msg("sticky directory refused: %s", err);
+    api_stop(srv);
+    rmdir(dir);
+}
+
+static void test_replaced_socket_noticed(void **state)
+{
+    struct http_reply r;
+    (void)state;
+    http_with(NULL, "GET", "/healthz", NULL, &r);
+    assert_int_equal(r.status, 200);
+    http_reply_free(&r);
+    /* Someone puts their own socket at our path. */
+    assert_int_equal(unlink(fx->sock), 0);
+    int fake = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    assert_true(strlen(fx->sock) < sizeof(sun.sun_path));
+    memcpy(sun.sun_path, fx->sock, strlen(fx->sock) + 1);
+    assert_int_equal(bind(fake, (struct sockaddr *)&sun, sizeof(sun)), 0);
+    int64_t t0 = now_ms();
+    for (;;) {
+        http_with(NULL, "GET", "/healthz", NULL, &r);
+        int st = r.status;
+        http_reply_free(&r);
+        if (st == 503)
+            break;
+        if (now_ms() - t0 > 5000)
+            fail_msg("the replaced socket was not noticed within 5 s");
+        usleep(100 * 1000);
+    }
+    close(fake);
+    /* api_stop leaves the other file alone. */
+    api_stop(fx->srv);
+    fx->srv = NULL;
+    struct stat st;
+    assert_int_equal(lstat(fx->sock, &st), 0);
+    unlink(fx->sock);
+    fx->srv = NULL;
+}
+
+/* Many calls waiting in the service hold no pool thread: /status and readers still go
+ * through at once. */
+static void test_slow_calls_do_not_exhaust_the_pool(void **state)
+{
+    enum { N = 12 };
+    struct slow_call c[N];
+    pthread_t t[N];
+    struct http_reply r;
+    (void)state;
+    memset(c, 0, sizeof(c));
+    for (int i = 0; i < N; i++) {
+        c[i].port = fx->port;
+        assert_int_equal(pthread_create(&t[i], NULL, slow_client, &c[i]), 0);
+    }
+    assert_true(mock_wait_slow_entered(10));
+    usleep(300 * 1000); /* let the others arrive */
+    int64_t t0 = now_ms();
+    for (int i = 0; i < 10; i++) {
+        http_with(NULL, "GET", "/status", NULL, &r);
+        assert_int_equal(r.status, 200);
+        http_reply_free(&r);
+        http_with(NULL, "POST", "/",
+                  "{\"method\": \"get_host_reserved_memory\", \"params\": [\"d\"], \"id\": 1}",
+                  &r);
+        assert_int_equal(r.status, 200);
+        http_reply_free(&r);
+    }
+    int64_t took = now_ms() - t0;
+    print_message("20 calls while %d calls wait in the service: %lld ms\n", N, (long long)took);
+    assert_true(took < 5000);
+    mock_release_slow();
+    for (int i = 0; i < N; i++) {
+        pthread_join(t[i], NULL);
+        assert_int_equal(c[i].reply.status, 200);
+        http_reply_free(&c[i].reply);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -780,6 +1001,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_loopback_variants_allowed, setup_server,
                                         teardown_server),
         cmocka_unit_test_setup_teardown(test_port_in_use, setup_server, teardown_server),
+        cmocka_unit_test_setup_teardown(test_tcp_without_token_is_read_only, setup_server,
+                                        teardown_server),
+        cmocka_unit_test_setup_teardown(test_token_file_must_be_private, setup_server,
+                                        teardown_server),
+        cmocka_unit_test_setup_teardown(test_socket_directory_checked, setup_server,
+                                        teardown_server),
+        cmocka_unit_test_setup_teardown(test_replaced_socket_noticed, setup_server,
+                                        teardown_server),
+        cmocka_unit_test_setup_teardown(test_slow_calls_do_not_exhaust_the_pool, setup_server,
+                                        teardown_server),
     };
     int failed;
 

@@ -500,6 +500,148 @@ static void test_reservations_are_subtracted_from_host_free(void **state)
     free(id);
 }
 
+/* ---- issue 11: the accounting rule (F1-F4) ------------------------------------------ */
+
+static int64_t reservations_counted(struct fixture *f)
+{
+    assert_true(squeeze_check(f->sq) >= 0);
+    return squeeze_last_snapshot(f->sq)->reservations_kib;
+}
+
+static void create_booted(struct fixture *f, uint32_t domid, int64_t kib)
+{
+    struct sim_domain_spec sp = {.domid = domid,
+                                 .type = DOMAIN_TYPE_HVM,
+                                 .dynamic_min_kib = kib,
+                                 .dynamic_max_kib = kib,
+                                 .target_kib = kib,
+                                 .actual_kib = kib,
+                                 .maxmem_kib = kib,
+                                 .balloon = {.model = SIM_BALLOON_IDEAL, .rate_kib_s = 262144}};
+    char *err = NULL;
+    if (sim_create_domain(f->sim, &sp, &err) < 0)
+        fail_msg("create domain %u: %s", domid, err);
+}
+
+/* F1: a domain holding a transferred reservation shrinks (holds less than the reservation)
+ * and is destroyed: the reservation must not count again at its full size. */
+static void test_f1_gone_domain_frees_its_reservation_once(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    char *id = reserve(f, "xenopsd", 524288);
+    assert_int_equal(reservations_counted(f), 524288);
+    create_booted(f, 10, 262144); /* it now holds half of the reservation */
+    assert_int_equal(reservations_transfer(f->r, "xenopsd", id, 10, &f->err), 0);
+    assert_int_equal(reservations_counted(f), 0);
+    assert_int_equal(sim_destroy_domain(f->sim, 10), 0);
+    assert_int_equal(reservations_counted(f), 0);
+    const struct domcache_snapshot *snap = squeeze_last_snapshot(f->sq);
+    assert_int_equal(snap->host.free_kib,
+                     snap->xen_free_kib + snap->scrub_kib - snap->booting_unused_kib);
+    assert_true(snap->host.free_kib >= 0);
+    /* Used up: it cannot go to another domain (nor to the same domid reused). */
+    create_booted(f, 10, 65536);
+    assert_int_equal(reservations_transfer(f->r, "xenopsd", id, 10, &f->err), -1);
+    assert_int_equal(f->err.kind, SERVICE_ERR_INTERNAL);
+    assert_non_null(strstr(f->err.text, "gone"));
+    assert_xs(f, "/local/domain/10/memory/reservation-id", NULL);
+    /* Still deletable. */
+    assert_int_equal(reservations_delete(f->r, "xenopsd", id, &f->err), 0);
+    free(id);
+}
+
+/* F2: two reservations to one domain: the second is refused and still counts in full. */
+static void test_f2_one_reservation_per_domain(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    char *a = reserve(f, "xenopsd", 131072);
+    char *b = reserve(f, "xenopsd", 65536);
+    create_booted(f, 11, 65536);
+    assert_int_equal(reservations_transfer(f->r, "xenopsd", a, 11, &f->err), 0);
+    assert_int_equal(reservations_transfer(f->r, "xenopsd", b, 11, &f->err), -1);
+    assert_int_equal(f->err.kind, SERVICE_ERR_INTERNAL);
+    assert_non_null(strstr(f->err.text, "already holds reservation"));
+    service_error_clear(&f->err);
+    assert_xs(f, "/local/domain/11/memory/reservation-id", a);
+    assert_xs(f, "/local/domain/11/memory/initial-reservation", "131072");
+    char *path = state_path("xenopsd", b);
+    char *tpath = xasprintf("%s/in-transfer", path);
+    assert_xs(f, tpath, NULL);
+    assert_int_equal(reservations_counted(f), 65536);
+    /* The same transfer again is idempotent. */
+    assert_int_equal(reservations_transfer(f->r, "xenopsd", a, 11, &f->err), 0);
+    assert_int_equal(reservations_counted(f), 65536);
+    free(tpath);
+    free(path);
+    free(a);
+    free(b);
+}
+
+/* F3: a reservation transferred to one domain cannot be transferred to another. */
+static void test_f3_one_domain_per_reservation(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    char *a = reserve(f, "xenopsd", 131072);
+    create_booted(f, 12, 65536);
+    create_booted(f, 13, 65536);
+    assert_int_equal(reservations_transfer(f->r, "xenopsd", a, 12, &f->err), 0);
+    assert_int_equal(reservations_transfer(f->r, "xenopsd", a, 13, &f->err), -1);
+    assert_int_equal(f->err.kind, SERVICE_ERR_INTERNAL);
+    assert_non_null(strstr(f->err.text, "already transferred to domain 12"));
+    assert_xs(f, "/local/domain/13/memory/reservation-id", NULL);
+    assert_xs(f, "/local/domain/13/memory/initial-reservation", NULL);
+    int64_t actual, target, maxmem;
+    assert_int_equal(sim_domain_memory(f->sim, 13, &actual, &target, &maxmem), 0);
+    assert_int_equal(maxmem, 65536);
+    assert_int_equal(reservations_at(f->r, 0)->domid, 12);
+    free(a);
+}
+
+/* F4: a transfer never lowers a running domain's maxmem. */
+static void test_f4_transfer_never_lowers_maxmem(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    char *a = reserve(f, "xenopsd", 1024);
+    int64_t actual, target, maxmem;
+    assert_int_equal(sim_domain_memory(f->sim, 1, &actual, &target, &maxmem), 0);
+    int64_t before = maxmem;
+    assert_true(before > 1024);
+    assert_int_equal(reservations_transfer(f->r, "xenopsd", a, 1, &f->err), 0);
+    assert_int_equal(sim_domain_memory(f->sim, 1, &actual, &target, &maxmem), 0);
+    assert_int_equal(maxmem, before);
+    /* And raises it when lower. */
+    char *b = reserve(f, "xenopsd", 131072);
+    create_booted(f, 14, 65536);
+    assert_int_equal(reservations_transfer(f->r, "xenopsd", b, 14, &f->err), 0);
+    assert_int_equal(sim_domain_memory(f->sim, 14, &actual, &target, &maxmem), 0);
+    assert_int_equal(maxmem, 131072);
+    free(a);
+    free(b);
+}
+
+/* A session holds at most max-reservations-per-session; beyond, refused at once. */
+static void test_reservations_per_session_are_limited(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    login(f, "other");
+    reservations_set_max_per_session(f->r, 3);
+    for (int i = 0; i < 3; i++)
+        free(reserve(f, "xenopsd", 1024));
+    char *id = NULL;
+    struct reservations_squeeze rs;
+    assert_int_equal(reservations_reserve(f->r, f->sq, "xenopsd", 1024, &id, &rs, &f->err), -1);
+    assert_false(rs.ran);
+    assert_int_equal(f->err.kind, SERVICE_ERR_INTERNAL);
+    assert_non_null(strstr(f->err.text, "max-reservations-per-session"));
+    assert_int_equal(reservations_count(f->r), 3);
+    free(reserve(f, "other", 1024)); /* another session is not affected */
+}
+
 /* The index by id and the incremental accounting, against a plain model: 1,500
  * reservations in two sessions, a third deleted in a scattered order, three transferred,
  * a login purge; after every step each id is found (or not) as the model says, the list
@@ -558,7 +700,7 @@ static void test_index_and_accounting_follow_every_change(void **state)
     login(f, "other");
     for (size_t i = 0; i < N; i++) {
         m[i].session = i % 3 == 2 ? "other" : "xenopsd";
-        /* Three of 512 MiB, to be handed to domain 3 (its maxmem becomes that). */
+        /* Three of 512 MiB, to be handed to domains 20-22 (their maxmem becomes that). */
         m[i].kib = i == 1 || i == 4 || i == 7 ? 524288 : 1 + (int64_t)(i % 7);
         m[i].domid = -1;
         m[i].live = true;
@@ -579,10 +721,13 @@ static void test_index_and_accounting_follow_every_change(void **state)
     assert_int_equal(reservations_delete(f->r, "other", m[1].id, &f->err), -1);
     service_error_clear(&f->err);
     check_against_model(f, m, N);
-    /* Transfer three to domain 3, then delete the first and the last of them. */
+    /* Transfer three to domains 20, 21, 22 (a domain takes one reservation), then delete
+     * the first and the last of them. */
     for (size_t i = 1; i <= 7; i += 3) {
-        assert_int_equal(reservations_transfer(f->r, m[i].session, m[i].id, 3, &f->err), 0);
-        m[i].domid = 3;
+        int32_t domid = 20 + (int32_t)(i / 3);
+        create_booted(f, (uint32_t)domid, 262144);
+        assert_int_equal(reservations_transfer(f->r, m[i].session, m[i].id, domid, &f->err), 0);
+        m[i].domid = domid;
         check_against_model(f, m, N);
     }
     for (size_t i = 1; i <= 7; i += 6) {
@@ -626,6 +771,11 @@ int main(void)
         T(test_restart_finds_sessions_and_reservations),
         T(test_load_skips_bad_entries),
         T(test_reservations_are_subtracted_from_host_free),
+        T(test_f1_gone_domain_frees_its_reservation_once),
+        T(test_f2_one_reservation_per_domain),
+        T(test_f3_one_domain_per_reservation),
+        T(test_f4_transfer_never_lowers_maxmem),
+        T(test_reservations_per_session_are_limited),
         T(test_index_and_accounting_follow_every_change),
 #undef T
     };

@@ -49,6 +49,13 @@ TMPD=$(mktemp -d "${TMPDIR:-/tmp}/squeezed-e2e.XXXXXX") || {
     exit 1
 }
 
+# The bearer token every daemon started by start_daemon takes (--token-file), sent by
+# rpc, rpc2 and http_request: changing calls over TCP need it (issue 11). rpc_anon and
+# rpc2_anon send none (what an unprivileged local user can do).
+E2E_TOKEN=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+TOKEN_FILE=$TMPD/token
+(umask 077 && printf '%s\n' "$E2E_TOKEN" >"$TOKEN_FILE")
+
 # ---- reporting -------------------------------------------------------------------
 
 # pass NAME: report a passed check.
@@ -174,14 +181,26 @@ _url() {
     echo "http://127.0.0.1:$PORT$1"
 }
 
-# rpc METHOD 'JSON-PARAMS-ARRAY': an xapi-style call (no "jsonrpc" key); prints the body.
+# rpc METHOD 'JSON-PARAMS-ARRAY': an xapi-style call (no "jsonrpc" key) with the token;
+# prints the body.
 rpc() {
     curl -sS --max-time "$E2E_CURL_MAX_S" -H 'Content-Type: application/json' \
+        -H "Authorization: Bearer $E2E_TOKEN" \
         --data-binary "{\"method\": \"$1\", \"params\": $2, \"id\": 1}" "$(_url /)"
 }
 
-# rpc2 'JSON-RPC-2.0-BODY': post a whole body as is; prints the reply body.
+# rpc2 'JSON-RPC-2.0-BODY': post a whole body as is, with the token; prints the reply body.
 rpc2() {
+    curl -sS --max-time "$E2E_CURL_MAX_S" -H 'Content-Type: application/json' \
+        -H "Authorization: Bearer $E2E_TOKEN" --data-binary "$1" "$(_url /)"
+}
+
+# rpc_anon / rpc2_anon: as rpc / rpc2 without a token.
+rpc_anon() {
+    curl -sS --max-time "$E2E_CURL_MAX_S" -H 'Content-Type: application/json' \
+        --data-binary "{\"method\": \"$1\", \"params\": $2, \"id\": 1}" "$(_url /)"
+}
+rpc2_anon() {
     curl -sS --max-time "$E2E_CURL_MAX_S" -H 'Content-Type: application/json' \
         --data-binary "$1" "$(_url /)"
 }
@@ -208,7 +227,8 @@ http_request() {
         _f=$1
         shift
         curl -sS --max-time "$E2E_CURL_MAX_S" -o "$TMPD/body" -w '%{http_code}' \
-            -X "$_m" -H 'Content-Type: application/json' --data-binary "@$_f" "$@" \
+            -X "$_m" -H 'Content-Type: application/json' \
+            -H "Authorization: Bearer $E2E_TOKEN" --data-binary "@$_f" "$@" \
             "$(_url "$_p")"
     else
         curl -sS --max-time "$E2E_CURL_MAX_S" -o "$TMPD/body" -w '%{http_code}' \
@@ -228,9 +248,10 @@ squeezed_bin() {
 }
 
 # start_daemon [ARGS...]: start the daemon in the foreground (-d), simulated host, virtual
-# clock, any free loopback port, unix socket $TMPD/sq.sock, no configuration file (not
-# the host's /etc/squeezed.conf: -f /dev/null, an empty config-dir); ARGS come last and
-# so win (e.g. --clock real, --backend xen, -f FILE). Waits for the ready line and sets PORT, SOCK,
+# clock, any free loopback port, unix socket $TMPD/sq.sock, the run's token file, no
+# configuration file (not the host's /etc/squeezed.conf: -f /dev/null, an empty
+# config-dir); ARGS come last and so win (e.g. --clock real, --backend xen, -f FILE;
+# --token-file none for a read-only TCP). Waits for the ready line and sets PORT, SOCK,
 # DAEMON_PID, DAEMON_LOG. Returns 1 (after a FAIL line) if it does not come up.
 start_daemon() {
     _e2e_starts=$((_e2e_starts + 1))
@@ -244,7 +265,8 @@ start_daemon() {
     fi
     : >"$DAEMON_LOG"
     "$_bin" -d -f /dev/null --config-dir "$TMPD/no-conf.d" --backend sim --clock virtual \
-        --listen 127.0.0.1:0 --socket "$SOCK" "$@" >"$DAEMON_LOG" 2>&1 &
+        --listen 127.0.0.1:0 --socket "$SOCK" --token-file "$TOKEN_FILE" "$@" \
+        >"$DAEMON_LOG" 2>&1 &
     DAEMON_PID=$!
     echo "$DAEMON_PID" >"$TMPD/daemon.pid"
     _tries=$((E2E_READY_MAX_S * 20))

@@ -29,7 +29,7 @@ export ASAN_OPTIONS
 start_daemon --scenario scenarios/soak.json || e2e_finish
 note "soak: $SOAK_SECONDS s, $SOAK_CLIENTS workers + chaos, seed $SOAK_SEED, pid $DAEMON_PID"
 node tests/soak/soak.mjs --port "$PORT" --pid "$DAEMON_PID" --seconds "$SOAK_SECONDS" \
-    --clients "$SOAK_CLIENTS" --seed "$SOAK_SEED" --scale "$E2E_LIMIT_SCALE" \
+    --clients "$SOAK_CLIENTS" --seed "$SOAK_SEED" --scale "$E2E_LIMIT_SCALE" --token "$E2E_TOKEN" \
     >"$TMPD/soak.out" 2>&1
 rc=$?
 cat "$TMPD/soak.out"

@@ -45,13 +45,13 @@ if start_daemon --scenario scenarios/demo.json; then
     assert_eq "GET / is a page (POST / stays JSON-RPC)" 200 "$code"
     assert_match "GET / links to the dashboard" 'href="/ui"' "$(cat "$TMPD/body")"
     timeout 120 node "$dir/check.mjs" --url "http://127.0.0.1:$PORT" --out "$out" \
-        --mode demo --chromium "$chromium"
+        --mode demo --chromium "$chromium" --token-file "$TOKEN_FILE"
     [ $? -eq 0 ] || E2E_FAILED=$((E2E_FAILED + 1))
     stop_daemon
 fi
 if start_daemon --scenario scenarios/thousand-guests.json; then
     timeout 120 node "$dir/check.mjs" --url "http://127.0.0.1:$PORT" --out "$out" \
-        --mode thousand --chromium "$chromium"
+        --mode thousand --chromium "$chromium" --token-file "$TOKEN_FILE"
     [ $? -eq 0 ] || E2E_FAILED=$((E2E_FAILED + 1))
     stop_daemon
 fi

@@ -5,7 +5,10 @@
 // error. Saves a screenshot. Prints PASS:/FAIL:/# lines; exit 1 on any failure.
 //
 //   node check.mjs --url http://127.0.0.1:PORT --out DIR [--mode demo|thousand]
+//                  [--token-file FILE]  (the daemon's bearer token: changing calls over TCP
+//                  need it)
 //                  [--chromium /usr/bin/chromium]
+import { readFileSync } from "node:fs";
 import puppeteer from "puppeteer-core";
 
 const args = Object.fromEntries(
@@ -17,6 +20,12 @@ const base = args.url;
 const out = args.out || "build/ui";
 const mode = args.mode || "demo";
 const chromium = args.chromium || process.env.CHROMIUM || "/usr/bin/chromium";
+const token = args["token-file"]
+    ? readFileSync(args["token-file"], "utf8").trim()
+    : "";
+const rpcHeaders = token
+    ? { "Content-Type": "application/json", Authorization: "Bearer " + token }
+    : { "Content-Type": "application/json" };
 let failed = 0;
 
 const pass = (n) => console.log("PASS: ui " + mode + ": " + n);
@@ -34,7 +43,7 @@ async function getJSON(path) {
 async function rpc(method, params) {
     const r = await fetch(base + "/", {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        headers: rpcHeaders,
         body: JSON.stringify({ method, params, id: 1 }),
         signal: AbortSignal.timeout(30000),
     });
@@ -43,7 +52,7 @@ async function rpc(method, params) {
 async function advance(seconds) {
     const r = await fetch(base + "/", {
         method: "POST",
-        headers: { "Content-Type": "application/json" },
+        headers: rpcHeaders,
         body: JSON.stringify({ jsonrpc: "2.0", method: "sim.advance", params: { seconds }, id: 1 }),
         signal: AbortSignal.timeout(30000),
     });
