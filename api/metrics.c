@@ -270,15 +270,13 @@ static void operations(FILE *out, const json_t *totals, const json_t *waits,
     family(out, "squeezed_operation_duration_seconds", "histogram",
            "Time squeeze operations took, from their first round to their verdict "
            "(backend clock), by kind and outcome.");
-    json_array_foreach(totals, i, t)
-        histogram(out, "squeezed_operation_duration_seconds", t, "kind", "outcome", bounds,
-                  "duration_ms_sum");
+    json_array_foreach(totals, i, t) histogram(out, "squeezed_operation_duration_seconds", t,
+                                               "kind", "outcome", bounds, "duration_ms_sum");
     family(out, "squeezed_client_wait_seconds", "histogram",
            "Time clients' calls waited in the queue before they started (behind other "
            "operations), by method.");
-    json_array_foreach(waits, i, t)
-        histogram(out, "squeezed_client_wait_seconds", t, "method", NULL, bounds,
-                  "wait_ms_sum");
+    json_array_foreach(waits, i, t) histogram(out, "squeezed_client_wait_seconds", t, "method",
+                                              NULL, bounds, "wait_ms_sum");
 }
 
 static void daemon_info(FILE *out, const json_t *d, const json_t *running)

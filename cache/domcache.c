@@ -1246,8 +1246,7 @@ static char *identity_value(char *v)
     return v;
 }
 
-int domcache_identity(struct domcache *dc, uint32_t domid, const char **name,
-                      const char **uuid)
+int domcache_identity(struct domcache *dc, uint32_t domid, const char **name, const char **uuid)
 {
     *name = NULL;
     *uuid = NULL;

@@ -89,12 +89,19 @@ enum job_kind { /* the first five change the reservations; up to JOB_BALANCE: cl
 };
 
 /* The method each job answers (logs, the client wait histogram). */
-static const char *const job_names[JOB_KINDS] = {
-    "login",           "reserve_memory",    "reserve_memory_range",
-    "delete_reservation", "transfer_reservation_to_domain", "query_reservation_of_domain",
-    "balance_memory",  "sim.state",         "sim.advance",
-    "sim.create_domain", "sim.destroy_domain", "sim.set_dynamic_range",
-    "sim.set_balloon"};
+static const char *const job_names[JOB_KINDS] = {"login",
+                                                 "reserve_memory",
+                                                 "reserve_memory_range",
+                                                 "delete_reservation",
+                                                 "transfer_reservation_to_domain",
+                                                 "query_reservation_of_domain",
+                                                 "balance_memory",
+                                                 "sim.state",
+                                                 "sim.advance",
+                                                 "sim.create_domain",
+                                                 "sim.destroy_domain",
+                                                 "sim.set_dynamic_range",
+                                                 "sim.set_balloon"};
 #define JOB_CLIENT_LAST JOB_BALANCE /* jobs after it are the simulator's (no dbg) */
 
 /* One queued call, with the typed request its kind takes (checked by server/request.c
@@ -130,16 +137,16 @@ struct job {
 struct op_ctx {
     bool on; /* between op_begin and op_end */
     enum op_kind kind;
-    int64_t kib;                /* asked (a range: its min) */
-    int64_t max_kib;            /* a range: its max */
-    const char *dbg, *session;  /* borrowed from the job; NULL for a periodic balance */
-    int64_t waited_ms;          /* real time the client was queued */
-    int64_t started_wall_ms;    /* time of day (Unix ms) */
-    int64_t started_ms;         /* backend clock */
-    bool have_start;            /* the first round was seen: the fields below are set */
-    int64_t free_at_start_kib;  /* host free memory at the first round */
-    int64_t needed_kib;         /* what must be freed on top of that (0: balance) */
-    int64_t freed_kib;          /* freed so far */
+    int64_t kib;                 /* asked (a range: its min) */
+    int64_t max_kib;             /* a range: its max */
+    const char *dbg, *session;   /* borrowed from the job; NULL for a periodic balance */
+    int64_t waited_ms;           /* real time the client was queued */
+    int64_t started_wall_ms;     /* time of day (Unix ms) */
+    int64_t started_ms;          /* backend clock */
+    bool have_start;             /* the first round was seen: the fields below are set */
+    int64_t free_at_start_kib;   /* host free memory at the first round */
+    int64_t needed_kib;          /* what must be freed on top of that (0: balance) */
+    int64_t freed_kib;           /* freed so far */
     struct policy_domain *start; /* each domain as the first round saw it (owned) */
     size_t n_start, cap_start;
 };
@@ -321,15 +328,14 @@ static json_t *status_domains(struct service *s, const struct domcache_snapshot 
         for (; k < snap->n_excluded && snap->excluded[k].domid < d->domid; k++)
             json_array_append_new(a, status_excluded(&snap->excluded[k]));
         const struct domcache_domain_extra *x = &snap->extra[i];
-        json_t *o =
-            json_pack("{s:i,s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:b,s:b}", "domid", d->domid,
-                      "type", domain_type_name(x->type), "can_balloon", d->can_balloon,
-                      "booting", x->booting, "dynamic_min_kib", (json_int_t)d->dynamic_min_kib,
-                      "dynamic_max_kib", (json_int_t)d->dynamic_max_kib, "target_kib",
-                      (json_int_t)d->target_kib, "actual_kib", (json_int_t)d->actual_kib,
-                      "maxmem_kib", (json_int_t)d->maxmem_kib, "stuck",
-                      squeeze_domain_stuck(s->sq, d->domid), "uncooperative",
-                      squeeze_domain_uncooperative(s->sq, d->domid));
+        json_t *o = json_pack(
+            "{s:i,s:s,s:b,s:b,s:I,s:I,s:I,s:I,s:I,s:b,s:b}", "domid", d->domid, "type",
+            domain_type_name(x->type), "can_balloon", d->can_balloon, "booting", x->booting,
+            "dynamic_min_kib", (json_int_t)d->dynamic_min_kib, "dynamic_max_kib",
+            (json_int_t)d->dynamic_max_kib, "target_kib", (json_int_t)d->target_kib,
+            "actual_kib", (json_int_t)d->actual_kib, "maxmem_kib", (json_int_t)d->maxmem_kib,
+            "stuck", squeeze_domain_stuck(s->sq, d->domid), "uncooperative",
+            squeeze_domain_uncooperative(s->sq, d->domid));
         const char *name, *uuid;
         if (domcache_identity(s->dc, (uint32_t)d->domid, &name, &uuid) == 0) {
             if (name != NULL)
@@ -367,12 +373,12 @@ static json_t *status_operations(struct service *s)
     size_t first = (s->ring_next + OPS_RING - s->ring_n) % OPS_RING;
     for (size_t k = 0; k < s->ring_n; k++) {
         const struct op_record *r = &s->ring[(first + k) % OPS_RING];
-        json_t *o = json_pack(
-            "{s:s,s:I,s:s,s:o,s:I,s:I,s:I,s:I}", "kind", op_kind_names[r->kind], "kib",
-            (json_int_t)r->kib, "outcome", op_outcome_names[r->outcome], "started",
-            json_iso(r->started_wall_ms), "waited_ms", (json_int_t)r->waited_ms, "duration_ms",
-            (json_int_t)r->duration_ms, "rounds", (json_int_t)r->rounds, "at_ms",
-            (json_int_t)r->at_ms);
+        json_t *o =
+            json_pack("{s:s,s:I,s:s,s:o,s:I,s:I,s:I,s:I}", "kind", op_kind_names[r->kind],
+                      "kib", (json_int_t)r->kib, "outcome", op_outcome_names[r->outcome],
+                      "started", json_iso(r->started_wall_ms), "waited_ms",
+                      (json_int_t)r->waited_ms, "duration_ms", (json_int_t)r->duration_ms,
+                      "rounds", (json_int_t)r->rounds, "at_ms", (json_int_t)r->at_ms);
         if (r->dbg != NULL)
             json_object_set_new(o, "dbg", json_string(r->dbg));
         if (r->session != NULL)
@@ -390,10 +396,10 @@ static json_t *status_running(struct service *s)
     const struct op_ctx *c = &s->cur;
     if (!c->on)
         return NULL;
-    json_t *o = json_pack("{s:s,s:I,s:o,s:I,s:i}", "kind", op_kind_names[c->kind], "kib",
-                          (json_int_t)c->kib, "started", json_iso(c->started_wall_ms),
-                          "started_ms", (json_int_t)c->started_ms, "waiting",
-                          atomic_load(&s->q_waiting));
+    json_t *o =
+        json_pack("{s:s,s:I,s:o,s:I,s:i}", "kind", op_kind_names[c->kind], "kib",
+                  (json_int_t)c->kib, "started", json_iso(c->started_wall_ms), "started_ms",
+                  (json_int_t)c->started_ms, "waiting", atomic_load(&s->q_waiting));
     if (c->kind == OP_RESERVE_RANGE)
         json_object_set_new(o, "max_kib", json_integer(c->max_kib));
     if (c->dbg != NULL)
@@ -411,11 +417,10 @@ static json_t *status_client_waits(struct service *s)
 {
     json_t *a = json_array();
     for (int k = 0; k <= JOB_CLIENT_LAST; k++)
-        json_array_append_new(
-            a, json_pack("{s:s,s:I,s:I,s:o}", "method", job_names[k], "count",
-                         (json_int_t)s->waits[k].count, "wait_ms_sum",
-                         (json_int_t)s->waits[k].sum_ms, "buckets",
-                         hist_buckets(&s->waits[k])));
+        json_array_append_new(a, json_pack("{s:s,s:I,s:I,s:o}", "method", job_names[k], "count",
+                                           (json_int_t)s->waits[k].count, "wait_ms_sum",
+                                           (json_int_t)s->waits[k].sum_ms, "buckets",
+                                           hist_buckets(&s->waits[k])));
     return a;
 }
 
@@ -683,8 +688,8 @@ static json_t *breakdown(struct service *s, const struct squeeze_result *res, ch
             held = 0;
         int64_t gave = 0;
         if (c->have_start) {
-            struct domcache_snapshot start = {.host = {.n_domains = c->n_start,
-                                                       .domains = c->start}};
+            struct domcache_snapshot start = {
+                .host = {.n_domains = c->n_start, .domains = c->start}};
             const struct policy_domain *d0 = snap_domain(&start, d->domid, NULL);
             if (d0 != NULL)
                 gave = d0->actual_kib - d->actual_kib;
@@ -709,11 +714,11 @@ static json_t *breakdown(struct service *s, const struct squeeze_result *res, ch
             why = "not_needed"; /* the verdict came before it was asked for more */
         /* Averaged over the whole operation: a lower bound of the balloon's speed. */
         int64_t rate = secs > 0 && gave > 0 ? (int64_t)llround((double)gave / secs) : 0;
-        json_t *o = json_pack("{s:i,s:I,s:I,s:I,s:I,s:s,s:I}", "domid", d->domid,
-                              "held_above_min_kib", (json_int_t)held, "gave_kib",
-                              (json_int_t)gave, "target_kib", (json_int_t)d->target_kib,
-                              "actual_kib", (json_int_t)d->actual_kib, "reason", why,
-                              "rate_kib_s", (json_int_t)rate);
+        json_t *o =
+            json_pack("{s:i,s:I,s:I,s:I,s:I,s:s,s:I}", "domid", d->domid, "held_above_min_kib",
+                      (json_int_t)held, "gave_kib", (json_int_t)gave, "target_kib",
+                      (json_int_t)d->target_kib, "actual_kib", (json_int_t)d->actual_kib,
+                      "reason", why, "rate_kib_s", (json_int_t)rate);
         char since[64] = "";
         if (stuck) {
             iso_utc(s->stuck[at].since_wall_ms, since);
@@ -727,8 +732,9 @@ static json_t *breakdown(struct service *s, const struct squeeze_result *res, ch
             more++;
             continue;
         }
-        fprintf(f, "; domid %d: held %" PRId64 " KiB above dynamic-min, gave %" PRId64
-                   " KiB (%" PRId64 " KiB/s), %s%s%s",
+        fprintf(f,
+                "; domid %d: held %" PRId64 " KiB above dynamic-min, gave %" PRId64
+                " KiB (%" PRId64 " KiB/s), %s%s%s",
                 d->domid, held, gave, rate, why, stuck ? " since " : "", since);
     }
     if (more > 0)
@@ -738,13 +744,13 @@ static json_t *breakdown(struct service *s, const struct squeeze_result *res, ch
     fclose(f);
     *line = text;
     /* A refusal carries no figures of its own: the host's as the operation left it. */
-    int64_t needed = res->verdict == POLICY_CANNOT_FREE ? res->needed_kib
-                                                        : c->kib + s->o.reserved_host_kib;
+    int64_t needed =
+        res->verdict == POLICY_CANNOT_FREE ? res->needed_kib : c->kib + s->o.reserved_host_kib;
     int64_t free_kib = res->verdict == POLICY_CANNOT_FREE ? res->free_kib
                        : snap != NULL                     ? snap->host.free_kib
                                                           : 0;
-    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:o}", "needed_kib", (json_int_t)needed,
-                     "free_kib", (json_int_t)free_kib, "free_at_start_kib",
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:o}", "needed_kib", (json_int_t)needed, "free_kib",
+                     (json_int_t)free_kib, "free_at_start_kib",
                      (json_int_t)(c->have_start ? c->free_at_start_kib : res->free_kib),
                      "duration_ms", (json_int_t)res->duration_ms, "rounds",
                      (json_int_t)res->rounds, "domains", doms);
@@ -772,8 +778,8 @@ static void record_op(struct service *s, enum op_kind kind, int64_t kib, int rc,
     if (rc == 0 && !res->cancelled && (kind == OP_RESERVE || kind == OP_RESERVE_RANGE) &&
         (r.outcome == OUT_CANNOT_FREE || r.outcome == OUT_REFUSED)) {
         r.breakdown = breakdown(s, res, &explained);
-        if (err != NULL && (err->kind == SERVICE_ERR_CANNOT_FREE ||
-                            err->kind == SERVICE_ERR_REFUSED)) {
+        if (err != NULL &&
+            (err->kind == SERVICE_ERR_CANNOT_FREE || err->kind == SERVICE_ERR_REFUSED)) {
             json_decref(err->breakdown);
             err->breakdown = json_incref(r.breakdown);
         }
@@ -1054,7 +1060,8 @@ static void log_call_end(const struct job *j, int rc, int64_t ms, bool queued)
     } else {
         const struct service_error *e = j->err;
         log_info("dbg %s: %s%s%s: %s%s%s%s in %" PRId64 " ms", j->dbg, job_names[j->kind], sep,
-                 args, queued ? "" : "refused: ", e != NULL ? error_kind_name(e->kind) : "error",
+                 args,
+                 queued ? "" : "refused: ", e != NULL ? error_kind_name(e->kind) : "error",
                  e != NULL && e->text != NULL ? ": " : "",
                  e != NULL && e->text != NULL ? e->text : "", ms);
     }
@@ -1088,8 +1095,7 @@ static void run_job(struct service *s, struct job *j)
         op_end(s);
         break;
     case JOB_RESERVE_RANGE:
-        op_begin(s, OP_RESERVE_RANGE, j->req.range.min_kib, j->req.range.max_kib, j,
-                 waited_ms);
+        op_begin(s, OP_RESERVE_RANGE, j->req.range.min_kib, j->req.range.max_kib, j, waited_ms);
         j->rc = reservations_reserve_range(s->resv, s->sq, j->req.range.session,
                                            j->req.range.min_kib, j->req.range.max_kib,
                                            &j->out_str, &j->out_kib, &rs, j->err);

@@ -31,9 +31,9 @@ struct service_error {
     int64_t free_kib;   /* CANNOT_FREE */
     int32_t *domids;    /* REFUSED (owned) */
     size_t n_domids;
-    int64_t value; /* INVALID_MEMORY_VALUE */
-    char *text;    /* UNKNOWN_RESERVATION (the id), INTERNAL, INVALID_PARAMS (owned);
-                      INVALID_MEMORY_VALUE: the whole message, or NULL */
+    int64_t value;            /* INVALID_MEMORY_VALUE */
+    char *text;               /* UNKNOWN_RESERVATION (the id), INTERNAL, INVALID_PARAMS (owned);
+                                 INVALID_MEMORY_VALUE: the whole message, or NULL */
     struct json_t *breakdown; /* CANNOT_FREE, REFUSED of a reservation: why each guest
                                  did not give more (a jansson object, one reference
                                  owned; schema Breakdown of openapi.json), or NULL */

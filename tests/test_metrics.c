@@ -70,7 +70,8 @@ static void test_metrics_render(void **state)
     expect_line(text, "squeezed_operation_duration_seconds_bucket{kind=\"balance\","
                       "outcome=\"refused\",le=\"+Inf\"} 1");
     expect_line(text, "# TYPE squeezed_client_wait_seconds histogram");
-    expect_line(text, "squeezed_client_wait_seconds_bucket{method=\"reserve_memory\",le=\"1\"} 2");
+    expect_line(text,
+                "squeezed_client_wait_seconds_bucket{method=\"reserve_memory\",le=\"1\"} 2");
     expect_line(text, "squeezed_client_wait_seconds_sum{method=\"reserve_memory\"} 30.2");
     expect_line(text, "squeezed_client_wait_seconds_count{method=\"reserve_memory\"} 4");
     expect_line(text, "# TYPE squeezed_cache_xenstore_reads_total counter");
@@ -92,9 +93,12 @@ static void test_metrics_process(void **state)
     (void)state;
     char *text = metrics_render(mock.status);
     static const char *const names[] = {
-        "process_cpu_seconds_total",  "process_resident_memory_bytes",
-        "process_virtual_memory_bytes", "process_open_fds",
-        "process_max_fds",            "process_start_time_seconds",
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_virtual_memory_bytes",
+        "process_open_fds",
+        "process_max_fds",
+        "process_start_time_seconds",
     };
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         char *key = NULL;

@@ -538,11 +538,12 @@ static void test_batches(void **state)
 {
     int status = 0;
     (void)state;
-    expect_reply("[{\"jsonrpc\": \"2.0\", \"method\": \"login\", \"params\": [\"d\", \"s\"], "
-                 "\"id\": 1}, {\"jsonrpc\": \"2.0\", \"method\": \"get_host_reserved_memory\", "
-                 "\"params\": [\"d\"], \"id\": \"b\"}]",
-                 "[{\"jsonrpc\": \"2.0\", \"result\": \"s\", \"id\": 1}, {\"jsonrpc\": \"2.0\", "
-                 "\"result\": 73728, \"id\": \"b\"}]");
+    expect_reply(
+        "[{\"jsonrpc\": \"2.0\", \"method\": \"login\", \"params\": [\"d\", \"s\"], "
+        "\"id\": 1}, {\"jsonrpc\": \"2.0\", \"method\": \"get_host_reserved_memory\", "
+        "\"params\": [\"d\"], \"id\": \"b\"}]",
+        "[{\"jsonrpc\": \"2.0\", \"result\": \"s\", \"id\": 1}, {\"jsonrpc\": \"2.0\", "
+        "\"result\": 73728, \"id\": \"b\"}]");
     /* A notification inside runs but has no reply; a bad element has its own error. */
     const char *mixed = "[{\"jsonrpc\": \"2.0\", \"method\": \"balance_memory\", \"params\": "
                         "[\"n\"]}, 5, {\"method\": \"login\", \"params\": [\"d\", \"x\"], "
@@ -583,10 +584,13 @@ static void test_notification_of_reserve_is_not_run(void **state)
     int status = 0;
     (void)state;
     const char *bodies[] = {
-        "{\"jsonrpc\": \"2.0\", \"method\": \"reserve_memory\", \"params\": [\"d\", \"s\", 1024]}",
-        "{\"jsonrpc\": \"2.0\", \"method\": \"reserve_memory_range\", \"params\": {\"session_id\": "
+        "{\"jsonrpc\": \"2.0\", \"method\": \"reserve_memory\", \"params\": [\"d\", \"s\", "
+        "1024]}",
+        "{\"jsonrpc\": \"2.0\", \"method\": \"reserve_memory_range\", \"params\": "
+        "{\"session_id\": "
         "\"s\", \"min_kib\": 1, \"max_kib\": 2}}",
-        "[{\"jsonrpc\": \"2.0\", \"method\": \"reserve_memory\", \"params\": [\"d\", \"s\", 1024]}]",
+        "[{\"jsonrpc\": \"2.0\", \"method\": \"reserve_memory\", \"params\": [\"d\", \"s\", "
+        "1024]}]",
     };
     for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
         json_t *r = call_rpc_n(bodies[i], strlen(bodies[i]), &status);
@@ -595,9 +599,10 @@ static void test_notification_of_reserve_is_not_run(void **state)
     }
     assert_int_equal(mock_calls(), 0);
     /* With an id it runs. */
-    expect_reply("{\"jsonrpc\": \"2.0\", \"method\": \"reserve_memory\", \"params\": [\"d\", \"s\", "
-                 "1024], \"id\": 1}",
-                 "{\"jsonrpc\": \"2.0\", \"result\": \"resv-1024\", \"id\": 1}");
+    expect_reply(
+        "{\"jsonrpc\": \"2.0\", \"method\": \"reserve_memory\", \"params\": [\"d\", \"s\", "
+        "1024], \"id\": 1}",
+        "{\"jsonrpc\": \"2.0\", \"result\": \"resv-1024\", \"id\": 1}");
 }
 
 /* A failed reservation's breakdown: a third element of the 2.0 error's data; the xapi
@@ -617,10 +622,11 @@ static void test_breakdown_in_v2_data_only(void **state)
         mock.fail.breakdown = json_loads(breakdown, 0, NULL);
         assert_non_null(mock.fail.breakdown);
         if (style == 0) {
-            expect_reply("{\"method\": \"reserve_memory\", \"params\": [\"d\", \"s\", 2097152], "
-                         "\"id\": 1}",
-                         "{\"result\": null, \"error\": [\"Cannot_free_this_much_memory\", "
-                         "[2170880, 1048576]], \"id\": 1}");
+            expect_reply(
+                "{\"method\": \"reserve_memory\", \"params\": [\"d\", \"s\", 2097152], "
+                "\"id\": 1}",
+                "{\"result\": null, \"error\": [\"Cannot_free_this_much_memory\", "
+                "[2170880, 1048576]], \"id\": 1}");
         } else {
             json_t *r = call_rpc("{\"jsonrpc\": \"2.0\", \"method\": \"reserve_memory\", "
                                  "\"params\": [\"d\", \"s\", 2097152], \"id\": 1}");
