@@ -52,7 +52,9 @@ struct api_caller {
 /* The JSON-RPC path without HTTP: a POST body in, the reply body out (new string) and
  * the HTTP status it is sent with. A changing method (api_method_changes) from a caller
  * that may not change anything is refused before it runs: HTTP 403 and the error
- * ["Internal_error", "permission denied: <why_not>"]; every changing call is logged with
+ * ["Internal_error", "permission denied: <why_not>"]; in a JSON-RPC 2.0 batch each
+ * element is checked alone (a refused one is answered with that error, the others run;
+ * HTTP 403 only when every element was refused); every changing call is logged with
  * caller->who. api_handle_rpc is the same for a privileged in-process caller (tests, the
  * fuzzer). */
 char *api_handle_rpc_as(struct service *svc, const char *body, size_t len, int *http_status,

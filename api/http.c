@@ -273,13 +273,14 @@ static enum MHD_Result respond_picture(struct MHD_Connection *conn, struct statu
     return ret;
 }
 
-/* GET /metrics of a picture: rendered from its JSON once (status_picture_memo). */
+/* GET /metrics of a picture: what comes from its JSON is rendered once
+ * (status_picture_memo); the process_* metrics are read at each scrape. */
 static char *build_metrics(const char *json, size_t len)
 {
     json_t *status = json_loadb(json, len, 0, NULL);
     if (status == NULL)
         return NULL;
-    char *text = metrics_render(status);
+    char *text = metrics_render_status(status);
     json_decref(status);
     return text;
 }
@@ -292,6 +293,7 @@ static enum MHD_Result serve_get(struct api_server *srv, struct MHD_Connection *
     struct status_picture *pic;
     const char *body;
     size_t len = 0;
+    enum MHD_Result ret;
 
     switch (route) {
     case ROUTE_STATUS:
@@ -307,8 +309,18 @@ static enum MHD_Result serve_get(struct api_server *srv, struct MHD_Connection *
             status_picture_unref(pic);
             return respond_error(conn, 500, NULL, "cannot render the status");
         }
-        return respond_picture(
-            conn, pic, route == ROUTE_STATUS ? JSON_TYPE : METRICS_CONTENT_TYPE, body, len);
+        if (route == ROUTE_STATUS)
+            return respond_picture(conn, pic, JSON_TYPE, body, len);
+        char *process = metrics_render_process();
+        size_t plen = strlen(process);
+        char *all = xmalloc(len + plen);
+        memcpy(all, body, len);
+        memcpy(all + len, process, plen);
+        status_picture_unref(pic);
+        free(process);
+        ret = respond(conn, 200, METRICS_CONTENT_TYPE, all, len + plen, NULL);
+        free(all);
+        return ret;
     case ROUTE_HEALTHZ: {
         pthread_mutex_lock(&srv->lock);
         bool replaced = srv->socket_replaced;

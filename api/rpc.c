@@ -32,9 +32,12 @@ enum rpc_style {
 /* An error on its way to the client: in 2.0 it becomes {code, message, data: variant},
  * in the xapi style just the variant. */
 struct rpc_error {
-    int code;        /* JSON-RPC 2.0 code; 0 while no error is set */
-    char *message;   /* owned */
-    json_t *variant; /* owned */
+    int code;          /* JSON-RPC 2.0 code; 0 while no error is set */
+    char *message;     /* owned */
+    json_t *variant;   /* owned */
+    json_t *breakdown; /* owned, or NULL: why a reservation failed, guest by guest; 2.0
+                          only, as a third element of data (the xapi reply is the bare
+                          variant, as xapi's clients parse it) */
 };
 
 /* JSON types only: every value (sizes, domids, names, times) is checked once, by the
@@ -68,6 +71,8 @@ struct method {
     bool sim;     /* sim backend only; dbg may be left out of positional params */
     bool changes; /* changes memory, reservations or the simulated world: a privileged
                      caller only (api_caller.may_change) */
+    bool creates; /* its answer names new state (a reservation id): never run as a
+                     notification, whose answer nobody would read */
 };
 
 /* ---- errors and envelopes ------------------------------------------------------- */
@@ -104,6 +109,8 @@ static void rpc_fail(struct rpc_error *err, int code, json_t *variant, const cha
     if (variant == NULL)
         variant = json_pack("[so]", "Internal_error", json_text(msg));
     json_decref(err->variant);
+    json_decref(err->breakdown);
+    err->breakdown = NULL;
     free(err->message);
     err->code = code;
     err->message = msg;
@@ -114,9 +121,11 @@ static void rpc_error_clear(struct rpc_error *err)
 {
     free(err->message);
     json_decref(err->variant);
+    json_decref(err->breakdown);
     err->code = 0;
     err->message = NULL;
     err->variant = NULL;
+    err->breakdown = NULL;
 }
 
 /* The one place replies are built. result is stolen (NULL when err is set); id is
@@ -130,8 +139,16 @@ static json_t *envelope(enum rpc_style style, const json_t *id, json_t *result,
     if (style == STYLE_V2) {
         json_object_set_new(reply, "jsonrpc", json_string("2.0"));
         if (err != NULL && err->code != 0) {
-            json_t *e = json_pack("{s:i, s:o, s:O}", "code", err->code, "message",
-                                  json_text(err->message), "data", err->variant);
+            json_t *data = json_incref(err->variant);
+            if (err->breakdown != NULL) {
+                /* [tag, args, breakdown]: data[0] and data[1] stay what they are
+                 * without it */
+                json_decref(data);
+                data = json_deep_copy(err->variant);
+                json_array_append(data, err->breakdown);
+            }
+            json_t *e = json_pack("{s:i, s:o, s:o}", "code", err->code, "message",
+                                  json_text(err->message), "data", data);
             assert(e != NULL); /* a variant is always set with a code */
             json_object_set_new(reply, "error", e);
             json_decref(result);
@@ -160,6 +177,7 @@ static void fail_from_service(struct rpc_error *err, struct service_error *se)
                            (json_int_t)se->needed_kib, (json_int_t)se->free_kib),
                  "cannot free this much memory: %lld KiB needed, %lld KiB free",
                  (long long)se->needed_kib, (long long)se->free_kib);
+        err->breakdown = json_incref(se->breakdown);
         break;
     case SERVICE_ERR_REFUSED: {
         json_t *domids = json_array();
@@ -176,6 +194,7 @@ static void fail_from_service(struct rpc_error *err, struct service_error *se)
         rpc_fail(err, RPC_DOMAIN_ERROR,
                  json_pack("[so]", "Domains_refused_to_cooperate", domids),
                  "domains refused to cooperate: %s", list);
+        err->breakdown = json_incref(se->breakdown);
         break;
     }
     case SERVICE_ERR_UNKNOWN_RESERVATION:
@@ -486,11 +505,13 @@ static const struct method methods[] = {
     {.name = "reserve_memory",
      .changes = true,
      .params = {{"session_id", P_NAME}, {"kib", P_KIB}},
-     .fn = m_reserve_memory},
+     .fn = m_reserve_memory,
+     .creates = true},
     {.name = "reserve_memory_range",
      .changes = true,
      .params = {{"session_id", P_NAME}, {"min_kib", P_KIB}, {"max_kib", P_KIB}},
-     .fn = m_reserve_memory_range},
+     .fn = m_reserve_memory_range,
+     .creates = true},
     {.name = "delete_reservation",
      .changes = true,
      .params = {{"session_id", P_NAME}, {"reservation_id", P_RESV_ID}},
@@ -812,23 +833,21 @@ static bool looks_like_xml(const char *body, size_t len)
 
 static const struct api_caller in_process = {.may_change = true, .who = "in-process"};
 
-char *api_handle_rpc(struct service *svc, const char *body, size_t len, int *http_status)
-{
-    return api_handle_rpc_as(svc, body, len, http_status, &in_process);
-}
-
 bool api_method_changes(const char *name)
 {
     const struct method *m = method_find(name);
     return m == NULL || m->changes;
 }
 
-char *api_handle_rpc_as(struct service *svc, const char *body, size_t len, int *http_status,
-                        const struct api_caller *caller)
+/* One request of a body (the body itself, or one element of a batch): its reply, or
+ * NULL for a notification (a 2.0 request without an id), which is run but not answered.
+ * A changing method from a caller that may not change anything is refused before it
+ * runs (*refused set). req is borrowed (params may be added to it). */
+static json_t *handle_one(struct service *svc, json_t *req, const struct api_caller *caller,
+                          bool *refused)
 {
     struct rpc_error err = {0};
     enum rpc_style style = STYLE_XAPI;
-    json_t *req = NULL;
     json_t *reply = NULL;
     json_t *result = NULL;
     json_t *args = NULL;
@@ -839,41 +858,11 @@ char *api_handle_rpc_as(struct service *svc, const char *body, size_t len, int *
     const char *name;
     const char *dbg = "";
     bool notification = false;
-    json_error_t jerr;
 
-    *http_status = 200;
-    if (body == NULL) {
-        body = "";
-        len = 0;
-    }
-    style = guess_style(body, len);
-    if (len > LIMIT_BODY_MAX_BYTES) {
-        *http_status = 413;
-        rpc_fail(&err, RPC_INVALID_REQUEST, NULL, "request body larger than %d bytes",
-                 LIMIT_BODY_MAX_BYTES);
-        goto out;
-    }
-    req = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
-    if (req == NULL && looks_like_xml(body, len)) {
-        rpc_fail(&err, RPC_PARSE_ERROR, NULL,
-                 "parse error: this is the JSON-RPC endpoint and the body is XML; XML-RPC "
-                 "(a methodCall, as xenopsd sends with use-switch=false) is served on the "
-                 "XML-RPC unix socket (--xml-socket, default /var/xapi/memory)");
-        goto out;
-    }
-    if (req == NULL) {
-        rpc_fail(&err, RPC_PARSE_ERROR, NULL, "parse error: %s at line %d, column %d",
-                 jerr.text, jerr.line, jerr.column);
-        goto out;
-    }
-    if (json_is_array(req)) {
-        rpc_fail(&err, RPC_INVALID_REQUEST, NULL,
-                 "invalid request: batch requests are not supported");
-        goto out;
-    }
     if (!json_is_object(req)) {
+        style = STYLE_V2; /* only a batch hands over something else */
         rpc_fail(&err, RPC_INVALID_REQUEST, NULL,
-                 "invalid request: the body must be a JSON object, not %s", json_kind(req));
+                 "invalid request: a request must be a JSON object, not %s", json_kind(req));
         goto out;
     }
     v = json_object_get(req, "jsonrpc");
@@ -925,7 +914,7 @@ char *api_handle_rpc_as(struct service *svc, const char *body, size_t len, int *
     }
     if (m->changes && !caller->may_change) {
         /* Refused before its parameters are looked at: nothing about it runs. */
-        *http_status = 403;
+        *refused = true;
         const char *why = caller->why_not != NULL ? caller->why_not : "not allowed here";
         rpc_fail(&err, RPC_DOMAIN_ERROR,
                  json_pack("[ss+]", "Internal_error", "permission denied: ", why),
@@ -937,6 +926,14 @@ char *api_handle_rpc_as(struct service *svc, const char *body, size_t len, int *
     args = check_params(m, params, &dbg, &err);
     if (args == NULL)
         goto out;
+    if (notification && m->creates) {
+        /* Its reservation id would be answered to nobody: the memory would stay held
+         * until the session logs in again. Not run. */
+        log_warnx("dbg %s: %s sent as a notification (no id): not run, as nobody could "
+                  "learn the reservation id it would make",
+                  dbg, m->name);
+        goto out;
+    }
     if (m->changes)
         log_info("rpc: %s (dbg %s) by %s", m->name, dbg,
                  caller->who != NULL ? caller->who : "?");
@@ -948,16 +945,113 @@ char *api_handle_rpc_as(struct service *svc, const char *body, size_t len, int *
 out:
     if (err.code != 0)
         log_debug("rpc: error %d: %s", err.code, err.message);
-    if (notification) {
+    if (notification)
         json_decref(result);
-        *http_status = 204;
-        reply = NULL;
-    } else {
+    else
         reply = envelope(style, id, result, &err);
-    }
     json_decref(args);
     rpc_error_clear(&err);
-    /* id points into req: the envelope copied it. */
+    return reply;
+}
+
+/* A batch (JSON-RPC 2.0, section 6): each element answered as if sent alone, in order
+ * (the permission check included: a refused element is answered with its error, the
+ * others run); notifications leave no reply; nothing to answer is NULL. *refused: every
+ * element that could run was refused. */
+static json_t *handle_batch(struct service *svc, json_t *batch, const struct api_caller *caller,
+                            bool *refused)
+{
+    json_t *replies = json_array();
+    size_t i, n_refused = 0;
+    json_t *req;
+
+    json_array_foreach(batch, i, req)
+    {
+        bool r = false;
+        json_t *reply = handle_one(svc, req, caller, &r);
+        n_refused += r;
+        if (reply != NULL)
+            json_array_append_new(replies, reply);
+    }
+    *refused = n_refused > 0 && n_refused == json_array_size(batch);
+    if (json_array_size(replies) == 0) {
+        json_decref(replies);
+        return NULL;
+    }
+    return replies;
+}
+
+char *api_handle_rpc(struct service *svc, const char *body, size_t len, int *http_status)
+{
+    return api_handle_rpc_as(svc, body, len, http_status, &in_process);
+}
+
+char *api_handle_rpc_as(struct service *svc, const char *body, size_t len, int *http_status,
+                        const struct api_caller *caller)
+{
+    struct rpc_error err = {0};
+    enum rpc_style style = STYLE_XAPI;
+    json_t *req = NULL;
+    json_t *reply = NULL;
+    json_error_t jerr;
+    bool refused = false;
+
+    *http_status = 200;
+    if (body == NULL) {
+        body = "";
+        len = 0;
+    }
+    style = guess_style(body, len);
+    if (len > LIMIT_BODY_MAX_BYTES) {
+        *http_status = 413;
+        rpc_fail(&err, RPC_INVALID_REQUEST, NULL, "request body larger than %d bytes",
+                 LIMIT_BODY_MAX_BYTES);
+        goto out;
+    }
+    req = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (req == NULL && looks_like_xml(body, len)) {
+        rpc_fail(&err, RPC_PARSE_ERROR, NULL,
+                 "parse error: this is the JSON-RPC endpoint and the body is XML; XML-RPC "
+                 "(a methodCall, as xenopsd sends with use-switch=false) is served on the "
+                 "XML-RPC unix socket (--xml-socket, default /var/xapi/memory)");
+        goto out;
+    }
+    if (req == NULL) {
+        rpc_fail(&err, RPC_PARSE_ERROR, NULL, "parse error: %s at line %d, column %d",
+                 jerr.text, jerr.line, jerr.column);
+        goto out;
+    }
+    if (json_is_array(req) && json_array_size(req) == 0) {
+        style = STYLE_V2;
+        rpc_fail(&err, RPC_INVALID_REQUEST, NULL, "invalid request: an empty batch");
+        goto out;
+    }
+    if (json_is_array(req)) {
+        reply = handle_batch(svc, req, caller, &refused);
+        if (reply == NULL)
+            *http_status = 204;
+        else if (refused)
+            *http_status = 403;
+        goto out;
+    }
+    if (!json_is_object(req)) {
+        rpc_fail(&err, RPC_INVALID_REQUEST, NULL,
+                 "invalid request: the body must be a JSON object or a batch (an array), "
+                 "not %s",
+                 json_kind(req));
+        goto out;
+    }
+    reply = handle_one(svc, req, caller, &refused);
+    if (refused)
+        *http_status = 403;
+    else if (reply == NULL)
+        *http_status = 204;
+out:
+    if (err.code != 0) {
+        log_debug("rpc: error %d: %s", err.code, err.message);
+        reply = envelope(style, NULL, NULL, &err);
+    }
+    rpc_error_clear(&err);
     json_decref(req);
     return reply != NULL ? dump(reply) : xstrdup("");
 }

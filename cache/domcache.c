@@ -100,6 +100,9 @@ struct dc_entry {
     uint64_t shadow_tot_pages;
     uint32_t shadow_mib;
     struct dc_value v[DK_N];
+    bool identity_read; /* name and uuid were read (once per entry: they do not change) */
+    char *name;         /* /local/domain/<domid>/name, or NULL */
+    char *uuid;         /* the last component of /local/domain/<domid>/vm, or NULL */
 };
 
 struct dc_counters {
@@ -375,6 +378,8 @@ static void entry_free(struct dc_entry *e)
     for (int k = 0; k < DK_N; k++)
         free(e->v[k].str);
     free(e->excluded_reason);
+    free(e->name);
+    free(e->uuid);
     free(e->path);
     free(e);
 }
@@ -1343,6 +1348,52 @@ int domcache_read(struct domcache *dc, uint32_t domid, const char *key, char **v
     free(path);
     free(dir);
     return rc;
+}
+
+/* A name or uuid fit for a label: printable ASCII only, at most 128 bytes; else NULL. */
+static char *identity_value(char *v)
+{
+    if (v == NULL)
+        return NULL;
+    size_t n = strlen(v);
+    bool ok = n > 0 && n <= 128;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = v[i] >= 0x20 && v[i] < 0x7f;
+    if (!ok) {
+        free(v);
+        return NULL;
+    }
+    return v;
+}
+
+int domcache_identity(struct domcache *dc, uint32_t domid, const char **name, const char **uuid)
+{
+    *name = NULL;
+    *uuid = NULL;
+    struct dc_entry *e = entry_find(dc, domid);
+    if (e == NULL)
+        return -ENOENT;
+    if (!e->identity_read) {
+        e->identity_read = true;
+        char *path = xasprintf("%s/name", e->path);
+        char *v = NULL;
+        COUNT(dc, xenstore_reads);
+        if (dc->b->ops->xs_read(dc->b, path, &v) == 0)
+            e->name = identity_value(v);
+        free(path);
+        path = xasprintf("%s/vm", e->path);
+        v = NULL;
+        COUNT(dc, xenstore_reads);
+        if (dc->b->ops->xs_read(dc->b, path, &v) == 0 && v != NULL) {
+            const char *slash = strrchr(v, '/');
+            e->uuid = identity_value(xstrdup(slash != NULL ? slash + 1 : v));
+        }
+        free(v);
+        free(path);
+    }
+    *name = e->name;
+    *uuid = e->uuid;
+    return 0;
 }
 
 int domcache_write(struct domcache *dc, uint32_t domid, const char *key, const char *value)

@@ -144,6 +144,13 @@ int domcache_set_uncooperative(struct domcache *dc, uint32_t domid, bool uncoope
 int domcache_read(struct domcache *dc, uint32_t domid, const char *key, char **value);
 int domcache_write(struct domcache *dc, uint32_t domid, const char *key, const char *value);
 
+/* The VM's name and uuid as xenstore has them (/local/domain/<domid>/name, the last
+ * component of /local/domain/<domid>/vm), read once per domain (a recycled domid is a new
+ * domain) and kept until it goes. *name, *uuid are borrowed (valid until the next
+ * snapshot), NULL where xenstore has none or a value that is not printable ASCII of at
+ * most 128 bytes. Returns 0, or -ENOENT for a domain the cache does not hold. */
+int domcache_identity(struct domcache *dc, uint32_t domid, const char **name,
+                      const char **uuid);
 /* Set maxmem directly in guest units (as SET_MAXMEM). Never lowers the maxmem of a
  * domain that has not announced a balloon driver (building, or never ballooning):
  * that is refused with a log line and 0. */

@@ -114,8 +114,9 @@ static void vlog(int pri, int64_t domid, const char *fmt, va_list ap, const char
                         : pri == LOG_INFO    ? "info"
                                              : "debug";
     pthread_mutex_lock(&log_lock);
-    fprintf(stderr, "%02d:%02d:%02d.%03ld %s: %s%s%s\n", tm.tm_hour, tm.tm_min, tm.tm_sec,
-            ts.tv_nsec / 1000000, level, msg, suffix ? ": " : "", suffix ? suffix : "");
+    fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s: %s%s%s\n", tm.tm_year + 1900,
+            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000,
+            level, msg, suffix ? ": " : "", suffix ? suffix : "");
     fflush(stderr);
     pthread_mutex_unlock(&log_lock);
 }
@@ -192,6 +193,14 @@ void log_debug(const char *fmt, ...)
     va_end(ap);
 }
 
+void log_errx(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(LOG_ERR, -1, fmt, ap, NULL);
+    va_end(ap);
+}
+
 void fatal(const char *fmt, ...)
 {
     int saved = errno;
@@ -199,7 +208,7 @@ void fatal(const char *fmt, ...)
     const char *err = strerror_r(saved, buf, sizeof(buf));
     va_list ap;
     va_start(ap, fmt);
-    vlog(LOG_CRIT, -1, fmt, ap, err);
+    vlog(LOG_ERR, -1, fmt, ap, err);
     va_end(ap);
     exit(1);
 }
@@ -208,7 +217,7 @@ void fatalx(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vlog(LOG_CRIT, -1, fmt, ap, NULL);
+    vlog(LOG_ERR, -1, fmt, ap, NULL);
     va_end(ap);
     exit(1);
 }

@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /* Logging in the OpenBSD daemon style: stderr in the foreground, syslog otherwise. */
+/* On stderr each line starts with the time in UTC, ISO 8601 with milliseconds
+ * ("2025-01-31T12:00:00.123Z info: ..."); syslog stamps its own. */
 #ifndef SQUEEZED_LOG_H
 #define SQUEEZED_LOG_H
 
@@ -44,9 +46,11 @@ void log_dom_warn(int64_t domid, const char *fmt, ...) __attribute__((format(pri
 void log_dom_warnx(int64_t domid, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_dom_info(int64_t domid, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void log_dom_debug(int64_t domid, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Log with strerror(errno) and exit(1). */
+/* An error the daemon cannot go on with (at LOG_ERR; the caller then stops). */
+void log_errx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Log at LOG_ERR with strerror(errno) and exit(1). */
 void fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-/* Log and exit(1). */
+/* Log at LOG_ERR and exit(1). */
 void fatalx(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 #endif

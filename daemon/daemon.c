@@ -686,7 +686,7 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
         goto out;
     }
     if (listen_places_free(&cfg, &err) < 0) {
-        log_warnx("cannot listen: %s", err);
+        log_errx("cannot listen: %s", err);
         goto out;
     }
 
@@ -722,7 +722,7 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
     struct service_sim sim = {0};
     b = open_backend(&cfg, hooks, &sim, &err);
     if (b == NULL) {
-        log_warnx("%s", err);
+        log_errx("%s", err);
         goto out;
     }
     struct service_options so = {
@@ -743,7 +743,7 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
     svc = service_new(b, &so, &err);
     b = NULL; /* the service owns it now */
     if (svc == NULL) {
-        log_warnx("%s", err);
+        log_errx("%s", err);
         goto out;
     }
     struct api_config ac = {
@@ -758,7 +758,7 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
     };
     srv = api_start(svc, &ac, &err);
     if (srv == NULL) {
-        log_warnx("cannot listen: %s", err);
+        log_errx("cannot listen: %s", err);
         goto out;
     }
 

@@ -55,10 +55,34 @@ struct op_record {
     enum op_outcome outcome;
     int64_t duration_ms; /* backend clock */
     unsigned rounds;
-    int64_t at_ms; /* backend clock, when it ended */
+    int64_t at_ms;           /* backend clock, when it ended */
+    int64_t started_wall_ms; /* time of day (Unix ms) when it started */
+    int64_t waited_ms;       /* real time its client was queued before it started */
+    char *dbg;               /* the client's dbg and session (owned); NULL: periodic */
+    char *session;
+    json_t *breakdown;    /* CANNOT_FREE / REFUSED of a reservation: one reference, or NULL */
+    char *breakdown_text; /* the same as compact JSON, for the /status picture; owned */
 };
 
-enum job_kind { /* the first five change the reservations */
+/* Histogram bucket bounds in seconds (Prometheus' le): a squeeze takes from a few ms (the
+ * fast path) to its 600 s timeout; a client waits from nothing to a whole balance. */
+static const double hist_bounds_s[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                       2.5,   5,    10,    30,   60,  120,  300, 600};
+#define HIST_N (sizeof(hist_bounds_s) / sizeof(hist_bounds_s[0]))
+
+struct hist {
+    uint64_t count;
+    int64_t sum_ms;
+    uint64_t bucket[HIST_N]; /* bucket[i]: observations in (bound i-1, bound i] */
+};
+
+/* A guest whose balloon the policy declared stuck, from then until it moves again. */
+struct stuck_mark {
+    int32_t domid;
+    int64_t since_wall_ms; /* time of day (Unix ms) it was first declared stuck */
+};
+
+enum job_kind { /* the first five change the reservations; up to JOB_BALANCE: clients' */
                 JOB_LOGIN,
                 JOB_RESERVE,
                 JOB_RESERVE_RANGE,
@@ -76,7 +100,28 @@ enum job_kind { /* the first five change the reservations */
                 JOB_SIM_PAUSE,
                 JOB_RPC_GET, /* the message-switch front end's stored replies */
                 JOB_RPC_PUT,
+                JOB_KINDS,
 };
+
+/* The method each job answers (logs, the client wait histogram). */
+static const char *const job_names[JOB_KINDS] = {"login",
+                                                 "reserve_memory",
+                                                 "reserve_memory_range",
+                                                 "delete_reservation",
+                                                 "transfer_reservation_to_domain",
+                                                 "query_reservation_of_domain",
+                                                 "balance_memory",
+                                                 "sim.state",
+                                                 "sim.advance",
+                                                 "sim.create_domain",
+                                                 "sim.destroy_domain",
+                                                 "sim.set_dynamic_range",
+                                                 "sim.set_balloon",
+                                                 "sim.set_claim",
+                                                 "sim.pause_domain",
+                                                 "switch.reply_get",
+                                                 "switch.reply_put"};
+#define JOB_CLIENT_LAST JOB_BALANCE /* jobs after it are the simulator's (no dbg) */
 
 /* One queued call, with the typed request its kind takes (checked by server/request.c
  * before it was queued). Lives on the caller's stack; the caller waits for done. */
@@ -98,13 +143,34 @@ struct job {
         struct req_sim_pause pause;     /* JOB_SIM_PAUSE */
         struct req_rpc_reply rpc;       /* JOB_RPC_GET, JOB_RPC_PUT */
     } req;
-    char *out_str; /* outputs, owned by the caller once done */
+    const char *dbg;        /* the client's (borrowed); "" when it sent none */
+    const char *session;    /* borrowed; NULL for calls without one */
+    int64_t queued_wall_ms; /* clock_monotonic_ms() when queued */
+    char *out_str;          /* outputs, owned by the caller once done */
     int64_t out_kib;
     json_t *out_json;
     struct service_error *err;
     int rc;
     bool done;
     struct job *next;
+};
+
+/* The squeeze operation running now (worker only), for /status, logs and records. */
+struct op_ctx {
+    bool on; /* between op_begin and op_end */
+    enum op_kind kind;
+    int64_t kib;                 /* asked (a range: its min) */
+    int64_t max_kib;             /* a range: its max */
+    const char *dbg, *session;   /* borrowed from the job; NULL for a periodic balance */
+    int64_t waited_ms;           /* real time the client was queued */
+    int64_t started_wall_ms;     /* time of day (Unix ms) */
+    int64_t started_ms;          /* backend clock */
+    bool have_start;             /* the first round was seen: the fields below are set */
+    int64_t free_at_start_kib;   /* host free memory at the first round */
+    int64_t needed_kib;          /* what must be freed on top of that (0: balance) */
+    int64_t freed_kib;           /* freed so far */
+    struct policy_domain *start; /* each domain as the first round saw it (owned) */
+    size_t n_start, cap_start;
 };
 
 /* dom0 as last seen, for get_domain_zero_policy. */
@@ -142,11 +208,13 @@ struct service {
     bool busy;
     struct op_record ring[OPS_RING];
     size_t ring_n, ring_next;
-    struct {
-        uint64_t count;
-        int64_t duration_ms_sum;
-    } totals[OP_KINDS][OUT_KINDS];
+    struct hist totals[OP_KINDS][OUT_KINDS]; /* operation durations (backend clock) */
+    struct hist waits[JOB_CLIENT_LAST + 1];  /* clients' time queued, by method */
     int64_t last_publish_wall_ms;
+    struct op_ctx cur;
+    struct stuck_mark *stuck; /* sorted by domid */
+    size_t n_stuck, cap_stuck;
+    atomic_int q_waiting; /* jobs queued and not yet taken by the worker */
 
     /* The parts of the last picture, reused while unchanged (worker only). */
     struct status_domains *pub_domains;
@@ -188,12 +256,75 @@ const char *service_clock_name(const struct service *s)
     return s->virtual_clock ? "virtual" : "real";
 }
 
+/* The time of day in Unix ms (records and logs only: durations use monotonic clocks). */
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ISO 8601 in UTC with milliseconds: "2025-01-31T12:00:00.123Z". */
+static void iso_utc(int64_t unix_ms, char buf[64])
+{
+    status_iso_utc(unix_ms, buf);
+}
+
+static void hist_add(struct hist *h, int64_t ms)
+{
+    if (ms < 0)
+        ms = 0;
+    h->count++;
+    h->sum_ms += ms;
+    for (size_t i = 0; i < HIST_N; i++)
+        if ((double)ms <= hist_bounds_s[i] * 1000.0) {
+            h->bucket[i]++;
+            return;
+        }
+}
+
+/* Cumulative counts, one per bound of hist_bounds_s (Prometheus' _bucket{le}). */
+static void hist_cumulative(const struct hist *h, uint64_t out[STATUS_MAX_BOUNDS])
+{
+    uint64_t sum = 0;
+    for (size_t i = 0; i < HIST_N && i < STATUS_MAX_BOUNDS; i++) {
+        sum += h->bucket[i];
+        out[i] = sum;
+    }
+}
+
+static bool stuck_find(const struct service *s, int32_t domid, size_t *at)
+{
+    size_t lo = 0, hi = s->n_stuck;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->stuck[mid].domid < domid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *at = lo;
+    return lo < s->n_stuck && s->stuck[lo].domid == domid;
+}
+
 /* ---- status ------------------------------------------------------------------------- */
 
 static void domain_flags(const void *ctx, const struct domcache_snapshot *snap, bool *stuck,
                          bool *uncooperative)
 {
     squeeze_domain_flags(ctx, snap, stuck, uncooperative);
+}
+
+/* The VM's name and uuid (read once per domain by the cache) and since when its balloon
+ * is stuck. */
+static void domain_ident(void *ctx, int32_t domid, const char **name, const char **uuid,
+                         int64_t *stuck_since_wall_ms)
+{
+    struct service *s = ctx;
+    size_t at;
+    if (domcache_identity(s->dc, (uint32_t)domid, name, uuid) < 0)
+        *name = *uuid = NULL;
+    *stuck_since_wall_ms = stuck_find(s, domid, &at) ? s->stuck[at].since_wall_ms : -1;
 }
 
 /* One history sample per publish (history.c keeps one per second and drops repeats). */
@@ -240,7 +371,7 @@ static void publish(struct service *s)
     domcache_counters(s->dc, &c);
     if (s->pub_domains == NULL || snap == NULL || c.snapshots != s->pub_domains_snapshots) {
         status_domains_unref(s->pub_domains);
-        s->pub_domains = status_domains_new(snap, domain_flags, s->sq);
+        s->pub_domains = status_domains_new(snap, domain_flags, s->sq, domain_ident, s);
         s->pub_domains_snapshots = c.snapshots;
     }
     uint64_t gen = reservations_generation(s->resv);
@@ -257,21 +388,56 @@ static void publish(struct service *s)
             .kind = op_kind_names[r->kind],
             .kib = r->kib,
             .outcome = op_outcome_names[r->outcome],
+            .started_wall_ms = r->started_wall_ms,
+            .waited_ms = r->waited_ms,
             .duration_ms = r->duration_ms,
             .rounds = r->rounds,
             .at_ms = r->at_ms,
+            .dbg = r->dbg,
+            .session = r->session,
+            .breakdown = r->breakdown_text,
         };
     }
     struct status_total totals[OP_KINDS * OUT_KINDS];
     size_t n_totals = 0;
     for (int k = 0; k < OP_KINDS; k++)
-        for (int o = 0; o < OUT_KINDS; o++)
-            totals[n_totals++] = (struct status_total){
+        for (int o = 0; o < OUT_KINDS; o++) {
+            struct status_total *t = &totals[n_totals++];
+            *t = (struct status_total){
                 .kind = op_kind_names[k],
                 .outcome = op_outcome_names[o],
                 .count = s->totals[k][o].count,
-                .duration_ms_sum = s->totals[k][o].duration_ms_sum,
+                .duration_ms_sum = s->totals[k][o].sum_ms,
             };
+            hist_cumulative(&s->totals[k][o], t->buckets);
+        }
+    struct status_wait waits[JOB_CLIENT_LAST + 1];
+    for (int k = 0; k <= JOB_CLIENT_LAST; k++) {
+        waits[k] = (struct status_wait){
+            .method = job_names[k],
+            .count = s->waits[k].count,
+            .wait_ms_sum = s->waits[k].sum_ms,
+        };
+        hist_cumulative(&s->waits[k], waits[k].buckets);
+    }
+    const struct op_ctx *cur = &s->cur;
+    struct status_running running = {0};
+    if (cur->on) {
+        running = (struct status_running){
+            .kind = op_kind_names[cur->kind],
+            .kib = cur->kib,
+            .has_max = cur->kind == OP_RESERVE_RANGE,
+            .max_kib = cur->max_kib,
+            .started_wall_ms = cur->started_wall_ms,
+            .started_ms = cur->started_ms,
+            .waiting = atomic_load(&s->q_waiting),
+            .dbg = cur->dbg,
+            .session = cur->session,
+            .has_progress = cur->have_start && cur->needed_kib > 0,
+            .freed_kib = cur->freed_kib,
+            .needed_kib = cur->needed_kib,
+        };
+    }
     struct status_input in = {
         .have_host = snap != NULL,
         .reserved_kib = s->o.reserved_host_kib,
@@ -281,6 +447,11 @@ static void publish(struct service *s)
         .n_ops = s->ring_n,
         .totals = totals,
         .n_totals = n_totals,
+        .waits = waits,
+        .n_waits = JOB_CLIENT_LAST + 1,
+        .bounds_s = hist_bounds_s,
+        .n_bounds = HIST_N,
+        .running = cur->on ? &running : NULL,
         .cache = c,
         .watching = domcache_watching(s->dc),
         .version = SQUEEZED_VERSION,
@@ -338,13 +509,142 @@ json_t *service_status(struct service *s)
     return st;
 }
 
-/* Mid-operation: let readers follow a long squeeze, without rebuilding every round. */
+/* Why the running operation moves balloons, for the target change lines. */
+static void op_why(const struct op_ctx *c, char *buf, size_t size)
+{
+    const char *dbg = c->dbg != NULL && c->dbg[0] != '\0' ? c->dbg : NULL;
+    switch (c->kind) {
+    case OP_RESERVE:
+        snprintf(buf, size, "squeeze for reserve %" PRId64 " KiB%s%s%s", c->kib,
+                 dbg ? " (dbg " : "", dbg ? dbg : "", dbg ? ")" : "");
+        break;
+    case OP_RESERVE_RANGE:
+        snprintf(buf, size, "squeeze for reserve %" PRId64 "..%" PRId64 " KiB%s%s%s", c->kib,
+                 c->max_kib, dbg ? " (dbg " : "", dbg ? dbg : "", dbg ? ")" : "");
+        break;
+    case OP_BALANCE:
+        snprintf(buf, size, "balance%s%s%s", dbg ? " (dbg " : "", dbg ? dbg : "",
+                 dbg ? ")" : "");
+        break;
+    default:
+        snprintf(buf, size, "periodic balance");
+        break;
+    }
+}
+
+static const struct policy_domain *snap_domain(const struct domcache_snapshot *snap,
+                                               int32_t domid, size_t *index)
+{
+    size_t lo = 0, hi = snap->host.n_domains;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (snap->host.domains[mid].domid < domid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < snap->host.n_domains && snap->host.domains[lo].domid == domid) {
+        if (index != NULL)
+            *index = lo;
+        return &snap->host.domains[lo];
+    }
+    return NULL;
+}
+
+/* Stuck and moving again, logged once per change (the policy's own tracking starts
+ * afresh with every operation; this set lasts until the balloon is seen to move). */
+static void track_stuck(struct service *s, const struct domcache_snapshot *snap,
+                        const struct policy_decision *d)
+{
+    size_t at;
+    for (size_t i = 0; i < d->n_newly_stuck; i++) {
+        int32_t domid = d->newly_stuck[i];
+        if (stuck_find(s, domid, &at))
+            continue;
+        if (s->n_stuck == s->cap_stuck) {
+            s->cap_stuck = s->cap_stuck ? 2 * s->cap_stuck : 8;
+            s->stuck = xreallocarray(s->stuck, s->cap_stuck, sizeof(*s->stuck));
+        }
+        memmove(&s->stuck[at + 1], &s->stuck[at], (s->n_stuck - at) * sizeof(*s->stuck));
+        s->stuck[at] = (struct stuck_mark){.domid = domid, .since_wall_ms = wall_ms()};
+        s->n_stuck++;
+        const struct policy_domain *pd = snap_domain(snap, domid, NULL);
+        log_dom_info(domid,
+                     "balloon stuck: target %" PRId64 " KiB, actual %" PRId64
+                     " KiB, no move for over 5 s; working around it",
+                     pd != NULL ? pd->target_kib : -1, pd != NULL ? pd->actual_kib : -1);
+    }
+    /* Moving again: the policy says so, or the balloon reached its target, or the domain
+     * has gone (silently). */
+    for (size_t k = 0; k < s->n_stuck;) {
+        int32_t domid = s->stuck[k].domid;
+        const struct policy_domain *pd = snap_domain(snap, domid, NULL);
+        bool moved = false;
+        for (size_t i = 0; i < d->n_newly_active && !moved; i++)
+            moved = d->newly_active[i] == domid;
+        bool at_target = pd != NULL && llabs(pd->actual_kib - pd->target_kib) <=
+                                           (pd->inaccuracy_kib > 0 ? pd->inaccuracy_kib : 4);
+        if (pd != NULL && !moved && !at_target) {
+            k++;
+            continue;
+        }
+        if (pd != NULL) {
+            char since[64];
+            iso_utc(s->stuck[k].since_wall_ms, since);
+            log_dom_info(domid, "balloon moving again (stuck since %s)", since);
+        }
+        memmove(&s->stuck[k], &s->stuck[k + 1], (s->n_stuck - k - 1) * sizeof(*s->stuck));
+        s->n_stuck--;
+    }
+}
+
+/* Every round of a squeeze: progress, one line per target changed, stuck changes; and
+ * let readers follow a long squeeze, without rebuilding /status every round. */
 static void observe_round(void *ctx, const struct domcache_snapshot *snap,
                           const struct policy_decision *d)
 {
-    (void)snap;
-    (void)d;
     struct service *s = ctx;
+    struct op_ctx *c = &s->cur;
+    if (c->on && !c->have_start) {
+        c->have_start = true;
+        c->free_at_start_kib = snap->host.free_kib;
+        int64_t want = c->kind == OP_RESERVE || c->kind == OP_RESERVE_RANGE
+                           ? c->kib + s->o.reserved_host_kib
+                           : 0;
+        c->needed_kib = want > c->free_at_start_kib ? want - c->free_at_start_kib : 0;
+        if (c->cap_start < snap->host.n_domains) {
+            c->cap_start = snap->host.n_domains;
+            c->start = xreallocarray(c->start, c->cap_start, sizeof(*c->start));
+        }
+        c->n_start = snap->host.n_domains;
+        if (c->n_start > 0)
+            memcpy(c->start, snap->host.domains, c->n_start * sizeof(*c->start));
+    }
+    if (c->on && c->have_start) {
+        int64_t freed = snap->host.free_kib - c->free_at_start_kib;
+        c->freed_kib = freed < 0 ? 0 : freed > c->needed_kib ? c->needed_kib : freed;
+    }
+    track_stuck(s, snap, d);
+    if (d->verdict == POLICY_CONTINUE) {
+        char why[160] = "";
+        for (size_t i = 0; i < d->n_ops; i++) {
+            const struct policy_op *op = &d->ops[i];
+            const struct policy_domain *pd = snap_domain(snap, op->domid, NULL);
+            int64_t old = pd == NULL                         ? -1
+                          : op->kind == POLICY_OP_SET_TARGET ? pd->target_kib
+                                                             : pd->maxmem_kib;
+            if (old == op->value_kib)
+                continue;
+            if (why[0] == '\0')
+                op_why(c, why, sizeof(why));
+            if (op->kind == POLICY_OP_SET_TARGET)
+                log_dom_info(op->domid, "target %" PRId64 " -> %" PRId64 " KiB: %s", old,
+                             (int64_t)op->value_kib, why);
+            else
+                log_dom_debug(op->domid, "maxmem %" PRId64 " -> %" PRId64 " KiB: %s", old,
+                              (int64_t)op->value_kib, why);
+        }
+    }
     if (clock_monotonic_ms() - s->last_publish_wall_ms >= PUBLISH_DURING_OP_MS)
         publish(s);
 }
@@ -367,9 +667,105 @@ static enum op_outcome outcome_of(int rc, const struct squeeze_result *res)
     return OUT_CANNOT_FREE;
 }
 
-static void record_op(struct service *s, enum op_kind kind, int64_t kib, int rc,
-                      const struct squeeze_result *res)
+/* Why each guest did not give more, after a reservation failed: for every guest that
+ * still held memory above its dynamic-min or gave some during the operation, what it
+ * held, what it gave (at what rate) and why it stopped. New object; *line gets the same
+ * as one log line's tail (new string). */
+static json_t *breakdown(struct service *s, const struct squeeze_result *res, char **line)
 {
+    const struct domcache_snapshot *snap = squeeze_last_snapshot(s->sq);
+    const struct op_ctx *c = &s->cur;
+    json_t *doms = json_array();
+    char *text = NULL;
+    size_t len = 0, listed = 0, more = 0;
+    FILE *f = open_memstream(&text, &len);
+    if (f == NULL)
+        fatal("open_memstream");
+    double secs = (double)res->duration_ms / 1000.0;
+    for (size_t i = 0; snap != NULL && i < snap->host.n_domains; i++) {
+        const struct policy_domain *d = &snap->host.domains[i];
+        const struct domcache_domain_extra *x = &snap->extra[i];
+        int64_t held = d->actual_kib - d->dynamic_min_kib;
+        if (held < 0)
+            held = 0;
+        int64_t gave = 0;
+        if (c->have_start) {
+            struct domcache_snapshot start = {
+                .host = {.n_domains = c->n_start, .domains = c->start}};
+            const struct policy_domain *d0 = snap_domain(&start, d->domid, NULL);
+            if (d0 != NULL)
+                gave = d0->actual_kib - d->actual_kib;
+        }
+        if (held == 0 && gave <= 0)
+            continue;
+        int64_t inacc = d->inaccuracy_kib > 0 ? d->inaccuracy_kib : 4;
+        const char *why;
+        size_t at;
+        bool stuck = stuck_find(s, d->domid, &at);
+        if (x->booting)
+            why = "booting";
+        else if (d->paused) /* its balloon driver cannot run (issue 10) */
+            why = "paused";
+        else if (!d->can_balloon)
+            why = "no_balloon_driver";
+        else if (stuck || squeeze_domain_stuck(s->sq, d->domid))
+            why = "stuck";
+        else if (held <= 2 * inacc)
+            why = "at_dynamic_min";
+        else if (squeeze_domain_uncooperative(s->sq, d->domid))
+            why = "uncooperative";
+        else
+            why = "not_needed"; /* the verdict came before it was asked for more */
+        /* Averaged over the whole operation: a lower bound of the balloon's speed. */
+        int64_t rate = secs > 0 && gave > 0 ? (int64_t)llround((double)gave / secs) : 0;
+        json_t *o =
+            json_pack("{s:i,s:I,s:I,s:I,s:I,s:s,s:I}", "domid", d->domid, "held_above_min_kib",
+                      (json_int_t)held, "gave_kib", (json_int_t)gave, "target_kib",
+                      (json_int_t)d->target_kib, "actual_kib", (json_int_t)d->actual_kib,
+                      "reason", why, "rate_kib_s", (json_int_t)rate);
+        char since[64] = "";
+        if (stuck) {
+            iso_utc(s->stuck[at].since_wall_ms, since);
+            json_object_set_new(o, "stuck_since", json_string(since));
+        }
+        const char *name, *uuid;
+        if (domcache_identity(s->dc, (uint32_t)d->domid, &name, &uuid) == 0 && name != NULL)
+            json_object_set_new(o, "name", json_string(name));
+        json_array_append_new(doms, o);
+        if (listed++ >= 16) {
+            more++;
+            continue;
+        }
+        fprintf(f,
+                "; domid %d: held %" PRId64 " KiB above dynamic-min, gave %" PRId64
+                " KiB (%" PRId64 " KiB/s), %s%s%s",
+                d->domid, held, gave, rate, why, stuck ? " since " : "", since);
+    }
+    if (more > 0)
+        fprintf(f, "; and %zu more guests (see /status)", more);
+    if (listed == 0)
+        fputs("; no guest held memory above its dynamic-min", f);
+    fclose(f);
+    *line = text;
+    /* A refusal carries no figures of its own: the host's as the operation left it. */
+    int64_t needed =
+        res->verdict == POLICY_CANNOT_FREE ? res->needed_kib : c->kib + s->o.reserved_host_kib;
+    int64_t free_kib = res->verdict == POLICY_CANNOT_FREE ? res->free_kib
+                       : snap != NULL                     ? snap->host.free_kib
+                                                          : 0;
+    return json_pack("{s:I,s:I,s:I,s:I,s:I,s:o}", "needed_kib", (json_int_t)needed, "free_kib",
+                     (json_int_t)free_kib, "free_at_start_kib",
+                     (json_int_t)(c->have_start ? c->free_at_start_kib : res->free_kib),
+                     "duration_ms", (json_int_t)res->duration_ms, "rounds",
+                     (json_int_t)res->rounds, "domains", doms);
+}
+
+/* Record the operation that ends, with its explanation when a reservation failed; the
+ * breakdown also goes into err (a reference) for the JSON-RPC 2.0 error's data. */
+static void record_op(struct service *s, enum op_kind kind, int64_t kib, int rc,
+                      const struct squeeze_result *res, struct service_error *err)
+{
+    const struct op_ctx *c = &s->cur;
     struct op_record r = {
         .kind = kind,
         .kib = kib,
@@ -377,17 +773,41 @@ static void record_op(struct service *s, enum op_kind kind, int64_t kib, int rc,
         .duration_ms = rc < 0 ? 0 : res->duration_ms,
         .rounds = rc < 0 ? 0 : res->rounds,
         .at_ms = now_ms(s),
+        .started_wall_ms = c->on ? c->started_wall_ms : wall_ms(),
+        .waited_ms = c->on ? c->waited_ms : 0,
+        .dbg = c->on && c->dbg != NULL ? xstrdup(c->dbg) : NULL,
+        .session = c->on && c->session != NULL ? xstrdup(c->session) : NULL,
     };
-    s->ring[s->ring_next] = r;
+    char *explained = NULL;
+    if (rc == 0 && !res->cancelled && (kind == OP_RESERVE || kind == OP_RESERVE_RANGE) &&
+        (r.outcome == OUT_CANNOT_FREE || r.outcome == OUT_REFUSED)) {
+        r.breakdown = breakdown(s, res, &explained);
+        r.breakdown_text = json_dumps(r.breakdown, JSON_COMPACT);
+        if (err != NULL &&
+            (err->kind == SERVICE_ERR_CANNOT_FREE || err->kind == SERVICE_ERR_REFUSED)) {
+            json_decref(err->breakdown);
+            err->breakdown = json_incref(r.breakdown);
+        }
+    }
+    struct op_record *slot = &s->ring[s->ring_next];
+    if (s->ring_n == OPS_RING) {
+        free(slot->dbg);
+        free(slot->session);
+        json_decref(slot->breakdown);
+        free(slot->breakdown_text);
+    }
+    *slot = r;
     s->ring_next = (s->ring_next + 1) % OPS_RING;
     if (s->ring_n < OPS_RING)
         s->ring_n++;
-    s->totals[kind][r.outcome].count++;
-    s->totals[kind][r.outcome].duration_ms_sum += r.duration_ms;
+    hist_add(&s->totals[kind][r.outcome], r.duration_ms);
 
+    char who[160] = "";
+    if (r.dbg != NULL)
+        snprintf(who, sizeof(who), "dbg %s: ", r.dbg);
     if (rc < 0) {
-        log_warnx("%s %" PRId64 " KiB: error: cannot read the host (%s)", op_kind_names[kind],
-                  kib, strerror(-rc));
+        log_warnx("%s%s %" PRId64 " KiB: error: cannot read the host (%s)", who,
+                  op_kind_names[kind], kib, strerror(-rc));
         return;
     }
     char refused[256] = "";
@@ -398,27 +818,62 @@ static void record_op(struct service *s, enum op_kind kind, int64_t kib, int rc,
     void (*log_fn)(const char *, ...) = r.outcome == OUT_SUCCESS ? log_info : log_warnx;
     if (kind == OP_PERIODIC && r.outcome == OUT_SUCCESS)
         log_fn = log_debug;
-    log_fn("%s %" PRId64 " KiB: %s%s%s after %u rounds, %" PRId64 " ms%s", op_kind_names[kind],
-           kib, op_outcome_names[r.outcome], refused, res->cancelled ? " (cancelled)" : "",
-           r.rounds, r.duration_ms, res->fast_path ? " (fast path)" : "");
+    if (res->cancelled) /* the daemon is stopping: expected, not a warning */
+        log_fn = log_info;
+    log_fn("%s%s %" PRId64 " KiB: %s%s%s after %u rounds, %" PRId64 " ms%s%s", who,
+           op_kind_names[kind], kib, op_outcome_names[r.outcome], refused,
+           res->cancelled ? " (cancelled: stopping)" : "", r.rounds, r.duration_ms,
+           res->fast_path ? " (fast path)" : "", explained != NULL ? explained : "");
+    free(explained);
 }
 
-/* A squeeze operation starts (squeezer start hook): /status says busy until the job or
- * the periodic balance that started it is over. */
+/* The operation a job (or the periodic duty) is about to run; squeeze_started stamps it
+ * when the squeezer really starts. job NULL: the periodic balance. */
+static void op_begin(struct service *s, enum op_kind kind, int64_t kib, int64_t max_kib,
+                     const struct job *j, int64_t waited_ms)
+{
+    struct op_ctx *c = &s->cur;
+    c->on = true;
+    c->kind = kind;
+    c->kib = kib;
+    c->max_kib = max_kib;
+    c->dbg = j != NULL ? j->dbg : NULL;
+    c->session = j != NULL ? j->session : NULL;
+    c->waited_ms = waited_ms;
+    c->started_wall_ms = wall_ms();
+    c->started_ms = now_ms(s);
+    c->have_start = false;
+    c->needed_kib = c->freed_kib = 0;
+    c->n_start = 0;
+}
+
+static void op_end(struct service *s)
+{
+    s->cur.on = false;
+    s->cur.dbg = s->cur.session = NULL;
+}
+
+/* A squeeze operation starts (squeezer start hook): /status says busy (and what runs)
+ * until the job or the periodic balance that started it is over. */
 static void squeeze_started(void *ctx)
 {
     struct service *s = ctx;
     s->busy = true;
+    s->cur.started_wall_ms = wall_ms();
+    s->cur.started_ms = now_ms(s);
     publish(s);
 }
 
-static int run_balance(struct service *s, enum op_kind kind, struct service_error *err)
+static int run_balance(struct service *s, enum op_kind kind, const struct job *j,
+                       int64_t waited_ms, struct service_error *err)
 {
     struct squeeze_result res;
     memset(&res, 0, sizeof(res));
+    op_begin(s, kind, 0, 0, j, waited_ms);
     int rc = squeeze_balance(s->sq, &res);
-    record_op(s, kind, 0, rc, &res);
     int ret = reservations_verdict_error(rc, &res, err);
+    record_op(s, kind, 0, rc, &res, err);
+    op_end(s);
     squeeze_result_free(&res);
     s->busy = false;
     publish(s);
@@ -433,7 +888,7 @@ static void periodic_check(struct service *s)
     if (rc < 0)
         log_warnx("periodic check: cannot read the host (%s)", strerror(-rc));
     else if (rc == 1 && !atomic_load(&s->stop))
-        run_balance(s, OP_PERIODIC, NULL);
+        run_balance(s, OP_PERIODIC, NULL, 0, NULL);
     publish(s);
 }
 
@@ -600,10 +1055,101 @@ static void flush_sim(struct service *s, struct job *j)
                          xstrdup("cannot save the simulated host (--sim-state)"));
 }
 
+static const char *error_kind_name(enum service_error_kind k)
+{
+    switch (k) {
+    case SERVICE_OK:
+        return "ok";
+    case SERVICE_ERR_CANNOT_FREE:
+        return "Cannot_free_this_much_memory";
+    case SERVICE_ERR_REFUSED:
+        return "Domains_refused_to_cooperate";
+    case SERVICE_ERR_UNKNOWN_RESERVATION:
+        return "Unknown_reservation";
+    case SERVICE_ERR_NO_RESERVATION:
+        return "No_reservation";
+    case SERVICE_ERR_INVALID_MEMORY_VALUE:
+        return "Invalid_memory_value";
+    case SERVICE_ERR_INTERNAL:
+        return "Internal_error";
+    case SERVICE_ERR_INVALID_PARAMS:
+        return "invalid params";
+    }
+    return "?";
+}
+
+/* The arguments of a client's job, for its log lines. */
+static void job_args(const struct job *j, char *buf, size_t size)
+{
+    switch (j->kind) {
+    case JOB_LOGIN:
+        snprintf(buf, size, "%s", j->req.login.service_name);
+        break;
+    case JOB_RESERVE:
+        snprintf(buf, size, "session %s, %" PRId64 " KiB", j->req.reserve.session,
+                 j->req.reserve.kib);
+        break;
+    case JOB_RESERVE_RANGE:
+        snprintf(buf, size, "session %s, %" PRId64 "..%" PRId64 " KiB", j->req.range.session,
+                 j->req.range.min_kib, j->req.range.max_kib);
+        break;
+    case JOB_DELETE:
+        snprintf(buf, size, "session %s, %s", j->req.del.session, j->req.del.reservation_id);
+        break;
+    case JOB_TRANSFER:
+        snprintf(buf, size, "session %s, %s to domid %" PRId64, j->req.transfer.session,
+                 j->req.transfer.reservation_id, j->req.transfer.domid);
+        break;
+    case JOB_QUERY:
+        snprintf(buf, size, "session %s, domid %" PRId64, j->req.query.session,
+                 j->req.query.domid);
+        break;
+    default:
+        buf[0] = '\0';
+        break;
+    }
+}
+
+/* A client's call ends: one info line with the dbg, outcome and duration (the first
+ * line said when it started). Calls refused before they were queued log only this. */
+static void log_call_end(const struct job *j, int rc, int64_t ms, bool queued)
+{
+    if (j->kind > JOB_CLIENT_LAST)
+        return;
+    char args[256];
+    job_args(j, args, sizeof(args));
+    const char *sep = args[0] != '\0' ? " " : "";
+    if (rc == 0) {
+        char result[160] = "";
+        if (j->kind == JOB_RESERVE_RANGE)
+            snprintf(result, sizeof(result), ": %s (%" PRId64 " KiB)", j->out_str, j->out_kib);
+        else if (j->out_str != NULL && j->kind != JOB_LOGIN)
+            snprintf(result, sizeof(result), ": %s", j->out_str);
+        log_info("dbg %s: %s%s%s: success%s in %" PRId64 " ms", j->dbg, job_names[j->kind], sep,
+                 args, result, ms);
+    } else {
+        const struct service_error *e = j->err;
+        log_info("dbg %s: %s%s%s: %s%s%s%s in %" PRId64 " ms", j->dbg, job_names[j->kind], sep,
+                 args,
+                 queued ? "" : "refused: ", e != NULL ? error_kind_name(e->kind) : "error",
+                 e != NULL && e->text != NULL ? ": " : "",
+                 e != NULL && e->text != NULL ? e->text : "", ms);
+    }
+}
+
 static void run_job(struct service *s, struct job *j)
 {
     struct reservations_squeeze rs;
     memset(&rs, 0, sizeof(rs));
+    int64_t started_wall = clock_monotonic_ms();
+    int64_t waited_ms = started_wall - j->queued_wall_ms;
+    if (j->kind <= JOB_CLIENT_LAST) {
+        hist_add(&s->waits[j->kind], waited_ms);
+        char args[256];
+        job_args(j, args, sizeof(args));
+        log_info("dbg %s: %s%s%s: started after %" PRId64 " ms in the queue", j->dbg,
+                 job_names[j->kind], args[0] != '\0' ? " " : "", args, waited_ms);
+    }
     switch (j->kind) {
     case JOB_LOGIN:
         j->rc = reservations_login(s->resv, j->req.login.service_name, j->err);
@@ -611,18 +1157,22 @@ static void run_job(struct service *s, struct job *j)
             j->out_str = xstrdup(j->req.login.service_name);
         break;
     case JOB_RESERVE:
+        op_begin(s, OP_RESERVE, j->req.reserve.kib, 0, j, waited_ms);
         j->rc = reservations_reserve(s->resv, s->sq, j->req.reserve.session, j->req.reserve.kib,
                                      &j->out_str, &rs, j->err);
         if (rs.ran)
-            record_op(s, OP_RESERVE, j->req.reserve.kib, rs.rc, &rs.res);
+            record_op(s, OP_RESERVE, j->req.reserve.kib, rs.rc, &rs.res, j->err);
+        op_end(s);
         break;
     case JOB_RESERVE_RANGE:
+        op_begin(s, OP_RESERVE_RANGE, j->req.range.min_kib, j->req.range.max_kib, j, waited_ms);
         j->rc = reservations_reserve_range(s->resv, s->sq, j->req.range.session,
                                            j->req.range.min_kib, j->req.range.max_kib,
                                            &j->out_str, &j->out_kib, &rs, j->err);
         if (rs.ran)
             record_op(s, OP_RESERVE_RANGE, j->rc == 0 ? j->out_kib : j->req.range.min_kib,
-                      rs.rc, &rs.res);
+                      rs.rc, &rs.res, j->err);
+        op_end(s);
         break;
     case JOB_DELETE:
         j->rc =
@@ -638,7 +1188,7 @@ static void run_job(struct service *s, struct job *j)
                                    &j->out_str, j->err);
         break;
     case JOB_BALANCE:
-        j->rc = run_balance(s, OP_BALANCE, j->err);
+        j->rc = run_balance(s, OP_BALANCE, j, waited_ms, j->err);
         break;
     case JOB_RPC_GET:
     case JOB_RPC_PUT:
@@ -654,6 +1204,7 @@ static void run_job(struct service *s, struct job *j)
         log_warnx("cannot read the host after a change of reservations");
     flush_sim(s, j);
     publish(s);
+    log_call_end(j, j->rc, clock_monotonic_ms() - started_wall, true);
 }
 
 /* Queue a job and wait for it. */
@@ -666,6 +1217,8 @@ static int submit(struct service *s, struct job *j)
     }
     j->done = false;
     j->next = NULL;
+    j->queued_wall_ms = clock_monotonic_ms();
+    atomic_fetch_add(&s->q_waiting, 1);
     if (s->q_tail != NULL)
         s->q_tail->next = j;
     else
@@ -692,6 +1245,7 @@ static struct job *pop_job(struct service *s)
         s->q_head = j->next;
         if (s->q_head == NULL)
             s->q_tail = NULL;
+        atomic_fetch_sub(&s->q_waiting, 1);
     }
     pthread_mutex_unlock(&s->q_mu);
     return j;
@@ -722,6 +1276,7 @@ static void close_queue(struct service *s)
     for (struct job *j = s->q_head; j != NULL; j = j->next) {
         j->rc = shutting_down(j->err);
         j->done = true;
+        atomic_fetch_sub(&s->q_waiting, 1);
     }
     s->q_head = s->q_tail = NULL;
     pthread_cond_broadcast(&s->q_cv);
@@ -841,6 +1396,7 @@ struct service *service_new(struct backend *b, const struct service_options *o, 
     pthread_mutex_init(&s->hist_mu, NULL);
     s->hist = history_new(&service_history_config);
     atomic_init(&s->stop, false);
+    atomic_init(&s->q_waiting, 0);
     s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->wake_fd < 0) {
         *err = xasprintf("eventfd: %s", strerror(errno));
@@ -933,6 +1489,14 @@ void service_free(struct service *s)
     reservations_free(s->resv);
     domcache_free(s->dc);
     backend_close(s->b);
+    for (size_t i = 0; i < s->ring_n; i++) {
+        free(s->ring[i].dbg);
+        free(s->ring[i].session);
+        json_decref(s->ring[i].breakdown);
+        free(s->ring[i].breakdown_text);
+    }
+    free(s->cur.start);
+    free(s->stuck);
     if (s->wake_fd >= 0)
         close(s->wake_fd);
     pthread_mutex_destroy(&s->q_mu);
@@ -951,16 +1515,33 @@ static void job_init(struct job *j, enum job_kind kind, struct service_error *er
     memset(j, 0, sizeof(*j));
     j->kind = kind;
     j->err = err;
+    j->dbg = "";
+}
+
+/* A client's call with its dbg and session (borrowed: the job lives on the caller's
+ * stack until it is done). */
+static void job_client(struct job *j, const char *dbg, const char *session)
+{
+    j->dbg = dbg != NULL ? dbg : "";
+    j->session = session;
+}
+
+/* The check of a client's request: a refusal is logged (the call is not queued). */
+static int checked(const struct job *j, int rc)
+{
+    if (rc < 0)
+        log_call_end(j, rc, 0, false);
+    return rc;
 }
 
 int service_login(struct service *s, const char *dbg, const char *service_name, char **session,
                   struct service_error *err)
 {
-    (void)dbg;
     struct job j;
     job_init(&j, JOB_LOGIN, err);
+    job_client(&j, dbg, NULL);
     j.req.login = (struct req_login){.service_name = service_name};
-    if (request_check_login(&j.req.login, err) < 0 || submit(s, &j) < 0)
+    if (checked(&j, request_check_login(&j.req.login, err)) < 0 || submit(s, &j) < 0)
         return -1;
     *session = j.out_str;
     return 0;
@@ -969,11 +1550,11 @@ int service_login(struct service *s, const char *dbg, const char *service_name, 
 int service_reserve_memory(struct service *s, const char *dbg, const char *session, int64_t kib,
                            char **reservation_id, struct service_error *err)
 {
-    (void)dbg;
     struct job j;
     job_init(&j, JOB_RESERVE, err);
+    job_client(&j, dbg, session);
     j.req.reserve = (struct req_reserve){.session = session, .kib = kib};
-    if (request_check_reserve(&j.req.reserve, err) < 0 || submit(s, &j) < 0)
+    if (checked(&j, request_check_reserve(&j.req.reserve, err)) < 0 || submit(s, &j) < 0)
         return -1;
     *reservation_id = j.out_str;
     return 0;
@@ -983,12 +1564,12 @@ int service_reserve_memory_range(struct service *s, const char *dbg, const char 
                                  int64_t min_kib, int64_t max_kib, char **reservation_id,
                                  int64_t *reserved_kib, struct service_error *err)
 {
-    (void)dbg;
     struct job j;
     job_init(&j, JOB_RESERVE_RANGE, err);
+    job_client(&j, dbg, session);
     j.req.range =
         (struct req_reserve_range){.session = session, .min_kib = min_kib, .max_kib = max_kib};
-    if (request_check_reserve_range(&j.req.range, err) < 0 || submit(s, &j) < 0)
+    if (checked(&j, request_check_reserve_range(&j.req.range, err)) < 0 || submit(s, &j) < 0)
         return -1;
     *reservation_id = j.out_str;
     *reserved_kib = j.out_kib;
@@ -998,11 +1579,11 @@ int service_reserve_memory_range(struct service *s, const char *dbg, const char 
 int service_delete_reservation(struct service *s, const char *dbg, const char *session,
                                const char *reservation_id, struct service_error *err)
 {
-    (void)dbg;
     struct job j;
     job_init(&j, JOB_DELETE, err);
+    job_client(&j, dbg, session);
     j.req.del = (struct req_delete){.session = session, .reservation_id = reservation_id};
-    if (request_check_delete(&j.req.del, err) < 0)
+    if (checked(&j, request_check_delete(&j.req.del, err)) < 0)
         return -1;
     return submit(s, &j);
 }
@@ -1011,12 +1592,12 @@ int service_transfer_reservation_to_domain(struct service *s, const char *dbg,
                                            const char *session, const char *reservation_id,
                                            int64_t domid, struct service_error *err)
 {
-    (void)dbg;
     struct job j;
     job_init(&j, JOB_TRANSFER, err);
+    job_client(&j, dbg, session);
     j.req.transfer = (struct req_transfer){
         .session = session, .reservation_id = reservation_id, .domid = domid};
-    if (request_check_transfer(&j.req.transfer, err) < 0)
+    if (checked(&j, request_check_transfer(&j.req.transfer, err)) < 0)
         return -1;
     return submit(s, &j);
 }
@@ -1025,11 +1606,11 @@ int service_query_reservation_of_domain(struct service *s, const char *dbg, cons
                                         int64_t domid, char **reservation_id,
                                         struct service_error *err)
 {
-    (void)dbg;
     struct job j;
     job_init(&j, JOB_QUERY, err);
+    job_client(&j, dbg, session);
     j.req.query = (struct req_query){.session = session, .domid = domid};
-    if (request_check_query(&j.req.query, err) < 0 || submit(s, &j) < 0)
+    if (checked(&j, request_check_query(&j.req.query, err)) < 0 || submit(s, &j) < 0)
         return -1;
     *reservation_id = j.out_str;
     return 0;
@@ -1037,9 +1618,9 @@ int service_query_reservation_of_domain(struct service *s, const char *dbg, cons
 
 int service_balance_memory(struct service *s, const char *dbg, struct service_error *err)
 {
-    (void)dbg;
     struct job j;
     job_init(&j, JOB_BALANCE, err);
+    job_client(&j, dbg, NULL);
     return submit(s, &j);
 }
 

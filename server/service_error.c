@@ -2,6 +2,7 @@
 /* The errors the service reports: clearing and filling them. */
 #include "server/service_error.h"
 
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@ void service_error_clear(struct service_error *e)
         return;
     free(e->domids);
     free(e->text);
+    json_decref(e->breakdown);
     memset(e, 0, sizeof(*e));
 }
 

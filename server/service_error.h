@@ -8,6 +8,8 @@
 
 #include "common/limits.h"
 
+struct json_t; /* <jansson.h> */
+
 /* The largest size a request may carry, in KiB (1 PiB, beyond any host): above it a
  * size is SERVICE_ERR_INVALID_MEMORY_VALUE. */
 
@@ -29,12 +31,15 @@ struct service_error {
     int64_t free_kib;   /* CANNOT_FREE */
     int32_t *domids;    /* REFUSED (owned) */
     size_t n_domids;
-    int64_t value; /* INVALID_MEMORY_VALUE */
-    char *text;    /* UNKNOWN_RESERVATION (the id), INTERNAL, INVALID_PARAMS (owned);
-                      INVALID_MEMORY_VALUE: the whole message, or NULL */
+    int64_t value;            /* INVALID_MEMORY_VALUE */
+    char *text;               /* UNKNOWN_RESERVATION (the id), INTERNAL, INVALID_PARAMS (owned);
+                                 INVALID_MEMORY_VALUE: the whole message, or NULL */
+    struct json_t *breakdown; /* CANNOT_FREE, REFUSED of a reservation: why each guest
+                                 did not give more (a jansson object, one reference
+                                 owned; schema Breakdown of openapi.json), or NULL */
 };
 
-/* Free what an error owns and reset it to SERVICE_OK. */
+/* Free what an error owns (the breakdown's reference too) and reset it to SERVICE_OK. */
 void service_error_clear(struct service_error *e);
 
 /* Set *err (cleared first; NULL allowed: text is freed) to kind with text (taken).

@@ -207,10 +207,8 @@ static const char *kind_name(enum policy_kind k)
 static void log_round(const struct policy_request *req, const struct policy_decision *d,
                       unsigned round)
 {
-    for (size_t i = 0; i < d->n_newly_stuck; i++)
-        log_dom_info(d->newly_stuck[i], "balloon stuck for over 5 s; working around it");
-    for (size_t i = 0; i < d->n_newly_active; i++)
-        log_dom_info(d->newly_active[i], "balloon moving again");
+    /* Stuck and moving again are logged by the observer, once per change across
+     * operations (server/service.c), not here where every operation starts afresh. */
     log_debug("%s round %u: host target %lld KiB, guaranteed free %lld KiB, gamma %.4f, "
               "%zu active, %zu ops",
               kind_name(req->kind), round, (long long)d->host_target_kib,
@@ -374,8 +372,10 @@ static int run(struct squeezer *sq, const struct policy_request *req,
         if (d->verdict == POLICY_CONTINUE && (cancelled || timed_out)) {
             res->cancelled = cancelled;
             res->timed_out = timed_out;
-            log_warnx("%s: %s after %u rounds", kind_name(req->kind),
-                      cancelled ? "cancelled" : "timed out", res->rounds);
+            if (cancelled) /* the daemon is stopping */
+                log_info("%s: cancelled after %u rounds", kind_name(req->kind), res->rounds);
+            else
+                log_warnx("%s: timed out after %u rounds", kind_name(req->kind), res->rounds);
             give_up(req, d, res);
             return 0;
         }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend/backend.h"
 #include "common/xalloc.h"
@@ -20,18 +21,24 @@
  * to [A-Za-z0-9_@-]) but is escaped all the same.
  */
 
+#define NO_TEXT SIZE_MAX
+
 struct status_domain_row {
     struct policy_domain pd;
     enum domain_type type;
     bool booting;
     bool stuck;
     bool uncooperative;
+    size_t name, uuid;           /* offsets in the view's pool, or NO_TEXT */
+    int64_t stuck_since_wall_ms; /* -1: not stuck */
 };
 
 struct status_domains {
     atomic_uint refs;
     size_t n;
     struct status_domain_row *rows;
+    char *pool; /* names and uuids, NUL-terminated one after the other */
+    size_t pool_len, pool_cap;
     size_t n_excluded;
     struct domcache_excluded *excluded; /* left out of the snapshot, sorted by domid */
 };
@@ -54,9 +61,12 @@ struct status_resvs {
 
 struct status_picture {
     atomic_uint refs;
-    struct status_input in; /* ops and totals point into the arrays below */
+    struct status_input in; /* ops, totals, waits, bounds, running point into the below */
     struct status_op ops[STATUS_MAX_OPS];
     struct status_total totals[STATUS_MAX_TOTALS];
+    struct status_wait waits[STATUS_MAX_WAITS];
+    double bounds_s[STATUS_MAX_BOUNDS];
+    struct status_running running;
 
     pthread_mutex_t mu;   /* held while the bytes are built */
     _Atomic(char *) json; /* NULL until built */
@@ -67,8 +77,27 @@ struct status_picture {
 
 /* ---- the shared parts ---------------------------------------------------------------- */
 
+/* Copy text into d's pool: its offset, or NO_TEXT for NULL. */
+static size_t pool_add(struct status_domains *d, const char *text)
+{
+    if (text == NULL)
+        return NO_TEXT;
+    size_t n = strlen(text) + 1;
+    if (d->pool_len + n > d->pool_cap) {
+        size_t cap = d->pool_cap ? d->pool_cap : 1024;
+        while (cap < d->pool_len + n)
+            cap *= 2;
+        d->pool = xreallocarray(d->pool, cap, 1);
+        d->pool_cap = cap;
+    }
+    memcpy(d->pool + d->pool_len, text, n);
+    d->pool_len += n;
+    return d->pool_len - n;
+}
+
 struct status_domains *status_domains_new(const struct domcache_snapshot *snap,
-                                          status_flags_fn flags, const void *ctx)
+                                          status_flags_fn flags, const void *ctx,
+                                          status_ident_fn ident, void *ident_ctx)
 {
     struct status_domains *d = xcalloc(1, sizeof(*d));
     atomic_init(&d->refs, 1);
@@ -92,6 +121,12 @@ struct status_domains *status_domains_new(const struct domcache_snapshot *snap,
         r->booting = snap->extra[i].booting;
         r->stuck = stuck[i];
         r->uncooperative = uncoop[i];
+        const char *name = NULL, *uuid = NULL;
+        r->stuck_since_wall_ms = -1;
+        if (ident != NULL)
+            ident(ident_ctx, r->pd.domid, &name, &uuid, &r->stuck_since_wall_ms);
+        r->name = pool_add(d, name);
+        r->uuid = pool_add(d, uuid);
     }
     free(stuck);
     return d;
@@ -102,6 +137,7 @@ void status_domains_unref(struct status_domains *d)
     if (d == NULL || atomic_fetch_sub(&d->refs, 1) != 1)
         return;
     free(d->rows);
+    free(d->pool);
     free(d->excluded);
     free(d);
 }
@@ -190,10 +226,32 @@ struct status_picture *status_picture_new(const struct status_input *in)
         memcpy(p->ops, in->ops, n_ops * sizeof(*p->ops));
     if (n_totals > 0)
         memcpy(p->totals, in->totals, n_totals * sizeof(*p->totals));
+    for (size_t i = 0; i < n_ops; i++) {
+        p->ops[i].dbg = p->ops[i].dbg != NULL ? xstrdup(p->ops[i].dbg) : NULL;
+        p->ops[i].session = p->ops[i].session != NULL ? xstrdup(p->ops[i].session) : NULL;
+        p->ops[i].breakdown = p->ops[i].breakdown != NULL ? xstrdup(p->ops[i].breakdown) : NULL;
+    }
+    size_t n_waits = in->n_waits < STATUS_MAX_WAITS ? in->n_waits : STATUS_MAX_WAITS;
+    size_t n_bounds = in->n_bounds < STATUS_MAX_BOUNDS ? in->n_bounds : STATUS_MAX_BOUNDS;
+    if (n_waits > 0)
+        memcpy(p->waits, in->waits, n_waits * sizeof(*p->waits));
+    if (n_bounds > 0)
+        memcpy(p->bounds_s, in->bounds_s, n_bounds * sizeof(*p->bounds_s));
     p->in.ops = p->ops;
     p->in.n_ops = n_ops;
     p->in.totals = p->totals;
     p->in.n_totals = n_totals;
+    p->in.waits = p->waits;
+    p->in.n_waits = n_waits;
+    p->in.bounds_s = p->bounds_s;
+    p->in.n_bounds = n_bounds;
+    if (in->running != NULL) {
+        p->running = *in->running;
+        p->running.dbg = in->running->dbg != NULL ? xstrdup(in->running->dbg) : NULL;
+        p->running.session =
+            in->running->session != NULL ? xstrdup(in->running->session) : NULL;
+        p->in.running = &p->running;
+    }
     if (in->domains != NULL)
         atomic_fetch_add(&in->domains->refs, 1);
     if (in->resvs != NULL)
@@ -224,6 +282,15 @@ void status_picture_unref(struct status_picture *p)
         return;
     status_domains_unref(p->in.domains);
     status_resvs_unref(p->in.resvs);
+    for (size_t i = 0; i < p->in.n_ops; i++) {
+        free((char *)p->ops[i].dbg);
+        free((char *)p->ops[i].session);
+        free((char *)p->ops[i].breakdown);
+    }
+    if (p->in.running != NULL) {
+        free((char *)p->running.dbg);
+        free((char *)p->running.session);
+    }
     free(atomic_load(&p->json));
     for (unsigned k = 0; k < STATUS_MEMO_SLOTS; k++)
         free(atomic_load(&p->memo[k]));
@@ -335,6 +402,34 @@ static void jb_real(struct jbuf *b, double v)
         jb_raw(b, ".0");
 }
 
+void status_iso_utc(int64_t unix_ms, char buf[64])
+{
+    time_t t = (time_t)(unix_ms / 1000);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    snprintf(buf, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(unix_ms % 1000));
+}
+
+static void jb_kiso(struct jbuf *b, const char *key, int64_t unix_ms)
+{
+    char buf[64];
+    status_iso_utc(unix_ms, buf);
+    jb_kstr(b, key, buf, false);
+}
+
+static void jb_buckets(struct jbuf *b, const uint64_t *buckets, size_t n)
+{
+    jb_key(b, "buckets", false);
+    jb_raw(b, "[");
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            jb_raw(b, ",");
+        jb_int(b, (int64_t)buckets[i]);
+    }
+    jb_raw(b, "]");
+}
+
 /* A domain left out of the snapshot: the same fields, its sizes all what Xen says it
  * holds (it is left as it is), and "excluded" saying why. */
 static void write_excluded(struct jbuf *b, const struct domcache_excluded *x)
@@ -382,6 +477,12 @@ static void write_domains(struct jbuf *b, const struct status_domains *d)
         jb_kint(b, "maxmem_kib", r->pd.maxmem_kib, false);
         jb_kbool(b, "stuck", r->stuck);
         jb_kbool(b, "uncooperative", r->uncooperative);
+        if (r->name != NO_TEXT)
+            jb_kstr(b, "name", d->pool + r->name, false);
+        if (r->uuid != NO_TEXT)
+            jb_kstr(b, "uuid", d->pool + r->uuid, false);
+        if (r->stuck_since_wall_ms >= 0)
+            jb_kiso(b, "stuck_since", r->stuck_since_wall_ms);
         jb_raw(b, "}");
     }
     for (; d != NULL && k < d->n_excluded; k++) {
@@ -436,9 +537,19 @@ static char *build_json(const struct status_input *in, size_t *len)
         jb_kstr(&b, "kind", o->kind, true);
         jb_kint(&b, "kib", o->kib, false);
         jb_kstr(&b, "outcome", o->outcome, false);
+        jb_kiso(&b, "started", o->started_wall_ms);
+        jb_kint(&b, "waited_ms", o->waited_ms, false);
         jb_kint(&b, "duration_ms", o->duration_ms, false);
         jb_kint(&b, "rounds", o->rounds, false);
         jb_kint(&b, "at_ms", o->at_ms, false);
+        if (o->dbg != NULL)
+            jb_kstr(&b, "dbg", o->dbg, false);
+        if (o->session != NULL)
+            jb_kstr(&b, "session", o->session, false);
+        if (o->breakdown != NULL) {
+            jb_key(&b, "breakdown", false);
+            jb_raw(&b, o->breakdown); /* JSON already (json_dumps) */
+        }
         jb_raw(&b, "}");
     }
     jb_raw(&b, "],\"operation_totals\":[");
@@ -449,6 +560,7 @@ static char *build_json(const struct status_input *in, size_t *len)
         jb_kstr(&b, "outcome", t->outcome, false);
         jb_kint(&b, "count", (int64_t)t->count, false);
         jb_kint(&b, "duration_ms_sum", t->duration_ms_sum, false);
+        jb_buckets(&b, t->buckets, in->n_bounds);
         jb_raw(&b, "}");
     }
     jb_raw(&b, "],\"cache\":{");
@@ -467,7 +579,46 @@ static char *build_json(const struct status_input *in, size_t *len)
     jb_kint(&b, "now_ms", in->now_ms, false);
     jb_key(&b, "uptime_s", false);
     jb_real(&b, in->uptime_s);
-    jb_raw(&b, "}}");
+    jb_raw(&b, "},\"client_waits\":[");
+    for (size_t i = 0; i < in->n_waits; i++) {
+        const struct status_wait *w = &in->waits[i];
+        jb_raw(&b, i == 0 ? "{" : ",{");
+        jb_kstr(&b, "method", w->method, true);
+        jb_kint(&b, "count", (int64_t)w->count, false);
+        jb_kint(&b, "wait_ms_sum", w->wait_ms_sum, false);
+        jb_buckets(&b, w->buckets, in->n_bounds);
+        jb_raw(&b, "}");
+    }
+    jb_raw(&b, "],\"histogram_bounds_s\":[");
+    for (size_t i = 0; i < in->n_bounds; i++) {
+        if (i > 0)
+            jb_raw(&b, ",");
+        jb_real(&b, in->bounds_s[i]);
+    }
+    jb_raw(&b, "]");
+    const struct status_running *r = in->running;
+    if (r != NULL) {
+        jb_raw(&b, ",\"running\":{");
+        jb_kstr(&b, "kind", r->kind, true);
+        jb_kint(&b, "kib", r->kib, false);
+        jb_kiso(&b, "started", r->started_wall_ms);
+        jb_kint(&b, "started_ms", r->started_ms, false);
+        jb_kint(&b, "waiting", r->waiting, false);
+        if (r->has_max)
+            jb_kint(&b, "max_kib", r->max_kib, false);
+        if (r->dbg != NULL)
+            jb_kstr(&b, "dbg", r->dbg, false);
+        if (r->session != NULL)
+            jb_kstr(&b, "session", r->session, false);
+        if (r->has_progress) {
+            jb_raw(&b, ",\"progress\":{");
+            jb_kint(&b, "freed_kib", r->freed_kib, true);
+            jb_kint(&b, "needed_kib", r->needed_kib, false);
+            jb_raw(&b, "}");
+        }
+        jb_raw(&b, "}");
+    }
+    jb_raw(&b, "}");
     *len = b.len;
     return b.p;
 }

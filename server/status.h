@@ -32,34 +32,70 @@ struct status_picture;
 typedef void (*status_flags_fn)(const void *ctx, const struct domcache_snapshot *snap,
                                 bool *stuck, bool *uncooperative);
 
-/* The domains of snap (borrowed; NULL: none) with their flags, copied. New reference.
- * O(domains). */
+/* A domain's VM name and uuid (borrowed, NULL: none) and since when (time of day, Unix
+ * ms) its balloon is declared stuck (-1: it is not), for one domain (called on the
+ * publishing thread). */
+typedef void (*status_ident_fn)(void *ctx, int32_t domid, const char **name, const char **uuid,
+                                int64_t *stuck_since_wall_ms);
+
+/* The domains of snap (borrowed; NULL: none) with their flags and identities (ident may
+ * be NULL), copied. New reference. O(domains). */
 struct status_domains *status_domains_new(const struct domcache_snapshot *snap,
-                                          status_flags_fn flags, const void *ctx);
+                                          status_flags_fn flags, const void *ctx,
+                                          status_ident_fn ident, void *ident_ctx);
 void status_domains_unref(struct status_domains *d); /* NULL allowed */
 
 /* The reservations of r (borrowed) in their order, copied. New reference. */
 struct status_resvs *status_resvs_new(const struct reservations *r);
 void status_resvs_unref(struct status_resvs *v); /* NULL allowed */
 
-/* One line of "operations" / "operation_totals". Strings are static (not copied). */
+#define STATUS_MAX_OPS 64
+#define STATUS_MAX_TOTALS 32
+#define STATUS_MAX_WAITS 32
+#define STATUS_MAX_BOUNDS 32 /* histogram buckets */
+
+/* One line of "operations" / "operation_totals" / "client_waits". kind, outcome and
+ * method are static strings (not copied); dbg, session and breakdown (the failure's
+ * breakdown as compact JSON) are copied, NULL: left out. Buckets are cumulative counts,
+ * one per bound of status_input.bounds_s. */
 struct status_op {
     const char *kind;
     int64_t kib;
     const char *outcome;
+    int64_t started_wall_ms; /* time of day, Unix ms */
+    int64_t waited_ms;
     int64_t duration_ms;
     unsigned rounds;
     int64_t at_ms;
+    const char *dbg, *session, *breakdown;
 };
 struct status_total {
     const char *kind;
     const char *outcome;
     uint64_t count;
     int64_t duration_ms_sum;
+    uint64_t buckets[STATUS_MAX_BOUNDS];
+};
+struct status_wait {
+    const char *method;
+    uint64_t count;
+    int64_t wait_ms_sum;
+    uint64_t buckets[STATUS_MAX_BOUNDS];
 };
 
-#define STATUS_MAX_OPS 64
-#define STATUS_MAX_TOTALS 32
+/* The operation running now ("running"). dbg and session copied (NULL: left out). */
+struct status_running {
+    const char *kind;
+    int64_t kib;
+    bool has_max;
+    int64_t max_kib;
+    int64_t started_wall_ms;
+    int64_t started_ms;
+    int waiting;
+    const char *dbg, *session;
+    bool has_progress;
+    int64_t freed_kib, needed_kib;
+};
 
 /* What a picture is made of. Everything is copied or referenced by status_picture_new. */
 struct status_input {
@@ -72,6 +108,11 @@ struct status_input {
     size_t n_ops;
     const struct status_total *totals; /* at most STATUS_MAX_TOTALS */
     size_t n_totals;
+    const struct status_wait *waits; /* at most STATUS_MAX_WAITS */
+    size_t n_waits;
+    const double *bounds_s; /* the histograms' bucket bounds, at most STATUS_MAX_BOUNDS */
+    size_t n_bounds;
+    const struct status_running *running; /* NULL: nothing runs */
     struct domcache_counters cache;
     bool watching;
     const char *version, *backend, *clock; /* static strings */
@@ -87,6 +128,9 @@ struct status_picture *status_picture_new(const struct status_input *in);
 struct status_picture *status_picture_from_json(const char *json, size_t len);
 struct status_picture *status_picture_ref(struct status_picture *p);
 void status_picture_unref(struct status_picture *p); /* NULL allowed */
+
+/* ISO 8601 in UTC with milliseconds: "2025-01-31T12:00:00.123Z". */
+void status_iso_utc(int64_t unix_ms, char buf[64]);
 
 /* The /status JSON (compact, no trailing newline): built on the first call for this
  * picture, then the same bytes. Borrowed: valid while the caller holds its reference. */

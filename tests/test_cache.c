@@ -466,6 +466,43 @@ static void test_recycled_domid_gets_fresh_entry(void **state)
     }
 }
 
+/* The VM's name and uuid: read once per domain (not per snapshot or per call), absent
+ * where xenstore has none, read again for a new domain on a recycled domid. */
+static void test_identity_read_once(void **state)
+{
+    struct sim_domain_spec d[2] = {harness_guest(1), harness_guest(5)};
+    struct fx *f = fx_open(state, harness_world(d, 2), true, false);
+    xs_set(f->sim, 5, "name", "web-1");
+    xs_set(f->sim, 5, "vm", "/vm/5f1e7c2a-3d4b-4c6e-9f80-1a2b3c4d5e6f");
+    xs_set(f->sim, 1, "name", "bad\x01name");
+    snap(f);
+    const char *name = NULL, *uuid = NULL;
+    f->w->n.xs_read = 0;
+    assert_int_equal(domcache_identity(f->dc, 5, &name, &uuid), 0);
+    assert_string_equal(name, "web-1");
+    assert_string_equal(uuid, "5f1e7c2a-3d4b-4c6e-9f80-1a2b3c4d5e6f");
+    assert_int_equal(f->w->n.xs_read, 2);
+    snap(f);
+    assert_int_equal(domcache_identity(f->dc, 5, &name, &uuid), 0);
+    assert_string_equal(name, "web-1");
+    assert_int_equal(f->w->n.xs_read, 2);
+    /* not printable: left out; no vm key: no uuid */
+    assert_int_equal(domcache_identity(f->dc, 1, &name, &uuid), 0);
+    assert_null(name);
+    assert_null(uuid);
+    assert_int_equal(domcache_identity(f->dc, 9, &name, &uuid), -ENOENT);
+    /* Xen reuses domid 5 for another VM */
+    assert_int_equal(sim_destroy_domain(f->sim, 5), 0);
+    struct sim_domain_spec again = harness_guest(5);
+    assert_int_equal(sim_create_domain(f->sim, &again, NULL), 0);
+    xs_set(f->sim, 5, "name", "db-2");
+    snap(f);
+    assert_int_equal(domcache_identity(f->dc, 5, &name, &uuid), 0);
+    assert_string_equal(name, "db-2");
+    assert_null(uuid);
+    fx_close(state, f);
+}
+
 /* ---- booting and calibration ---- */
 
 /* memory-offset is calibrated and written once, on the first boot signal. */
@@ -1003,6 +1040,7 @@ int main(void)
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_cached_keys_not_reread),
+        T(test_identity_read_once),
         T(test_other_keys_read_through),
         T(test_write_skipped_when_equal),
         T(test_write_to_vanished_domain),

@@ -229,7 +229,7 @@ static void test_http_metrics(void **state)
     assert_int_equal(r.status, 200);
     assert_true(http_header_is(&r, "Content-Type", METRICS_CONTENT_TYPE));
     assert_true(check_exposition(r.body) > 30);
-    expect_line(r.body, "squeezed_host_free_kib 1048576");
+    expect_line(r.body, "squeezed_host_free_bytes 1073741824");
     http_reply_free(&r);
 }
 

@@ -311,7 +311,8 @@ static void test_request_schemas(void **state)
 static void test_status_schema(void **state)
 {
     static const char *const parts[] = {
-        "host", "domains", "reservations", "operations", "operation_totals", "cache", "daemon"};
+        "host",  "domains", "reservations", "operations",         "operation_totals",
+        "cache", "daemon",  "client_waits", "histogram_bounds_s", "running"};
     static const char *const host[] = {"free_kib",           "reserved_kib", "total_kib",
                                        "xen_free_kib",       "scrub_kib",    "reservations_kib",
                                        "booting_unused_kib", "claims_kib"};

@@ -505,17 +505,13 @@ static void test_invalid_requests(void **state)
         "{\"jsonrpc\": \"2.0\", \"method\": \"login\", \"params\": [\"d\", \"s\"], \"id\": []}",
         "{\"jsonrpc\": \"2.0\", \"method\": \"login\", \"params\": [\"d\", \"s\"], \"id\": "
         "true}",
-        "[{\"jsonrpc\": \"2.0\", \"method\": \"login\", \"params\": [\"d\", \"s\"], \"id\": "
-        "1}]",
-        "[\"jsonrpc\"]",
+        "[]",
     };
     static const char *xapi_bodies[] = {
         "42",
         "\"x\"",
         "null",
         "true",
-        "[]",
-        "[{\"method\": \"login\"}]",
         "{}",
         "{\"method\": 5, \"params\": [], \"id\": 1}",
         "{\"method\": \"login\", \"params\": \"d\", \"id\": 1}",
@@ -532,12 +528,124 @@ static void test_invalid_requests(void **state)
     json_t *r = call_rpc(v2_bodies[9]);
     assert_true(json_is_null(json_object_get(r, "id")));
     json_decref(r);
-    /* The batch refusal says so. */
+    /* The empty batch's refusal says so. */
     r = call_rpc(v2_bodies[12]);
     assert_non_null(strstr(
         json_string_value(json_object_get(json_object_get(r, "error"), "message")), "batch"));
     json_decref(r);
     assert_int_equal(mock_calls(), 0);
+}
+
+/* JSON-RPC 2.0 batches (section 6): an array of replies in order, notifications left
+ * out, each element answered in its own style; invalid elements get their own error. */
+static void test_batches(void **state)
+{
+    int status = 0;
+    (void)state;
+    expect_reply(
+        "[{\"jsonrpc\": \"2.0\", \"method\": \"login\", \"params\": [\"d\", \"s\"], "
+        "\"id\": 1}, {\"jsonrpc\": \"2.0\", \"method\": \"get_host_reserved_memory\", "
+        "\"params\": [\"d\"], \"id\": \"b\"}]",
+        "[{\"jsonrpc\": \"2.0\", \"result\": \"s\", \"id\": 1}, {\"jsonrpc\": \"2.0\", "
+        "\"result\": 73728, \"id\": \"b\"}]");
+    /* A notification inside runs but has no reply; a bad element has its own error. */
+    const char *mixed = "[{\"jsonrpc\": \"2.0\", \"method\": \"balance_memory\", \"params\": "
+                        "[\"n\"]}, 5, {\"method\": \"login\", \"params\": [\"d\", \"x\"], "
+                        "\"id\": 3}]";
+    json_t *r = call_rpc_n(mixed, strlen(mixed), &status);
+    assert_int_equal(status, 200);
+    assert_true(json_is_array(r));
+    assert_int_equal(json_array_size(r), 2);
+    json_t *e = json_object_get(json_array_get(r, 0), "error");
+    assert_int_equal(json_integer_value(json_object_get(e, "code")), -32600);
+    assert_true(json_is_null(json_object_get(json_array_get(r, 0), "id")));
+    /* the xapi-style element is answered in the xapi style */
+    json_t *x = json_array_get(r, 1);
+    assert_string_equal(json_string_value(json_object_get(x, "result")), "x");
+    assert_true(json_is_null(json_object_get(x, "error")));
+    assert_null(json_object_get(x, "jsonrpc"));
+    json_decref(r);
+    assert_int_equal(mock_calls(), 4);
+    /* Only notifications: nothing to answer, HTTP 204 with no body. */
+    const char *quiet = "[{\"jsonrpc\": \"2.0\", \"method\": \"balance_memory\", \"params\": "
+                        "[\"n\"]}, {\"jsonrpc\": \"2.0\", \"method\": \"login\", \"params\": "
+                        "[\"n\", \"q\"]}]";
+    r = call_rpc_n(quiet, strlen(quiet), &status);
+    assert_null(r);
+    assert_int_equal(status, 204);
+    assert_int_equal(mock_calls(), 6);
+    /* Invalid elements only: one error each. */
+    r = call_rpc("[1, \"x\"]");
+    assert_int_equal(json_array_size(r), 2);
+    json_decref(r);
+    /* An empty batch is one Invalid Request, in the 2.0 envelope. */
+    assert_int_equal(v2_error_code("[]"), -32600);
+}
+
+/* A reservation asked for in a notification would have an id nobody learns: not run. */
+static void test_notification_of_reserve_is_not_run(void **state)
+{
+    int status = 0;
+    (void)state;
+    const char *bodies[] = {
+        "{\"jsonrpc\": \"2.0\", \"method\": \"reserve_memory\", \"params\": [\"d\", \"s\", "
+        "1024]}",
+        "{\"jsonrpc\": \"2.0\", \"method\": \"reserve_memory_range\", \"params\": "
+        "{\"session_id\": "
+        "\"s\", \"min_kib\": 1, \"max_kib\": 2}}",
+        "[{\"jsonrpc\": \"2.0\", \"method\": \"reserve_memory\", \"params\": [\"d\", \"s\", "
+        "1024]}]",
+    };
+    for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+        json_t *r = call_rpc_n(bodies[i], strlen(bodies[i]), &status);
+        assert_null(r);
+        assert_int_equal(status, 204);
+    }
+    assert_int_equal(mock_calls(), 0);
+    /* With an id it runs. */
+    expect_reply(
+        "{\"jsonrpc\": \"2.0\", \"method\": \"reserve_memory\", \"params\": [\"d\", \"s\", "
+        "1024], \"id\": 1}",
+        "{\"jsonrpc\": \"2.0\", \"result\": \"resv-1024\", \"id\": 1}");
+}
+
+/* A failed reservation's breakdown: a third element of the 2.0 error's data; the xapi
+ * reply stays the bare variant. */
+static void test_breakdown_in_v2_data_only(void **state)
+{
+    static const char breakdown[] =
+        "{\"needed_kib\": 2170880, \"free_kib\": 1048576, \"free_at_start_kib\": 524288, "
+        "\"duration_ms\": 250, \"rounds\": 2, \"domains\": [{\"domid\": 1, "
+        "\"held_above_min_kib\": 0, \"gave_kib\": 524288, \"target_kib\": 1048576, "
+        "\"actual_kib\": 1048576, \"reason\": \"at_dynamic_min\", \"rate_kib_s\": 2097152}]}";
+    (void)state;
+    for (int style = 0; style < 2; style++) {
+        mock_fail(SERVICE_ERR_CANNOT_FREE, NULL);
+        mock.fail.needed_kib = 2170880;
+        mock.fail.free_kib = 1048576;
+        mock.fail.breakdown = json_loads(breakdown, 0, NULL);
+        assert_non_null(mock.fail.breakdown);
+        if (style == 0) {
+            expect_reply(
+                "{\"method\": \"reserve_memory\", \"params\": [\"d\", \"s\", 2097152], "
+                "\"id\": 1}",
+                "{\"result\": null, \"error\": [\"Cannot_free_this_much_memory\", "
+                "[2170880, 1048576]], \"id\": 1}");
+        } else {
+            json_t *r = call_rpc("{\"jsonrpc\": \"2.0\", \"method\": \"reserve_memory\", "
+                                 "\"params\": [\"d\", \"s\", 2097152], \"id\": 1}");
+            json_t *data = json_object_get(json_object_get(r, "error"), "data");
+            json_t *want = json_loads(breakdown, 0, NULL);
+            assert_int_equal(json_array_size(data), 3);
+            assert_string_equal(json_string_value(json_array_get(data, 0)),
+                                "Cannot_free_this_much_memory");
+            assert_int_equal(json_integer_value(json_array_get(json_array_get(data, 1), 0)),
+                             2170880);
+            assert_true(json_equal(json_array_get(data, 2), want));
+            json_decref(want);
+            json_decref(r);
+        }
+    }
 }
 
 static void test_unknown_methods(void **state)
@@ -856,6 +964,9 @@ int main(void)
         cmocka_unit_test_setup(test_body_too_large_direct, setup_rpc),
         cmocka_unit_test_setup(test_method_names_all_dispatched, setup_rpc),
         cmocka_unit_test_setup(test_fuzz_seeds, setup_rpc),
+        cmocka_unit_test_setup(test_batches, setup_rpc),
+        cmocka_unit_test_setup(test_notification_of_reserve_is_not_run, setup_rpc),
+        cmocka_unit_test_setup(test_breakdown_in_v2_data_only, setup_rpc),
     };
     int failed;
 

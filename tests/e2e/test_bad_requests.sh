@@ -118,8 +118,7 @@ xapi "xapi: integer beyond 64 bits" \
 
 # ---- JSON-RPC 2.0: the standard codes ---------------------------------------------------
 v2 "2.0: parse error" '{"jsonrpc": "2.0", "method": "login", ' -32700
-v2 "2.0: batch refused" \
-    '[{"jsonrpc": "2.0", "method": "balance_memory", "params": ["d"], "id": 1}]' -32600
+v2 "2.0: empty batch" '[]' -32600
 v2 "2.0: no method" '{"jsonrpc": "2.0", "params": [], "id": 1}' -32600
 v2 "2.0: params neither array nor object" \
     '{"jsonrpc": "2.0", "method": "login", "params": "e2e", "id": 1}' -32600

@@ -43,7 +43,7 @@ assert_true "soak: the daemon logs no sanitizer report" \
     sh -c "! grep -q Sanitizer '$DAEMON_LOG'"
 # The only warnings expected: operations that ended refused or short of memory.
 odd=$(grep 'warn:' "$DAEMON_LOG" | grep -Ev \
-    'warn: (reserve|reserve_range|balance|periodic_balance) [0-9]+ KiB: (refused|cannot_free)' |
+    'warn: (dbg [^ ]*: )?(reserve|reserve_range|balance|periodic_balance) [0-9]+ KiB: (refused|cannot_free)' |
     head -n 3)
 assert_eq "soak: the daemon warns of nothing but refused or short operations" "" "$odd"
 e2e_finish

@@ -165,6 +165,21 @@ static void check_reply(const uint8_t *body, size_t len, int status, const char 
     if (status != 200 && status != 413)
         bad_reply("unexpected HTTP status", body, len, status, reply);
     r = json_loads(reply, JSON_REJECT_DUPLICATES, &jerr);
+    if (json_is_array(r)) {
+        /* a batch's replies: each a reply of its own, at least one (else 204) */
+        if (json_array_size(r) == 0 || status != 200)
+            bad_reply("an empty or non-200 batch reply", body, len, status, reply);
+        size_t i;
+        json_t *one;
+        json_array_foreach(r, i, one)
+        {
+            char *text = json_dumps(one, JSON_COMPACT);
+            check_reply(body, len, status, text);
+            free(text);
+        }
+        json_decref(r);
+        return;
+    }
     if (!json_is_object(r))
         bad_reply("the reply is not a JSON object", body, len, status, reply);
     json_t *res = json_object_get(r, "result");
@@ -197,9 +212,25 @@ static void check_reply(const uint8_t *body, size_t len, int status, const char 
 /* The virtual seconds a body would make the service simulate if it is a sim.advance the
  * service accepts (0 otherwise). Every number among the params counts: the harness need
  * not know which one the front end takes. */
+static double advance_one(const json_t *req);
+
 static double advance_seconds(const uint8_t *body, size_t len)
 {
     json_t *req = json_loadb((const char *)body, len, JSON_REJECT_DUPLICATES, NULL);
+    double total = 0;
+    if (json_is_array(req)) { /* a batch: every request in it */
+        size_t i;
+        json_t *one;
+        json_array_foreach(req, i, one) total += advance_one(one);
+    } else {
+        total = advance_one(req);
+    }
+    json_decref(req);
+    return total;
+}
+
+static double advance_one(const json_t *req)
+{
     json_t *params = json_object_get(req, "params");
     const char *method = json_string_value(json_object_get(req, "method"));
     double total = 0;
@@ -224,7 +255,6 @@ static double advance_seconds(const uint8_t *body, size_t len)
             }
         }
     }
-    json_decref(req);
     return total;
 }
 

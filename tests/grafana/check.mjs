@@ -31,7 +31,7 @@ export const METRICS = new Set([
     "squeezed_domain_dynamic_min_bytes", "squeezed_domain_dynamic_max_bytes",
     "squeezed_domain_stuck", "squeezed_domain_uncooperative", "squeezed_domain_booting",
     "squeezed_operations_total", "squeezed_operation_duration_seconds_bucket",
-    "squeezed_operation_wait_seconds_bucket",
+    "squeezed_client_wait_seconds_bucket",
     "squeezed_cache_xenstore_reads_total", "squeezed_cache_hypercalls_total",
     "squeezed_cache_watch_events_total", "squeezed_cache_rebuilds_total",
     "process_resident_memory_bytes", "process_virtual_memory_bytes", "process_cpu_seconds_total",

@@ -76,10 +76,12 @@ int check_exposition(const char *text)
         char name[256];
         snprintf(name, sizeof(name), " %.*s ", (int)(m[1].rm_eo - m[1].rm_so),
                  line + m[1].rm_so);
-        /* summary samples: _sum and _count of a declared family */
+        /* summary and histogram samples: _sum, _count, _bucket of a declared family */
         char *suffix = strstr(name, "_sum ");
         if (suffix == NULL)
             suffix = strstr(name, "_count ");
+        if (suffix == NULL)
+            suffix = strstr(name, "_bucket ");
         if (strstr(declared, name) == NULL) {
             if (suffix == NULL)
                 fail_msg("sample of an undeclared family: %s", line);
