@@ -387,6 +387,14 @@ int reservations_reserve_range(struct reservations *r, struct squeezer *sq, cons
     return 0;
 }
 
+int reservations_grant(struct reservations *r, const char *session, int64_t kib, char **id,
+                       struct service_error *err)
+{
+    if (check_session(r, session, err) < 0)
+        return -1;
+    return record(r, session, kib, id, err);
+}
+
 int reservations_delete(struct reservations *r, const char *session, const char *id,
                         struct service_error *err)
 {

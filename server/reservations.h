@@ -73,6 +73,10 @@ int reservations_reserve_range(struct reservations *r, struct squeezer *sq, cons
                                int64_t min_kib, int64_t max_kib, char **id,
                                int64_t *reserved_kib, struct reservations_squeeze *sq_out,
                                struct service_error *err);
+/* Record a reservation of kib for session without squeezing: the caller (a coalesced
+ * batch) has made sure kib is guaranteed free above the host reserve. */
+int reservations_grant(struct reservations *r, const char *session, int64_t kib, char **id,
+                       struct service_error *err);
 int reservations_delete(struct reservations *r, const char *session, const char *id,
                         struct service_error *err);
 /* Write the domain's memory/initial-reservation and memory/reservation-id, set its

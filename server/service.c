@@ -32,12 +32,12 @@
 #define PUBLISH_DURING_OP_MS 200 /* republish /status at most this often mid-operation */
 
 enum op_kind { OP_RESERVE, OP_RESERVE_RANGE, OP_BALANCE, OP_PERIODIC, OP_KINDS };
-enum op_outcome { OUT_SUCCESS, OUT_CANNOT_FREE, OUT_REFUSED, OUT_ERROR, OUT_KINDS };
+enum op_outcome { OUT_SUCCESS, OUT_CANNOT_FREE, OUT_REFUSED, OUT_ERROR, OUT_PREEMPTED, OUT_KINDS };
 
 static const char *const op_kind_names[OP_KINDS] = {"reserve", "reserve_range", "balance",
                                                     "periodic_balance"};
 static const char *const op_outcome_names[OUT_KINDS] = {"success", "cannot_free", "refused",
-                                                        "error"};
+                                                        "error", "preempted"};
 
 struct op_record {
     enum op_kind kind;
@@ -46,6 +46,8 @@ struct op_record {
     int64_t duration_ms; /* backend clock */
     unsigned rounds;
     int64_t at_ms; /* backend clock, when it ended */
+    unsigned reservations; /* reserve: the coalesced calls it served (1 when alone) */
+    int64_t wait_ms;       /* backend clock: from the first call queued to the start */
 };
 
 enum job_kind { /* the first five change the reservations */
@@ -68,6 +70,9 @@ enum job_kind { /* the first five change the reservations */
  * before it was queued). Lives on the caller's stack; the caller waits for done. */
 struct job {
     enum job_kind kind;
+    const char *dbg;    /* the caller's debug string (borrowed; may be NULL) */
+    int64_t queued_ms;  /* backend clock when queued */
+    struct job *batch_next; /* JOB_RESERVE: the next call of its coalesced batch */
     union {
         struct req_login login;         /* JOB_LOGIN */
         struct req_reserve reserve;     /* JOB_RESERVE */
@@ -123,6 +128,14 @@ struct service {
     bool event_pending;          /* watch events changed something; a check is due */
     int64_t watch_retry_wall_ms; /* do not poll the watch fd before this (after errors) */
     bool busy;
+    int in_op;            /* a squeeze operation is running (its hooks run jobs) */
+    bool op_is_balance;   /* ... and it is a balance, which a reservation preempts */
+    bool op_takes_reserve; /* ... and it is a reservation batch reserve calls may join */
+    struct job *batch_head, *batch_tail; /* the running batch's calls still waiting */
+    struct job *answer_head, *answer_tail; /* answered once the status says so */
+    int64_t batch_need_kib;             /* the sum of their kib */
+    unsigned batch_size;                /* calls the batch has taken, answered or not */
+    int64_t batch_kib;                  /* and their kib */
     struct op_record ring[OPS_RING];
     size_t ring_n, ring_next;
     struct {
@@ -237,11 +250,14 @@ static json_t *status_operations(struct service *s)
     size_t first = (s->ring_next + OPS_RING - s->ring_n) % OPS_RING;
     for (size_t k = 0; k < s->ring_n; k++) {
         const struct op_record *r = &s->ring[(first + k) % OPS_RING];
-        json_array_append_new(
-            a, json_pack("{s:s,s:I,s:s,s:I,s:I,s:I}", "kind", op_kind_names[r->kind], "kib",
-                         (json_int_t)r->kib, "outcome", op_outcome_names[r->outcome],
-                         "duration_ms", (json_int_t)r->duration_ms, "rounds",
-                         (json_int_t)r->rounds, "at_ms", (json_int_t)r->at_ms));
+        json_t *o = json_pack("{s:s,s:I,s:s,s:I,s:I,s:I,s:I}", "kind", op_kind_names[r->kind],
+                              "kib", (json_int_t)r->kib, "outcome",
+                              op_outcome_names[r->outcome], "duration_ms",
+                              (json_int_t)r->duration_ms, "rounds", (json_int_t)r->rounds,
+                              "at_ms", (json_int_t)r->at_ms, "wait_ms", (json_int_t)r->wait_ms);
+        if (r->kind == OP_RESERVE)
+            json_object_set_new(o, "reservations", json_integer(r->reservations));
+        json_array_append_new(a, o);
     }
     return a;
 }
@@ -332,6 +348,8 @@ static enum op_outcome outcome_of(int rc, const struct squeeze_result *res)
 {
     if (rc < 0 || res->cancelled)
         return OUT_ERROR;
+    if (res->preempted)
+        return OUT_PREEMPTED;
     switch (res->verdict) {
     case POLICY_SUCCESS:
         return OUT_SUCCESS;
@@ -344,8 +362,11 @@ static enum op_outcome outcome_of(int rc, const struct squeeze_result *res)
     return OUT_CANNOT_FREE;
 }
 
+/* reservations: the calls a reserve operation served; queued_ms: when the first of them
+ * was queued (backend clock; -1: not a call). */
 static void record_op(struct service *s, enum op_kind kind, int64_t kib, int rc,
-                      const struct squeeze_result *res)
+                      const struct squeeze_result *res, unsigned reservations,
+                      int64_t queued_ms)
 {
     struct op_record r = {
         .kind = kind,
@@ -354,7 +375,12 @@ static void record_op(struct service *s, enum op_kind kind, int64_t kib, int rc,
         .duration_ms = rc < 0 ? 0 : res->duration_ms,
         .rounds = rc < 0 ? 0 : res->rounds,
         .at_ms = now_ms(s),
+        .reservations = reservations,
     };
+    if (queued_ms >= 0) {
+        int64_t started_ms = r.at_ms - r.duration_ms;
+        r.wait_ms = started_ms > queued_ms ? started_ms - queued_ms : 0;
+    }
     s->ring[s->ring_next] = r;
     s->ring_next = (s->ring_next + 1) % OPS_RING;
     if (s->ring_n < OPS_RING)
@@ -375,9 +401,12 @@ static void record_op(struct service *s, enum op_kind kind, int64_t kib, int rc,
     void (*log_fn)(const char *, ...) = r.outcome == OUT_SUCCESS ? log_info : log_warnx;
     if (kind == OP_PERIODIC && r.outcome == OUT_SUCCESS)
         log_fn = log_debug;
-    log_fn("%s %" PRId64 " KiB: %s%s%s after %u rounds, %" PRId64 " ms%s", op_kind_names[kind],
-           kib, op_outcome_names[r.outcome], refused, res->cancelled ? " (cancelled)" : "",
-           r.rounds, r.duration_ms, res->fast_path ? " (fast path)" : "");
+    if (kind == OP_PERIODIC && r.outcome == OUT_PREEMPTED)
+        log_fn = log_info;
+    log_fn("%s %" PRId64 " KiB%s: %s%s%s after %u rounds, %" PRId64 " ms%s",
+           op_kind_names[kind], kib, reservations > 1 ? " (coalesced)" : "",
+           op_outcome_names[r.outcome], refused, res->cancelled ? " (cancelled)" : "", r.rounds,
+           r.duration_ms, res->fast_path ? " (fast path)" : "");
 }
 
 /* A squeeze operation starts (squeezer start hook): /status says busy until the job or
@@ -389,17 +418,341 @@ static void squeeze_started(void *ctx)
     publish(s);
 }
 
-static int run_balance(struct service *s, enum op_kind kind, struct service_error *err)
+/* ---- jobs during an operation ------------------------------------------------------- */
+
+static bool run_job(struct service *s, struct job *j);
+static void finish_job(struct service *s, struct job *j);
+static void requeue(struct service *s, struct job *j);
+
+/* Calls that move no memory: they run between the rounds of a squeeze (their effect is
+ * seen by its next round: a deleted reservation's memory is counted back at once). */
+static bool moves_no_memory(enum job_kind k)
+{
+    return k == JOB_LOGIN || k == JOB_DELETE || k == JOB_TRANSFER || k == JOB_QUERY ||
+           k == JOB_SIM_STATE;
+}
+
+static bool is_reserve(enum job_kind k)
+{
+    return k == JOB_RESERVE || k == JOB_RESERVE_RANGE;
+}
+
+/* Worker thread, q_mu held: note when each call was first seen (the backend's clock is
+ * the worker's to read). */
+static void stamp_queue(struct service *s, int64_t t_ms)
+{
+    for (struct job *j = s->q_head; j != NULL; j = j->next)
+        if (j->queued_ms < 0)
+            j->queued_ms = t_ms;
+}
+
+/* True if a reservation waits in the queue (a balance then gives way). */
+static bool reserve_queued(struct service *s)
+{
+    int64_t t_ms = now_ms(s);
+    pthread_mutex_lock(&s->q_mu);
+    stamp_queue(s, t_ms);
+    bool found = false;
+    for (struct job *j = s->q_head; j != NULL && !found; j = j->next)
+        found = is_reserve(j->kind);
+    pthread_mutex_unlock(&s->q_mu);
+    return found;
+}
+
+/* A reserve call joins the running batch: its kib adds to what the squeeze frees. */
+static void batch_add(struct service *s, struct job *j)
+{
+    j->batch_next = NULL;
+    if (s->batch_tail != NULL)
+        s->batch_tail->batch_next = j;
+    else
+        s->batch_head = j;
+    s->batch_tail = j;
+    s->batch_need_kib += j->req.reserve.kib;
+    s->batch_size++;
+    s->batch_kib += j->req.reserve.kib;
+}
+
+/* Take out of the queue, in order, what may run now: calls that move no memory, and
+ * reserve calls when a batch is open to them (a call from an unknown session is answered
+ * at once). The rest stays queued, in order. */
+static void run_jobs_between_rounds(struct service *s)
+{
+    struct job *take = NULL, **tail = &take;
+    int64_t t_ms = now_ms(s);
+    pthread_mutex_lock(&s->q_mu);
+    stamp_queue(s, t_ms);
+    struct job **pp = &s->q_head;
+    s->q_tail = NULL;
+    while (*pp != NULL) {
+        struct job *j = *pp;
+        if (moves_no_memory(j->kind) || (j->kind == JOB_RESERVE && s->op_takes_reserve)) {
+            *pp = j->next;
+            j->next = NULL;
+            *tail = j;
+            tail = &j->next;
+        } else {
+            s->q_tail = j;
+            pp = &j->next;
+        }
+    }
+    pthread_mutex_unlock(&s->q_mu);
+
+    while (take != NULL) {
+        struct job *j = take;
+        take = j->next;
+        if (j->kind != JOB_RESERVE) {
+            if (run_job(s, j))
+                finish_job(s, j);
+        } else if (!reservations_has_session(s->resv, j->req.reserve.session)) {
+            struct service_error *e = j->err;
+            j->rc = service_fail(e, SERVICE_ERR_INTERNAL,
+                                 xasprintf("unknown session '%s': call login first",
+                                           j->req.reserve.session));
+            finish_job(s, j);
+        } else {
+            batch_add(s, j);
+        }
+    }
+}
+
+/* Drain the wake-up counter. */
+static void take_wakeup(struct service *s)
+{
+    uint64_t v;
+    if (read(s->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        log_warn("worker: reading the wake-up counter");
+}
+
+/*
+ * The squeezer's wait between rounds. On the real clock: wait on the wake-up fd until
+ * the round's time is over, running calls as they arrive, so they answer within
+ * milliseconds; a balance stops waiting as soon as a reservation is queued. On the
+ * virtual clock: run what is queued, then let the simulated time pass.
+ */
+static void op_wait(void *ctx, int64_t wait_ms)
+{
+    struct service *s = ctx;
+    if (s->virtual_clock) {
+        run_jobs_between_rounds(s);
+        if (!(s->op_is_balance && reserve_queued(s)))
+            s->b->ops->sleep_ms(s->b, wait_ms);
+        return;
+    }
+    int64_t end_ms = clock_monotonic_ms() + wait_ms;
+    for (;;) {
+        run_jobs_between_rounds(s);
+        if (atomic_load(&s->stop) || (s->op_is_balance && reserve_queued(s)))
+            return;
+        int64_t left_ms = end_ms - clock_monotonic_ms();
+        if (left_ms <= 0)
+            return;
+        struct pollfd fd = {.fd = s->wake_fd, .events = POLLIN};
+        int n = poll(&fd, 1, left_ms > INT_MAX ? INT_MAX : (int)left_ms);
+        if (n < 0 && errno != EINTR)
+            log_warn("worker: poll");
+        if (n > 0 && (fd.revents & POLLIN))
+            take_wakeup(s);
+    }
+}
+
+static bool op_yield(void *ctx)
+{
+    struct service *s = ctx;
+    return s->op_is_balance && reserve_queued(s);
+}
+
+static int64_t batch_need(void *ctx)
+{
+    struct service *s = ctx;
+    return s->batch_need_kib;
+}
+
+/* Calls granted or failed whose answer waits for the status to say so. */
+static void answer_later(struct service *s, struct job *j)
+{
+    j->batch_next = NULL;
+    if (s->answer_tail != NULL)
+        s->answer_tail->batch_next = j;
+    else
+        s->answer_head = j;
+    s->answer_tail = j;
+}
+
+/* Answer them (after a publish: a caller that reads /status next sees its call). */
+static void answer_now(struct service *s)
+{
+    while (s->answer_head != NULL) {
+        struct job *j = s->answer_head;
+        s->answer_head = j->batch_next;
+        finish_job(s, j);
+    }
+    s->answer_tail = NULL;
+}
+
+/* After a round: answer the waiting calls, in arrival order, whose memory is now
+ * guaranteed (grantable: guaranteed free above the host reserve after the round). While
+ * calls remain waiting, those granted are answered at once; the last ones when the
+ * operation is recorded. */
+static void batch_round(void *ctx, const struct policy_decision *d, int64_t grantable_kib)
+{
+    (void)d;
+    struct service *s = ctx;
+    int64_t granted_kib = 0;
+    while (s->batch_head != NULL) {
+        struct job *j = s->batch_head;
+        int64_t kib = j->req.reserve.kib;
+        if (granted_kib + kib > grantable_kib)
+            break;
+        s->batch_head = j->batch_next;
+        if (s->batch_head == NULL)
+            s->batch_tail = NULL;
+        s->batch_need_kib -= kib;
+        j->rc = reservations_grant(s->resv, j->req.reserve.session, kib, &j->out_str, j->err);
+        if (j->rc == 0)
+            granted_kib += kib;
+        answer_later(s, j);
+    }
+    if (granted_kib > 0 && s->batch_head != NULL) {
+        publish(s);
+        answer_now(s);
+    }
+}
+
+static void op_begin(struct service *s, bool balance, bool takes_reserve)
+{
+    s->in_op++;
+    s->op_is_balance = balance;
+    s->op_takes_reserve = takes_reserve;
+}
+
+static void op_end(struct service *s)
+{
+    s->in_op--;
+    s->op_is_balance = false;
+    s->op_takes_reserve = false;
+    s->busy = false;
+    publish(s);
+}
+
+/* Name the calls a failed batch answers (dbg, session, kib). */
+static void log_batch_failure(struct service *s, const struct service_error *e)
+{
+    char why[96];
+    if (e->kind == SERVICE_ERR_CANNOT_FREE)
+        snprintf(why, sizeof(why), "cannot free this much memory (needed %" PRId64
+                                   " KiB, free %" PRId64 " KiB)",
+                 e->needed_kib, e->free_kib);
+    else if (e->kind == SERVICE_ERR_REFUSED)
+        snprintf(why, sizeof(why), "%zu domain(s) refused to cooperate", e->n_domids);
+    else
+        snprintf(why, sizeof(why), "%s", e->text != NULL ? e->text : "failed");
+    for (struct job *j = s->batch_head; j != NULL; j = j->batch_next)
+        log_warnx("reserve batch: %" PRId64 " KiB for session %s (dbg '%s'): %s",
+                  j->req.reserve.kib, j->req.reserve.session, j->dbg != NULL ? j->dbg : "",
+                  why);
+}
+
+/*
+ * reserve_memory: the call starts a batch that reserve calls queued now or arriving
+ * while it is squeezed join. The squeeze frees what the calls still waiting need
+ * (read every round); each is answered as soon as its memory is guaranteed; a verdict
+ * that ends the squeeze short answers every call still waiting with it.
+ */
+static void run_reserve_batch(struct service *s, struct job *first)
+{
+    if (!reservations_has_session(s->resv, first->req.reserve.session)) {
+        first->rc = service_fail(first->err, SERVICE_ERR_INTERNAL,
+                                 xasprintf("unknown session '%s': call login first",
+                                           first->req.reserve.session));
+        finish_job(s, first);
+        return;
+    }
+    s->batch_head = s->batch_tail = NULL;
+    s->batch_need_kib = s->batch_kib = 0;
+    s->batch_size = 0;
+    int64_t queued_ms = first->queued_ms;
+    batch_add(s, first);
+    op_begin(s, false, true);
+    run_jobs_between_rounds(s); /* reserve calls queued behind it join at once */
+
+    struct squeeze_result res;
+    int rc = 0;
+    memset(&res, 0, sizeof(res));
+    while (s->batch_head != NULL) {
+        struct squeeze_hooks h = {
+            .ctx = s, .wait = op_wait, .need = batch_need, .round = batch_round};
+        squeeze_set_hooks(s->sq, &h);
+        squeeze_result_free(&res);
+        rc = squeeze_free(s->sq, s->batch_need_kib, &res);
+        if (s->batch_head == NULL)
+            break;
+        struct service_error e = {0};
+        if (reservations_verdict_error(rc, &res, &e) == 0)
+            continue; /* success with calls left: they joined late; squeeze again */
+        log_batch_failure(s, &e);
+        while (s->batch_head != NULL) {
+            struct job *j = s->batch_head;
+            s->batch_head = j->batch_next;
+            reservations_verdict_error(rc, &res, j->err);
+            j->rc = -1;
+            answer_later(s, j);
+        }
+        s->batch_tail = NULL;
+        s->batch_need_kib = 0;
+        service_error_clear(&e);
+    }
+    record_op(s, OP_RESERVE, s->batch_kib, rc, &res, s->batch_size, queued_ms);
+    squeeze_result_free(&res);
+    op_end(s);
+    answer_now(s);
+}
+
+static int run_balance(struct service *s, enum op_kind kind, int64_t queued_ms,
+                       struct service_error *err, bool *preempted)
 {
     struct squeeze_result res;
     memset(&res, 0, sizeof(res));
+    op_begin(s, true, false);
+    struct squeeze_hooks h = {.ctx = s, .wait = op_wait, .yield = op_yield};
+    squeeze_set_hooks(s->sq, &h);
     int rc = squeeze_balance(s->sq, &res);
-    record_op(s, kind, 0, rc, &res);
-    int ret = reservations_verdict_error(rc, &res, err);
+    record_op(s, kind, 0, rc, &res, 0, queued_ms);
+    *preempted = rc == 0 && res.preempted;
+    int ret = *preempted ? 0 : reservations_verdict_error(rc, &res, err);
     squeeze_result_free(&res);
-    s->busy = false;
-    publish(s);
+    op_end(s);
     return ret;
+}
+
+/* Take the first queued reservation out of the queue (NULL: none). */
+static struct job *pop_reserve(struct service *s)
+{
+    pthread_mutex_lock(&s->q_mu);
+    struct job **pp = &s->q_head, *found = NULL, *prev = NULL;
+    for (; *pp != NULL; prev = *pp, pp = &(*pp)->next) {
+        if (is_reserve((*pp)->kind)) {
+            found = *pp;
+            *pp = found->next;
+            if (s->q_tail == found)
+                s->q_tail = prev;
+            found->next = NULL;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->q_mu);
+    return found;
+}
+
+/* On the virtual clock a balance is preempted inside sim.advance: the reservations
+ * queued run now, not after the advance (the other calls keep their turn). */
+static void run_preempting_jobs(struct service *s)
+{
+    struct job *j;
+    while (!atomic_load(&s->stop) && (j = pop_reserve(s)) != NULL) {
+        if (run_job(s, j))
+            finish_job(s, j);
+    }
 }
 
 /* The periodic duty (SPEC 3): balance if one round would change a target. */
@@ -407,10 +760,17 @@ static void periodic_check(struct service *s)
 {
     s->event_pending = false;
     int rc = squeeze_check(s->sq);
+    bool preempted = false;
     if (rc < 0)
         log_warnx("periodic check: cannot read the host (%s)", strerror(-rc));
     else if (rc == 1 && !atomic_load(&s->stop))
-        run_balance(s, OP_PERIODIC, NULL);
+        run_balance(s, OP_PERIODIC, -1, NULL, &preempted);
+    if (preempted) {
+        /* The reservation that preempted it runs first; the check follows it. */
+        s->event_pending = true;
+        if (s->virtual_clock)
+            run_preempting_jobs(s);
+    }
     publish(s);
 }
 
@@ -513,9 +873,13 @@ static int run_sim_job(struct service *s, struct job *j)
 
 /* ---- jobs --------------------------------------------------------------------------- */
 
-static void run_job(struct service *s, struct job *j)
+/* Run one call. Returns true if the caller answers it now (finish_job); false if it
+ * was answered already (a reserve batch answers its calls itself) or put back in the
+ * queue (a balance that gave way to a reservation runs again after it). */
+static bool run_job(struct service *s, struct job *j)
 {
     struct reservations_squeeze rs;
+    bool preempted = false;
     memset(&rs, 0, sizeof(rs));
     switch (j->kind) {
     case JOB_LOGIN:
@@ -524,19 +888,23 @@ static void run_job(struct service *s, struct job *j)
             j->out_str = xstrdup(j->req.login.service_name);
         break;
     case JOB_RESERVE:
-        j->rc = reservations_reserve(s->resv, s->sq, j->req.reserve.session, j->req.reserve.kib,
-                                     &j->out_str, &rs, j->err);
-        if (rs.ran)
-            record_op(s, OP_RESERVE, j->req.reserve.kib, rs.rc, &rs.res);
-        break;
-    case JOB_RESERVE_RANGE:
+        run_reserve_batch(s, j);
+        return false;
+    case JOB_RESERVE_RANGE: {
+        /* Alone (not coalesced), but calls that move no memory still run meanwhile. */
+        op_begin(s, false, false);
+        struct squeeze_hooks h = {.ctx = s, .wait = op_wait};
+        squeeze_set_hooks(s->sq, &h);
         j->rc = reservations_reserve_range(s->resv, s->sq, j->req.range.session,
                                            j->req.range.min_kib, j->req.range.max_kib,
                                            &j->out_str, &j->out_kib, &rs, j->err);
+        squeeze_set_hooks(s->sq, NULL);
         if (rs.ran)
             record_op(s, OP_RESERVE_RANGE, j->rc == 0 ? j->out_kib : j->req.range.min_kib,
-                      rs.rc, &rs.res);
+                      rs.rc, &rs.res, 1, j->queued_ms);
+        op_end(s);
         break;
+    }
     case JOB_DELETE:
         j->rc =
             reservations_delete(s->resv, j->req.del.session, j->req.del.reservation_id, j->err);
@@ -551,17 +919,24 @@ static void run_job(struct service *s, struct job *j)
                                    &j->out_str, j->err);
         break;
     case JOB_BALANCE:
-        j->rc = run_balance(s, OP_BALANCE, j->err);
+        j->rc = run_balance(s, OP_BALANCE, j->queued_ms, j->err, &preempted);
         break;
     default:
         j->rc = run_sim_job(s, j);
         break;
     }
     squeeze_result_free(&rs.res);
-    s->busy = false;
-    if (j->kind <= JOB_TRANSFER && j->rc == 0 && squeeze_check(s->sq) < 0)
-        log_warnx("cannot read the host after a change of reservations");
+    if (s->in_op == 0) {
+        s->busy = false;
+        if (j->kind <= JOB_TRANSFER && j->rc == 0 && squeeze_check(s->sq) < 0)
+            log_warnx("cannot read the host after a change of reservations");
+    }
     publish(s);
+    if (preempted) {
+        requeue(s, j);
+        return false;
+    }
+    return true;
 }
 
 /* Queue a job and wait for it. */
@@ -574,6 +949,7 @@ static int submit(struct service *s, struct job *j)
     }
     j->done = false;
     j->next = NULL;
+    j->queued_ms = -1; /* the worker stamps it when it first sees it (backend clock) */
     if (s->q_tail != NULL)
         s->q_tail->next = j;
     else
@@ -592,9 +968,24 @@ static int submit(struct service *s, struct job *j)
     return j->rc;
 }
 
-static struct job *pop_job(struct service *s)
+/* Put a call back at the end of the queue (its caller still waits). */
+static void requeue(struct service *s, struct job *j)
 {
     pthread_mutex_lock(&s->q_mu);
+    j->next = NULL;
+    if (s->q_tail != NULL)
+        s->q_tail->next = j;
+    else
+        s->q_head = j;
+    s->q_tail = j;
+    pthread_mutex_unlock(&s->q_mu);
+}
+
+static struct job *pop_job(struct service *s)
+{
+    int64_t t_ms = now_ms(s);
+    pthread_mutex_lock(&s->q_mu);
+    stamp_queue(s, t_ms);
     struct job *j = s->q_head;
     if (j != NULL) {
         s->q_head = j->next;
@@ -617,8 +1008,8 @@ static void run_jobs(struct service *s)
 {
     struct job *j;
     while (!atomic_load(&s->stop) && (j = pop_job(s)) != NULL) {
-        run_job(s, j);
-        finish_job(s, j);
+        if (run_job(s, j))
+            finish_job(s, j);
     }
 }
 
@@ -657,6 +1048,10 @@ static void *worker_main(void *arg)
             }
             timeout = wait_ms < 0 ? 0 : wait_ms > INT_MAX ? INT_MAX : (int)wait_ms;
         }
+        pthread_mutex_lock(&s->q_mu);
+        if (s->q_head != NULL)
+            timeout = 0; /* calls left queued (behind a preempted balance) */
+        pthread_mutex_unlock(&s->q_mu);
         int n = poll(fds, nfds, timeout);
         if (n < 0 && errno != EINTR)
             log_warn("worker: poll");
@@ -869,9 +1264,9 @@ int service_login(struct service *s, const char *dbg, const char *service_name, 
 int service_reserve_memory(struct service *s, const char *dbg, const char *session, int64_t kib,
                            char **reservation_id, struct service_error *err)
 {
-    (void)dbg;
     struct job j;
     job_init(&j, JOB_RESERVE, err);
+    j.dbg = dbg;
     j.req.reserve = (struct req_reserve){.session = session, .kib = kib};
     if (request_check_reserve(&j.req.reserve, err) < 0 || submit(s, &j) < 0)
         return -1;
