@@ -15,7 +15,8 @@
  * Keys (squeezed.conf's): balance-check-interval (seconds), manage-domain-zero (bool),
  * domain-zero-dynamic-min / domain-zero-dynamic-max (bytes). Ours: backend (xen|sim),
  * scenario (file), clock (real|virtual), listen (HOST:PORT, loopback only), socket
- * (path, or "none"), reserved-host-memory-kib, poll-interval-s, sim-state (file),
+ * (path, or "none"), reserved-host-memory-kib, poll-interval-s, balance-threshold-kib,
+ * sim-state (file),
  * watches (bool). Unknown keys are ignored with a warning (squeezed.conf has keys of
  * its own that mean nothing here).
  */
@@ -41,6 +42,7 @@ struct config {
     int64_t reserved_host_kib;      /* default 73728 */
     double poll_interval_s;         /* default 0.25; in (0, 60] */
     double balance_interval_s;      /* default 10; in (0, 86400] */
+    int64_t balance_threshold_kib;  /* default 65536: no balance for less (README) */
     bool manage_domain_zero;        /* default false */
     int64_t dom0_dynamic_min_bytes; /* -1: dom0's current value */
     int64_t dom0_dynamic_max_bytes; /* -1: dom0's current value */

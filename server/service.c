@@ -1168,6 +1168,7 @@ struct service *service_new(struct backend *b, const struct service_options *o, 
     s->sq = squeezer_new(b, s->dc, &sqc, reservations_accounting, s->resv);
     squeeze_set_observer(s->sq, observe_round, s);
     squeeze_set_start_hook(s->sq, squeeze_started, s);
+    squeeze_set_balance_threshold(s->sq, o->balance_threshold_kib);
     configure_dom0(s);
 
     rc = squeeze_check(s->sq);
