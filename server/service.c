@@ -401,7 +401,7 @@ static void record_op(struct service *s, enum op_kind kind, int64_t kib, int rc,
     void (*log_fn)(const char *, ...) = r.outcome == OUT_SUCCESS ? log_info : log_warnx;
     if (kind == OP_PERIODIC && r.outcome == OUT_SUCCESS)
         log_fn = log_debug;
-    if (kind == OP_PERIODIC && r.outcome == OUT_PREEMPTED)
+    if (r.outcome == OUT_PREEMPTED)
         log_fn = log_info;
     log_fn("%s %" PRId64 " KiB%s: %s%s%s after %u rounds, %" PRId64 " ms%s",
            op_kind_names[kind], kib, reservations > 1 ? " (coalesced)" : "",

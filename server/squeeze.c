@@ -449,10 +449,10 @@ static void log_round(struct squeezer *sq, const struct policy_request *req,
 }
 
 /* Between rounds: the service's wait hook, or the backend's sleep. */
-static void wait_between(struct squeezer *sq, int64_t ms)
+static void wait_between(struct squeezer *sq, const struct squeeze_hooks *hooks, int64_t ms)
 {
-    if (sq->hooks.wait != NULL)
-        sq->hooks.wait(sq->hooks.ctx, ms);
+    if (hooks->wait != NULL)
+        hooks->wait(hooks->ctx, ms);
     else
         sq->b->ops->sleep_ms(sq->b, ms);
 }
@@ -495,7 +495,7 @@ static int run(struct squeezer *sq, const struct policy_request *req_in,
             log_warnx("%s: cannot read the host (error %d)", kind_name(req.kind), -rc);
             if (++failures >= SQUEEZE_SNAPSHOT_RETRIES)
                 return rc;
-            wait_between(sq, sq->cfg.poll_ms);
+            wait_between(sq, &hooks, sq->cfg.poll_ms);
             continue;
         }
         failures = 0;
@@ -568,7 +568,7 @@ static int run(struct squeezer *sq, const struct policy_request *req_in,
         int64_t deficit_kib = 0;
         if (req.kind == POLICY_FREE)
             deficit_kib = req.need_kib - grantable_kib;
-        wait_between(sq, next_wait_ms(sq, d, deficit_kib));
+        wait_between(sq, &hooks, next_wait_ms(sq, d, deficit_kib));
         if (hooks.yield != NULL && hooks.yield(hooks.ctx)) {
             res->preempted = true;
             res->verdict = POLICY_CANNOT_FREE;
