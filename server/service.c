@@ -255,8 +255,7 @@ static json_t *status_operations(struct service *s)
                               op_outcome_names[r->outcome], "duration_ms",
                               (json_int_t)r->duration_ms, "rounds", (json_int_t)r->rounds,
                               "at_ms", (json_int_t)r->at_ms, "wait_ms", (json_int_t)r->wait_ms);
-        if (r->kind == OP_RESERVE)
-            json_object_set_new(o, "reservations", json_integer(r->reservations));
+        json_object_set_new(o, "reservations", json_integer(r->reservations));
         json_array_append_new(a, o);
     }
     return a;
@@ -626,12 +625,16 @@ static void op_begin(struct service *s, bool balance, bool takes_reserve)
     s->op_takes_reserve = takes_reserve;
 }
 
+/* The operation is over: the status shows the host as it left it (a fresh snapshot,
+ * which also counts reservations granted or deleted during it). */
 static void op_end(struct service *s)
 {
     s->in_op--;
     s->op_is_balance = false;
     s->op_takes_reserve = false;
     s->busy = false;
+    if (s->in_op == 0 && !atomic_load(&s->stop) && squeeze_check(s->sq) < 0)
+        log_warnx("cannot read the host after an operation");
     publish(s);
 }
 
