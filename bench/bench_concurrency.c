@@ -184,9 +184,10 @@ static void during_balance(bool real)
     struct call c = {.w = w, .kib = GIB};
     reserve_main(&c);
     pthread_join(th, NULL);
-    printf("  1 GiB reservation sent 0.5 s into a balance (balance_memory) of %.0f ms: answered "
-           "in %.0f ms: %.3f of the balance\n",
-           b.t1_ms - b.t0_ms, c.t1_ms - c.t0_ms, (c.t1_ms - c.t0_ms) / (b.t1_ms - b.t0_ms));
+    printf(
+        "  1 GiB reservation sent 0.5 s into a balance (balance_memory) of %.0f ms: answered "
+        "in %.0f ms: %.3f of the balance\n",
+        b.t1_ms - b.t0_ms, c.t1_ms - c.t0_ms, (c.t1_ms - c.t0_ms) / (b.t1_ms - b.t0_ms));
     svcworld_close(w);
 }
 

@@ -616,8 +616,8 @@ bool policy_balance_needed(const struct policy_state *last, const struct policy_
     return needed;
 }
 
-int64_t policy_balance_change_kib(const struct policy_state *last, const struct policy_host *host,
-                                  int64_t reserved_kib)
+int64_t policy_balance_change_kib(const struct policy_state *last,
+                                  const struct policy_host *host, int64_t reserved_kib)
 {
     struct sums s;
     struct share sh;

@@ -32,7 +32,14 @@
 #define PUBLISH_DURING_OP_MS 200 /* republish /status at most this often mid-operation */
 
 enum op_kind { OP_RESERVE, OP_RESERVE_RANGE, OP_BALANCE, OP_PERIODIC, OP_KINDS };
-enum op_outcome { OUT_SUCCESS, OUT_CANNOT_FREE, OUT_REFUSED, OUT_ERROR, OUT_PREEMPTED, OUT_KINDS };
+enum op_outcome {
+    OUT_SUCCESS,
+    OUT_CANNOT_FREE,
+    OUT_REFUSED,
+    OUT_ERROR,
+    OUT_PREEMPTED,
+    OUT_KINDS
+};
 
 static const char *const op_kind_names[OP_KINDS] = {"reserve", "reserve_range", "balance",
                                                     "periodic_balance"};
@@ -45,7 +52,7 @@ struct op_record {
     enum op_outcome outcome;
     int64_t duration_ms; /* backend clock */
     unsigned rounds;
-    int64_t at_ms; /* backend clock, when it ended */
+    int64_t at_ms;         /* backend clock, when it ended */
     unsigned reservations; /* reserve: the coalesced calls it served (1 when alone) */
     int64_t wait_ms;       /* backend clock: from the first call queued to the start */
 };
@@ -70,8 +77,8 @@ enum job_kind { /* the first five change the reservations */
  * before it was queued). Lives on the caller's stack; the caller waits for done. */
 struct job {
     enum job_kind kind;
-    const char *dbg;    /* the caller's debug string (borrowed; may be NULL) */
-    int64_t queued_ms;  /* backend clock when queued */
+    const char *dbg;        /* the caller's debug string (borrowed; may be NULL) */
+    int64_t queued_ms;      /* backend clock when queued */
     struct job *batch_next; /* JOB_RESERVE: the next call of its coalesced batch */
     union {
         struct req_login login;         /* JOB_LOGIN */
@@ -128,14 +135,14 @@ struct service {
     bool event_pending;          /* watch events changed something; a check is due */
     int64_t watch_retry_wall_ms; /* do not poll the watch fd before this (after errors) */
     bool busy;
-    int in_op;            /* a squeeze operation is running (its hooks run jobs) */
-    bool op_is_balance;   /* ... and it is a balance, which a reservation preempts */
+    int in_op;             /* a squeeze operation is running (its hooks run jobs) */
+    bool op_is_balance;    /* ... and it is a balance, which a reservation preempts */
     bool op_takes_reserve; /* ... and it is a reservation batch reserve calls may join */
-    struct job *batch_head, *batch_tail; /* the running batch's calls still waiting */
+    struct job *batch_head, *batch_tail;   /* the running batch's calls still waiting */
     struct job *answer_head, *answer_tail; /* answered once the status says so */
-    int64_t batch_need_kib;             /* the sum of their kib */
-    unsigned batch_size;                /* calls the batch has taken, answered or not */
-    int64_t batch_kib;                  /* and their kib */
+    int64_t batch_need_kib;                /* the sum of their kib */
+    unsigned batch_size;                   /* calls the batch has taken, answered or not */
+    int64_t batch_kib;                     /* and their kib */
     struct op_record ring[OPS_RING];
     size_t ring_n, ring_next;
     struct {
@@ -505,9 +512,9 @@ static void run_jobs_between_rounds(struct service *s)
                 finish_job(s, j);
         } else if (!reservations_has_session(s->resv, j->req.reserve.session)) {
             struct service_error *e = j->err;
-            j->rc = service_fail(e, SERVICE_ERR_INTERNAL,
-                                 xasprintf("unknown session '%s': call login first",
-                                           j->req.reserve.session));
+            j->rc = service_fail(
+                e, SERVICE_ERR_INTERNAL,
+                xasprintf("unknown session '%s': call login first", j->req.reserve.session));
             finish_job(s, j);
         } else {
             batch_add(s, j);
@@ -643,8 +650,8 @@ static void log_batch_failure(struct service *s, const struct service_error *e)
 {
     char why[96];
     if (e->kind == SERVICE_ERR_CANNOT_FREE)
-        snprintf(why, sizeof(why), "cannot free this much memory (needed %" PRId64
-                                   " KiB, free %" PRId64 " KiB)",
+        snprintf(why, sizeof(why),
+                 "cannot free this much memory (needed %" PRId64 " KiB, free %" PRId64 " KiB)",
                  e->needed_kib, e->free_kib);
     else if (e->kind == SERVICE_ERR_REFUSED)
         snprintf(why, sizeof(why), "%zu domain(s) refused to cooperate", e->n_domids);
@@ -665,9 +672,9 @@ static void log_batch_failure(struct service *s, const struct service_error *e)
 static void run_reserve_batch(struct service *s, struct job *first)
 {
     if (!reservations_has_session(s->resv, first->req.reserve.session)) {
-        first->rc = service_fail(first->err, SERVICE_ERR_INTERNAL,
-                                 xasprintf("unknown session '%s': call login first",
-                                           first->req.reserve.session));
+        first->rc = service_fail(
+            first->err, SERVICE_ERR_INTERNAL,
+            xasprintf("unknown session '%s': call login first", first->req.reserve.session));
         finish_job(s, first);
         return;
     }

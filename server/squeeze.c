@@ -251,8 +251,7 @@ static void update_pace(struct squeezer *sq, int64_t now_ms)
         fresh[i].domid = d->domid;
         fresh[i].actual_kib = d->actual_kib;
         fresh[i].kib_per_ms = old != NULL ? old->kib_per_ms : 0.0;
-        if (old != NULL && old->actual_kib != d->actual_kib &&
-            stuck_episode_ends(sq, d->domid))
+        if (old != NULL && old->actual_kib != d->actual_kib && stuck_episode_ends(sq, d->domid))
             log_dom_info(d->domid, "balloon moving again");
         if (old == NULL || !close || old->actual_kib == d->actual_kib)
             continue;

@@ -110,9 +110,8 @@ static void test_metadata_during_squeeze(void **state)
         if (i % 2 == 0) {
             assert_int_equal(service_login(w->svc, "t", "other", &out, &e), 0);
         } else {
-            assert_int_equal(service_query_reservation_of_domain(w->svc, "t", "xenopsd", 1,
-                                                                 &out, &e),
-                             -1);
+            assert_int_equal(
+                service_query_reservation_of_domain(w->svc, "t", "xenopsd", 1, &out, &e), -1);
             assert_int_equal(e.kind, SERVICE_ERR_NO_RESERVATION);
             service_error_clear(&e);
         }

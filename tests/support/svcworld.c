@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
-/* The real service over a simulated host of identical guests, for concurrency tests and benches. */
+/* The real service over a simulated host of identical guests, for concurrency tests and
+ * benches. */
 #include "tests/support/svcworld.h"
 
 #include <stdio.h>
@@ -42,8 +43,7 @@ struct svcworld *svcworld_open(const struct svcworld_spec *spec)
     sc.domains = d;
     sc.n_domains = n + 1;
     char *err = NULL;
-    struct sim *s =
-        sim_new(&sc, spec->real_clock ? SIM_CLOCK_REAL : SIM_CLOCK_VIRTUAL, &err);
+    struct sim *s = sim_new(&sc, spec->real_clock ? SIM_CLOCK_REAL : SIM_CLOCK_VIRTUAL, &err);
     free(d);
     if (s == NULL) {
         fprintf(stderr, "svcworld: sim_new: %s\n", err ? err : "?");
@@ -52,7 +52,8 @@ struct svcworld *svcworld_open(const struct svcworld_spec *spec)
     struct service_options o = {
         .reserved_host_kib = 73728,
         .poll_ms = spec->poll_ms > 0 ? spec->poll_ms : 250,
-        .balance_interval_ms = spec->balance_interval_ms > 0 ? spec->balance_interval_ms : 10000,
+        .balance_interval_ms =
+            spec->balance_interval_ms > 0 ? spec->balance_interval_ms : 10000,
 #ifndef SVCWORLD_BEFORE_ISSUE_12 /* to measure the code before it, in a scratch tree */
         .balance_threshold_kib = spec->balance_threshold_kib,
 #endif
@@ -128,8 +129,8 @@ bool svcworld_busy(struct svcworld *w)
 int64_t svcworld_xenstore_writes(struct svcworld *w)
 {
     json_t *st = service_status(w->svc);
-    int64_t n = json_integer_value(
-        json_object_get(json_object_get(st, "cache"), "xenstore_writes"));
+    int64_t n =
+        json_integer_value(json_object_get(json_object_get(st, "cache"), "xenstore_writes"));
     json_decref(st);
     return n;
 }
@@ -182,8 +183,8 @@ int64_t svcworld_reserved_kib(struct svcworld *w)
     int64_t sum = 0;
     size_t i;
     json_t *r;
-    json_array_foreach(json_object_get(st, "reservations"), i, r)
-        sum += json_integer_value(json_object_get(r, "kib"));
+    json_array_foreach(json_object_get(st, "reservations"), i, r) sum +=
+        json_integer_value(json_object_get(r, "kib"));
     json_decref(st);
     return sum;
 }

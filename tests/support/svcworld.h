@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
-/* The real service over a simulated host of identical guests, for concurrency tests and benches. */
+/* The real service over a simulated host of identical guests, for concurrency tests and
+ * benches. */
 #ifndef SQUEEZED_SVCWORLD_H
 #define SQUEEZED_SVCWORLD_H
 
@@ -18,8 +19,8 @@ struct svcworld_spec {
     double rate_kib_s;                    /* every balloon's rate */
     int64_t free_kib;                     /* host free memory at start */
     bool real_clock;                      /* else virtual */
-    bool stuck_guest;  /* one more guest (domid n+1): stuck 256 MiB above its target */
-    int64_t poll_ms;   /* 0: 250 */
+    bool stuck_guest; /* one more guest (domid n+1): stuck 256 MiB above its target */
+    int64_t poll_ms;  /* 0: 250 */
     int64_t balance_interval_ms; /* 0: 10000 */
     int64_t balance_threshold_kib;
 };
