@@ -269,31 +269,35 @@ static void update_pace(struct squeezer *sq, int64_t now_ms)
     sq->pace_at_ms = now_ms;
 }
 
-/* The target a domain has once the decision's ops are applied. */
-static int64_t target_after(const struct policy_domain *d, const struct policy_decision *dec)
+/* The targets the domains have once the decision's ops are applied: a new array
+ * parallel to the snapshot (the ops come in domid order, as the domains: one merge). */
+static int64_t *targets_after(const struct policy_host *h, const struct policy_decision *dec)
 {
-    int64_t t_kib = d->target_kib;
-    for (size_t k = 0; k < dec->n_ops; k++)
-        if (dec->ops[k].kind == POLICY_OP_SET_TARGET && dec->ops[k].domid == d->domid)
-            t_kib = dec->ops[k].value_kib;
-    return t_kib;
+    int64_t *t = xcalloc(h->n_domains > 0 ? h->n_domains : 1, sizeof(*t));
+    size_t k = 0;
+    for (size_t i = 0; i < h->n_domains; i++) {
+        t[i] = h->domains[i].target_kib;
+        /* Ops of lower domids (none expected) are skipped; those of this one apply. */
+        while (k < dec->n_ops && dec->ops[k].domid < h->domains[i].domid)
+            k++;
+        for (; k < dec->n_ops && dec->ops[k].domid == h->domains[i].domid; k++)
+            if (dec->ops[k].kind == POLICY_OP_SET_TARGET)
+                t[i] = dec->ops[k].value_kib;
+    }
+    return t;
 }
 
 /* Memory the decision's ops let guests take: the sum of its target increases. */
 static int64_t increases_kib(const struct policy_host *h, const struct policy_decision *dec)
 {
+    if (dec->n_ops == 0)
+        return 0;
+    int64_t *t = targets_after(h, dec);
     int64_t sum_kib = 0;
-    for (size_t k = 0; k < dec->n_ops; k++) {
-        if (dec->ops[k].kind != POLICY_OP_SET_TARGET)
-            continue;
-        for (size_t i = 0; i < h->n_domains; i++) {
-            if (h->domains[i].domid != dec->ops[k].domid)
-                continue;
-            if (dec->ops[k].value_kib > h->domains[i].target_kib)
-                sum_kib += dec->ops[k].value_kib - h->domains[i].target_kib;
-            break;
-        }
-    }
+    for (size_t i = 0; i < h->n_domains; i++)
+        if (t[i] > h->domains[i].target_kib)
+            sum_kib += t[i] - h->domains[i].target_kib;
+    free(t);
     return sum_kib;
 }
 
@@ -308,18 +312,21 @@ static int64_t next_wait_ms(struct squeezer *sq, const struct policy_decision *d
                             int64_t deficit_kib)
 {
     const struct policy_host *h = &sq->snap.host;
+    int64_t *after = targets_after(h, dec);
+    double *rates = xcalloc(h->n_domains > 0 ? h->n_domains : 1, sizeof(*rates));
     double donors_rate = 0.0, donors_gap = 0.0, longest_ms = 0.0;
     bool unknown = false;
     for (size_t i = 0; i < h->n_domains; i++) {
         const struct policy_domain *d = &h->domains[i];
         if (!d->can_balloon || policy_state_is_stuck(sq->st, d->domid))
             continue;
-        int64_t gap_kib = d->actual_kib - target_after(d, dec);
+        int64_t gap_kib = d->actual_kib - after[i];
         int64_t abs_gap_kib = gap_kib < 0 ? -gap_kib : gap_kib;
         if (abs_gap_kib <= d->inaccuracy_kib)
             continue;
         const struct pace *p = pace_find(sq, d->domid);
         double rate = p != NULL ? p->kib_per_ms : 0.0;
+        rates[i] = rate;
         if (rate <= 0.0) {
             unknown = true;
             continue;
@@ -341,13 +348,10 @@ static int64_t next_wait_ms(struct squeezer *sq, const struct policy_decision *d
             double mid = (lo + hi) / 2.0, got = 0.0;
             for (size_t i = 0; i < h->n_domains; i++) {
                 const struct policy_domain *d = &h->domains[i];
-                if (!d->can_balloon || policy_state_is_stuck(sq->st, d->domid))
-                    continue;
-                int64_t gap_kib = d->actual_kib - target_after(d, dec);
-                const struct pace *p = pace_find(sq, d->domid);
-                if (gap_kib <= d->inaccuracy_kib || p == NULL || p->kib_per_ms <= 0.0)
-                    continue;
-                double can = p->kib_per_ms * mid;
+                int64_t gap_kib = d->actual_kib - after[i];
+                if (gap_kib <= d->inaccuracy_kib || rates[i] <= 0.0)
+                    continue; /* rates[i] is 0 too for stuck and non-ballooning domains */
+                double can = rates[i] * mid;
                 got += can < (double)gap_kib ? can : (double)gap_kib;
             }
             if (got >= (double)deficit_kib)
@@ -363,6 +367,8 @@ static int64_t next_wait_ms(struct squeezer *sq, const struct policy_decision *d
     } else {
         wait_ms = (double)sq->cfg.poll_ms; /* nothing moves: the plain poll */
     }
+    free(after);
+    free(rates);
     int64_t w = (int64_t)ceil(wait_ms) + 1;
     if (w < sq->cfg.min_poll_ms)
         w = sq->cfg.min_poll_ms;
