@@ -19,9 +19,14 @@ while [ $i -le 8 ]; do
     eval "bg$i=\$!"
     i=$((i + 1))
 done
-sleep 0.5
-s=$(http_get /status)
-assert_json "busy while the reservations are squeezed" "$s" .daemon.busy true
+n=0
+while [ $n -lt $((30 * E2E_LIMIT_SCALE)) ]; do
+    b=$(http_get /status | jget 'j.daemon.busy')
+    [ "$b" = true ] && break
+    sleep 0.1
+    n=$((n + 1))
+done
+assert_eq "busy while the reservations are squeezed" true "$b"
 for k in 1 2 3 4 5; do
     t0=$(now_ms)
     r=$(rpc query_reservation_of_domain '["dbg", "xenopsd", 1]')
