@@ -22,6 +22,9 @@
 
 #include "api/api.h"
 #include "api/metrics.h"
+#include "api/switch.h"
+#include "api/ui.h"
+#include "api/xmlrpc.h"
 #include "common/limits.h"
 #include "common/log.h"
 #include "common/xalloc.h"
@@ -36,6 +39,11 @@
 
 #define JSON_TYPE "application/json"
 #define TEXT_TYPE "text/plain; charset=utf-8"
+#define HTML_TYPE "text/html; charset=utf-8"
+/* The pages load nothing from elsewhere: inline style and script, same-origin fetches. */
+#define PAGE_CSP                                                                               \
+    "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "              \
+    "connect-src 'self'; img-src 'self' data:"
 
 struct api_server {
     struct service *svc;            /* borrowed */
@@ -45,10 +53,26 @@ struct api_server {
     char *socket_path;              /* owned; NULL without a unix socket */
     dev_t socket_dev;               /* the socket file we created (not someone else's) */
     ino_t socket_ino;
-    char *openapi_path; /* owned; NULL: none found at start */
+    char *openapi_path;            /* owned; NULL: none found at start */
+    struct MHD_Daemon *xml_daemon; /* XML-RPC on xml_socket_path; NULL: none */
+    char *xml_socket_path;         /* owned */
+    dev_t xml_socket_dev;
+    ino_t xml_socket_ino;
+    struct switch_server *sw; /* the message-switch queue server; NULL: none */
 };
 
-enum route { ROUTE_NONE, ROUTE_RPC, ROUTE_STATUS, ROUTE_METRICS, ROUTE_HEALTHZ, ROUTE_OPENAPI };
+enum route {
+    ROUTE_NONE,
+    ROUTE_RPC,
+    ROUTE_STATUS,
+    ROUTE_METRICS,
+    ROUTE_HEALTHZ,
+    ROUTE_OPENAPI,
+    ROUTE_INDEX,   /* GET / (POST / is ROUTE_RPC) */
+    ROUTE_UI,      /* GET /ui */
+    ROUTE_HISTORY, /* GET /history */
+    ROUTE_XMLRPC,  /* the XML-RPC socket: every path */
+};
 
 /* Per-request state, from the first call of the access handler to the completion. */
 struct request {
@@ -154,6 +178,44 @@ out:
     return ret;
 }
 
+static enum MHD_Result respond_page(struct MHD_Connection *conn, const char *body, size_t len)
+{
+    struct MHD_Response *r;
+    enum MHD_Result ret;
+
+    r = MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_PERSISTENT);
+    if (r == NULL)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, HTML_TYPE);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    MHD_add_response_header(r, "Content-Security-Policy", PAGE_CSP);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    ret = MHD_queue_response(conn, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* GET /history?window_s=N&domids=1,2 (api/ui.h). */
+static enum MHD_Result serve_history(struct api_server *srv, struct MHD_Connection *conn)
+{
+    const char *w = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "window_s");
+    const char *d = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "domids");
+    int64_t window_ms = 0;
+    int32_t *domids = NULL;
+    size_t n = 0;
+    char *err = NULL;
+    enum MHD_Result ret;
+
+    if (api_ui_history_query(w, d, &window_ms, &domids, &n, &err) < 0) {
+        ret = respond_error(conn, 400, NULL, "%s", err);
+        free(err);
+        return ret;
+    }
+    ret = respond_json(conn, 200, service_history(srv->svc, window_ms, domids, n));
+    free(domids);
+    return ret;
+}
+
 static enum MHD_Result serve_get(struct api_server *srv, struct MHD_Connection *conn,
                                  enum route route)
 {
@@ -180,6 +242,12 @@ static enum MHD_Result serve_get(struct api_server *srv, struct MHD_Connection *
         return respond(conn, 200, TEXT_TYPE, "ok\n", 3, NULL);
     case ROUTE_OPENAPI:
         return serve_openapi(srv, conn);
+    case ROUTE_INDEX:
+        return respond_page(conn, api_ui_root_page(), strlen(api_ui_root_page()));
+    case ROUTE_UI:
+        return respond_page(conn, (const char *)api_ui_index_html, api_ui_index_html_len);
+    case ROUTE_HISTORY:
+        return serve_history(srv, conn);
     case ROUTE_RPC:
     case ROUTE_NONE:
     default:
@@ -202,6 +270,10 @@ static enum route route_of(const char *url)
         return ROUTE_HEALTHZ;
     if (strcmp(url, "/openapi.json") == 0)
         return ROUTE_OPENAPI;
+    if (strcmp(url, "/ui") == 0 || strcmp(url, "/ui/") == 0)
+        return ROUTE_UI;
+    if (strcmp(url, "/history") == 0)
+        return ROUTE_HISTORY;
     return ROUTE_NONE;
 }
 
@@ -231,7 +303,7 @@ static enum MHD_Result respond_too_big(struct MHD_Connection *conn)
 /* Take a piece of the body, never holding more than the limit. */
 static void take_upload(struct request *rq, const char *data, size_t size)
 {
-    if (rq->route != ROUTE_RPC || !rq->method_ok) {
+    if ((rq->route != ROUTE_RPC && rq->route != ROUTE_XMLRPC) || !rq->method_ok) {
         rq->discarded += size; /* a body nobody reads */
         return;
     }
@@ -270,6 +342,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * it is read (libmicrohttpd then closes the connection). */
         rq = xcalloc(1, sizeof(*rq));
         rq->route = route_of(url);
+        /* GET / is the landing page; POST / stays JSON-RPC. */
+        if (rq->route == ROUTE_RPC && strcmp(url, "/") == 0 &&
+            (strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+             strcmp(method, MHD_HTTP_METHOD_HEAD) == 0))
+            rq->route = ROUTE_INDEX;
         if (rq->route == ROUTE_RPC)
             rq->method_ok = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
         else
@@ -296,6 +373,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (rq->route == ROUTE_NONE)
         return respond_error(conn, 404, NULL, "no such path: %s", url);
     if (!rq->method_ok) {
+        if (rq->route == ROUTE_RPC && strcmp(url, "/") == 0)
+            return respond_error(conn, 405, "GET, HEAD, POST",
+                                 "%s is not allowed on %s: POST for JSON-RPC, GET for the page",
+                                 method, url);
         if (rq->route == ROUTE_RPC)
             return respond_error(conn, 405, MHD_HTTP_METHOD_POST,
                                  "%s is not allowed on %s: use POST", method, url);
@@ -311,6 +392,65 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         ret = respond(conn, 204, NULL, "", 0, NULL);
     else
         ret = respond(conn, (unsigned)status, JSON_TYPE, reply, strlen(reply), NULL);
+    free(reply);
+    return ret;
+}
+
+/*
+ * The XML-RPC socket, as xapi-idl's Xcp_service.http_handler: POST on any path (xenopsd
+ * posts to /var/xapi/memory), the reply with 200; any other method 404 with an empty
+ * body. One request per connection (Connection: close), as squeezed closes each.
+ */
+static enum MHD_Result respond_xml(struct MHD_Connection *conn, unsigned status,
+                                   const char *body)
+{
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (r == NULL)
+        return MHD_NO;
+    if (body[0] != '\0')
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/xml");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    enum MHD_Result ret = MHD_queue_response(conn, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result on_xml_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                      const char *method, const char *version,
+                                      const char *upload_data, size_t *upload_data_size,
+                                      void **con_cls)
+{
+    struct api_server *srv = cls;
+    struct request *rq = *con_cls;
+
+    (void)url;
+    (void)version;
+    if (rq == NULL) {
+        rq = xcalloc(1, sizeof(*rq));
+        rq->route = ROUTE_XMLRPC;
+        rq->method_ok = strcmp(method, MHD_HTTP_METHOD_POST) == 0;
+        *con_cls = rq;
+        if (rq->method_ok && declared_too_big(conn)) {
+            rq->too_big = true;
+            char *r = xmlrpc_internal_error("request body larger than 1 MiB");
+            enum MHD_Result ret = respond_xml(conn, 413, r);
+            free(r);
+            return ret;
+        }
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        take_upload(rq, upload_data, *upload_data_size);
+        *upload_data_size = 0;
+        return rq->discarded > MAX_DISCARD_BYTES ? MHD_NO : MHD_YES;
+    }
+    if (!rq->method_ok)
+        return respond_xml(conn, 404, "");
+    char *reply = rq->too_big
+                      ? xmlrpc_internal_error("request body larger than 1 MiB")
+                      : xmlrpc_handle(srv->svc, rq->body != NULL ? rq->body : "", rq->len);
+    enum MHD_Result ret = respond_xml(conn, rq->too_big ? 413 : 200, reply);
     free(reply);
     return ret;
 }
@@ -530,13 +670,14 @@ out:
 /* libmicrohttpd with one thread per connection: a request blocked in a long squeeze
  * operation holds only its own thread, GET /status is served meanwhile. Takes fd (closed
  * on failure too). */
-static struct MHD_Daemon *start_daemon(struct api_server *srv, int fd)
+static struct MHD_Daemon *start_daemon_with(struct api_server *srv, int fd,
+                                            MHD_AccessHandlerCallback handler)
 {
     struct MHD_Daemon *d;
 
     d = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
                              MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG,
-                         0, NULL, NULL, on_request, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
+                         0, NULL, NULL, handler, srv, MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log,
                          NULL, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_LIMIT,
                          MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
@@ -546,8 +687,30 @@ static struct MHD_Daemon *start_daemon(struct api_server *srv, int fd)
     return d;
 }
 
+static struct MHD_Daemon *start_daemon(struct api_server *srv, int fd)
+{
+    return start_daemon_with(srv, fd, on_request);
+}
+
+/* Create the directory of a socket path (0755, as Xcp_service.mkdir_rec) if missing. */
+static void make_parent_dirs(const char *path)
+{
+    char *dir = xstrdup(path);
+    for (char *p = dir + 1; *p != '\0'; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+            log_debug("mkdir %s: %s", dir, strerror(errno));
+        *p = '/';
+    }
+    free(dir);
+}
+
 /* The file served at GET /openapi.json: the configured one, else ../openapi.json next to
- * the binary (build/squeezed in a checkout), else ./openapi.json. */
+ * the binary (build/squeezed in a checkout), else ../share/squeezed/openapi.json next to
+ * it (installed: PREFIX/sbin/squeezed, PREFIX/share/squeezed/openapi.json), else
+ * ./openapi.json. */
 static char *find_openapi(const char *configured)
 {
     char exe[PATH_MAX];
@@ -560,7 +723,12 @@ static char *find_openapi(const char *configured)
     n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
     if (n > 0) {
         exe[n] = '\0';
-        path = xasprintf("%s/../openapi.json", dirname(exe));
+        const char *dir = dirname(exe);
+        path = xasprintf("%s/../openapi.json", dir);
+        if (access(path, R_OK) == 0)
+            return path;
+        free(path);
+        path = xasprintf("%s/../share/squeezed/openapi.json", dir);
         if (access(path, R_OK) == 0)
             return path;
         free(path);
@@ -583,7 +751,8 @@ struct api_server *api_start(struct service *svc, const struct api_config *cfg, 
     int fd = -1;
 
     srv->svc = svc;
-    if (cfg == NULL || (cfg->listen_host == NULL && cfg->socket_path == NULL)) {
+    if (cfg == NULL || (cfg->listen_host == NULL && cfg->socket_path == NULL &&
+                        cfg->xml_socket_path == NULL && cfg->switch_path == NULL)) {
         msg = xasprintf("nothing to listen on: neither a TCP address nor a unix socket");
         goto fail;
     }
@@ -606,6 +775,26 @@ struct api_server *api_start(struct service *svc, const struct api_config *cfg, 
             goto fail;
         }
     }
+    if (cfg->xml_socket_path != NULL) {
+        make_parent_dirs(cfg->xml_socket_path);
+        if (listen_unix(cfg->xml_socket_path, &fd, &srv->xml_socket_dev, &srv->xml_socket_ino,
+                        &msg) < 0)
+            goto fail;
+        srv->xml_socket_path = xstrdup(cfg->xml_socket_path);
+        srv->xml_daemon = start_daemon_with(srv, fd, on_xml_request);
+        if (srv->xml_daemon == NULL) {
+            msg = xasprintf("cannot start the XML-RPC server on %s", cfg->xml_socket_path);
+            goto fail;
+        }
+        log_info("XML-RPC (the Memory interface as squeezed serves it) on %s",
+                 cfg->xml_socket_path);
+    }
+    if (cfg->switch_path != NULL) {
+        struct switch_config sc = {.path = cfg->switch_path, .queue = NULL};
+        srv->sw = switch_start(svc, &sc, &msg);
+        if (srv->sw == NULL)
+            goto fail;
+    }
     srv->openapi_path = find_openapi(cfg->openapi_path);
     if (srv->openapi_path == NULL)
         log_info("openapi.json not found: GET /openapi.json will answer 404");
@@ -627,6 +816,13 @@ void api_stop(struct api_server *srv)
 
     if (srv == NULL)
         return;
+    switch_stop(srv->sw);
+    if (srv->xml_daemon != NULL)
+        MHD_stop_daemon(srv->xml_daemon);
+    if (srv->xml_socket_path != NULL && lstat(srv->xml_socket_path, &st) == 0 &&
+        st.st_dev == srv->xml_socket_dev && st.st_ino == srv->xml_socket_ino)
+        unlink(srv->xml_socket_path);
+    free(srv->xml_socket_path);
     /* Waits for requests in progress (a running squeeze operation included). */
     if (srv->tcp_daemon != NULL)
         MHD_stop_daemon(srv->tcp_daemon);

@@ -47,6 +47,7 @@ enum param_type {
     P_DOMID,   /* domain id: an integer */
     P_SECONDS, /* a number of seconds, integer or not */
     P_OBJECT,  /* a JSON object */
+    P_BOOL,    /* true or false */
 };
 
 struct param_spec {
@@ -450,6 +451,33 @@ static json_t *m_sim_set_balloon(struct service *svc, const char *dbg, const jso
     return json_null();
 }
 
+static json_t *m_sim_set_claim(struct service *svc, const char *dbg, const json_t *params,
+                               struct rpc_error *err)
+{
+    struct service_error se = {0};
+
+    (void)dbg;
+    if (service_sim_set_claim(svc, p_int(params, 0), p_int(params, 1), &se) < 0) {
+        fail_from_service(err, &se);
+        return NULL;
+    }
+    return json_null();
+}
+
+static json_t *m_sim_pause_domain(struct service *svc, const char *dbg, const json_t *params,
+                                  struct rpc_error *err)
+{
+    struct service_error se = {0};
+
+    (void)dbg;
+    if (service_sim_pause_domain(svc, p_int(params, 0), json_is_true(json_array_get(params, 1)),
+                                 &se) < 0) {
+        fail_from_service(err, &se);
+        return NULL;
+    }
+    return json_null();
+}
+
 static const struct method methods[] = {
     {.name = "get_diagnostics", .fn = m_get_diagnostics},
     {.name = "login", .params = {{"service_name", P_NAME}}, .fn = m_login},
@@ -493,6 +521,14 @@ static const struct method methods[] = {
      .params = {{"domid", P_DOMID}, {"balloon", P_OBJECT}},
      .fn = m_sim_set_balloon,
      .sim = true},
+    {.name = "sim.set_claim",
+     .params = {{"domid", P_DOMID}, {"kib", P_KIB}},
+     .fn = m_sim_set_claim,
+     .sim = true},
+    {.name = "sim.pause_domain",
+     .params = {{"domid", P_DOMID}, {"paused", P_BOOL}},
+     .fn = m_sim_pause_domain,
+     .sim = true},
 };
 
 /* How many parameters m takes, dbg not counted. */
@@ -528,6 +564,33 @@ const char *const *api_method_names(void)
 {
     pthread_once(&method_names_once, method_names_init);
     return method_names;
+}
+
+enum api_param_kind api_param_kind(const char *method, size_t pos, size_t n_given)
+{
+    const struct method *m = method_find(method);
+    if (m == NULL)
+        return API_PARAM_ANY;
+    /* dbg comes first; sim.* may leave it out. */
+    size_t n = n_params(m);
+    size_t first = m->sim && n_given == n ? 0 : 1;
+    if (pos < first)
+        return API_PARAM_STRING;
+    if (pos - first >= n)
+        return API_PARAM_ANY;
+    switch (m->params[pos - first].type) {
+    case P_KIB:
+    case P_DOMID:
+        return API_PARAM_INT;
+    case P_SECONDS:
+        return API_PARAM_NUMBER;
+    case P_OBJECT:
+        return API_PARAM_OBJECT;
+    case P_BOOL:
+        return API_PARAM_ANY;
+    default:
+        return API_PARAM_STRING;
+    }
 }
 
 /* ---- parameter checks ----------------------------------------------------------- */
@@ -599,11 +662,16 @@ static int check_param(const struct method *m, const struct param_spec *p, const
         if (!json_is_object(v))
             goto wrong_type;
         return 0;
+    case P_BOOL:
+        if (!json_is_boolean(v))
+            goto wrong_type;
+        return 0;
     }
 wrong_type:
     rpc_fail(err, RPC_INVALID_PARAMS, NULL, "invalid params: %s of %s must be %s, not %s",
              p->name, m->name,
              p->type == P_OBJECT    ? "an object"
+             : p->type == P_BOOL    ? "true or false"
              : p->type == P_SECONDS ? "a number"
              : p->type == P_KIB     ? "an integer (KiB)"
              : p->type == P_DOMID   ? "an integer (domain id)"
@@ -721,6 +789,14 @@ static char *dump(json_t *reply)
     return s;
 }
 
+static bool looks_like_xml(const char *body, size_t len)
+{
+    size_t i = 0;
+    while (i < len && (body[i] == ' ' || body[i] == '\t' || body[i] == '\r' || body[i] == '\n'))
+        i++;
+    return i < len && body[i] == '<';
+}
+
 char *api_handle_rpc(struct service *svc, const char *body, size_t len, int *http_status)
 {
     struct rpc_error err = {0};
@@ -751,6 +827,13 @@ char *api_handle_rpc(struct service *svc, const char *body, size_t len, int *htt
         goto out;
     }
     req = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (req == NULL && looks_like_xml(body, len)) {
+        rpc_fail(&err, RPC_PARSE_ERROR, NULL,
+                 "parse error: this is the JSON-RPC endpoint and the body is XML; XML-RPC "
+                 "(a methodCall, as xenopsd sends with use-switch=false) is served on the "
+                 "XML-RPC unix socket (--xml-socket, default /var/xapi/memory)");
+        goto out;
+    }
     if (req == NULL) {
         rpc_fail(&err, RPC_PARSE_ERROR, NULL, "parse error: %s at line %d, column %d",
                  jerr.text, jerr.line, jerr.column);

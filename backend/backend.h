@@ -25,10 +25,14 @@ int domain_type_parse(const char *name, enum domain_type *out);
 struct backend_domain {
     uint32_t domid;
     enum domain_type type;
-    bool dying;           /* XEN_DOMINF_dying or shutdown: being torn down */
-    uint64_t total_pages; /* 4 KiB pages the domain holds */
-    uint64_t max_pages;   /* its maxmem in pages (includes the per-type slack) */
-    uint8_t handle[16];   /* Xen domain handle: tells a recycled domid apart */
+    bool dying;                 /* XEN_DOMINF_dying or shutdown: being torn down */
+    uint64_t total_pages;       /* 4 KiB pages the domain holds */
+    uint64_t max_pages;         /* its maxmem in pages (includes the per-type slack) */
+    uint64_t outstanding_pages; /* its Xen claim still outstanding: pages promised to
+                                   it that Xen still counts as free */
+    bool paused;                /* XEN_DOMINF_paused: its vcpus (and balloon driver) cannot
+                                   run; a domain is built paused */
+    uint8_t handle[16];         /* Xen domain handle: tells a recycled domid apart */
 };
 
 struct backend_physinfo {

@@ -307,6 +307,8 @@ static int xen_list_domains(struct backend *b, struct backend_domain **out, size
             o->dying = (d->flags & (XEN_DOMINF_dying | XEN_DOMINF_shutdown)) != 0;
             o->total_pages = d->tot_pages;
             o->max_pages = d->max_pages;
+            o->outstanding_pages = d->outstanding_pages;
+            o->paused = (d->flags & XEN_DOMINF_paused) != 0;
             memcpy(o->handle, d->handle, sizeof(o->handle));
             if (d->domain >= last)
                 last = d->domain;

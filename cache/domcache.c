@@ -91,7 +91,8 @@ struct dc_entry {
     bool excluded;           /* left out of the current snapshot: bad xenstore values */
     char *excluded_reason;   /* the reason last logged; NULL once included again */
     bool dir_confirmed;      /* its xenstore directory was seen to exist */
-    uint64_t maxmem_xen_kib; /* maxmem as Xen holds it: last set, or as listed */
+    uint64_t maxmem_xen_kib; /* maxmem as Xen holds it: as listed by the last snapshot
+                                (KiB kept from our last set while the pages agree) */
     int64_t offset_kib;      /* memory-offset in use (0 while booting) */
     bool offset_known;       /* offset_kib was settled by a snapshot */
     bool shadow_known;       /* shadow_mib is valid while total_pages == shadow_tot_pages */
@@ -789,6 +790,7 @@ struct dom_out {
     struct domcache_domain_extra ex;
     int64_t booting_unused_kib;
     char why[sizeof(((struct domcache_excluded *)0)->reason)]; /* when left out */
+    int64_t claim_kib; /* outstanding claim beyond booting_unused_kib */
 };
 
 /*
@@ -826,6 +828,10 @@ static int build_domain(struct domcache *dc, struct dc_entry *e, const struct ba
     o->booting_unused_kib = 0;
     o->pd.domid = (int32_t)d->domid;
     o->pd.inaccuracy_kib = POLICY_INACCURACY_KIB;
+    o->pd.paused = d->paused;
+    /* Xen's free memory still includes what it has promised a domain by a claim. */
+    int64_t claim_kib = pages_to_kib(d->outstanding_pages);
+    o->claim_kib = claim_kib;
     o->ex.type = e->type;
     o->ex.uncooperative = e->v[DK_UNCOOP].present;
     o->ex.initial_reservation_kib = initres_kib;
@@ -855,6 +861,9 @@ static int build_domain(struct domcache *dc, struct dc_entry *e, const struct ba
         o->pd.maxmem_kib = guest_maxmem_kib(dc, e, 0);
         o->ex.booting = true;
         o->booting_unused_kib = unused;
+        /* Its unused reservation and its claim describe the same pages still to be
+         * allocated: the larger of the two counts, once. */
+        o->claim_kib = max64(0, claim_kib - unused);
         return 1;
     }
 
@@ -1017,7 +1026,7 @@ int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *re
 
     scratch_reserve(dc, n);
     size_t m = 0, n_ex = 0;
-    int64_t booting_unused = 0;
+    int64_t booting_unused = 0, claims = 0;
     for (size_t i = 0; i < n; i++) {
         const struct backend_domain *d = &list[i];
         struct dc_entry *e = dc->s_entries[i];
@@ -1044,6 +1053,7 @@ int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *re
         dc->s_domains[m] = o.pd;
         dc->s_extra[m] = o.ex;
         booting_unused += o.booting_unused_kib;
+        claims += o.claim_kib;
         m++;
     }
 
@@ -1079,10 +1089,12 @@ int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *re
     out->scrub_kib = pages_to_kib(pi.scrub_pages);
     out->total_kib = pages_to_kib(pi.total_pages);
     out->booting_unused_kib = booting_unused;
+    out->claims_kib = claims;
     out->reservations_kib = resv_kib;
     out->host.domains = out->domains;
     out->host.n_domains = m;
-    out->host.free_kib = out->xen_free_kib + out->scrub_kib - booting_unused - resv_kib;
+    out->host.free_kib =
+        out->xen_free_kib + out->scrub_kib - booting_unused - claims - resv_kib;
     COUNT(dc, snapshots);
     rc = 0;
 out:
@@ -1092,13 +1104,15 @@ out:
 
 /* ---- writes through the cache ---- */
 
-int domcache_set_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib)
+/* The entry of domid for a maxmem change, made from a fresh domain list when the cache
+ * has none yet (created since the last snapshot). *listed_kib gets Xen's maxmem from
+ * that list, or -1 when no list was read. 1 found, 0 gone, or a negative errno. */
+static int maxmem_entry(struct domcache *dc, uint32_t domid, bool fresh, struct dc_entry **out,
+                        int64_t *listed_kib)
 {
-    if (maxmem_kib < 0 || maxmem_kib > LIMIT_KIB_MAX)
-        return -EINVAL;
     struct dc_entry *e = entry_find(dc, domid);
-    if (e == NULL) {
-        /* Not in the cache yet (created since the last snapshot): find it in the list. */
+    *listed_kib = -1;
+    if (e == NULL || fresh) {
         struct backend_domain *list = NULL;
         size_t n = 0;
         COUNT(dc, hypercalls);
@@ -1107,16 +1121,25 @@ int domcache_set_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib)
             log_dom_warnx(domid, "cannot list domains to set maxmem: %s", strerror(-rc));
             return rc;
         }
+        bool found = false;
         for (size_t i = 0; i < n; i++) {
-            if (list[i].domid == domid && !list[i].dying) {
+            if (list[i].domid != domid || list[i].dying)
+                continue;
+            found = true;
+            if (e != NULL && memcmp(e->handle, list[i].handle, sizeof(e->handle)) != 0) {
+                entry_drop(dc, e);
+                e = NULL;
+            }
+            if (e == NULL) {
                 e = entry_new(dc, &list[i]);
                 if (dc->watching)
                     entry_watch(dc, e);
-                break;
             }
+            *listed_kib = pages_to_kib(list[i].max_pages);
+            break;
         }
         free(list);
-        if (e == NULL) {
+        if (!found) {
             log_dom_debug(domid, "not setting maxmem: the domain has gone");
             return 0;
         }
@@ -1129,11 +1152,16 @@ int domcache_set_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib)
         e->offset_kib =
             e->v[DK_OFFSET].present && e->v[DK_OFFSET].num_rc == 0 ? e->v[DK_OFFSET].num : 0;
     }
-    int64_t xen_kib = maxmem_kib + domain_type_xen_offset_kib(e->type) + e->offset_kib;
-    if (xen_kib < 0)
-        xen_kib = 0;
-    if (e->maxmem_xen_kib == (uint64_t)xen_kib)
-        return 0;
+    *out = e;
+    return 1;
+}
+
+/* One setmaxmem hypercall, in Xen's units. 0 (also when the domain has gone), or a
+ * negative errno (logged). */
+static int maxmem_call(struct domcache *dc, struct dc_entry *e, int64_t maxmem_kib,
+                       int64_t xen_kib)
+{
+    uint32_t domid = e->domid;
     log_dom_debug(domid, "maxmem %" PRId64 " KiB (Xen %" PRId64 " KiB)", maxmem_kib, xen_kib);
     COUNT(dc, hypercalls);
     int rc = dc->b->ops->set_maxmem(dc->b, domid, (uint64_t)xen_kib);
@@ -1149,6 +1177,61 @@ int domcache_set_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib)
     }
     e->maxmem_xen_kib = (uint64_t)xen_kib;
     return 0;
+}
+
+static int64_t xen_maxmem_of(const struct dc_entry *e, int64_t maxmem_kib)
+{
+    int64_t xen_kib = maxmem_kib + domain_type_xen_offset_kib(e->type) + e->offset_kib;
+    return xen_kib < 0 ? 0 : xen_kib;
+}
+
+int domcache_set_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib)
+{
+    if (maxmem_kib < 0 || maxmem_kib > LIMIT_KIB_MAX)
+        return -EINVAL;
+    struct dc_entry *e = NULL;
+    int64_t listed_kib;
+    int rc = maxmem_entry(dc, domid, false, &e, &listed_kib);
+    if (rc <= 0)
+        return rc;
+    int64_t xen_kib = xen_maxmem_of(e, maxmem_kib);
+    /* A domain without a balloon driver (still being built, or never ballooning) cannot
+     * give memory back: lowering its maxmem can only make its build or its next
+     * allocation fail (CP-311475). */
+    if ((uint64_t)xen_kib < e->maxmem_xen_kib &&
+        (rc = entry_get(dc, e, DK_FEATURE_BALLOON)) < 0)
+        return rc;
+    if (!e->v[DK_FEATURE_BALLOON].present && (uint64_t)xen_kib < e->maxmem_xen_kib) {
+        log_dom_info(domid,
+                     "not lowering maxmem to %" PRId64 " KiB: no balloon driver announced",
+                     maxmem_kib);
+        return 0;
+    }
+    /* Never skipped on what we believe Xen holds: the toolstack sets maxmem too. */
+    return maxmem_call(dc, e, maxmem_kib, xen_kib);
+}
+
+int domcache_raise_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib)
+{
+    if (maxmem_kib < 0 || maxmem_kib > LIMIT_KIB_MAX)
+        return -EINVAL;
+    struct dc_entry *e = NULL;
+    int64_t listed_kib;
+    /* Xen's value asked now, not a cached one: a stale figure must neither skip the
+     * raise nor make it a lowering. */
+    int rc = maxmem_entry(dc, domid, true, &e, &listed_kib);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return -ESRCH;
+    int64_t xen_kib = xen_maxmem_of(e, maxmem_kib);
+    if (listed_kib >= xen_kib) {
+        e->maxmem_xen_kib = (uint64_t)listed_kib;
+        log_dom_debug(domid, "maxmem already %" PRId64 " KiB (Xen), >= %" PRId64, listed_kib,
+                      xen_kib);
+        return 0;
+    }
+    return maxmem_call(dc, e, maxmem_kib, xen_kib);
 }
 
 int domcache_apply(struct domcache *dc, const struct policy_op *op)

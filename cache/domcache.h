@@ -86,6 +86,9 @@ struct domcache_snapshot {
     int64_t scrub_kib;          /* physinfo scrub pages KiB */
     int64_t total_kib;          /* physinfo total pages KiB */
     int64_t booting_unused_kib; /* subtracted for booting domains */
+    int64_t claims_kib;         /* subtracted for Xen claims: outstanding claims not
+                                   already counted as a booting domain's unused
+                                   reservation (the same memory: the larger counts) */
     int64_t reservations_kib;   /* subtracted for untransferred reservations */
 };
 
@@ -108,7 +111,10 @@ int domcache_process_events(struct domcache *dc);
 /* Build a snapshot (SPEC 2): one list_domains, one physinfo, and in steady state with
  * watches no xenstore read. Processes pending watch events first. Calibrates and writes
  * memory-offset on a domain's first boot signal; counts booting domains through
- * max(initial-reservation, actual) + shadow; subtracts reservations (borrowed array).
+ * max(initial-reservation, actual) + shadow; subtracts each domain's outstanding Xen
+ * claim (for a booting domain, only what exceeds its unused reservation); subtracts
+ * reservations (borrowed array). Each domain's maxmem and paused flag are Xen's, as
+ * listed by this very snapshot.
  * Drops entries of domains gone; a recycled domid (new handle) gets a fresh entry.
  * Domains that vanish while being read are skipped; domains whose xenstore values are
  * bad are left out into out->excluded (see struct domcache_excluded). Returns 0 or a negative
@@ -118,9 +124,11 @@ int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *re
 void domcache_snapshot_init(struct domcache_snapshot *s);
 void domcache_snapshot_free(struct domcache_snapshot *s);
 
-/* Apply one policy op: SET_TARGET writes memory/target; SET_MAXMEM sets Xen maxmem to
- * value + type offset + memory-offset. Skips when the cached value is equal. Returns 0,
- * also when the domain has gone (logged), or a negative errno for other failures. */
+/* Apply one policy op: SET_TARGET writes memory/target (skipped when the cached value is
+ * equal: only we write it); SET_MAXMEM sets Xen maxmem to value + type offset +
+ * memory-offset, always (never skipped on a cached figure: the toolstack sets maxmem
+ * too). Returns 0, also when the domain has gone (logged), or a negative errno for
+ * other failures. */
 int domcache_apply(struct domcache *dc, const struct policy_op *op);
 
 /* Write / remove memory/uncooperative (empty value) through the cache. */
@@ -134,8 +142,14 @@ int domcache_set_uncooperative(struct domcache *dc, uint32_t domid, bool uncoope
 int domcache_read(struct domcache *dc, uint32_t domid, const char *key, char **value);
 int domcache_write(struct domcache *dc, uint32_t domid, const char *key, const char *value);
 
-/* Set maxmem directly in guest units (as SET_MAXMEM). */
+/* Set maxmem directly in guest units (as SET_MAXMEM). Never lowers the maxmem of a
+ * domain that has not announced a balloon driver (building, or never ballooning):
+ * that is refused with a log line and 0. */
 int domcache_set_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib);
+/* Raise maxmem to maxmem_kib in guest units if Xen's value, asked now, is lower; never
+ * lowers it (a reservation's transfer). 0, -ESRCH if the domain does not exist, or a
+ * negative errno. */
+int domcache_raise_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_kib);
 
 /* Counters so far. */
 void domcache_counters(const struct domcache *dc, struct domcache_counters *out);

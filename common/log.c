@@ -9,25 +9,75 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
 
 static bool log_to_stderr = true;
-static int log_verbose;
+static int log_max_pri = LOG_INFO;
 static bool log_is_quiet;
+static bool log_warned_no_syslog;
+static bool log_copy_stderr;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Whether a syslog daemon listens on LOG_SYSLOG_PATH: glibc's syslog() drops messages
+ * silently when it cannot connect, so ask first. */
+static bool syslog_listening(void)
+{
+    static const int types[] = {SOCK_DGRAM, SOCK_STREAM};
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    memcpy(sun.sun_path, LOG_SYSLOG_PATH, sizeof(LOG_SYSLOG_PATH));
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        int fd = socket(AF_UNIX, types[i] | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+            continue;
+        int rc = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+        close(fd);
+        if (rc == 0)
+            return true;
+    }
+    return false;
+}
 
 void log_init(const char *ident, bool to_stderr, int verbose)
 {
-    log_to_stderr = to_stderr;
-    log_verbose = verbose;
-    if (!to_stderr)
-        openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+    log_setverbose(verbose);
+    if (to_stderr) {
+        log_to_stderr = true;
+        return;
+    }
+    if (!syslog_listening()) {
+        log_to_stderr = true;
+        if (!log_warned_no_syslog) {
+            log_warned_no_syslog = true;
+            log_warnx("no syslog daemon listens on %s: logging to stderr", LOG_SYSLOG_PATH);
+        }
+        return;
+    }
+    openlog(ident, LOG_PID | LOG_NDELAY, LOG_SYSLOG_FACILITY);
+    log_to_stderr = false;
+}
+
+bool log_to_syslog(void)
+{
+    return !log_to_stderr;
+}
+
+void log_also_stderr(bool on)
+{
+    log_copy_stderr = on;
 }
 
 void log_setverbose(int verbose)
 {
-    log_verbose = verbose;
+    log_max_pri = verbose > 0 ? LOG_DEBUG : LOG_INFO;
+}
+
+void log_setlevel(int max_pri)
+{
+    log_max_pri = max_pri;
 }
 
 void log_quiet(bool quiet)
@@ -38,7 +88,7 @@ void log_quiet(bool quiet)
 /* domid < 0: no subject; else the line starts "domid N: ". */
 static void vlog(int pri, int64_t domid, const char *fmt, va_list ap, const char *suffix)
 {
-    if (pri == LOG_DEBUG && log_verbose < 1)
+    if (pri > log_max_pri)
         return;
     if (log_is_quiet && pri > LOG_WARNING)
         return;
@@ -52,7 +102,8 @@ static void vlog(int pri, int64_t domid, const char *fmt, va_list ap, const char
             syslog(pri, "%s: %s", msg, suffix);
         else
             syslog(pri, "%s", msg);
-        return;
+        if (!log_copy_stderr)
+            return;
     }
     struct timespec ts;
     struct tm tm;

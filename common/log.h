@@ -5,12 +5,31 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <syslog.h>
 
-/* Start logging as `ident`. to_stderr: foreground runs log to stderr, else syslog.
- * verbose: 0 = info and above, 1+ = debug too. Safe to call more than once. */
+/* The syslog socket and facility: LOG_LOCAL5 is what xapi's daemons (squeezed too) log
+ * at, and what a stock XenServer / XCP-ng host's rsyslog writes to
+ * /var/log/xensource.log. */
+#define LOG_SYSLOG_PATH "/dev/log"
+#define LOG_SYSLOG_FACILITY LOG_LOCAL5
+
+/* Start logging as `ident` (kept, not copied: pass a string literal). to_stderr:
+ * foreground runs log to stderr, else syslog at LOG_SYSLOG_FACILITY with the pid;
+ * when no syslog socket accepts a connection at LOG_SYSLOG_PATH, logging stays on
+ * stderr and one warning says so (never nowhere). verbose: 0 = info and above, 1+ =
+ * debug too. Safe to call more than once. */
 void log_init(const char *ident, bool to_stderr, int verbose);
+/* Whether messages go to syslog now (false: stderr). */
+bool log_to_syslog(void);
+/* While logging to syslog, also copy every message to stderr (a daemon between its
+ * fork and detaching from the terminal: start-up failures reach both). */
+void log_also_stderr(bool on);
 /* Change verbosity after log_init. */
 void log_setverbose(int verbose);
+/* Drop messages less severe than `max_pri` (a syslog priority: LOG_DEBUG keeps all,
+ * LOG_INFO drops debug, LOG_WARNING keeps warnings and worse). Overrides
+ * log_setverbose; the last call of the two wins. */
+void log_setlevel(int max_pri);
 /* Silence everything below warnings (used by tests and benchmarks). */
 void log_quiet(bool quiet);
 

@@ -18,6 +18,7 @@
 
 #include "daemon/daemon.h"
 #include <jansson.h>
+#include <systemd/sd-daemon.h>
 
 #include "api/api.h"
 #include "backend/backend.h"
@@ -32,21 +33,32 @@
 #define MAX_OVERRIDES 64
 
 static const char usage_text[] =
-    "usage: squeezed [-d] [-v] [-n] [-f CONFIG] [--backend xen|sim] [--scenario FILE]\n"
+    "usage: squeezed [-dhnv] [-f CONFIG] [--config-dir DIR] [--pidfile FILE]\n"
+    "                [--loglevel LEVEL] [--backend xen|sim] [--scenario FILE]\n"
     "                [--clock real|virtual] [--listen HOST:PORT] [--socket PATH]\n"
     "                [--reserved-host-memory-kib N] [--balance-interval-s S]\n"
     "                [--poll-interval-s S] [--balance-threshold-kib N]\n"
     "                [--sim-state FILE] [--no-watches]\n"
-    "                [--help] [--version]\n";
+    "                [--use-switch BOOL] [--switch-path PATH] [--xml-socket PATH]\n"
+    "                [--version]\n";
 
 static const char help_text[] =
     "The memory-ballooning daemon of a Xen host (xapi's Memory interface over JSON-RPC).\n"
     "\n"
     "  -d, --foreground       stay in the foreground and log to stderr (default: become a\n"
-    "                         daemon and log to syslog)\n"
-    "  -v, --verbose          log more (debug)\n"
-    "  -n, --check            check the configuration, options and scenario, then exit\n"
-    "  -f, --config FILE      squeezed.conf-style settings (key = value); options win\n"
+    "                         daemon and log to syslog, facility local5; under systemd\n"
+    "                         or with daemon = false, stay in the foreground)\n"
+    "  -h, --help             print this help and exit\n"
+    "  -v, --verbose          log more (the same as --loglevel debug)\n"
+    "  -n, --check            check the configuration, options, scenario and that the\n"
+    "                         backend can be opened, then exit\n"
+    "  -f, --config FILE      squeezed.conf settings (key = value; default\n"
+    "                         " CONFIG_DEFAULT_FILE " when it exists); a key the file\n"
+    "                         sets wins over the option, as in xapi's squeezed\n"
+    "  --config-dir DIR       fragments read after the file (default\n"
+    "                         " CONFIG_DEFAULT_DIR ")\n"
+    "  --pidfile FILE         write the daemon's pid there once it is ready\n"
+    "  --loglevel LEVEL       debug, info (default), notice, warning, error, critical\n"
     "  --backend xen|sim      the real hypervisor (default) or a simulated host\n"
     "  --scenario FILE        the simulated host to start from (--backend sim), e.g.\n"
     "                         scenarios/demo.json\n"
@@ -64,26 +76,28 @@ static const char help_text[] =
     "  --balance-threshold-kib N  no periodic balance moving less than this (default "
     "65536)\n"
     "  --no-watches           read the toolstack's keys every time instead of watching\n"
+    "  --use-switch BOOL      serve xenopsd through the message-switch (queue\n"
+    "                         org.xen.xapi.memory; default true with --backend xen, false\n"
+    "                         with sim); false: XML-RPC on --xml-socket instead\n"
+    "  --switch-path PATH     the message-switch socket (default "
+    "/var/run/message-switch/sock)\n"
+    "  --xml-socket PATH      the XML-RPC socket when use-switch is false (default\n"
+    "                         /var/xapi/memory; with --backend sim only when given; 'none')\n"
     "\n"
     "Config keys: balance-check-interval, manage-domain-zero, domain-zero-dynamic-min,\n"
-    "domain-zero-dynamic-max (bytes), and backend, scenario, clock, sim-state, listen,\n"
-    "socket, reserved-host-memory-kib, poll-interval-s, balance-threshold-kib, watches.\n"
+    "domain-zero-dynamic-max (bytes or auto), pidfile, log, loglevel, daemon, config-dir,\n"
+    "and backend, scenario, clock, sim-state, listen, socket, reserved-host-memory-kib,\n"
+    "poll-interval-s, balance-threshold-kib, watches, use-switch, switch-path, xml-socket. See "
+    "squeezed(8).\n"
     "\n"
     "Without Xen, try: squeezed -d --backend sim --scenario scenarios/demo.json\n";
-
-/* An option given on the command line, applied after the config file. */
-struct override {
-    const char *key;
-    const char *value;
-    const char *option;
-};
 
 struct options {
     bool foreground;
     int verbose;
     bool check_only;
     const char *config_path;
-    struct override overrides[MAX_OVERRIDES];
+    struct config_override overrides[MAX_OVERRIDES];
     size_t n_overrides;
 };
 
@@ -99,8 +113,13 @@ enum {
     OPT_THRESHOLD,
     OPT_SIM_STATE,
     OPT_NO_WATCHES,
-    OPT_HELP,
+    OPT_USE_SWITCH,
+    OPT_SWITCH_PATH,
+    OPT_XML_SOCKET,
     OPT_VERSION,
+    OPT_PIDFILE,
+    OPT_CONFIG_DIR,
+    OPT_LOGLEVEL,
 };
 
 static const struct option long_options[] = {
@@ -119,7 +138,13 @@ static const struct option long_options[] = {
     {"balance-threshold-kib", required_argument, NULL, OPT_THRESHOLD},
     {"sim-state", required_argument, NULL, OPT_SIM_STATE},
     {"no-watches", no_argument, NULL, OPT_NO_WATCHES},
-    {"help", no_argument, NULL, OPT_HELP},
+    {"use-switch", required_argument, NULL, OPT_USE_SWITCH},
+    {"switch-path", required_argument, NULL, OPT_SWITCH_PATH},
+    {"xml-socket", required_argument, NULL, OPT_XML_SOCKET},
+    {"help", no_argument, NULL, 'h'},
+    {"pidfile", required_argument, NULL, OPT_PIDFILE},
+    {"config-dir", required_argument, NULL, OPT_CONFIG_DIR},
+    {"loglevel", required_argument, NULL, OPT_LOGLEVEL},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
 };
@@ -141,6 +166,13 @@ static const struct {
     {OPT_THRESHOLD, "balance-threshold-kib", "--balance-threshold-kib"},
     {OPT_SIM_STATE, "sim-state", "--sim-state"},
     {OPT_NO_WATCHES, "watches", "--no-watches"},
+    {OPT_USE_SWITCH, "use-switch", "--use-switch"},
+    {OPT_SWITCH_PATH, "switch-path", "--switch-path"},
+    {OPT_XML_SOCKET, "xml-socket", "--xml-socket"},
+    {OPT_PIDFILE, "pidfile", "--pidfile"},
+    {OPT_CONFIG_DIR, "config-dir", "--config-dir"},
+    {OPT_LOGLEVEL, "loglevel", "--loglevel"},
+    {'v', "loglevel", "-v"},
 };
 
 /* Returns 0, or the exit status for main (help/version: 0 via *done; errors: 1). */
@@ -148,21 +180,22 @@ static int parse_args(int argc, char **argv, struct options *o, bool *done)
 {
     int c;
     opterr = 0;
-    while ((c = getopt_long(argc, argv, ":dvnf:", long_options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":dhvnf:", long_options, NULL)) != -1) {
         switch (c) {
         case 'd':
             o->foreground = true;
             continue;
         case 'v':
             o->verbose++;
-            continue;
+            optarg = (char *)"debug"; /* -v is --loglevel debug */
+            break;
         case 'n':
             o->check_only = true;
             continue;
         case 'f':
             o->config_path = optarg;
             continue;
-        case OPT_HELP:
+        case 'h':
             fputs(usage_text, stdout);
             fputc('\n', stdout);
             fputs(help_text, stdout);
@@ -195,7 +228,7 @@ static int parse_args(int argc, char **argv, struct options *o, bool *done)
             fprintf(stderr, "squeezed: too many options\n");
             return 1;
         }
-        o->overrides[o->n_overrides++] = (struct override){
+        o->overrides[o->n_overrides++] = (struct config_override){
             .key = option_keys[i].key,
             .value = c == OPT_NO_WATCHES ? "false" : optarg,
             .option = option_keys[i].option,
@@ -208,36 +241,26 @@ static int parse_args(int argc, char **argv, struct options *o, bool *done)
     return 0;
 }
 
-/* The settings: file first, then the options. Returns 0 or 1 (message printed). */
+/* The settings in xapi's order: the options, then the file (-f, else the default one
+ * if it exists) and config-dir's fragments on top. Returns 0 or 1 (message printed). */
 static int load_config(const struct options *o, struct config *cfg)
 {
     char *err = NULL, *warn = NULL;
-    if (o->config_path != NULL) {
-        if (config_load_file(cfg, o->config_path, &err, &warn) < 0) {
-            fprintf(stderr, "squeezed: %s\n", err);
-            free(err);
-            free(warn);
-            return 1;
-        }
-        if (warn != NULL) {
-            /* Keys of xapi's squeezed.conf that mean nothing here: say so, go on. */
-            char *save = NULL;
-            for (char *line = strtok_r(warn, "\n", &save); line != NULL;
-                 line = strtok_r(NULL, "\n", &save))
-                log_warnx("%s (ignored)", line);
-            free(warn);
-        }
+    const char *path = o->config_path != NULL ? o->config_path : CONFIG_DEFAULT_FILE;
+    if (config_apply(cfg, o->overrides, o->n_overrides, path, o->config_path != NULL, &err,
+                     &warn) < 0) {
+        fprintf(stderr, "squeezed: %s\n", err);
+        free(err);
+        free(warn);
+        return 1;
     }
-    for (size_t i = 0; i < o->n_overrides; i++) {
-        const struct override *ov = &o->overrides[i];
-        char *where = xasprintf("option %s", ov->option);
-        int rc = config_set(cfg, ov->key, ov->value, where, &err);
-        free(where);
-        if (rc < 0) {
-            fprintf(stderr, "squeezed: %s\n", err);
-            free(err);
-            return 1;
-        }
+    if (warn != NULL) {
+        /* Keys of xapi's that mean nothing here, options a file overrode: say so, go on. */
+        char *save = NULL;
+        for (char *line = strtok_r(warn, "\n", &save); line != NULL;
+             line = strtok_r(NULL, "\n", &save))
+            log_warnx("%s", line);
+        free(warn);
     }
     if (config_check(cfg, &err) < 0) {
         fprintf(stderr, "squeezed: %s\n", err);
@@ -341,9 +364,21 @@ static struct backend *open_backend(const struct config *cfg, const struct daemo
     return b;
 }
 
-/* -n: everything but opening the hypervisor and listening. */
-static int check_only(const struct config *cfg)
+/* -n: everything but listening: the settings, the scenario or saved state, and that
+ * the backend opens (the hypervisor's interfaces on the xen backend). */
+static int check_only(const struct config *cfg, const struct daemon_hooks *hooks)
 {
+    if (cfg->backend == CONFIG_BACKEND_XEN) {
+        char *err = NULL;
+        struct service_sim sim = {0};
+        struct backend *b = open_backend(cfg, hooks, &sim, &err);
+        if (b == NULL) {
+            fprintf(stderr, "squeezed: %s\n", err);
+            free(err);
+            return 1;
+        }
+        backend_close(b);
+    }
     if (cfg->backend == CONFIG_BACKEND_SIM) {
         char *err = NULL;
         struct sim *w = NULL;
@@ -409,9 +444,17 @@ static int daemonize(void)
     return pfd[1];
 }
 
-/* After the ready line: detach from the terminal, log to syslog. */
-static void detach(int ready_fd, const char *line, int verbose)
+/* The log level: loglevel (or -v) if set, else info. */
+static void apply_log_level(const struct config *cfg)
 {
+    log_setlevel(cfg->log_max_pri >= 0 ? cfg->log_max_pri : LOG_INFO);
+}
+
+/* After the ready line: detach from the terminal, log to syslog only. Without a syslog
+ * daemon the log stays on stderr (log_init said so there), never /dev/null. */
+static void detach(int ready_fd, const char *line)
+{
+    log_also_stderr(false);
     ssize_t w = write(ready_fd, line, strlen(line));
     (void)w;
     close(ready_fd);
@@ -419,13 +462,40 @@ static void detach(int ready_fd, const char *line, int verbose)
     if (fd >= 0) {
         dup2(fd, STDIN_FILENO);
         dup2(fd, STDOUT_FILENO);
-        dup2(fd, STDERR_FILENO);
+        if (log_to_syslog())
+            dup2(fd, STDERR_FILENO);
         if (fd > STDERR_FILENO)
             close(fd);
     }
     if (chdir("/") < 0)
         log_warn("chdir /");
-    log_init("squeezed", false, verbose);
+}
+
+/* Write our pid to `path` ("1234\n", as xapi's daemons do). Returns 0 or -errno. */
+static int pidfile_write(const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0)
+        return -errno;
+    char buf[32];
+    int n = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+    int rc = write(fd, buf, (size_t)n) == n ? 0 : -EIO;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    return rc;
+}
+
+/* Remove the pidfile if it is still ours (a later daemon may have taken it over). */
+static void pidfile_remove(const char *path)
+{
+    char buf[32];
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return;
+    bool ours = fgets(buf, sizeof(buf), f) != NULL && strtol(buf, NULL, 10) == (long)getpid();
+    fclose(f);
+    if (ours && unlink(path) < 0)
+        log_warn("%s: cannot remove the pidfile", path);
 }
 
 static char *ready_line(const struct config *cfg, uint16_t port, const struct service *svc)
@@ -535,6 +605,7 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
     char *err = NULL;
     char *line = NULL;
     int ready_fd = -1;
+    bool pidfile_written = false;
     int rc = 1;
 
     if (hooks == NULL)
@@ -547,14 +618,17 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
     if (rc != 0 || done)
         goto out;
     rc = 1;
-    log_setverbose(o.verbose);
     if (load_config(&o, &cfg) != 0)
         goto out;
+    apply_log_level(&cfg);
     make_absolute(&cfg.scenario_path);
     make_absolute(&cfg.sim_state_path);
     make_absolute(&cfg.socket_path);
+    make_absolute(&cfg.switch_path);
+    make_absolute(&cfg.xml_socket_path);
+    make_absolute(&cfg.pidfile_path);
     if (o.check_only) {
-        rc = check_only(&cfg);
+        rc = check_only(&cfg, hooks);
         goto out;
     }
     if (listen_places_free(&cfg, &err) < 0) {
@@ -573,8 +647,23 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
         fatal("sigprocmask");
     signal(SIGPIPE, SIG_IGN);
 
-    if (!o.foreground)
-        ready_fd = daemonize();
+    /* Without -d: fork into the background, unless systemd supervises us (Type=notify
+     * sets NOTIFY_SOCKET; it wants its main process to stay) or daemon = false says
+     * so (xapi's key); those stay in the foreground but log to syslog all the same. */
+    if (!o.foreground) {
+        bool fork_away =
+            cfg.daemonize == 1 || (cfg.daemonize == -1 && getenv("NOTIFY_SOCKET") == NULL);
+        if (fork_away) {
+            ready_fd = daemonize();
+            /* to syslog from now on, and to the terminal until detach() */
+            log_init("squeezed", false, 0);
+            apply_log_level(&cfg);
+            log_also_stderr(true);
+        } else {
+            log_init("squeezed", false, 0);
+            apply_log_level(&cfg);
+        }
+    }
 
     struct service_sim sim = {0};
     b = open_backend(&cfg, hooks, &sim, &err);
@@ -604,6 +693,9 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
         goto out;
     }
     struct api_config ac = {
+        /* The toolstack's transports (issue 9): message-switch or XML-RPC. */
+        .switch_path = config_use_switch(&cfg) ? cfg.switch_path : NULL,
+        .xml_socket_path = config_xml_socket(&cfg),
         .listen_host = cfg.listen_host,
         .listen_port = cfg.listen_port,
         .socket_path = cfg.socket_path,
@@ -615,9 +707,21 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
         goto out;
     }
 
+    if (cfg.pidfile_path != NULL) {
+        int prc = pidfile_write(cfg.pidfile_path);
+        if (prc < 0) {
+            errno = -prc;
+            log_warn("%s: cannot write the pidfile", cfg.pidfile_path);
+            goto out;
+        }
+        pidfile_written = true;
+    }
     line = ready_line(&cfg, cfg.listen_host != NULL ? api_tcp_port(srv) : 0, svc);
+    /* systemd (Type=notify): started only now, with the sockets listening. */
+    sd_notifyf(0, "READY=1\nMAINPID=%ld\nSTATUS=%.*s", (long)getpid(), (int)strlen(line) - 1,
+               line);
     if (ready_fd >= 0) {
-        detach(ready_fd, line, o.verbose);
+        detach(ready_fd, line);
         ready_fd = -1;
         log_info("%.*s", (int)strlen(line) - 1, line);
     } else {
@@ -626,12 +730,15 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
     }
 
     wait_for_stop(&set);
+    sd_notify(0, "STOPPING=1");
     /* Stop the worker first: a running squeeze is cancelled and callers blocked on it get
      * "shutting down", so the HTTP server's threads can finish their requests. */
     service_stop(svc);
     rc = 0;
 out:
     api_stop(srv);
+    if (pidfile_written)
+        pidfile_remove(cfg.pidfile_path);
     service_free(svc);
     backend_close(b);
     if (hooks->at_exit != NULL)

@@ -59,6 +59,8 @@ struct sums {
     int64_t freeable_kib;        /* active: sum of max(0, actual - min - 2 * inaccuracy) */
     int64_t range_kib;           /* active: sum of (max - min) */
     int64_t guaranteed_free_kib; /* host free minus what balloonable domains may grow */
+    int64_t best_free_kib;       /* host free if every balloonable domain went to min */
+    size_t n_balloonable;
     size_t n_active;
     bool all_active_hit;  /* every active domain within inaccuracy of its target */
     bool all_balloon_hit; /* every balloonable domain within inaccuracy of target */
@@ -188,10 +190,20 @@ static int64_t page_down(int64_t kib, int64_t floor_kib)
     return aligned < floor_kib ? floor_kib : aligned;
 }
 
+/* The top of a domain's range as the proportional policy uses it: a paused domain's
+ * driver cannot run, so it takes part as if its dynamic-max were its current target (it
+ * may be asked to give memory, never handed more, and its share goes to the others). */
+static int64_t share_max(const struct policy_domain *d)
+{
+    if (d->paused)
+        return clamp64(d->target_kib, d->dynamic_min_kib, d->dynamic_max_kib);
+    return d->dynamic_max_kib;
+}
+
 /* The proportional target of an active domain (whole pages, never below dynamic-min). */
 static int64_t ideal_target(const struct policy_domain *d, const struct share *s)
 {
-    int64_t range_kib = d->dynamic_max_kib - d->dynamic_min_kib;
+    int64_t range_kib = share_max(d) - d->dynamic_min_kib;
     return page_down(d->dynamic_min_kib +
                          share_of(s->surplus_kib, s->total_range_kib, range_kib),
                      d->dynamic_min_kib);
@@ -205,7 +217,7 @@ static bool is_active(const struct policy_domain *d, const struct stuck_entry *e
 
 static void sum_up(const struct policy_host *h, const struct stuck_entry *ents, struct sums *s)
 {
-    int64_t may_grow_kib = 0;
+    int64_t may_grow_kib = 0, above_min_kib = 0;
 
     memset(s, 0, sizeof(*s));
     s->all_active_hit = true;
@@ -219,12 +231,16 @@ static void sum_up(const struct policy_host *h, const struct stuck_entry *ents, 
         if (!hit)
             s->all_balloon_hit = false;
 
-        /* What this domain may still allocate: up to target (+ inaccuracy), and for a
+        /* What this domain may still allocate: up to its target (a balloon driver never
+         * grows past it; stopping short is what the inaccuracy allows for), and for a
          * stuck domain no further than the maxmem clip it was given. */
-        int64_t ceiling_kib = d->target_kib + d->inaccuracy_kib;
+        int64_t ceiling_kib = d->target_kib;
         if (e != NULL && e->stuck)
             ceiling_kib = min64(ceiling_kib, e->clip_kib);
         may_grow_kib += max64(0, ceiling_kib - d->actual_kib);
+        /* Stuck or not, what it holds above dynamic-min is the most it could give. */
+        above_min_kib += max64(0, d->actual_kib - d->dynamic_min_kib);
+        s->n_balloonable++;
 
         if (!is_active(d, e))
             continue;
@@ -232,9 +248,10 @@ static void sum_up(const struct policy_host *h, const struct stuck_entry *ents, 
         if (!hit)
             s->all_active_hit = false;
         s->freeable_kib += max64(0, d->actual_kib - d->dynamic_min_kib - 2 * d->inaccuracy_kib);
-        s->range_kib += d->dynamic_max_kib - d->dynamic_min_kib;
+        s->range_kib += share_max(d) - d->dynamic_min_kib;
     }
     s->guaranteed_free_kib = h->free_kib - may_grow_kib;
+    s->best_free_kib = h->free_kib + above_min_kib;
 }
 
 /*
@@ -289,7 +306,9 @@ static void decision_clear(struct policy_decision *d)
     d->guaranteed_free_kib = 0;
     d->gamma = 0.0;
     d->n_active = 0;
+    d->best_free_kib = 0;
     d->fast_path = false;
+    d->fail_fast = false;
 }
 
 static void fresh_entry(struct stuck_entry *e, const struct policy_domain *d, int64_t now_ms)
@@ -451,6 +470,10 @@ static size_t plan_targets(const struct policy_host *h, const struct stuck_entry
             if (new_kib - t_kib <= band_kib && t_kib >= d->dynamic_min_kib &&
                 t_kib < d->dynamic_min_kib + band_kib)
                 new_kib = t_kib;
+            /* A paused domain's driver cannot run: memory handed to it would lie
+             * idle, promised to a guest that cannot take it. */
+            if (d->paused)
+                new_kib = t_kib;
             budget_kib -= new_kib - t_kib;
         }
         if (new_kib != t_kib)
@@ -477,10 +500,41 @@ static size_t plan_targets(const struct policy_host *h, const struct stuck_entry
     return n_set;
 }
 
-/* Verdict once the round is quiet: success condition, else who to blame. */
+/* The host free memory an operation must reach to succeed (reserve included). */
+static int64_t needed_of(const struct policy_request *r)
+{
+    switch (r->kind) {
+    case POLICY_FREE:
+        return r->reserved_kib + r->need_kib;
+    case POLICY_FREE_RANGE:
+        return r->reserved_kib + r->min_kib;
+    case POLICY_BALANCE:
+        break;
+    }
+    return r->reserved_kib;
+}
+
+static void cannot_free(const struct policy_request *r, int64_t guaranteed_kib,
+                        struct policy_decision *out)
+{
+    out->verdict = POLICY_CANNOT_FREE;
+    out->n_ops = 0;
+    out->n_refused = 0;
+    out->reserve_kib = 0;
+    out->needed_kib = needed_of(r);
+    /* Reported only when the memory is not there, so free < needed always holds. */
+    out->free_kib = guaranteed_kib;
+}
+
+/*
+ * Verdict once the round is quiet: success condition, else who to blame. Stuck domains
+ * are named only when what they hold above dynamic-min would have covered the
+ * shortfall: otherwise even their full cooperation would not have been enough, and the
+ * precise reason is that the host cannot free this much.
+ */
 static void judge(const struct policy_host *h, const struct policy_state *st,
-                  const struct policy_request *r, int64_t host_target_kib,
-                  int64_t guaranteed_kib, struct policy_decision *out)
+                  const struct policy_request *r, int64_t guaranteed_kib,
+                  struct policy_decision *out)
 {
     bool ok = false;
 
@@ -503,22 +557,25 @@ static void judge(const struct policy_host *h, const struct policy_state *st,
         out->verdict = POLICY_SUCCESS;
         return;
     }
+    int64_t shortfall_kib = needed_of(r) - guaranteed_kib;
+    int64_t held_kib = 0;
     out->reserve_kib = 0;
     for (size_t i = 0; i < h->n_domains; i++) {
         const struct policy_domain *d = &h->domains[i];
         /* dom0 changing its memory on its own is not a guest refusing (CA-75568);
          * a stuck domain at its dynamic-min had nothing more to give. */
         if (d->can_balloon && st->ents[i].stuck && d->domid != 0 &&
-            d->actual_kib > d->dynamic_min_kib + d->inaccuracy_kib)
+            d->actual_kib > d->dynamic_min_kib + d->inaccuracy_kib) {
             push_domid(&out->refused, &out->n_refused, &out->cap_refused, d->domid);
+            held_kib += d->actual_kib - d->dynamic_min_kib;
+        }
     }
-    if (out->n_refused > 0) {
+    /* As for failing fast: Xen's page counts may hide up to a page of each. */
+    int64_t unseen_kib = POLICY_PAGE_KIB * (int64_t)(out->n_refused + 1);
+    if (out->n_refused > 0 && held_kib + unseen_kib >= shortfall_kib)
         out->verdict = POLICY_REFUSED;
-    } else {
-        out->verdict = POLICY_CANNOT_FREE;
-        out->needed_kib = host_target_kib;
-        out->free_kib = h->free_kib;
-    }
+    else
+        cannot_free(r, guaranteed_kib, out);
 }
 
 int policy_round(struct policy_state *st, const struct policy_host *host,
@@ -541,8 +598,23 @@ int policy_round(struct policy_state *st, const struct policy_host *host,
     make_share(host->free_kib + s.freeable_kib - host_target_kib, s.range_kib, &sh);
     out->host_target_kib = host_target_kib;
     out->guaranteed_free_kib = s.guaranteed_free_kib;
+    out->best_free_kib = s.best_free_kib;
     out->gamma = sh.gamma;
     out->n_active = s.n_active;
+
+    /* Fail fast: not even every balloonable domain at its dynamic-min would do. No
+     * target is changed for a request that cannot succeed, and nobody is blamed. Xen
+     * counts whole pages, so a snapshot may miss up to a page of each domain's and of
+     * the host's memory: the test allows for them, never failing what could succeed. */
+    int64_t unseen_kib = POLICY_PAGE_KIB * (int64_t)(s.n_balloonable + 1);
+    if (first_round && req->kind != POLICY_BALANCE &&
+        needed_of(req) > s.best_free_kib + unseen_kib) {
+        /* The payload says what the host could free at most, as a squeeze to the
+         * dynamic-mins would have ended, without making anyone wait for it. */
+        cannot_free(req, s.best_free_kib, out);
+        out->fail_fast = true;
+        return 0;
+    }
 
     if (first_round && req->kind != POLICY_BALANCE && s.all_balloon_hit) {
         int64_t asked_kib =
@@ -560,7 +632,7 @@ int policy_round(struct policy_state *st, const struct policy_host *host,
     /* A round that declares domains stuck or active again ends with CONTINUE so that
      * their maxmem ops are applied; the verdict follows one poll later. */
     if (n_set == 0 && s.all_active_hit && out->n_newly_stuck == 0 && out->n_newly_active == 0)
-        judge(host, st, req, host_target_kib, s.guaranteed_free_kib, out);
+        judge(host, st, req, s.guaranteed_free_kib, out);
     return 0;
 }
 

@@ -32,6 +32,10 @@ struct policy_domain {
     int64_t actual_kib;     /* Xen total pages KiB minus memory-offset */
     int64_t maxmem_kib;     /* Xen max pages KiB minus per-type offset */
     int64_t inaccuracy_kib; /* normally POLICY_INACCURACY_KIB */
+    bool paused;            /* Xen says paused: its driver cannot run, so it is given
+                               no increase (it may still be asked to give memory): the
+                               proportional policy treats its target as its
+                               dynamic-max, and its share goes to the others */
 };
 
 /* A read-only snapshot of the host. */
@@ -98,8 +102,10 @@ struct policy_decision {
     size_t n_refused;
     size_t cap_refused;
 
-    int64_t needed_kib;  /* CANNOT_FREE: host free memory the operation needed */
-    int64_t free_kib;    /* CANNOT_FREE: host free memory it got (snapshot value) */
+    int64_t needed_kib;  /* CANNOT_FREE: host free memory the operation needed (reserve
+                            included); invariant: free_kib < needed_kib */
+    int64_t free_kib;    /* CANNOT_FREE: guaranteed free memory it had (may be < 0), or
+                            when failed fast the best free memory it could have had */
     int64_t reserve_kib; /* SUCCESS of FREE: need_kib; of FREE_RANGE:
                             clamp(guaranteed free - reserved, min, max); BALANCE: 0 */
 
@@ -108,7 +114,11 @@ struct policy_decision {
     int64_t guaranteed_free_kib; /* free minus what guests may still grow into */
     double gamma;                /* proportion of each active range handed out */
     size_t n_active;             /* domains that can balloon and are not stuck */
+    int64_t best_free_kib;       /* free memory if every balloonable domain (stuck ones
+                                    included) went down to its dynamic-min */
     bool fast_path;              /* SUCCESS decided in round one without new targets */
+    bool fail_fast;              /* CANNOT_FREE decided before any target changed: what
+                                    is asked exceeds best_free_kib */
 };
 
 /* Per-operation state: stuck tracking and the maxmem clips decided so far.
@@ -159,10 +169,19 @@ void policy_decision_free(struct policy_decision *d);
  *    No increase of 2 * inaccuracy or less is made for a domain within that band of its
  *    dynamic-min (it would give a page and take it back forever). A newly stuck domain gets
  *    SET_MAXMEM(clamp(min(target, actual), dynamic_min, dynamic_max)); a domain
- *    active again gets SET_MAXMEM(target).
+ *    active again gets SET_MAXMEM(target). Domains that cannot balloon (building, no
+ *    driver) get no op at all; a paused domain gets no increase.
  *  - guaranteed free = free - sum over balloonable domains of
- *    max(0, min(target + inaccuracy, cap) - actual) where cap is the stuck clip for
- *    stuck domains and unbounded otherwise.
+ *    max(0, min(target, cap) - actual) where cap is the stuck clip for stuck domains and
+ *    unbounded otherwise: a balloon driver never grows past its target, so only the
+ *    part of a target not yet reached can still be taken.
+ *  - best free = free + sum over balloonable domains (stuck ones included) of
+ *    max(0, actual - dynamic_min): the most any squeeze could make free.
+ *  - Fail fast (FREE, FREE_RANGE; first round, before any op is planned): if what is
+ *    asked (FREE: need + reserved; RANGE: min + reserved) exceeds best free by more than
+ *    a page per balloonable domain and one for the host (what Xen's page counts may
+ *    hide), the verdict is CANNOT_FREE(asked, best free) at once, with no op
+ *    (fail_fast).
  *  - Fast path (round one only): every balloonable domain within inaccuracy of its
  *    target and guaranteed free >= what is asked (FREE: need + reserved; RANGE:
  *    max + reserved) => SUCCESS with no ops.
@@ -172,9 +191,12 @@ void policy_decision_free(struct policy_decision *d);
  *    BALANCE: SUCCESS if guaranteed free >= reserved - slack, i.e. unless the guests
  *    hold memory the host reserve needs (spare memory left because every active
  *    domain is at dynamic-max is not a failure).
- *    Otherwise REFUSED naming the stuck balloonable domains other than dom0 whose
- *    actual is above dynamic-min + inaccuracy, or CANNOT_FREE(host_target, free)
- *    when there are none.
+ *    Otherwise, with shortfall = needed - guaranteed free (needed: FREE need + reserved,
+ *    RANGE min + reserved, BALANCE reserved): REFUSED naming the stuck balloonable
+ *    domains other than dom0 whose actual is above dynamic-min + inaccuracy, if what
+ *    they hold above dynamic-min adds up to the shortfall or more (they are to blame;
+ *    a page each and one for the host are allowed for Xen's page counts);
+ *    else CANNOT_FREE(needed, guaranteed free), with guaranteed free < needed.
  */
 int policy_round(struct policy_state *st, const struct policy_host *host,
                  const struct policy_request *req, int64_t now_ms, struct policy_decision *out);

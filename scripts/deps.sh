@@ -5,9 +5,9 @@
 set -eu
 
 what=${1:-build}
-pkgs="gcc make pkg-config libxen-dev libjansson-dev libmicrohttpd-dev"
+pkgs="gcc make pkg-config libxen-dev libjansson-dev libmicrohttpd-dev libxml2-dev libsystemd-dev libcurl4-openssl-dev"
 case "$what" in
-test) pkgs="$pkgs libcmocka-dev curl valgrind clang libclang-rt-14-dev clang-format nodejs npm" ;;
+test) pkgs="$pkgs libcmocka-dev curl valgrind clang libclang-rt-14-dev clang-format nodejs npm python3 debhelper lintian fakeroot groff-base systemd chromium" ;;
 bench) pkgs="$pkgs libcmocka-dev curl wrk" ;;
 esac
 
@@ -15,7 +15,9 @@ esac
 # not installed again.
 provides() {
     case "$1" in
-    gcc | make | curl | valgrind | clang | clang-format | wrk | pkg-config) echo "$1" ;;
+    gcc | make | curl | valgrind | clang | clang-format | wrk | pkg-config | python3 | lintian | fakeroot) echo "$1" ;;
+    groff-base) echo groff ;;
+    systemd) echo systemd-analyze ;;
     nodejs) echo node ;;
     npm) echo npm ;;
     *) echo "" ;;

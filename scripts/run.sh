@@ -13,12 +13,14 @@ scenario=${SCENARIO:-scenarios/demo.json}
 url="http://127.0.0.1:$port/"
 cat <<EOF
 Starting squeezed on a simulated Xen host ($scenario, real clock).
-Once it says "ready", try from another terminal:
+Once it says "ready", open the dashboard: ${url}ui
+or try from another terminal:
   curl -s ${url}status
   curl -s -d '{"method": "login", "params": ["demo", "me"], "id": 1}' $url
   curl -s -d '{"method": "reserve_memory", "params": ["demo", "me", 4194304], "id": 2}' $url
   curl -s -d '{"method": "get_diagnostics", "params": ["demo"], "id": 3}' $url
   curl -s ${url}metrics
+  build/squeezed-cli --url $url status
 Ctrl-C stops it.
 
 EOF

@@ -4,12 +4,15 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include "common/limits.h"
@@ -42,6 +45,29 @@ void config_init(struct config *c)
     c->dom0_dynamic_min_bytes = -1;
     c->dom0_dynamic_max_bytes = -1;
     c->use_watches = true;
+    c->use_switch = -1;
+    c->switch_path = xstrdup(CONFIG_SWITCH_PATH);
+    c->xml_socket_path = xstrdup(CONFIG_XML_SOCKET_PATH);
+    c->xml_socket_given = false;
+    c->config_dir = xstrdup(CONFIG_DEFAULT_DIR);
+    c->log_max_pri = -1;
+    c->daemonize = -1;
+}
+
+bool config_use_switch(const struct config *c)
+{
+    return c->use_switch >= 0 ? c->use_switch != 0 : c->backend == CONFIG_BACKEND_XEN;
+}
+
+const char *config_xml_socket(const struct config *c)
+{
+    if (config_use_switch(c) || c->xml_socket_path == NULL)
+        return NULL;
+    /* The simulated host takes /var/xapi/memory only when asked: several test daemons
+     * run side by side, and it is the real squeezed's place. */
+    if (c->backend == CONFIG_BACKEND_SIM && !c->xml_socket_given)
+        return NULL;
+    return c->xml_socket_path;
 }
 
 void config_release(struct config *c)
@@ -52,10 +78,69 @@ void config_release(struct config *c)
     free(c->sim_state_path);
     free(c->listen_host);
     free(c->socket_path);
+    free(c->switch_path);
+    free(c->xml_socket_path);
+    c->switch_path = NULL;
+    c->xml_socket_path = NULL;
+    free(c->pidfile_path);
+    free(c->config_dir);
+    for (size_t i = 0; i < c->n_origins; i++) {
+        free(c->origins[i].key);
+        free(c->origins[i].where);
+    }
+    free(c->origins);
     c->scenario_path = NULL;
     c->sim_state_path = NULL;
     c->listen_host = NULL;
     c->socket_path = NULL;
+    c->pidfile_path = NULL;
+    c->config_dir = NULL;
+    c->origins = NULL;
+    c->n_origins = 0;
+}
+
+const char *config_origin(const struct config *c, const char *key)
+{
+    for (size_t i = 0; i < c->n_origins; i++)
+        if (strcmp(c->origins[i].key, key) == 0)
+            return c->origins[i].where;
+    return NULL;
+}
+
+static void set_origin(struct config *c, const char *key, const char *where)
+{
+    for (size_t i = 0; i < c->n_origins; i++) {
+        if (strcmp(c->origins[i].key, key) == 0) {
+            free(c->origins[i].where);
+            c->origins[i].where = xstrdup(where);
+            return;
+        }
+    }
+    c->origins = xreallocarray(c->origins, c->n_origins + 1, sizeof(c->origins[0]));
+    c->origins[c->n_origins++] = (struct config_origin){
+        .key = xstrdup(key),
+        .where = xstrdup(where),
+    };
+}
+
+int config_parse_loglevel(const char *text, int *pri)
+{
+    static const struct {
+        const char *name;
+        int pri;
+    } levels[] = {
+        {"emergency", LOG_EMERG}, {"alert", LOG_ALERT},   {"critical", LOG_CRIT},
+        {"error", LOG_ERR},       {"err", LOG_ERR},       {"warning", LOG_WARNING},
+        {"warn", LOG_WARNING},    {"notice", LOG_NOTICE}, {"info", LOG_INFO},
+        {"debug", LOG_DEBUG},
+    };
+    for (size_t i = 0; i < sizeof(levels) / sizeof(levels[0]); i++) {
+        if (strcasecmp(text, levels[i].name) == 0) {
+            *pri = levels[i].pri;
+            return 0;
+        }
+    }
+    return -EINVAL;
 }
 
 int config_parse_double(const char *text, double min_excl, double max_incl, double *out)
@@ -158,6 +243,14 @@ enum key_kind {
     KEY_DOM0_MIN,
     KEY_DOM0_MAX,
     KEY_WATCHES,
+    KEY_USE_SWITCH,
+    KEY_SWITCH_PATH,
+    KEY_XML_SOCKET,
+    KEY_PIDFILE,
+    KEY_LOG,
+    KEY_LOGLEVEL,
+    KEY_DAEMON,
+    KEY_CONFIG_DIR,
 };
 
 static const struct {
@@ -178,6 +271,31 @@ static const struct {
     {"domain-zero-dynamic-min", KEY_DOM0_MIN},
     {"domain-zero-dynamic-max", KEY_DOM0_MAX},
     {"watches", KEY_WATCHES},
+    {"use-switch", KEY_USE_SWITCH},
+    {"switch-path", KEY_SWITCH_PATH},
+    {"xml-socket", KEY_XML_SOCKET},
+    {"pidfile", KEY_PIDFILE},
+    {"log", KEY_LOG},
+    {"loglevel", KEY_LOGLEVEL},
+    {"daemon", KEY_DAEMON},
+    {"config-dir", KEY_CONFIG_DIR},
+};
+
+/* xapi's keys (xcp_service.ml's common options, squeezed.ml's own) that this daemon
+ * accepts and does nothing with: a stock squeezed.conf must not stop it. Looked up
+ * after keys[], so a key implemented later simply moves up there. */
+static const struct {
+    const char *name;
+    const char *why;
+} ignored_keys[] = {
+    {"disable-logging-for", "this daemon's log has no per-module switches"},
+    {"inventory", "this daemon reads nothing from the xensource inventory"},
+    {"search-path", "this daemon runs no helper programs"},
+    {"config", "name the configuration file with -f"},
+    {"boot-time-host-free-memory-minimal-constant-count",
+     "host free memory at boot is taken at start-up"},
+    {"boot-time-host-free-memory-check-interval",
+     "host free memory at boot is taken at start-up"},
 };
 
 static int bad(char **err, const char *where, const char *key, const char *value,
@@ -193,6 +311,9 @@ static void replace(char **slot, char *value)
     *slot = value;
 }
 
+static int set_key(struct config *c, enum key_kind kind, const char *key, const char *value,
+                   const char *where, char **err);
+
 int config_set(struct config *c, const char *key, const char *value, const char *where,
                char **err)
 {
@@ -201,14 +322,35 @@ int config_set(struct config *c, const char *key, const char *value, const char 
         if (strcmp(keys[i].name, key) == 0)
             break;
     if (i == sizeof(keys) / sizeof(keys[0])) {
+        for (size_t j = 0; j < sizeof(ignored_keys) / sizeof(ignored_keys[0]); j++) {
+            if (strcmp(ignored_keys[j].name, key) != 0)
+                continue;
+            set_origin(c, key, where);
+            if (c->warned_ignored & (UINT32_C(1) << j)) {
+                *err = NULL;
+                return 1;
+            }
+            c->warned_ignored |= UINT32_C(1) << j;
+            *err =
+                xasprintf("%s: %s: accepted and ignored: %s", where, key, ignored_keys[j].why);
+            return 1;
+        }
         *err = xasprintf("%s: unknown key '%s'", where, key);
         return -ENOENT;
     }
+    int rc = set_key(c, keys[i].kind, key, value, where, err);
+    if (rc >= 0)
+        set_origin(c, key, where);
+    return rc;
+}
 
+static int set_key(struct config *c, enum key_kind kind, const char *key, const char *value,
+                   const char *where, char **err)
+{
     int64_t n;
     double d;
     bool flag;
-    switch (keys[i].kind) {
+    switch (kind) {
     case KEY_BACKEND:
         if (strcmp(value, "xen") == 0)
             c->backend = CONFIG_BACKEND_XEN;
@@ -229,8 +371,7 @@ int config_set(struct config *c, const char *key, const char *value, const char 
     case KEY_SIM_STATE:
         if (value[0] == '\0')
             return bad(err, where, key, value, "must name a file");
-        replace(keys[i].kind == KEY_SCENARIO ? &c->scenario_path : &c->sim_state_path,
-                xstrdup(value));
+        replace(kind == KEY_SCENARIO ? &c->scenario_path : &c->sim_state_path, xstrdup(value));
         return 0;
     case KEY_LISTEN: {
         if (strcmp(value, "none") == 0) {
@@ -259,6 +400,29 @@ int config_set(struct config *c, const char *key, const char *value, const char 
             return bad(err, where, key, value, "too long for a unix socket (108 bytes)");
         replace(&c->socket_path, xstrdup(value));
         return 0;
+    case KEY_USE_SWITCH:
+        if (config_parse_bool(value, &flag) < 0)
+            return bad(err, where, key, value, "must be true or false");
+        c->use_switch = flag ? 1 : 0;
+        return 0;
+    case KEY_SWITCH_PATH:
+    case KEY_XML_SOCKET:
+        if (kind == KEY_XML_SOCKET && strcmp(value, "none") == 0) {
+            replace(&c->xml_socket_path, NULL);
+            c->xml_socket_given = true;
+            return 0;
+        }
+        if (value[0] == '\0')
+            return bad(err, where, key, value, "must be a path");
+        if (strlen(value) >= 108)
+            return bad(err, where, key, value, "too long for a unix socket (108 bytes)");
+        if (kind == KEY_SWITCH_PATH) {
+            replace(&c->switch_path, xstrdup(value));
+        } else {
+            replace(&c->xml_socket_path, xstrdup(value));
+            c->xml_socket_given = true;
+        }
+        return 0;
     case KEY_RESERVED:
         if (parse_int64(value, 0, LIMIT_KIB_MAX, &n) < 0)
             return bad(err, where, key, value, "must be a whole number of KiB from 0 to 2^40");
@@ -286,20 +450,57 @@ int config_set(struct config *c, const char *key, const char *value, const char 
     case KEY_WATCHES:
         if (config_parse_bool(value, &flag) < 0)
             return bad(err, where, key, value, "must be true or false");
-        if (keys[i].kind == KEY_MANAGE_DOM0)
+        if (kind == KEY_MANAGE_DOM0)
             c->manage_domain_zero = flag;
         else
             c->use_watches = flag;
         return 0;
     case KEY_DOM0_MIN:
     case KEY_DOM0_MAX:
+        if (kind == KEY_DOM0_MAX && strcmp(value, "auto") == 0) {
+            /* xapi's "auto": keep dom0's own dynamic-max (as in xenstore) */
+            c->dom0_dynamic_max_bytes = -1;
+            return 0;
+        }
         if (parse_int64(value, 0, LIMIT_KIB_MAX * 1024, &n) < 0)
             return bad(err, where, key, value,
-                       "must be a whole number of bytes from 0 to 2^50");
-        if (keys[i].kind == KEY_DOM0_MIN)
+                       kind == KEY_DOM0_MAX
+                           ? "must be 'auto' or a whole number of bytes from 0 to 2^50"
+                           : "must be a whole number of bytes from 0 to 2^50");
+        if (kind == KEY_DOM0_MIN)
             c->dom0_dynamic_min_bytes = n;
         else
             c->dom0_dynamic_max_bytes = n;
+        return 0;
+    case KEY_PIDFILE:
+    case KEY_CONFIG_DIR:
+        if (value[0] == '\0')
+            return bad(err, where, key, value,
+                       kind == KEY_PIDFILE ? "must name a file" : "must name a directory");
+        replace(kind == KEY_PIDFILE ? &c->pidfile_path : &c->config_dir, xstrdup(value));
+        return 0;
+    case KEY_LOG:
+        /* xapi writes "syslog:daemon" or "syslog:squeezed" here and reads nothing from
+         * it: squeezed logs to syslog at local5 whatever it says. So do we. */
+        if (strcmp(value, "syslog") == 0 || strncmp(value, "syslog:", 7) == 0)
+            return 0;
+        *err = xasprintf("%s: log = '%s': only syslog is supported; logging to syslog "
+                         "(stderr with -d)",
+                         where, value);
+        return 1;
+    case KEY_LOGLEVEL: {
+        int pri;
+        if (config_parse_loglevel(value, &pri) < 0)
+            return bad(err, where, key, value,
+                       "must be debug, info, notice, warning, error, critical, alert or "
+                       "emergency");
+        c->log_max_pri = pri;
+        return 0;
+    }
+    case KEY_DAEMON:
+        if (config_parse_bool(value, &flag) < 0)
+            return bad(err, where, key, value, "must be true or false");
+        c->daemonize = flag ? 1 : 0;
         return 0;
     }
     return -EINVAL;
@@ -328,8 +529,7 @@ int config_load_file(struct config *c, const char *path, char **err, char **warn
     char *line = NULL;
     size_t cap = 0;
     unsigned lineno = 0;
-    *warn = NULL;
-    FILE *f = fopen(path, "r");
+    FILE *f = fopen(path, "re");
     if (f == NULL) {
         rc = -errno;
         *err = xasprintf("%s: cannot read: %s", path, strerror(errno));
@@ -377,8 +577,14 @@ int config_load_file(struct config *c, const char *path, char **err, char **warn
         char *why = NULL;
         int r = config_set(c, key, value, where, &why);
         free(where);
-        if (r == -ENOENT) {
-            append(warn, why);
+        if (r == -ENOENT || r == 1) {
+            if (r == -ENOENT) {
+                char *t = xasprintf("%s (ignored)", why);
+                free(why);
+                why = t;
+            }
+            if (why != NULL)
+                append(warn, why);
             free(why);
         } else if (r < 0) {
             *err = why;
@@ -394,6 +600,88 @@ out:
     free(line);
     fclose(f);
     return rc;
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int config_load(struct config *c, const char *path, bool required, char **err, char **warn)
+{
+    int rc = 0;
+    char **names = NULL;
+    size_t n = 0;
+    char *dir = NULL;
+    DIR *d = NULL;
+
+    if (path != NULL && (required || access(path, F_OK) == 0)) {
+        rc = config_load_file(c, path, err, warn);
+        if (rc < 0)
+            return rc;
+    }
+    if (c->config_dir == NULL)
+        return 0;
+    dir = xstrdup(c->config_dir); /* a fragment may name another directory */
+    d = opendir(dir);
+    if (d == NULL)
+        goto out; /* no fragments */
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *p = xasprintf("%s/%s", dir, e->d_name);
+        struct stat st;
+        if (stat(p, &st) < 0 || !S_ISREG(st.st_mode)) {
+            free(p);
+            continue;
+        }
+        names = xreallocarray(names, n + 1, sizeof(names[0]));
+        names[n++] = p;
+    }
+    qsort(names, n, sizeof(names[0]), compare_names);
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = config_load_file(c, names[i], err, warn);
+out:
+    if (d != NULL)
+        closedir(d);
+    for (size_t i = 0; i < n; i++)
+        free(names[i]);
+    free(names);
+    free(dir);
+    return rc;
+}
+
+int config_apply(struct config *c, const struct config_override *ov, size_t n_ov,
+                 const char *path, bool required, char **err, char **warn)
+{
+    for (size_t i = 0; i < n_ov; i++) {
+        char *where = xasprintf("option %s", ov[i].option);
+        char *why = NULL;
+        int rc = config_set(c, ov[i].key, ov[i].value, where, &why);
+        free(where);
+        if (rc < 0) {
+            *err = why;
+            return rc;
+        }
+        if (why != NULL)
+            append(warn, why);
+        free(why);
+    }
+    int rc = config_load(c, path, required, err, warn);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < n_ov; i++) {
+        const char *origin = config_origin(c, ov[i].key);
+        if (origin == NULL || strncmp(origin, "option ", 7) == 0)
+            continue;
+        char *line = xasprintf("option %s %s: overridden by %s (the configuration file "
+                               "wins over the command line, as in xapi's squeezed)",
+                               ov[i].option, ov[i].value, origin);
+        append(warn, line);
+        free(line);
+    }
+    return 0;
 }
 
 int config_check(const struct config *c, char **err)

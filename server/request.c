@@ -2,6 +2,7 @@
 /* The one check of each typed request of the service (server/request.h). */
 #include "server/request.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
@@ -88,7 +89,7 @@ int request_check_reserve(const struct req_reserve *r, struct service_error *err
     static const char m[] = "reserve_memory";
     if (check_name(r->session, "session_id", m, err) < 0)
         return -1;
-    return check_kib(r->kib, 1, "kib", m, err);
+    return check_kib(r->kib, 0, "kib", m, err);
 }
 
 int request_check_reserve_range(const struct req_reserve_range *r, struct service_error *err)
@@ -96,7 +97,7 @@ int request_check_reserve_range(const struct req_reserve_range *r, struct servic
     static const char m[] = "reserve_memory_range";
     if (check_name(r->session, "session_id", m, err) < 0 ||
         check_kib(r->min_kib, 0, "min_kib", m, err) < 0 ||
-        check_kib(r->max_kib, 1, "max_kib", m, err) < 0)
+        check_kib(r->max_kib, 0, "max_kib", m, err) < 0)
         return -1;
     if (r->min_kib > r->max_kib) {
         service_fail(err, SERVICE_ERR_INVALID_MEMORY_VALUE,
@@ -168,4 +169,31 @@ int request_check_sim_balloon(const struct req_sim_balloon *r, struct service_er
     if (check_domid(r->domid, m, err) < 0)
         return -1;
     return check_object(r->balloon, "balloon", m, err);
+}
+
+int request_check_sim_claim(const struct req_sim_claim *r, struct service_error *err)
+{
+    static const char m[] = "sim.set_claim";
+    if (check_domid(r->domid, m, err) < 0)
+        return -1;
+    return check_kib(r->kib, 0, "kib", m, err);
+}
+
+int request_check_sim_pause(const struct req_sim_pause *r, struct service_error *err)
+{
+    return check_domid(r->domid, "sim.pause_domain", err);
+}
+
+int request_check_rpc_reply(const struct req_rpc_reply *r, struct service_error *err)
+{
+    size_t len = r->key != NULL ? strlen(r->key) : 0;
+    bool ok = len > 0 && len <= LIMIT_RPC_KEY_MAX_BYTES;
+    for (size_t i = 0; ok && i < len; i++) {
+        unsigned char c = (unsigned char)r->key[i];
+        ok = isalnum(c) || c == '-' || c == '_';
+    }
+    if (ok)
+        return 0;
+    return service_fail(err, SERVICE_ERR_INVALID_PARAMS,
+                        xasprintf("bad key %s", r->key != NULL ? r->key : "(null)"));
 }

@@ -443,7 +443,7 @@ int reservations_transfer(struct reservations *r, const char *session, const cha
     if (rc == 0)
         rc = domcache_write(r->dc, d, "memory/reservation-id", id);
     if (rc == 0)
-        rc = domcache_set_maxmem(r->dc, d, x->kib);
+        rc = domcache_raise_maxmem(r->dc, d, x->kib);
     if (rc == -ENOENT || rc == -ESRCH) {
         domain_gone(err, domid);
         goto out;

@@ -22,6 +22,7 @@
 #include "common/log.h"
 #include "common/parse.h"
 #include "common/xalloc.h"
+#include "server/history.h"
 #include "server/request.h"
 #include "server/reservations.h"
 #include "server/service_life.h"
@@ -30,6 +31,14 @@
 
 #define OPS_RING 64
 #define PUBLISH_DURING_OP_MS 200 /* republish /status at most this often mid-operation */
+#define RPC_ROOT "/squeezed/rpc" /* stored message-switch replies */
+
+/* /history: one sample a second at most, an hour of them (common/limits.h; see
+ * history_bytes). */
+static const struct history_config service_history_config = {
+    .max_samples = LIMIT_HISTORY_SAMPLES_MAX,
+    .max_entries = LIMIT_HISTORY_ENTRIES_MAX,
+    .min_interval_ms = LIMIT_HISTORY_INTERVAL_MIN_MS};
 
 enum op_kind { OP_RESERVE, OP_RESERVE_RANGE, OP_BALANCE, OP_PERIODIC, OP_KINDS };
 enum op_outcome {
@@ -71,6 +80,10 @@ enum job_kind { /* the first five change the reservations */
                 JOB_SIM_DESTROY,
                 JOB_SIM_RANGE,
                 JOB_SIM_BALLOON,
+                JOB_SIM_CLAIM,
+                JOB_SIM_PAUSE,
+                JOB_RPC_GET, /* the message-switch front end's stored replies */
+                JOB_RPC_PUT,
 };
 
 /* One queued call, with the typed request its kind takes (checked by server/request.c
@@ -92,6 +105,9 @@ struct job {
         struct req_sim_destroy destroy; /* JOB_SIM_DESTROY */
         struct req_sim_range sim_range; /* JOB_SIM_RANGE */
         struct req_sim_balloon balloon; /* JOB_SIM_BALLOON */
+        struct req_sim_claim claim;     /* JOB_SIM_CLAIM */
+        struct req_sim_pause pause;     /* JOB_SIM_PAUSE */
+        struct req_rpc_reply rpc;       /* JOB_RPC_GET, JOB_RPC_PUT */
     } req;
     char *out_str; /* outputs, owned by the caller once done */
     int64_t out_kib;
@@ -155,6 +171,12 @@ struct service {
     pthread_mutex_t pub_mu;
     json_t *status;
     struct dom0_info dom0;
+
+    /* The history of /history (server/history.h), fed by publish. */
+    pthread_mutex_t hist_mu;
+    struct history *hist;
+    int64_t hist_now_ms;  /* backend clock at the last sample */
+    int64_t hist_wall_ms; /* clock_monotonic_ms() then */
 };
 
 /* ---- small helpers ------------------------------------------------------------------ */
@@ -181,7 +203,17 @@ const char *service_clock_name(const struct service *s)
 
 /* ---- status ------------------------------------------------------------------------- */
 
+static json_t *status_host_fields(struct service *s, const struct domcache_snapshot *snap);
+
+/* The host figures, with the Xen claims subtracted from free memory (issue 10). */
 static json_t *status_host(struct service *s, const struct domcache_snapshot *snap)
+{
+    json_t *h = status_host_fields(s, snap);
+    json_object_set_new(h, "claims_kib", json_integer(snap != NULL ? snap->claims_kib : 0));
+    return h;
+}
+
+static json_t *status_host_fields(struct service *s, const struct domcache_snapshot *snap)
 {
     if (snap == NULL)
         return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "free_kib", (json_int_t)0,
@@ -300,6 +332,39 @@ static json_t *status_daemon(struct service *s)
                      "now_ms", (json_int_t)now_ms(s), "uptime_s", uptime_s);
 }
 
+/* One history sample per publish (history.c keeps one per second and drops repeats). */
+static void record_history(struct service *s, const struct domcache_snapshot *snap)
+{
+    if (snap == NULL)
+        return;
+    size_t n = snap->host.n_domains;
+    struct history_domain *d = xreallocarray(NULL, n > 0 ? n : 1, sizeof(*d));
+    for (size_t i = 0; i < n; i++)
+        d[i] = (struct history_domain){.domid = snap->domains[i].domid,
+                                       .target_kib = snap->domains[i].target_kib,
+                                       .actual_kib = snap->domains[i].actual_kib};
+    int64_t now = now_ms(s);
+    pthread_mutex_lock(&s->hist_mu);
+    history_add(s->hist, now, snap->host.free_kib, d, n);
+    s->hist_now_ms = now;
+    s->hist_wall_ms = clock_monotonic_ms();
+    pthread_mutex_unlock(&s->hist_mu);
+    free(d);
+}
+
+json_t *service_history(struct service *s, int64_t window_ms, const int32_t *domids,
+                        size_t n_domids)
+{
+    pthread_mutex_lock(&s->hist_mu);
+    /* The backend's clock belongs to the worker: extrapolate from the last sample (on the
+     * virtual clock, time passes only in sim.advance, which samples). */
+    int64_t now =
+        s->hist_now_ms + (s->virtual_clock ? 0 : clock_monotonic_ms() - s->hist_wall_ms);
+    json_t *j = history_json(s->hist, now, window_ms, domids, n_domids);
+    pthread_mutex_unlock(&s->hist_mu);
+    return j;
+}
+
 /* Build the status from the worker's state and swap it in. Worker thread (or service_new
  * before the worker starts). */
 static void publish(struct service *s)
@@ -327,6 +392,7 @@ static void publish(struct service *s)
     pthread_mutex_unlock(&s->pub_mu);
     json_decref(old);
     s->last_publish_wall_ms = clock_monotonic_ms();
+    record_history(s, snap);
 }
 
 json_t *service_status(struct service *s)
@@ -435,7 +501,7 @@ static void requeue(struct service *s, struct job *j);
 static bool moves_no_memory(enum job_kind k)
 {
     return k == JOB_LOGIN || k == JOB_DELETE || k == JOB_TRANSFER || k == JOB_QUERY ||
-           k == JOB_SIM_STATE;
+           k == JOB_SIM_STATE || k == JOB_RPC_GET || k == JOB_RPC_PUT;
 }
 
 static bool is_reserve(enum job_kind k)
@@ -700,16 +766,42 @@ static void run_reserve_batch(struct service *s, struct job *first)
         struct service_error e = {0};
         if (reservations_verdict_error(rc, &res, &e) == 0)
             continue; /* success with calls left: they joined late; squeeze again */
+        /* Cannot free the batch's total: the calls that fit in what the host can free
+         * (the earliest first) are squeezed again; the others get the verdict. */
+        struct job *keep_tail = NULL;
+        if (e.kind == SERVICE_ERR_CANNOT_FREE && !res.cancelled && !res.timed_out) {
+            int64_t room_kib = res.free_kib - s->o.reserved_host_kib, sum_kib = 0;
+            for (struct job *j = s->batch_head; j != NULL; j = j->batch_next) {
+                if (sum_kib + j->req.reserve.kib > room_kib)
+                    break;
+                sum_kib += j->req.reserve.kib;
+                keep_tail = j;
+            }
+            if (keep_tail == s->batch_tail)
+                keep_tail = NULL; /* no smaller batch to try */
+        }
+        struct job *fail_from = keep_tail != NULL ? keep_tail->batch_next : s->batch_head;
+        struct job *saved_head = s->batch_head;
+        s->batch_head = fail_from;
         log_batch_failure(s, &e);
         while (s->batch_head != NULL) {
             struct job *j = s->batch_head;
             s->batch_head = j->batch_next;
+            s->batch_need_kib -= j->req.reserve.kib;
             reservations_verdict_error(rc, &res, j->err);
             j->rc = -1;
             answer_later(s, j);
         }
-        s->batch_tail = NULL;
-        s->batch_need_kib = 0;
+        if (keep_tail != NULL) {
+            keep_tail->batch_next = NULL;
+            s->batch_head = saved_head;
+            s->batch_tail = keep_tail;
+            publish(s);
+            answer_now(s); /* those refused need not wait for the rest */
+        } else {
+            s->batch_tail = NULL;
+            s->batch_need_kib = 0;
+        }
         service_error_clear(&e);
     }
     record_op(s, OP_RESERVE, s->batch_kib, rc, &res, s->batch_size, queued_ms);
@@ -871,6 +963,12 @@ static int run_sim_job(struct service *s, struct job *j)
         rc =
             ops->set_balloon(ctx, (uint32_t)j->req.balloon.domid, j->req.balloon.balloon, &why);
         break;
+    case JOB_SIM_CLAIM:
+        rc = ops->set_claim(ctx, (uint32_t)j->req.claim.domid, j->req.claim.kib, &why);
+        break;
+    case JOB_SIM_PAUSE:
+        rc = ops->pause_domain(ctx, (uint32_t)j->req.pause.domid, j->req.pause.paused, &why);
+        break;
     default:
         return service_fail(j->err, SERVICE_ERR_INTERNAL, xstrdup("bad job"));
     }
@@ -882,6 +980,48 @@ static int run_sim_job(struct service *s, struct job *j)
 }
 
 /* ---- jobs --------------------------------------------------------------------------- */
+
+/* The message-switch front end's stored replies: one key per message under RPC_ROOT. */
+static int run_rpc_job(struct service *s, struct job *j)
+{
+    char *path = xasprintf(RPC_ROOT "/%s", j->req.rpc.key);
+    int rc;
+
+    if (j->kind == JOB_RPC_GET) {
+        rc = s->b->ops->xs_read(s->b, path, &j->out_str);
+        if (rc == -ENOENT) {
+            j->out_str = NULL;
+            rc = 0;
+        }
+    } else if (j->req.rpc.value == NULL) {
+        rc = s->b->ops->xs_rm(s->b, path);
+    } else {
+        /* Bounded: entries are removed once the switch has the acknowledgement, so only
+         * a crash leaves one behind; past LIMIT_RPC_REPLIES_KEPT_MAX the others go (the front
+         * end has at most one message in hand at a time). */
+        char **names = NULL;
+        size_t n = 0;
+        if (s->b->ops->xs_directory(s->b, RPC_ROOT, &names, &n) == 0 &&
+            n >= LIMIT_RPC_REPLIES_KEPT_MAX) {
+            for (size_t i = 0; i < n; i++) {
+                if (strcmp(names[i], j->req.rpc.key) == 0)
+                    continue;
+                char *old = xasprintf(RPC_ROOT "/%s", names[i]);
+                if (s->b->ops->xs_rm(s->b, old) < 0)
+                    log_warnx("cannot prune %s", old);
+                free(old);
+            }
+        }
+        backend_strv_free(names, n);
+        rc = s->b->ops->xs_write(s->b, NULL, path, j->req.rpc.value);
+    }
+    if (rc < 0)
+        service_fail(j->err, SERVICE_ERR_INTERNAL,
+                     xasprintf("xenstore %s %s: %s", j->kind == JOB_RPC_GET ? "read" : "write",
+                               path, strerror(-rc)));
+    free(path);
+    return rc < 0 ? -1 : 0;
+}
 
 /* Run one call. Returns true if the caller answers it now (finish_job); false if it
  * was answered already (a reserve batch answers its calls itself) or put back in the
@@ -930,6 +1070,10 @@ static bool run_job(struct service *s, struct job *j)
         break;
     case JOB_BALANCE:
         j->rc = run_balance(s, OP_BALANCE, j->queued_ms, j->err, &preempted);
+        break;
+    case JOB_RPC_GET:
+    case JOB_RPC_PUT:
+        j->rc = run_rpc_job(s, j);
         break;
     default:
         j->rc = run_sim_job(s, j);
@@ -1151,6 +1295,8 @@ struct service *service_new(struct backend *b, const struct service_options *o, 
     pthread_cond_init(&s->q_cv, NULL);
     pthread_mutex_init(&s->pub_mu, NULL);
     pthread_mutex_init(&s->life_mu, NULL);
+    pthread_mutex_init(&s->hist_mu, NULL);
+    s->hist = history_new(&service_history_config);
     atomic_init(&s->stop, false);
     s->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (s->wake_fd < 0) {
@@ -1247,6 +1393,8 @@ void service_free(struct service *s)
     pthread_cond_destroy(&s->q_cv);
     pthread_mutex_destroy(&s->pub_mu);
     pthread_mutex_destroy(&s->life_mu);
+    history_free(s->hist);
+    pthread_mutex_destroy(&s->hist_mu);
     free(s);
 }
 
@@ -1449,6 +1597,28 @@ int service_sim_set_dynamic_range(struct service *s, int64_t domid, int64_t min_
     return submit(s, &j);
 }
 
+int service_sim_set_claim(struct service *s, int64_t domid, int64_t kib,
+                          struct service_error *err)
+{
+    struct job j;
+    job_init(&j, JOB_SIM_CLAIM, err);
+    j.req.claim = (struct req_sim_claim){.domid = domid, .kib = kib};
+    if (request_check_sim_claim(&j.req.claim, err) < 0 || need_sim(s, err) < 0)
+        return -1;
+    return submit(s, &j);
+}
+
+int service_sim_pause_domain(struct service *s, int64_t domid, bool paused,
+                             struct service_error *err)
+{
+    struct job j;
+    job_init(&j, JOB_SIM_PAUSE, err);
+    j.req.pause = (struct req_sim_pause){.domid = domid, .paused = paused};
+    if (request_check_sim_pause(&j.req.pause, err) < 0 || need_sim(s, err) < 0)
+        return -1;
+    return submit(s, &j);
+}
+
 int service_sim_set_balloon(struct service *s, int64_t domid, const json_t *balloon,
                             struct service_error *err)
 {
@@ -1476,6 +1646,30 @@ static const char *jstr(const json_t *o, const char *key)
 {
     const char *v = json_string_value(json_object_get(o, key));
     return v != NULL ? v : "?";
+}
+
+int service_rpc_reply_get(struct service *s, const char *key, char **value,
+                          struct service_error *err)
+{
+    *value = NULL;
+    struct job j;
+    job_init(&j, JOB_RPC_GET, err);
+    j.req.rpc = (struct req_rpc_reply){.key = key};
+    if (request_check_rpc_reply(&j.req.rpc, err) < 0 || submit(s, &j) < 0)
+        return -1;
+    *value = j.out_str;
+    return 0;
+}
+
+int service_rpc_reply_put(struct service *s, const char *key, const char *value,
+                          struct service_error *err)
+{
+    struct job j;
+    job_init(&j, JOB_RPC_PUT, err);
+    j.req.rpc = (struct req_rpc_reply){.key = key, .value = value};
+    if (request_check_rpc_reply(&j.req.rpc, err) < 0)
+        return -1;
+    return submit(s, &j);
 }
 
 char *service_get_diagnostics(struct service *s)

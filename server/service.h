@@ -78,9 +78,32 @@ int service_sim_set_dynamic_range(struct service *s, int64_t domid, int64_t min_
                                   int64_t max_kib, struct service_error *err);
 int service_sim_set_balloon(struct service *s, int64_t domid, const json_t *balloon,
                             struct service_error *err);
+/* sim.set_claim: the domain's outstanding Xen claim becomes kib (0 clears it). */
+int service_sim_set_claim(struct service *s, int64_t domid, int64_t kib,
+                          struct service_error *err);
+/* sim.pause_domain: pause or unpause the domain (its balloon driver stops). */
+int service_sim_pause_domain(struct service *s, int64_t domid, bool paused,
+                             struct service_error *err);
+
+/* Stored replies of the message-switch front end (at-most-once across restarts): text
+ * kept in xenstore under /squeezed/rpc/KEY (KEY: 1..64 of [A-Za-z0-9_-]), where a
+ * restarted daemon finds it. get: *value is a new string, or NULL when none is stored.
+ * put: value NULL removes the key; at most 64 keys are kept (older ones are removed
+ * when a new one is written). Both run on the worker, in order with the other calls. */
+int service_rpc_reply_get(struct service *s, const char *key, char **value,
+                          struct service_error *err);
+int service_rpc_reply_put(struct service *s, const char *key, const char *value,
+                          struct service_error *err);
 
 /* GET /status (SPEC 7): { host, domains, reservations, operations, cache } as last
  * published; never blocks on a running operation. New reference. */
 json_t *service_status(struct service *s);
+
+/* GET /history: the samples of the last window_ms (server/history.h, history_json, for the
+ * shape), times on the clock of /status's daemon.now_ms; only the n_domids domids given
+ * (borrowed), or every domain with none. Never blocks on a running operation. New
+ * reference. */
+json_t *service_history(struct service *s, int64_t window_ms, const int32_t *domids,
+                        size_t n_domids);
 
 #endif

@@ -4,6 +4,7 @@
 #define SQUEEZED_SERVICE_SIM_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 /*
@@ -29,6 +30,10 @@ struct service_sim_ops {
                              char **why);
     /* A balloon object as sim.set_balloon takes it. */
     int (*set_balloon)(void *ctx, uint32_t domid, const json_t *balloon, char **why);
+    /* sim.set_claim: the domain's outstanding Xen claim becomes kib (0 clears it). */
+    int (*set_claim)(void *ctx, uint32_t domid, int64_t kib, char **why);
+    /* sim.pause_domain: pause or unpause the domain (its balloon driver stops). */
+    int (*pause_domain)(void *ctx, uint32_t domid, bool paused, char **why);
 };
 
 struct service_sim {

@@ -22,6 +22,7 @@ struct pace {
     int32_t domid;
     int64_t actual_kib;
     double kib_per_ms; /* 0: never seen moving */
+    bool moved;        /* its actual changed since the snapshot before */
 };
 
 struct squeezer {
@@ -51,6 +52,8 @@ struct squeezer {
     /* Domids "balloon stuck" was logged for, until they move again (sorted). */
     int32_t *stuck_logged;
     size_t n_stuck_logged, cap_stuck_logged;
+    struct policy_op *retry; /* SET_MAXMEM ops that failed: tried again next round */
+    size_t n_retry, cap_retry;
     bool clock_started;
     int64_t clock_raw_ms; /* the backend's clock when last read */
     int64_t clock_ms;     /* ours: moves by its forward steps only */
@@ -104,6 +107,7 @@ void squeezer_free(struct squeezer *sq)
     policy_decision_free(&sq->dec);
     free(sq->pace);
     free(sq->stuck_logged);
+    free(sq->retry);
     free(sq);
 }
 
@@ -251,6 +255,7 @@ static void update_pace(struct squeezer *sq, int64_t now_ms)
         fresh[i].domid = d->domid;
         fresh[i].actual_kib = d->actual_kib;
         fresh[i].kib_per_ms = old != NULL ? old->kib_per_ms : 0.0;
+        fresh[i].moved = old != NULL && old->actual_kib != d->actual_kib;
         if (old != NULL && old->actual_kib != d->actual_kib && stuck_episode_ends(sq, d->domid))
             log_dom_info(d->domid, "balloon moving again");
         if (old == NULL || !close || old->actual_kib == d->actual_kib)
@@ -453,6 +458,153 @@ static void log_round(struct squeezer *sq, const struct policy_request *req,
               (long long)d->guaranteed_free_kib, d->gamma, d->n_active, d->n_ops);
 }
 
+/*
+ * An operation stopped before its verdict (timeout, cancel): success if the memory asked
+ * for is already guaranteed free (what guests may still grow into is counted), else
+ * Cannot_free(needed, guaranteed free), which keeps free < needed.
+ */
+static void give_up(const struct policy_request *req, const struct policy_decision *d,
+                    struct squeeze_result *res)
+{
+    int64_t needed_kib = req->reserved_kib;
+    if (req->kind == POLICY_FREE)
+        needed_kib += req->need_kib;
+    else if (req->kind == POLICY_FREE_RANGE)
+        needed_kib += req->min_kib;
+    int64_t g_kib = d->guaranteed_free_kib;
+    if (g_kib >= needed_kib) {
+        res->verdict = POLICY_SUCCESS;
+        res->reserve_kib = req->kind == POLICY_FREE ? req->need_kib : 0;
+        if (req->kind == POLICY_FREE_RANGE) {
+            int64_t kib = g_kib - req->reserved_kib;
+            res->reserve_kib = kib < req->min_kib   ? req->min_kib
+                               : kib > req->max_kib ? req->max_kib
+                                                    : kib;
+        }
+        return;
+    }
+    res->verdict = POLICY_CANNOT_FREE;
+    res->needed_kib = needed_kib;
+    res->free_kib = g_kib;
+}
+
+static void retry_push(struct squeezer *sq, const struct policy_op *op)
+{
+    for (size_t i = 0; i < sq->n_retry; i++) {
+        if (sq->retry[i].domid == op->domid) {
+            sq->retry[i] = *op;
+            return;
+        }
+    }
+    if (sq->n_retry == sq->cap_retry) {
+        sq->cap_retry = sq->cap_retry ? 2 * sq->cap_retry : 8;
+        sq->retry = xreallocarray(sq->retry, sq->cap_retry, sizeof(*sq->retry));
+    }
+    sq->retry[sq->n_retry++] = *op;
+}
+
+static const struct policy_domain *snap_domain(const struct squeezer *sq, int32_t domid)
+{
+    const struct policy_host *h = &sq->snap.host;
+    size_t lo = 0, hi = h->n_domains;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (h->domains[mid].domid < domid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < h->n_domains && h->domains[lo].domid == domid ? &h->domains[lo] : NULL;
+}
+
+/*
+ * A setmaxmem that failed is tried again at the next round (logged each time), unless
+ * the new decision sets that domain's maxmem itself, the domain has gone, Xen already
+ * holds the value, or it would now be below the domain's target (never below target).
+ */
+static void retry_maxmem(struct squeezer *sq, const struct policy_decision *d)
+{
+    size_t w = 0;
+    for (size_t i = 0; i < sq->n_retry; i++) {
+        const struct policy_op *op = &sq->retry[i];
+        bool superseded = false;
+        for (size_t k = 0; d != NULL && k < d->n_ops && !superseded; k++)
+            superseded = d->ops[k].kind == POLICY_OP_SET_MAXMEM && d->ops[k].domid == op->domid;
+        const struct policy_domain *pd = snap_domain(sq, op->domid);
+        if (superseded || pd == NULL || pd->maxmem_kib == op->value_kib ||
+            op->value_kib < pd->target_kib)
+            continue;
+        log_dom_info(op->domid, "setting maxmem to %lld KiB again (it failed before)",
+                     (long long)op->value_kib);
+        if (domcache_apply(sq->dc, op) < 0)
+            sq->retry[w++] = *op;
+    }
+    sq->n_retry = w;
+}
+
+/* Apply a round's ops in order. A maxmem that fails is remembered for a retry, and a
+ * target it was to make room for (maxmem raised first) is not written: the round after
+ * asks for both again. */
+static void apply_ops(struct squeezer *sq, const struct policy_decision *d)
+{
+    int32_t failed_domid = -1;
+    for (size_t i = 0; i < d->n_ops; i++) {
+        const struct policy_op *op = &d->ops[i];
+        if (op->kind == POLICY_OP_SET_TARGET && op->domid == failed_domid) {
+            log_dom_warnx(op->domid,
+                          "not raising the target to %lld KiB: its maxmem could not be raised "
+                          "first",
+                          (long long)op->value_kib);
+            continue;
+        }
+        int rc = domcache_apply(sq->dc, op);
+        if (rc < 0) {
+            log_dom_warnx(op->domid, "cannot set %s to %lld KiB (error %d)%s",
+                          op->kind == POLICY_OP_SET_TARGET ? "target" : "maxmem",
+                          (long long)op->value_kib, -rc,
+                          op->kind == POLICY_OP_SET_MAXMEM ? "; retrying next round" : "");
+            if (op->kind == POLICY_OP_SET_MAXMEM) {
+                failed_domid = op->domid;
+                retry_push(sq, op);
+            }
+        } else if (op->kind == POLICY_OP_SET_MAXMEM) {
+            failed_domid = -1;
+        }
+    }
+}
+
+/*
+ * A balloon within the inaccuracy of its target counts as arrived, but one still moving
+ * there arrives for real soon: with the wait paced by the balloons a round can fall a
+ * few KiB short of where a fixed poll would have landed. A failing verdict waits for
+ * such balloons (they moved since the last round) to stop first. Returns the wait, or 0.
+ */
+static int64_t settling_ms(const struct squeezer *sq)
+{
+    const struct policy_host *h = &sq->snap.host;
+    double longest_ms = 0.0;
+    for (size_t i = 0; i < h->n_domains; i++) {
+        const struct policy_domain *d = &h->domains[i];
+        int64_t gap_kib = d->actual_kib - d->target_kib;
+        if (gap_kib < 0)
+            gap_kib = -gap_kib;
+        if (!d->can_balloon || gap_kib == 0 || gap_kib > d->inaccuracy_kib)
+            continue;
+        const struct pace *p = pace_find(sq, d->domid);
+        if (p == NULL || !p->moved)
+            continue;
+        double ms = p->kib_per_ms > 0.0 ? (double)gap_kib / p->kib_per_ms : 0.0;
+        if (ms + 1.0 > longest_ms)
+            longest_ms = ms + 1.0;
+    }
+    if (longest_ms <= 0.0)
+        return 0;
+    int64_t w = (int64_t)ceil(longest_ms);
+    return w < sq->cfg.min_poll_ms ? sq->cfg.min_poll_ms
+           : w > sq->cfg.poll_ms   ? sq->cfg.poll_ms
+                                   : w;
+}
+
 /* Between rounds: the service's wait hook, or the backend's sleep. */
 static void wait_between(struct squeezer *sq, const struct squeeze_hooks *hooks, int64_t ms)
 {
@@ -460,17 +612,6 @@ static void wait_between(struct squeezer *sq, const struct squeeze_hooks *hooks,
         hooks->wait(hooks->ctx, ms);
     else
         sq->b->ops->sleep_ms(sq->b, ms);
-}
-
-static void apply_ops(struct squeezer *sq, const struct policy_decision *d)
-{
-    for (size_t i = 0; i < d->n_ops; i++) {
-        int rc = domcache_apply(sq->dc, &d->ops[i]);
-        if (rc < 0)
-            log_dom_warnx(d->ops[i].domid, "cannot set %s to %lld KiB (error %d)",
-                          d->ops[i].kind == POLICY_OP_SET_TARGET ? "target" : "maxmem",
-                          (long long)d->ops[i].value_kib, -rc);
-    }
 }
 
 /*
@@ -521,6 +662,7 @@ static int run(struct squeezer *sq, const struct policy_request *req_in,
             return rc;
         }
         res->rounds++;
+        retry_maxmem(sq, &sq->dec);
         log_round(sq, &req, &sq->dec, res->rounds);
         if (sq->observer != NULL)
             sq->observer(sq->observer_ctx, &sq->snap, &sq->dec);
@@ -537,12 +679,18 @@ static int run(struct squeezer *sq, const struct policy_request *req_in,
         if (d->verdict == POLICY_CONTINUE && (cancelled || timed_out)) {
             res->cancelled = cancelled;
             res->timed_out = timed_out;
-            res->verdict = POLICY_CANNOT_FREE;
-            res->needed_kib = d->host_target_kib;
-            res->free_kib = sq->snap.host.free_kib;
             log_warnx("%s: %s after %u rounds", kind_name(req.kind),
                       cancelled ? "cancelled" : "timed out", res->rounds);
+            give_up(&req, d, res);
             return 0;
+        }
+
+        if (d->verdict == POLICY_CANNOT_FREE || d->verdict == POLICY_REFUSED) {
+            int64_t settle_ms = settling_ms(sq);
+            if (settle_ms > 0) {
+                wait_between(sq, &hooks, settle_ms);
+                continue;
+            }
         }
 
         switch (d->verdict) {
@@ -623,6 +771,7 @@ int squeeze_check(struct squeezer *sq)
     int rc = take_snapshot(sq, clock_now_ms(sq));
     if (rc < 0)
         return rc;
+    retry_maxmem(sq, NULL);
     if (!policy_balance_needed(sq->st, &sq->snap.host, sq->cfg.reserved_host_kib))
         return 0;
     if (sq->balance_threshold_kib <= 0)

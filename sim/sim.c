@@ -222,24 +222,37 @@ static void dom_boot(struct sim *s, struct sim_dom *d)
         xs_set_dom(s, d->domid, "control/feature-balloon", "1");
 }
 
-/* Take up to want_kib from the host for d: bounded by host free memory (recording a
- * violation when the guest wanted more). Returns what it got. */
+/* Take up to want_kib from the host for d: bounded by host free memory not claimed by
+ * other domains, as Xen allocates (recording a violation when the guest wanted more).
+ * What d gets comes out of its own claim first. Returns what it got. */
 static int64_t host_take(struct sim *s, struct sim_dom *d, int64_t want_kib)
 {
     int64_t avail = s->free_kib + s->scrub_kib;
+    int64_t unclaimed = avail - (s->claimed_kib - d->claim_kib);
+    if (unclaimed < 0)
+        unclaimed = 0;
     int64_t got = want_kib;
-    if (want_kib > avail) {
-        if (!d->free_limited)
+    if (want_kib > unclaimed) {
+        if (!d->free_limited && want_kib > avail)
             add_violation(s, d->domid,
                           "free<0: guest wanted %" PRId64
                           " KiB more but the host had only %" PRId64
                           " KiB free (actual %" PRId64 " KiB)",
                           want_kib, avail, dom_actual(d));
+        else if (!d->free_limited)
+            add_violation(s, d->domid,
+                          "claimed: guest wanted %" PRId64 " KiB more; the host had %" PRId64
+                          " KiB free but %" PRId64 " KiB of it claimed by other domains "
+                          "(actual %" PRId64 " KiB)",
+                          want_kib, avail, s->claimed_kib - d->claim_kib, dom_actual(d));
         d->free_limited = true;
-        got = avail;
+        got = unclaimed;
     } else {
         d->free_limited = false;
     }
+    int64_t from_claim = got < d->claim_kib ? got : d->claim_kib;
+    d->claim_kib -= from_claim;
+    s->claimed_kib -= from_claim;
     /* Xen hands out clean free pages first, then scrubs dirty ones on demand. */
     int64_t from_free = got < s->free_kib ? got : s->free_kib;
     s->free_kib -= from_free;
@@ -321,7 +334,8 @@ static void dom_step(struct sim *s, struct sim_dom *d, int64_t t0_ms, int64_t dt
     }
     const struct sim_balloon *b = &d->balloon;
     int64_t target;
-    if (b->model == SIM_BALLOON_STUCK || b->model == SIM_BALLOON_NONE ||
+    /* A paused guest's driver does not run. */
+    if (b->model == SIM_BALLOON_STUCK || b->model == SIM_BALLOON_NONE || d->paused ||
         !dom_target(s, d, &target)) {
         set_settled(s, d, true);
         return;
@@ -435,6 +449,8 @@ static struct sim_dom *dom_create(struct sim *s, const struct sim_domain_spec *s
     d->initial_reservation_kib = sp->initial_reservation_kib;
     d->boot_after_s = sp->boot_after_s;
     d->balloon = sp->balloon;
+    d->claim_kib = sp->claim_kib;
+    s->claimed_kib += sp->claim_kib;
     d->created_ms = s->now_ms;
     d->shadow_mib = 0;
     random_handle(d->handle);
@@ -473,7 +489,7 @@ struct sim *sim_new(const struct sim_scenario *sc, enum sim_clock_mode clock, ch
                              (long long)h->total_kib);
         return NULL;
     }
-    int64_t used = 0;
+    int64_t used = 0, claimed = 0;
     for (size_t i = 0; i < sc->n_domains; i++) {
         char where[32];
         snprintf(where, sizeof(where), "domains[%zu]", i);
@@ -488,6 +504,14 @@ struct sim *sim_new(const struct sim_scenario *sc, enum sim_clock_mode clock, ch
             }
         }
         used += sc->domains[i].actual_kib + sc->domains[i].memory_offset_kib;
+        claimed += sc->domains[i].claim_kib;
+    }
+    if (claimed > h->free_kib + h->scrub_kib) {
+        if (err != NULL)
+            *err = xasprintf("domains: claims of %lld KiB in all are more than the host's "
+                             "free %lld KiB (Xen refuses such a claim)",
+                             (long long)claimed, (long long)(h->free_kib + h->scrub_kib));
+        return NULL;
     }
     if (used + h->free_kib + h->scrub_kib > h->total_kib) {
         if (err != NULL)
@@ -567,11 +591,19 @@ int sim_create_domain(struct sim *s, const struct sim_domain_spec *d, char **err
         return -EEXIST;
     }
     int64_t need = d->actual_kib + d->memory_offset_kib;
-    if (need > s->free_kib + s->scrub_kib) {
+    int64_t unclaimed = s->free_kib + s->scrub_kib - s->claimed_kib;
+    if (need > unclaimed) {
         if (err != NULL)
             *err = xasprintf("actual_kib: the domain needs %lld KiB, the host has %lld KiB "
-                             "free",
-                             (long long)need, (long long)(s->free_kib + s->scrub_kib));
+                             "free not claimed by other domains",
+                             (long long)need, (long long)unclaimed);
+        return -ENOMEM;
+    }
+    if (d->claim_kib > unclaimed - need) {
+        if (err != NULL)
+            *err = xasprintf("claim_kib: %lld KiB, but the host has %lld KiB free and "
+                             "unclaimed once the domain is created",
+                             (long long)d->claim_kib, (long long)(unclaimed - need));
         return -ENOMEM;
     }
     int64_t from_free = need < s->free_kib ? need : s->free_kib;
@@ -593,6 +625,7 @@ int sim_destroy_domain(struct sim *s, uint32_t domid)
     struct sim_dom *d = s->doms[i];
     set_settled(s, d, true);
     s->free_kib += d->tot_kib;
+    s->claimed_kib -= d->claim_kib;
     memmove(s->doms + i, s->doms + i + 1, (s->n_doms - i - 1) * sizeof(*s->doms));
     s->n_doms--;
     dom_free(d);
@@ -636,6 +669,42 @@ int sim_set_balloon(struct sim *s, uint32_t domid, const struct sim_balloon *b)
     return 0;
 }
 
+int sim_set_claim(struct sim *s, uint32_t domid, int64_t kib)
+{
+    sync_clock(s);
+    struct sim_dom *d = simworld_dom_find(s, domid);
+    if (d == NULL)
+        return -ENOENT;
+    if (kib < 0 || kib > LIMIT_KIB_MAX)
+        return -EINVAL;
+    if (kib > s->free_kib + s->scrub_kib - (s->claimed_kib - d->claim_kib))
+        return -ENOMEM;
+    s->claimed_kib += kib - d->claim_kib;
+    d->claim_kib = kib;
+    /* Pages it wanted and was refused may now be its own. */
+    set_settled(s, d, false);
+    persist(s);
+    return 0;
+}
+
+int sim_pause_domain(struct sim *s, uint32_t domid, bool paused)
+{
+    sync_clock(s);
+    struct sim_dom *d = simworld_dom_find(s, domid);
+    if (d == NULL)
+        return -ENOENT;
+    d->paused = paused;
+    d->frac_kib = 0;
+    set_settled(s, d, false);
+    persist(s);
+    return 0;
+}
+
+int64_t sim_claimed_kib(const struct sim *s)
+{
+    return s->claimed_kib;
+}
+
 /* ---- truth ---- */
 
 static json_t *xs_int_or_null(struct sim *s, uint32_t domid, const char *rel)
@@ -665,20 +734,22 @@ json_t *sim_state_json(struct sim *s)
         struct sim_dom *d = s->doms[i];
         json_array_append_new(
             doms,
-            json_pack("{s:I, s:I, s:o, s:I, s:o, s:o, s:b, s:b}", "domid", (json_int_t)d->domid,
-                      "actual_kib", (json_int_t)dom_actual(d), "target_kib",
-                      xs_int_or_null(s, d->domid, "memory/target"), "maxmem_kib",
+            json_pack("{s:I, s:I, s:o, s:I, s:o, s:o, s:b, s:b, s:I, s:b}", "domid",
+                      (json_int_t)d->domid, "actual_kib", (json_int_t)dom_actual(d),
+                      "target_kib", xs_int_or_null(s, d->domid, "memory/target"), "maxmem_kib",
                       (json_int_t)dom_maxmem(d), "dynamic_min_kib",
                       xs_int_or_null(s, d->domid, "memory/dynamic-min"), "dynamic_max_kib",
                       xs_int_or_null(s, d->domid, "memory/dynamic-max"), "can_balloon",
                       xs_dom_has(s, d->domid, "control/feature-balloon"), "uncooperative",
-                      xs_dom_has(s, d->domid, "memory/uncooperative")));
+                      xs_dom_has(s, d->domid, "memory/uncooperative"), "claim_kib",
+                      (json_int_t)d->claim_kib, "paused", d->paused));
     }
     json_t *viol = json_array();
     for (size_t i = 0; i < s->n_violations; i++)
         json_array_append_new(viol, json_string(s->violations[i]));
-    return json_pack("{s:f, s:I, s:o, s:o}", "time_s", (double)s->now_ms / 1000.0, "free_kib",
-                     (json_int_t)s->free_kib, "domains", doms, "violations", viol);
+    return json_pack("{s:f, s:I, s:I, s:o, s:o}", "time_s", (double)s->now_ms / 1000.0,
+                     "free_kib", (json_int_t)s->free_kib, "claimed_kib",
+                     (json_int_t)s->claimed_kib, "domains", doms, "violations", viol);
 }
 
 size_t sim_violation_count(const struct sim *s)
@@ -729,6 +800,8 @@ int sim_list_domains(struct sim *s, struct backend_domain **out, size_t *n)
         v[i].dying = false;
         v[i].total_pages = (uint64_t)d->tot_kib / 4;
         v[i].max_pages = (uint64_t)d->max_kib / 4;
+        v[i].outstanding_pages = ((uint64_t)d->claim_kib + 3) / 4;
+        v[i].paused = d->paused;
         memcpy(v[i].handle, d->handle, sizeof(v[i].handle));
     }
     *out = v;

@@ -28,7 +28,15 @@
  *  - "target>maxmem": memory/target written above the domain's maxmem
  *    (target + memory_offset > max_kib - type offset);
  *  - "maxmem<target": maxmem set below both the domain's current target and its
- *    actual (the ordering bug: maxmem lowered before the target).
+ *    actual (the ordering bug: maxmem lowered before the target);
+ *  - "claimed": a guest would have allocated pages claimed by another domain (Xen
+ *    refuses such an allocation; the guest gets only the unclaimed free memory).
+ *
+ * Claims (Xen's xc_domain_claim_pages): a domain's claim is memory promised to it.
+ * Xen's free memory still includes it, but no other domain may allocate into it; the
+ * claim shrinks as its own domain allocates. The domain list reports each domain's
+ * outstanding claim (outstanding_pages) and whether it is paused; a paused domain's
+ * balloon driver does not move (a domain still being built allocates all the same).
  *
  * The sim is single-threaded: one owner calls it.
  */
@@ -61,8 +69,17 @@ int sim_create_domain(struct sim *s, const struct sim_domain_spec *d, char **err
 int sim_destroy_domain(struct sim *s, uint32_t domid);
 int sim_set_dynamic_range(struct sim *s, uint32_t domid, int64_t min_kib, int64_t max_kib);
 int sim_set_balloon(struct sim *s, uint32_t domid, const struct sim_balloon *b);
+/* Set the domain's outstanding claim to kib (0 clears it). -ENOENT, -EINVAL (negative
+ * or absurd), or -ENOMEM when the host has not that much free memory unclaimed by
+ * other domains (as Xen refuses the claim). */
+int sim_set_claim(struct sim *s, uint32_t domid, int64_t kib);
+/* Pause or unpause a domain (Xen's XEN_DOMINF_paused). -ENOENT. */
+int sim_pause_domain(struct sim *s, uint32_t domid, bool paused);
+/* Sum of every domain's outstanding claim. */
+int64_t sim_claimed_kib(const struct sim *s);
 
-/* sim.state: { time_s, free_kib, domains: [...], violations: [...] } (new reference). */
+/* sim.state: { time_s, free_kib, claimed_kib, domains: [... claim_kib, paused ...],
+ * violations: [...] } (new reference). */
 json_t *sim_state_json(struct sim *s);
 size_t sim_violation_count(const struct sim *s);
 /* i < sim_violation_count; borrowed string. */

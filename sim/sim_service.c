@@ -84,12 +84,38 @@ static int ss_set_balloon(void *ctx, uint32_t domid, const json_t *balloon, char
     return 0;
 }
 
+static int ss_set_claim(void *ctx, uint32_t domid, int64_t kib, char **why)
+{
+    int rc = sim_set_claim(ctx, domid, kib);
+    if (rc == -ENOMEM || rc == -EINVAL)
+        return errno_why(-EINVAL, domid,
+                         xasprintf("a claim of %" PRId64 " KiB is more than the host's free "
+                                   "memory not claimed by others",
+                                   kib),
+                         why);
+    if (rc < 0)
+        return errno_why(rc, domid, NULL, why);
+    log_dom_info(domid, "claim of %" PRId64 " KiB in the simulated host", kib);
+    return 0;
+}
+
+static int ss_pause_domain(void *ctx, uint32_t domid, bool paused, char **why)
+{
+    int rc = sim_pause_domain(ctx, domid, paused);
+    if (rc < 0)
+        return errno_why(rc, domid, NULL, why);
+    log_dom_info(domid, "%s in the simulated host", paused ? "paused" : "unpaused");
+    return 0;
+}
+
 static const struct service_sim_ops sim_service_ops = {
     .state = ss_state,
     .create_domain = ss_create_domain,
     .destroy_domain = ss_destroy_domain,
     .set_dynamic_range = ss_set_dynamic_range,
     .set_balloon = ss_set_balloon,
+    .set_claim = ss_set_claim,
+    .pause_domain = ss_pause_domain,
 };
 
 struct service_sim sim_service_sim(struct sim *w)

@@ -111,16 +111,22 @@ int simspec_validate(const struct sim_domain_spec *d, const char *where, char **
     if (d->type != DOMAIN_TYPE_PV && d->type != DOMAIN_TYPE_HVM &&
         d->type != DOMAIN_TYPE_PVINPVH)
         return fail(err, where, "type", "unknown type %d", (int)d->type);
-    static const char *const names[] = {
-        "dynamic_min_kib",   "dynamic_max_kib",        "target_kib", "actual_kib", "maxmem_kib",
-        "memory_offset_kib", "initial_reservation_kib"};
+    static const char *const names[] = {"dynamic_min_kib",
+                                        "dynamic_max_kib",
+                                        "target_kib",
+                                        "actual_kib",
+                                        "maxmem_kib",
+                                        "memory_offset_kib",
+                                        "initial_reservation_kib",
+                                        "claim_kib"};
     const int64_t vals[] = {d->dynamic_min_kib,
                             d->dynamic_max_kib,
                             d->target_kib,
                             d->actual_kib,
                             d->maxmem_kib,
                             d->memory_offset_kib,
-                            d->initial_reservation_kib};
+                            d->initial_reservation_kib,
+                            d->claim_kib};
     for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
         if ((rc = check_kib(vals[i], where, names[i], err)) < 0)
             return rc;
@@ -287,10 +293,10 @@ int sim_balloon_from_json(const json_t *obj, const char *where, struct sim_ballo
 }
 
 /* Which size fields a domain object gave, so defaults can follow the others. */
-enum { F_MIN, F_MAX, F_TARGET, F_ACTUAL, F_MAXMEM, F_OFFSET, F_INITRES, F_N };
+enum { F_MIN, F_MAX, F_TARGET, F_ACTUAL, F_MAXMEM, F_OFFSET, F_INITRES, F_CLAIM, F_N };
 static const char *const kib_fields[F_N] = {
     "dynamic_min_kib",   "dynamic_max_kib",         "target_kib", "actual_kib", "maxmem_kib",
-    "memory_offset_kib", "initial_reservation_kib",
+    "memory_offset_kib", "initial_reservation_kib", "claim_kib",
 };
 
 int sim_domain_spec_from_json(const json_t *obj, const char *where, struct sim_domain_spec *out,
@@ -348,8 +354,8 @@ int sim_domain_spec_from_json(const json_t *obj, const char *where, struct sim_d
             return fail(err, where, key,
                         "unknown field (expected domid, type, dynamic_min_kib, "
                         "dynamic_max_kib, target_kib, actual_kib, maxmem_kib, "
-                        "memory_offset_kib, initial_reservation_kib, boot_after_s, "
-                        "balloon)");
+                        "memory_offset_kib, initial_reservation_kib, claim_kib, "
+                        "boot_after_s, balloon)");
         }
     }
     if (!have_domid)
@@ -370,6 +376,7 @@ int sim_domain_spec_from_json(const json_t *obj, const char *where, struct sim_d
         d.actual_kib = d.initial_reservation_kib > 0 ? 0 : d.target_kib;
     d.maxmem_kib = have[F_MAXMEM] ? kib[F_MAXMEM] : d.target_kib;
     d.memory_offset_kib = have[F_OFFSET] ? kib[F_OFFSET] : 0;
+    d.claim_kib = have[F_CLAIM] ? kib[F_CLAIM] : 0;
 
     if ((rc = simspec_validate(&d, where, err)) < 0)
         return rc;

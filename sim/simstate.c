@@ -237,6 +237,8 @@ static void save_domain(struct sbuf *b, const struct sim_dom *d)
     sb_double(b, d->boot_after_s);
     sb_puts(b, ",\"frac_kib\":");
     sb_double(b, d->frac_kib);
+    sb_printf(b, ",\"claim_kib\":%" PRId64 ",\"paused\":%s", d->claim_kib,
+              d->paused ? "true" : "false");
     sb_puts(b, ",\"balloon\":");
     save_balloon(b, &d->balloon);
     sb_put(b, "}", 1);
@@ -422,6 +424,21 @@ static bool load_domain(struct sim *s, const json_t *o, const char *where, char 
     d->balloon = b;
     d->frac_kib = frac;
     d->free_limited = free_limited;
+    /* Absent from files saved before claims and pausing were modelled. */
+    int64_t claim = 0;
+    bool paused = false;
+    if (json_object_get(o, "claim_kib") != NULL &&
+        !load_int(o, "claim_kib", &claim, where, err))
+        return false;
+    if (json_object_get(o, "paused") != NULL && !load_bool(o, "paused", &paused, where, err))
+        return false;
+    if (claim < 0 || claim > LIMIT_KIB_MAX) {
+        *err = xasprintf("%s.claim_kib: negative or absurd", where);
+        return false;
+    }
+    d->claim_kib = claim;
+    d->paused = paused;
+    s->claimed_kib += claim;
     return true;
 }
 

@@ -39,6 +39,7 @@ struct sim_domain_spec {
     int64_t initial_reservation_kib; /* 0 = none; else starts unbooted, allocates up to
                                         it at the balloon rate, then boots */
     double boot_after_s;             /* default 0: booted at creation */
+    int64_t claim_kib;               /* default 0: a Xen claim outstanding at creation */
     struct sim_balloon balloon;
 };
 

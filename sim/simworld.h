@@ -20,6 +20,8 @@ struct sim_dom {
     int64_t initial_reservation_kib;
     double boot_after_s;
     bool booted;
+    bool paused;        /* its balloon driver does not run */
+    int64_t claim_kib;  /* outstanding Xen claim; shrinks as the domain allocates */
     int64_t created_ms; /* sim time of creation */
     uint32_t shadow_mib;
     uint8_t handle[16];
@@ -42,6 +44,7 @@ struct sim {
     int64_t total_kib;
     int64_t free_kib;
     int64_t scrub_kib;
+    int64_t claimed_kib; /* sum of the domains' claim_kib */
     int64_t now_ms;
     int64_t origin_ms; /* CLOCK_MONOTONIC ms at sim time 0 (real clock) */
 

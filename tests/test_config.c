@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <syslog.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -202,13 +204,213 @@ static void test_listen_is_loopback_only(void **state)
 static void test_unknown_keys_warn_but_load(void **state)
 {
     struct fixture *f = *state;
-    assert_int_equal(load(f, "log = syslog:daemon\ninventory=/etc/inventory\n"
+    assert_int_equal(load(f, "colour = blue\ninventory=/etc/inventory\n"
                              "reserved-host-memory-kib = 2048\n"),
                      0);
     assert_non_null(f->warn);
-    assert_non_null(strstr(f->warn, ":1: unknown key 'log'"));
-    assert_non_null(strstr(f->warn, ":2: unknown key 'inventory'"));
+    assert_non_null(strstr(f->warn, ":1: unknown key 'colour' (ignored)"));
+    assert_non_null(strstr(f->warn, ":2: inventory: accepted and ignored"));
     assert_int_equal(f->c.reserved_host_kib, 2048);
+}
+
+/* xapi's squeezed.conf as ocaml/squeezed/scripts/squeezed.conf ships it, with its
+ * commented keys switched on: it loads, and only the keys that mean nothing here are
+ * warned about. */
+static void test_stock_squeezed_conf_loads(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(load(f, "# Configuration file for squeezed\n\n"
+                             "log=syslog:squeezed\n"
+                             "pidfile=/var/run/squeezed.pid\n"
+                             "disable-logging-for=http\n"
+                             "balance-check-interval=10\n"
+                             "manage-domain-zero=false\n"
+                             "domain-zero-dynamic-min = 1073741824\n"
+                             "domain-zero-dynamic-max = auto\n"),
+                     0);
+    assert_string_equal(f->c.pidfile_path, "/var/run/squeezed.pid");
+    assert_true(f->c.balance_interval_s == 10.0);
+    assert_int_equal(f->c.dom0_dynamic_min_bytes, 1073741824);
+    assert_int_equal(f->c.dom0_dynamic_max_bytes, -1);
+    assert_non_null(f->warn);
+    assert_non_null(strstr(f->warn, ":5: disable-logging-for: accepted and ignored"));
+    /* one line of warning: log and pidfile are understood */
+    size_t lines = 0;
+    for (const char *p = f->warn; *p != '\0'; p++)
+        lines += *p == '\n';
+    assert_int_equal(lines, 1);
+}
+
+static void test_dom0_max_auto(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(load(f, "domain-zero-dynamic-max = 2147483648\n"), 0);
+    assert_int_equal(f->c.dom0_dynamic_max_bytes, 2147483648);
+    assert_int_equal(load(f, "domain-zero-dynamic-max = auto\n"), 0);
+    assert_int_equal(f->c.dom0_dynamic_max_bytes, -1);
+    assert_int_equal(load(f, "domain-zero-dynamic-min = auto\n"), -EINVAL);
+    assert_int_equal(load(f, "domain-zero-dynamic-max = Auto\n"), -EINVAL);
+    assert_non_null(strstr(f->err, "'auto' or a whole number"));
+}
+
+static void test_common_keys(void **state)
+{
+    struct fixture *f = *state;
+    assert_null(f->c.pidfile_path);
+    assert_int_equal(f->c.log_max_pri, -1);
+    assert_int_equal(f->c.daemonize, -1);
+    assert_string_equal(f->c.config_dir, CONFIG_DEFAULT_DIR);
+    assert_int_equal(load(f, "pidfile = /run/sq.pid\nloglevel = warning\ndaemon = false\n"
+                             "config-dir = /tmp/frag.d\nlog = syslog:daemon\n"),
+                     0);
+    assert_null(f->warn);
+    assert_string_equal(f->c.pidfile_path, "/run/sq.pid");
+    assert_int_equal(f->c.log_max_pri, LOG_WARNING);
+    assert_int_equal(f->c.daemonize, 0);
+    assert_string_equal(f->c.config_dir, "/tmp/frag.d");
+    assert_int_equal(load(f, "loglevel = DEBUG\ndaemon = true\n"), 0);
+    assert_int_equal(f->c.log_max_pri, LOG_DEBUG);
+    assert_int_equal(f->c.daemonize, 1);
+
+    assert_int_equal(load(f, "loglevel = chatty\n"), -EINVAL);
+    assert_non_null(strstr(f->err, ":1: loglevel = 'chatty'"));
+    assert_int_equal(load(f, "pidfile =\n"), -EINVAL);
+    assert_int_equal(load(f, "daemon = maybe\n"), -EINVAL);
+    /* a log destination other than syslog: a warning, not a stop */
+    assert_int_equal(load(f, "log = file:/tmp/x.log\n"), 0);
+    assert_non_null(strstr(f->warn, "only syslog is supported"));
+
+    static const char *const names[] = {"emergency", "alert", "critical", "error", "err",
+                                        "warning",   "warn",  "notice",   "info",  "debug"};
+    static const int pris[] = {LOG_EMERG,   LOG_ALERT,   LOG_CRIT,   LOG_ERR,  LOG_ERR,
+                               LOG_WARNING, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        int pri = -1;
+        assert_int_equal(config_parse_loglevel(names[i], &pri), 0);
+        assert_int_equal(pri, pris[i]);
+    }
+}
+
+static void test_ignored_keys_warn_once(void **state)
+{
+    struct fixture *f = *state;
+    assert_int_equal(load(f, "inventory = /etc/xensource-inventory\nconfig = /etc/x.conf\n"
+                             "disable-logging-for = http\nsearch-path = /opt/xensource/bin\n"
+                             "disable-logging-for = xenops\n"),
+                     0);
+    assert_non_null(strstr(f->warn, ":1: inventory: accepted and ignored"));
+    assert_non_null(strstr(f->warn, ":2: config: accepted and ignored"));
+    assert_non_null(strstr(f->warn, ":3: disable-logging-for: accepted and ignored"));
+    assert_non_null(strstr(f->warn, ":4: search-path: accepted and ignored"));
+    assert_null(strstr(f->warn, ":5:"));
+    /* the same config read again (a fragment): still no second warning */
+    assert_int_equal(load(f, "disable-logging-for = http\n"), 0);
+    assert_null(f->warn);
+    assert_non_null(config_origin(&f->c, "disable-logging-for"));
+    /* use-switch and switch-path are real keys now (the message-switch transport) */
+    assert_int_equal(load(f, "use-switch = true\nswitch-path = /var/run/message-switch/sock\n"),
+                     0);
+    assert_null(f->warn);
+}
+
+/* xcp_service.ml: "defaults < arguments < config file". */
+static void test_file_wins_over_the_command_line(void **state)
+{
+    struct fixture *f = *state;
+    write_file(f, "reserved-host-memory-kib = 2048\nbalance-check-interval = 5\n");
+    const struct config_override ov[] = {
+        {"reserved-host-memory-kib", "4096", "--reserved-host-memory-kib"},
+        {"listen", "127.0.0.1:0", "--listen"},
+        {"loglevel", "debug", "-v"},
+    };
+    free(f->c.config_dir);
+    f->c.config_dir = NULL;
+    assert_int_equal(config_apply(&f->c, ov, 3, f->path, true, &f->err, &f->warn), 0);
+    assert_int_equal(f->c.reserved_host_kib, 2048); /* the file's */
+    assert_int_equal(f->c.listen_port, 0);          /* the option's: the file is silent */
+    assert_int_equal(f->c.log_max_pri, LOG_DEBUG);
+    assert_true(f->c.balance_interval_s == 5.0);
+    assert_non_null(f->warn);
+    char *want =
+        xasprintf("option --reserved-host-memory-kib 4096: overridden by %s:1", f->path);
+    assert_non_null(strstr(f->warn, want));
+    free(want);
+    assert_null(strstr(f->warn, "--listen"));
+    assert_string_equal(config_origin(&f->c, "listen"), "option --listen");
+    assert_null(config_origin(&f->c, "socket"));
+}
+
+static void test_bad_option_is_an_error(void **state)
+{
+    struct fixture *f = *state;
+    const struct config_override ov[] = {{"loglevel", "loud", "--loglevel"}};
+    assert_int_equal(config_apply(&f->c, ov, 1, NULL, false, &f->err, &f->warn), -EINVAL);
+    assert_non_null(strstr(f->err, "option --loglevel: loglevel = 'loud'"));
+}
+
+/* The default file is read only when it exists; -f's must exist. */
+static void test_default_file_only_if_present(void **state)
+{
+    struct fixture *f = *state;
+    free(f->c.config_dir);
+    f->c.config_dir = NULL;
+    assert_int_equal(config_load(&f->c, "/nonexistent/squeezed.conf", false, &f->err, &f->warn),
+                     0);
+    assert_int_equal(config_load(&f->c, "/nonexistent/squeezed.conf", true, &f->err, &f->warn),
+                     -ENOENT);
+    free(f->err);
+    f->err = NULL;
+    write_file(f, "reserved-host-memory-kib = 1234\n");
+    assert_int_equal(config_load(&f->c, f->path, false, &f->err, &f->warn), 0);
+    assert_int_equal(f->c.reserved_host_kib, 1234);
+}
+
+static void write_at(const char *path, const char *text)
+{
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+/* config-dir: fragments after the file, in name order, dot-files skipped; the file may
+ * name the directory. */
+static void test_config_dir_fragments(void **state)
+{
+    struct fixture *f = *state;
+    char dir[] = "/tmp/squeezed-test-confd.XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *a = xasprintf("%s/10-a.conf", dir), *b = xasprintf("%s/20-b.conf", dir);
+    char *h = xasprintf("%s/.hidden", dir), *sub = xasprintf("%s/30-dir", dir);
+    write_at(b, "reserved-host-memory-kib = 3000\nbalance-check-interval = 7\n");
+    write_at(a, "reserved-host-memory-kib = 2000\npoll-interval-s = 0.5\n");
+    write_at(h, "reserved-host-memory-kib = 9999\n");
+    assert_int_equal(mkdir(sub, 0700), 0);
+    char *text = xasprintf("config-dir = %s\nreserved-host-memory-kib = 1000\n"
+                           "balance-check-interval = 3\n",
+                           dir);
+    write_file(f, text);
+    free(text);
+    assert_int_equal(config_load(&f->c, f->path, true, &f->err, &f->warn), 0);
+    assert_int_equal(f->c.reserved_host_kib, 3000); /* 20-b.conf, read last */
+    assert_true(f->c.balance_interval_s == 7.0);
+    assert_true(f->c.poll_interval_s == 0.5);
+    char *want = xasprintf("%s:1", b);
+    assert_string_equal(config_origin(&f->c, "reserved-host-memory-kib"), want);
+    free(want);
+    /* a bad fragment stops the load, naming it */
+    write_at(a, "reserved-host-memory-kib = lots\n");
+    assert_int_equal(config_load(&f->c, f->path, true, &f->err, &f->warn), -EINVAL);
+    assert_non_null(strstr(f->err, "10-a.conf:1"));
+    unlink(a);
+    unlink(b);
+    unlink(h);
+    rmdir(sub);
+    rmdir(dir);
+    free(a);
+    free(b);
+    free(h);
+    free(sub);
 }
 
 static void test_lines_without_equals_are_refused(void **state)
@@ -228,7 +430,7 @@ static void test_missing_file_is_an_error(void **state)
     assert_non_null(strstr(f->err, "/nonexistent/squeezed.conf"));
 }
 
-static void test_options_override_the_file(void **state)
+static void test_config_set_replaces_a_value(void **state)
 {
     struct fixture *f = *state;
     assert_int_equal(load(f, "reserved-host-memory-kib = 2048\nlisten = 127.0.0.1:1000\n"), 0);
@@ -302,6 +504,37 @@ static void test_number_parsers_are_strict(void **state)
     assert_int_equal(config_parse_bool("2", &b), -EINVAL);
 }
 
+/* use-switch, switch-path, xml-socket: upstream's names and defaults; the backend decides
+ * the default transport; the sim takes the XML-RPC socket only when it is given. */
+static void test_toolstack_transports(void **state)
+{
+    struct fixture *f = *state;
+    assert_true(config_use_switch(&f->c)); /* xen */
+    assert_string_equal(f->c.switch_path, "/var/run/message-switch/sock");
+    assert_string_equal(f->c.xml_socket_path, "/var/xapi/memory");
+    assert_null(config_xml_socket(&f->c));
+    assert_int_equal(load(f, "use-switch = false\n"), 0);
+    assert_string_equal(config_xml_socket(&f->c), "/var/xapi/memory");
+    assert_int_equal(load(f, "backend = sim\nscenario = x.json\n"), 0);
+    assert_false(config_use_switch(&f->c)); /* use-switch false from before */
+    assert_null(config_xml_socket(&f->c));  /* sim: not unless given */
+    assert_int_equal(load(f, "xml-socket = /tmp/m\nswitch-path = /tmp/s\n"), 0);
+    assert_string_equal(config_xml_socket(&f->c), "/tmp/m");
+    assert_string_equal(f->c.switch_path, "/tmp/s");
+    assert_int_equal(config_set(&f->c, "use-switch", "true", "option --use-switch", &f->err),
+                     0);
+    assert_true(config_use_switch(&f->c));
+    assert_null(config_xml_socket(&f->c)); /* one or the other, as upstream */
+    assert_int_equal(config_set(&f->c, "use-switch", "maybe", "option --use-switch", &f->err),
+                     -EINVAL);
+    assert_non_null(strstr(f->err, "use-switch"));
+    assert_int_equal(config_set(&f->c, "use-switch", "false", "o", &f->err), 0);
+    assert_int_equal(config_set(&f->c, "xml-socket", "none", "o", &f->err), 0);
+    assert_null(config_xml_socket(&f->c));
+    free(f->err);
+    f->err = NULL;
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -314,10 +547,19 @@ int main(void)
         T(test_unknown_keys_warn_but_load),
         T(test_lines_without_equals_are_refused),
         T(test_missing_file_is_an_error),
-        T(test_options_override_the_file),
+        T(test_config_set_replaces_a_value),
+        T(test_stock_squeezed_conf_loads),
+        T(test_dom0_max_auto),
+        T(test_common_keys),
+        T(test_ignored_keys_warn_once),
+        T(test_file_wins_over_the_command_line),
+        T(test_bad_option_is_an_error),
+        T(test_default_file_only_if_present),
+        T(test_config_dir_fragments),
         T(test_none_disables_a_listener),
         T(test_checks_across_keys),
         T(test_number_parsers_are_strict),
+        T(test_toolstack_transports),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -24,6 +24,7 @@
 
 #include "api/api.h"
 #include "api/metrics.h"
+#include "api/ui.h"
 #include "common/log.h"
 #include "common/xalloc.h"
 #include "tests/support/checks.h"
@@ -247,15 +248,64 @@ static void test_http_openapi(void **state)
     api_stop(srv);
 }
 
+/* GET / and GET /ui are pages built into the binary; GET /history passes its checked
+ * arguments to the service and refuses bad ones. */
+static void test_http_pages_and_history(void **state)
+{
+    struct http_reply r;
+    json_t *j;
+    (void)state;
+    http("GET", "/", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_true(http_header_is(&r, "Content-Type", "text/html; charset=utf-8"));
+    assert_non_null(strstr(r.body, "href=\"/ui\""));
+    http_reply_free(&r);
+    http("GET", "/ui", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, api_ui_index_html_len);
+    assert_int_equal(strncmp(r.body, "<!DOCTYPE html>", 15), 0);
+    assert_non_null(http_find_header(&r, "Content-Security-Policy", &(size_t){0}));
+    http_reply_free(&r);
+    http("GET", "/history?window_s=60&domids=3,1", NULL, &r);
+    assert_int_equal(r.status, 200);
+    j = json_loads(r.body, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(j, "window_ms")), 60000);
+    assert_int_equal(json_array_size(json_object_get(j, "domids")), 2);
+    assert_int_equal(json_integer_value(json_array_get(json_object_get(j, "domids"), 0)), 3);
+    json_decref(j);
+    http_reply_free(&r);
+    http("GET", "/history", NULL, &r);
+    j = json_loads(r.body, 0, NULL);
+    assert_int_equal(json_integer_value(json_object_get(j, "window_ms")),
+                     API_HISTORY_DEFAULT_WINDOW_S * 1000);
+    assert_int_equal(json_array_size(json_object_get(j, "domids")), 0);
+    json_decref(j);
+    http_reply_free(&r);
+    /* domids are domain ids: 32752 is beyond LIMIT_DOMID_MAX */
+    static const char *const bad[] = {"/history?window_s=0",   "/history?window_s=1e3",
+                                      "/history?domids=1,",    "/history?domids=99999999999",
+                                      "/history?domids=32752", "/history?window_s=86401"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        http("GET", bad[i], NULL, &r);
+        assert_int_equal(r.status, 400);
+        http_reply_free(&r);
+    }
+}
+
 static void test_http_method_not_allowed(void **state)
 {
-    static const char *rpc_methods[] = {"GET", "PUT", "DELETE", "PATCH", "OPTIONS"};
+    static const char *rpc_methods[] = {"PUT", "DELETE", "PATCH", "OPTIONS"};
     struct http_reply r;
     (void)state;
+    /* GET / is the landing page, POST / JSON-RPC; GET /jsonrpc stays refused. */
+    http("GET", "/jsonrpc", NULL, &r);
+    assert_int_equal(r.status, 405);
+    assert_true(http_header_is(&r, "Allow", "POST"));
+    http_reply_free(&r);
     for (size_t i = 0; i < sizeof(rpc_methods) / sizeof(rpc_methods[0]); i++) {
         http(rpc_methods[i], "/", NULL, &r);
         assert_int_equal(r.status, 405);
-        assert_true(http_header_is(&r, "Allow", "POST"));
+        assert_true(http_header_is(&r, "Allow", "GET, HEAD, POST"));
         json_t *j = json_loads(r.body, 0, NULL);
         assert_non_null(json_object_get(j, "error"));
         json_decref(j);
@@ -700,6 +750,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_http_metrics, setup_server, teardown_server),
         cmocka_unit_test_setup_teardown(test_http_healthz, setup_server, teardown_server),
         cmocka_unit_test_setup_teardown(test_http_openapi, setup_server, teardown_server),
+        cmocka_unit_test_setup_teardown(test_http_pages_and_history, setup_server,
+                                        teardown_server),
         cmocka_unit_test_setup_teardown(test_http_method_not_allowed, setup_server,
                                         teardown_server),
         cmocka_unit_test_setup_teardown(test_http_not_found, setup_server, teardown_server),

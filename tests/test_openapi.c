@@ -117,6 +117,7 @@ static void test_endpoints_documented(void **state)
     static const char *const wanted[][2] = {
         {"/", "post"},       {"/jsonrpc", "post"}, {"/status", "get"},
         {"/metrics", "get"}, {"/healthz", "get"},  {"/openapi.json", "get"},
+        {"/", "get"},        {"/ui", "get"},       {"/history", "get"},
     };
     json_t *paths = json_object_get(doc, "paths");
     (void)state;
@@ -311,9 +312,9 @@ static void test_status_schema(void **state)
 {
     static const char *const parts[] = {
         "host", "domains", "reservations", "operations", "operation_totals", "cache", "daemon"};
-    static const char *const host[] = {"free_kib",          "reserved_kib", "total_kib",
-                                       "xen_free_kib",      "scrub_kib",    "reservations_kib",
-                                       "booting_unused_kib"};
+    static const char *const host[] = {"free_kib",           "reserved_kib", "total_kib",
+                                       "xen_free_kib",       "scrub_kib",    "reservations_kib",
+                                       "booting_unused_kib", "claims_kib"};
     json_t *status = json_object_get(
         json_object_get(json_object_get(doc, "components"), "schemas"), "Status");
     json_t *props = json_object_get(status, "properties");

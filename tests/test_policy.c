@@ -190,13 +190,14 @@ static void model_step(struct model *m)
     m->now_ms += POLL_MS;
 }
 
-/* Host free memory minus what the guests may still grow into (target + inaccuracy). */
+/* Host free memory minus what the guests may still grow into: up to their targets (a
+ * balloon driver never grows past its target). */
 static int64_t model_guaranteed(const struct model *m)
 {
     int64_t g = m->free_kib;
     for (size_t i = 0; i < m->n; i++) {
         const struct policy_domain *d = &m->doms[i].d;
-        int64_t grow = d->target_kib + INACC - d->actual_kib;
+        int64_t grow = d->target_kib - d->actual_kib;
         if (d->can_balloon && grow > 0)
             g -= grow;
     }
@@ -324,7 +325,8 @@ static void test_proportional_targets_exact(void **state)
     assert_int_equal(round_at(fx, &req), POLICY_CONTINUE);
     assert_float_equal(fx->d.gamma, 0.5, 1e-12);
     assert_int_equal(fx->d.host_target_kib, 1000);
-    assert_int_equal(fx->d.guaranteed_free_kib, 2016 - 4 - 4);
+    /* Both at their targets: nothing more to grow into. */
+    assert_int_equal(fx->d.guaranteed_free_kib, 2016);
     assert_int_equal(fx->d.n_active, 2);
     assert_int_equal(fx->d.n_ops, 2);
     assert_int_equal(fx->d.ops[0].kind, POLICY_OP_SET_MAXMEM);
@@ -361,7 +363,9 @@ static void test_proportional_targets_round_down(void **state)
 static void test_gamma_clamped_at_zero(void **state)
 {
     struct fixture *fx = *state;
-    struct policy_request req = free_req(1000000, 73728);
+    /* surplus = 0 + 2992 + 5992 - 9000 < 0, while every guest at its min would give
+     * exactly 9000: possible, so not failed fast. */
+    struct policy_request req = free_req(9000, 0);
 
     model_free_kib(&fx->m, 0);
     model_add(&fx->m, 1, true, 1000, 5000, 4000, 4000, 1000);
@@ -402,8 +406,8 @@ static void test_two_phase_decreases_first(void **state)
 
     /* Domain 1 has freed 1000 so far: domain 2 may grow into that, not more. */
     assert_int_equal(round_at(fx, &req), POLICY_CONTINUE);
-    assert_int_equal(fx->d.guaranteed_free_kib, 1000 - 4);
-    assert_int_equal(find_op(&fx->d, POLICY_OP_SET_TARGET, 2)->value_kib, 2000 + 996);
+    assert_int_equal(fx->d.guaranteed_free_kib, 1000);
+    assert_int_equal(find_op(&fx->d, POLICY_OP_SET_TARGET, 2)->value_kib, 2000 + 1000);
 
     assert_int_equal(run(fx, &req, 40), POLICY_SUCCESS);
     assert_int_equal(model_find(&fx->m, 1)->d.target_kib, 4992);
@@ -419,17 +423,17 @@ static void test_increases_granted_in_domid_order_within_guaranteed_free(void **
     /* Domain 4 (no range) is still ballooning down to 1000, so its memory counts in the
      * surplus but not yet in host free memory. surplus = 3000 + 3 * 992 + 3992 = 9968
      * over 12000: each of 1..3 wants 3322, a page boundary 3320 (+2320), but only
-     * 3000 - 12 is guaranteed: domain 2 gets the remaining 668. */
+     * 3000 is guaranteed: domain 2 gets the remaining 680. */
     model_free_kib(&fx->m, 3000);
     model_add(&fx->m, 1, true, 0, 4000, 1000, 1000, 1000);
     model_add(&fx->m, 2, true, 0, 4000, 1000, 1000, 1000);
     model_add(&fx->m, 3, true, 0, 4000, 1000, 1000, 1000);
     model_add(&fx->m, 4, true, 1000, 1000, 1000, 5000, 500);
     assert_int_equal(round_at(fx, &req), POLICY_CONTINUE);
-    assert_int_equal(fx->d.guaranteed_free_kib, 2988);
+    assert_int_equal(fx->d.guaranteed_free_kib, 3000);
     assert_int_equal(fx->d.n_ops, 4);
     assert_int_equal(find_op(&fx->d, POLICY_OP_SET_TARGET, 1)->value_kib, 3320);
-    assert_int_equal(find_op(&fx->d, POLICY_OP_SET_TARGET, 2)->value_kib, 1000 + 668);
+    assert_int_equal(find_op(&fx->d, POLICY_OP_SET_TARGET, 2)->value_kib, 1000 + 680);
     assert_null(find_op(&fx->d, POLICY_OP_SET_TARGET, 3));
 
     /* Once domain 4 is down to its min, its last 8 KiB count too: 9976 / 3 = 3325,
@@ -525,7 +529,7 @@ static void test_maxmem_raised_before_target_up(void **state)
 static void test_maxmem_lowered_after_target_down(void **state)
 {
     struct fixture *fx = *state;
-    struct policy_request req = free_req(1000000, 0);
+    struct policy_request req = free_req(7000, 0);
 
     model_free_kib(&fx->m, 0);
     model_add(&fx->m, 3, true, 1000, 8000, 8000, 8000, 1000);
@@ -614,7 +618,7 @@ static void test_stuck_domain_clipped_and_others_compensate(void **state)
 static void test_verdict_waits_one_round_after_newly_stuck(void **state)
 {
     struct fixture *fx = *state;
-    struct policy_request req = free_req(1000000, 0);
+    struct policy_request req = free_req(2000, 0);
 
     /* Everyone at dynamic-min already but domain 1 (stuck): nothing will change when it
      * is declared stuck, yet its clip must still be applied before the verdict. */
@@ -642,7 +646,7 @@ static void test_guaranteed_free_counts_stuck_domain_only_up_to_its_clip(void **
     model_add(&fx->m, 1, true, 2000, 3000, 3000, 2000, 0);
     for (int64_t t = 0; t <= 5000; t += 1000) {
         round_at_ms(fx, &req, t);
-        assert_int_equal(fx->d.guaranteed_free_kib, 1000000 - 1004);
+        assert_int_equal(fx->d.guaranteed_free_kib, 1000000 - 1000);
         assert_int_equal(fx->d.n_ops, 0);
     }
     round_at_ms(fx, &req, 5250);
@@ -657,7 +661,7 @@ static void test_guaranteed_free_counts_stuck_domain_only_up_to_its_clip(void **
 static void test_stuck_domain_recovers_when_it_moves(void **state)
 {
     struct fixture *fx = *state;
-    struct policy_request req = free_req(20000, 0);
+    struct policy_request req = free_req(8000, 0);
 
     /* gamma stays 0 throughout, so targets never change: only maxmem moves. */
     two_to_squeeze(fx, 0);
@@ -680,10 +684,9 @@ static void test_stuck_domain_recovers_when_it_moves(void **state)
     assert_int_equal(find_op(&fx->d, POLICY_OP_SET_MAXMEM, 1)->value_kib, 1000);
     assert_int_equal(fx->d.n_active, 2);
 
-    /* Nobody is stuck at the end: the memory just is not there. */
-    assert_int_equal(run(fx, &req, 100), POLICY_CANNOT_FREE);
-    assert_int_equal(fx->d.needed_kib, 20000);
-    assert_int_equal(fx->d.free_kib, fx->m.free_kib);
+    /* Nobody is stuck at the end, and both at their mins give exactly what was asked. */
+    assert_int_equal(run(fx, &req, 100), POLICY_SUCCESS);
+    assert_int_equal(fx->m.free_kib, 8000);
 }
 
 static void test_reset_presumes_active(void **state)
@@ -725,7 +728,7 @@ static void test_fast_path(void **state)
     assert_true(fx->d.fast_path);
     assert_int_equal(fx->d.n_ops, 0);
     assert_int_equal(fx->d.reserve_kib, 10000);
-    assert_int_equal(fx->d.guaranteed_free_kib, 73728 + 10000); /* 11 - (4 + 7) */
+    assert_int_equal(fx->d.guaranteed_free_kib, 73728 + 10000 + 8); /* 11 - 3 */
 }
 
 static void test_fast_path_not_taken_when_off_target(void **state)
@@ -760,7 +763,9 @@ static void test_free_cannot_free_reports_needed_and_free(void **state)
 static void test_refused_names_only_eligible_stuck_domains(void **state)
 {
     struct fixture *fx = *state;
-    struct policy_request req = free_req(100000, 0);
+    /* Domain 4 gives 4000, domain 2 may still take 100 up to its min: the 4000 short
+     * are just what domain 1 holds above its min, so domain 1 is to blame. */
+    struct policy_request req = free_req(7900, 0);
 
     model_free_kib(&fx->m, 0);
     model_add(&fx->m, 0, true, 1000, 5000, 5000, 5000, 0);  /* dom0, managed, stuck */
@@ -781,15 +786,114 @@ static void test_refused_names_only_eligible_stuck_domains(void **state)
 static void test_only_dom0_stuck_is_cannot_free(void **state)
 {
     struct fixture *fx = *state;
-    struct policy_request req = free_req(100000, 0);
+    struct policy_request req = free_req(8000, 0);
 
     model_free_kib(&fx->m, 0);
     model_add(&fx->m, 0, true, 1000, 5000, 5000, 5000, 0);
     model_add(&fx->m, 4, true, 1000, 5000, 5000, 5000, 1000);
     assert_int_equal(run(fx, &req, 100), POLICY_CANNOT_FREE);
     assert_true(policy_state_is_stuck(fx->st, 0));
-    assert_int_equal(fx->d.needed_kib, 100000);
+    assert_int_equal(fx->d.needed_kib, 8000);
     assert_int_equal(fx->d.free_kib, 4000);
+}
+
+/* Squeezed's scenario e with exact drivers: the host ends with exactly what was asked
+ * for, every active guest at its target, and that is a success. */
+static void test_request_met_exactly_succeeds(void **state)
+{
+    struct fixture *fx = *state;
+    struct policy_request req = free_req(1000, 0);
+
+    model_free_kib(&fx->m, 0);
+    model_add(&fx->m, 0, true, 5000, 7000, 7000, 7000, 0);    /* dom0, managed, stuck */
+    model_add(&fx->m, 1, true, 5000, 11000, 6000, 6000, 100); /* exact driver */
+    assert_int_equal(run(fx, &req, 200), POLICY_SUCCESS);
+    assert_int_equal(fx->m.free_kib, 1000);
+    assert_int_equal(model_find(&fx->m, 1)->d.target_kib, 5000);
+    assert_int_equal(fx->d.guaranteed_free_kib, 1000);
+    assert_int_equal(fx->m.violations, 0);
+}
+
+/* More than every balloonable guest at its dynamic-min could give (stuck ones included):
+ * answered in the first round, no target changed, nobody blamed, free < needed. */
+static void test_impossible_request_fails_fast(void **state)
+{
+    struct fixture *fx = *state;
+    struct policy_request req = free_req(64LL << 30, 73728);
+
+    model_free_kib(&fx->m, 100000);
+    model_add(&fx->m, 1, true, 1000, 5000, 5000, 5000, 0); /* stuck, would be */
+    model_add(&fx->m, 2, true, 1000, 5000, 5000, 5000, 1000);
+    model_add(&fx->m, 3, false, 1000, 5000, 5000, 5000, 0); /* cannot balloon */
+    assert_int_equal(round_at(fx, &req), POLICY_CANNOT_FREE);
+    assert_true(fx->d.fail_fast);
+    assert_int_equal(fx->d.n_ops, 0);
+    assert_int_equal(fx->d.n_refused, 0);
+    assert_int_equal(fx->d.needed_kib, (64LL << 30) + 73728);
+    assert_int_equal(fx->d.free_kib, 100000 + 4000 + 4000);
+    assert_int_equal(fx->d.best_free_kib, 100000 + 4000 + 4000);
+    assert_true(fx->d.free_kib < fx->d.needed_kib);
+
+    /* One KiB less than the best possible is not failed fast. */
+    policy_state_reset(fx->st);
+    req = free_req(108000 - 73728, 73728);
+    assert_int_equal(round_at(fx, &req), POLICY_CONTINUE);
+    assert_false(fx->d.fail_fast);
+
+    /* A range whose min cannot be met fails fast too; a balance never does. */
+    policy_state_reset(fx->st);
+    req = range_req(200000, 300000, 0);
+    assert_int_equal(round_at(fx, &req), POLICY_CANNOT_FREE);
+    assert_true(fx->d.fail_fast);
+    assert_int_equal(fx->d.needed_kib, 200000);
+    policy_state_reset(fx->st);
+    req = balance_req(1LL << 30);
+    assert_int_equal(round_at(fx, &req), POLICY_CONTINUE);
+}
+
+/* A stuck guest is named only when what it holds above its dynamic-min would have
+ * covered the shortfall: here dom0 (never blamed) holds most of what is missing. */
+static void test_stuck_not_blamed_when_it_could_not_have_covered(void **state)
+{
+    struct fixture *fx = *state;
+    struct policy_request req = free_req(9000, 0);
+
+    model_free_kib(&fx->m, 0);
+    model_add(&fx->m, 0, true, 1000, 5000, 5000, 5000, 0); /* dom0, managed, stuck */
+    model_add(&fx->m, 1, true, 1000, 5000, 2000, 2000, 0); /* stuck, 1000 above min */
+    model_add(&fx->m, 2, true, 1000, 5000, 5000, 5000, 1000);
+    assert_int_equal(run(fx, &req, 200), POLICY_CANNOT_FREE);
+    assert_true(policy_state_is_stuck(fx->st, 1));
+    assert_int_equal(fx->d.needed_kib, 9000);
+    assert_int_equal(fx->d.free_kib, 4000);
+    assert_int_equal(fx->d.n_refused, 0);
+
+    /* Asking 1000 less, guest 1 alone would have made the difference: it is named. */
+    policy_state_reset(fx->st);
+    req = free_req(5000, 0);
+    assert_int_equal(run(fx, &req, 200), POLICY_REFUSED);
+    assert_int_equal(fx->d.n_refused, 1);
+    assert_int_equal(fx->d.refused[0], 1);
+}
+
+/* A paused guest's driver cannot run: a balance hands it nothing, others still grow. */
+static void test_paused_domain_gets_no_increase(void **state)
+{
+    struct fixture *fx = *state;
+    struct policy_request req = balance_req(0);
+
+    model_free_kib(&fx->m, 100000);
+    model_add(&fx->m, 1, true, 1000, 50000, 1000, 1000, 1000)->d.paused = true;
+    model_add(&fx->m, 2, true, 1000, 50000, 1000, 1000, 1000);
+    assert_int_equal(round_at(fx, &req), POLICY_CONTINUE);
+    assert_null(find_op(&fx->d, POLICY_OP_SET_TARGET, 1));
+    assert_null(find_op(&fx->d, POLICY_OP_SET_MAXMEM, 1));
+    assert_non_null(find_op(&fx->d, POLICY_OP_SET_TARGET, 2));
+    assert_int_equal(run(fx, &req, 400), POLICY_SUCCESS);
+    assert_int_equal(model_find(&fx->m, 1)->d.target_kib, 1000);
+    assert_int_equal(model_find(&fx->m, 2)->d.target_kib, 50000);
+    /* Not wanted again by the periodic check either. */
+    assert_false(policy_balance_needed(NULL, model_snapshot(&fx->m), 0));
 }
 
 static void test_free_range_ideal(void **state)
@@ -817,8 +921,8 @@ static void test_free_range_ideal(void **state)
     }
     assert_int_equal(fx->d.verdict, POLICY_SUCCESS);
     assert_int_equal(fx->m.free_kib, 1000 + 2 * 840);
-    /* clamp(guaranteed free - reserved, min, max) = 2680 - 8 - 500 */
-    assert_int_equal(fx->d.reserve_kib, 2172);
+    /* clamp(guaranteed free - reserved, min, max) = 2680 - 500 */
+    assert_int_equal(fx->d.reserve_kib, 2180);
     assert_true(model_guaranteed(&fx->m) >= fx->d.reserve_kib + 500);
 }
 
@@ -1226,6 +1330,10 @@ int main(void)
         T(test_free_cannot_free_reports_needed_and_free),
         T(test_refused_names_only_eligible_stuck_domains),
         T(test_only_dom0_stuck_is_cannot_free),
+        T(test_request_met_exactly_succeeds),
+        T(test_impossible_request_fails_fast),
+        T(test_stuck_not_blamed_when_it_could_not_have_covered),
+        T(test_paused_domain_gets_no_increase),
         T(test_free_range_ideal),
         T(test_free_range_reserve_clamped_to_max),
         T(test_free_range_succeeds_with_min_when_ideal_unreachable),

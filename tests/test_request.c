@@ -29,7 +29,7 @@ static void test_reserve_refuses_bad_values(void **state)
 {
     (void)state;
     struct service_error err = {0};
-    const int64_t bad[] = {0, -1, LIMIT_KIB_MAX + 1, INT64_MIN};
+    const int64_t bad[] = {-1, LIMIT_KIB_MAX + 1, INT64_MIN};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         struct req_reserve r = {.session = "xenopsd", .kib = bad[i]};
         assert_int_equal(request_check_reserve(&r, &err), -1);
@@ -38,8 +38,10 @@ static void test_reserve_refuses_bad_values(void **state)
     struct req_reserve r = {.session = "xenopsd", .kib = -5};
     assert_int_equal(request_check_reserve(&r, &err), -1);
     expect_error(&err, SERVICE_ERR_INVALID_MEMORY_VALUE, -5,
-                 "invalid memory value for kib of reserve_memory: -5 (KiB, 1 .. "
+                 "invalid memory value for kib of reserve_memory: -5 (KiB, 0 .. "
                  "1099511627776)");
+    r.kib = 0; /* a reservation of nothing, as squeezed (issue 10) */
+    assert_int_equal(request_check_reserve(&r, &err), 0);
     r.kib = 1;
     assert_int_equal(request_check_reserve(&r, &err), 0);
     r.kib = LIMIT_KIB_MAX;
@@ -54,7 +56,7 @@ static void test_reserve_range_refuses_bad_bounds(void **state)
     const int64_t cases[][3] = {
         /* min, max, the value reported */
         {-1, 1024, -1},
-        {0, 0, 0},
+        {0, -1, -1},
         {2048, 1024, 2048},
         {0, LIMIT_KIB_MAX + 1, LIMIT_KIB_MAX + 1},
     };
@@ -68,6 +70,8 @@ static void test_reserve_range_refuses_bad_bounds(void **state)
     assert_int_equal(request_check_reserve_range(&r, &err), -1);
     expect_error(&err, SERVICE_ERR_INVALID_MEMORY_VALUE, 20,
                  "invalid memory value: min_kib 20 is above max_kib 10");
+    r = (struct req_reserve_range){.session = "s", .min_kib = 0, .max_kib = 0};
+    assert_int_equal(request_check_reserve_range(&r, &err), 0);
     r = (struct req_reserve_range){.session = "s", .min_kib = 0, .max_kib = 1};
     assert_int_equal(request_check_reserve_range(&r, &err), 0);
     r = (struct req_reserve_range){.session = "s", .min_kib = 7, .max_kib = 7};
@@ -160,11 +164,43 @@ static void test_sim_values(void **state)
     expect_error(&err, SERVICE_ERR_INVALID_PARAMS, 0,
                  "balloon of sim.set_balloon must be an object");
     json_decref(arr);
+    struct req_sim_claim c = {.domid = 1, .kib = -1};
+    assert_int_equal(request_check_sim_claim(&c, &err), -1);
+    expect_error(&err, SERVICE_ERR_INVALID_MEMORY_VALUE, -1,
+                 "invalid memory value for kib of sim.set_claim: -1 (KiB, 0 .. "
+                 "1099511627776)");
+    c = (struct req_sim_claim){.domid = 1, .kib = 0};
+    assert_int_equal(request_check_sim_claim(&c, &err), 0);
+    struct req_sim_pause p = {.domid = 32752, .paused = true};
+    assert_int_equal(request_check_sim_pause(&p, &err), -1);
+    expect_error(&err, SERVICE_ERR_INVALID_PARAMS, 0,
+                 "domid of sim.pause_domain must be a domain id, 0 .. 32751; got 32752");
+    p.domid = 7;
+    assert_int_equal(request_check_sim_pause(&p, &err), 0);
+}
+
+/* The message-switch front end's reply keys: xenstore path components it made itself. */
+static void test_rpc_reply_keys(void **state)
+{
+    (void)state;
+    struct service_error err = {0};
+    struct req_rpc_reply r = {.key = "a-Z_09"};
+    assert_int_equal(request_check_rpc_reply(&r, &err), 0);
+    const char *bad[] = {"", "a/b", "a b", "../x",
+                         "0123456789012345678901234567890123456789012345678901234567890123x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        r.key = bad[i];
+        assert_int_equal(request_check_rpc_reply(&r, &err), -1);
+        expect_error(&err, SERVICE_ERR_INVALID_PARAMS, 0, NULL);
+    }
+    r.key = "0123456789012345678901234567890123456789012345678901234567890123"; /* 64 */
+    assert_int_equal(request_check_rpc_reply(&r, &err), 0);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rpc_reply_keys),
         cmocka_unit_test(test_reserve_refuses_bad_values),
         cmocka_unit_test(test_reserve_range_refuses_bad_bounds),
         cmocka_unit_test(test_names_are_checked_first),

@@ -280,6 +280,34 @@ static void test_reserve_range_reserves_within_bounds(void **state)
     free(id);
 }
 
+/* As in squeezed, 0 KiB is a size: a reservation of nothing, recorded like any other;
+ * a range [0, 0] too. */
+static void test_reserve_zero_is_a_reservation(void **state)
+{
+    struct fixture *f = *state;
+    login(f, "xenopsd");
+    char *id = NULL;
+    struct reservations_squeeze rs;
+    assert_int_equal(reservations_reserve(f->r, f->sq, "xenopsd", 0, &id, &rs, &f->err), 0);
+    squeeze_result_free(&rs.res);
+    assert_non_null(id);
+    char *path = xasprintf("/squeezed/state/xenopsd/%s", id);
+    char *value = NULL;
+    assert_int_equal(sim_xs_read(f->sim, path, &value), 0);
+    assert_string_equal(value, "0");
+    free(value);
+    free(path);
+    free(id);
+    id = NULL;
+    int64_t kib = -1;
+    assert_int_equal(
+        reservations_reserve_range(f->r, f->sq, "xenopsd", 0, 0, &id, &kib, &rs, &f->err), 0);
+    squeeze_result_free(&rs.res);
+    assert_int_equal(kib, 0);
+    free(id);
+    assert_int_equal(reservations_count(f->r), 2);
+}
+
 static void test_login_deletes_only_that_sessions_reservations(void **state)
 {
     struct fixture *f = *state;
@@ -482,6 +510,7 @@ int main(void)
         T(test_unknown_session_is_refused),
         T(test_reserve_writes_xenstore_before_answering),
         T(test_reserve_squeezes_guests_down),
+        T(test_reserve_zero_is_a_reservation),
         T(test_reserve_cannot_free_reports_needed_and_free),
         T(test_reserve_refused_names_the_stuck_guest),
         T(test_reserve_range_reserves_within_bounds),

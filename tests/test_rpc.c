@@ -160,6 +160,10 @@ static const struct method_case method_cases[] = {
     {"sim.set_balloon", "[\"d\", 9, {\"model\": \"stuck\"}]",
      "{\"dbg\": \"d\", \"domid\": 9, \"balloon\": {\"model\": \"stuck\"}}", "null",
      "sim.set_balloon domid=9 {\"model\":\"stuck\"}"},
+    {"sim.set_claim", "[\"d\", 9, 2097152]", "{\"dbg\": \"d\", \"domid\": 9, \"kib\": 2097152}",
+     "null", "sim.set_claim domid=9 kib=2097152"},
+    {"sim.pause_domain", "[\"d\", 9, true]", "{\"dbg\": \"d\", \"domid\": 9, \"paused\": true}",
+     "null", "sim.pause_domain domid=9 paused=1"},
 };
 
 #define N_CASES (sizeof(method_cases) / sizeof(method_cases[0]))
@@ -592,6 +596,9 @@ static const char *const bad_params[][2] = {
     {"sim.create_domain", "[5]"},
     {"sim.create_domain", "[[]]"},
     {"sim.set_balloon", "[1, \"ideal\"]"},
+    {"sim.pause_domain", "[1, 1]"},
+    {"sim.pause_domain", "[1, \"true\"]"},
+    {"sim.set_claim", "[1, 1.5]"},
     {"sim.destroy_domain", "[1.5]"},
     /* out of range (not sizes) */
     {"transfer_reservation_to_domain", "[\"d\", \"s\", \"r\", -1]"},
@@ -665,12 +672,11 @@ static void test_invalid_memory_values(void **state)
         const char *value;
     } cases[] = {
         {"reserve_memory", "[\"d\", \"s\", -1]", "-1"},
-        {"reserve_memory", "[\"d\", \"s\", 0]", "0"},
         {"reserve_memory", "[\"d\", \"s\", 1099511627777]", "1099511627777"},
         {"reserve_memory", "[\"d\", \"s\", 9223372036854775807]", "9223372036854775807"},
         {"reserve_memory", "[\"d\", \"s\", -9223372036854775808]", "-9223372036854775808"},
         {"reserve_memory_range", "[\"d\", \"s\", -5, 10]", "-5"},
-        {"reserve_memory_range", "[\"d\", \"s\", 0, 0]", "0"},
+        {"reserve_memory_range", "[\"d\", \"s\", 0, -1]", "-1"},
         {"reserve_memory_range", "[\"d\", \"s\", 10, -1]", "-1"},
         {"reserve_memory_range", "[\"d\", \"s\", 20, 10]", "20"},
         {"reserve_memory_range", "[\"d\", \"s\", 1, 1099511627777]", "1099511627777"},

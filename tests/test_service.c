@@ -372,12 +372,13 @@ static void test_unknown_session(void **state)
 /* Refused at the boundary, nothing done: no reservation, no operation. */
 static void test_invalid_memory_values(void **state)
 {
-    static const int64_t bad[] = {0, -1, INT64_MIN, LIMIT_KIB_MAX + 1, INT64_MAX};
+    static const int64_t bad[] = {-1, INT64_MIN, LIMIT_KIB_MAX + 1, INT64_MAX};
     static const struct {
         int64_t min, max, value; /* value: the one the error names */
     } bad_range[] = {
         {-1, GIB, -1},
-        {GIB, 0, 0},
+        {GIB, -1, -1},
+        {GIB, 0, GIB},
         {2 * GIB, GIB, 2 * GIB},
         {0, LIMIT_KIB_MAX + 1, LIMIT_KIB_MAX + 1},
         {LIMIT_KIB_MAX + 1, LIMIT_KIB_MAX + 2, LIMIT_KIB_MAX + 1},

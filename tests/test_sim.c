@@ -1306,14 +1306,17 @@ static void test_state_json_shape(void **state)
     assert_true(json_number_value(json_object_get(j, "time_s")) == 1.5);
     assert_int_equal(json_integer_value(json_object_get(j, "free_kib")), 4194304);
     assert_true(json_is_array(json_object_get(j, "violations")));
-    assert_int_equal(json_object_size(j), 4);
+    assert_int_equal(json_object_size(j), 5);
+    assert_int_equal(json_integer_value(json_object_get(j, "claimed_kib")), 0);
     json_t *doms = json_object_get(j, "domains");
     assert_int_equal(json_array_size(doms), 2);
     json_t *d1 = json_array_get(doms, 0), *d2 = json_array_get(doms, 1);
     assert_int_equal(json_integer_value(json_object_get(d1, "domid")), 1);
     assert_false(json_is_true(json_object_get(d1, "can_balloon")));
     assert_false(json_is_true(json_object_get(d1, "uncooperative")));
-    assert_int_equal(json_object_size(d2), 8);
+    assert_int_equal(json_object_size(d2), 10);
+    assert_int_equal(json_integer_value(json_object_get(d2, "claim_kib")), 0);
+    assert_false(json_is_true(json_object_get(d2, "paused")));
     assert_int_equal(json_integer_value(json_object_get(d2, "domid")), 2);
     assert_int_equal(json_integer_value(json_object_get(d2, "actual_kib")), 2000);
     assert_int_equal(json_integer_value(json_object_get(d2, "target_kib")), 2000);
@@ -1556,6 +1559,70 @@ static void test_counters_ignore_the_world_itself(void **state)
     assert_true(c.xs_reads == 1);
 }
 
+/* Claims as Xen has them: a claim beyond the unclaimed free memory is refused; another
+ * domain may not allocate into claimed pages (a "claimed" violation, and it gets only
+ * the unclaimed rest); the claimant's own allocations come out of its claim. A paused
+ * domain's balloon does not move. Both survive a save and a load. */
+static void test_claims_and_pausing(void **state)
+{
+    struct sim *s = world(state, "{\"host\": {\"total_kib\": 16777216, \"free_kib\": 1048576}, "
+                                 "\"domains\": [{\"domid\": 1, \"dynamic_min_kib\": 262144, "
+                                 "\"dynamic_max_kib\": 2097152, \"target_kib\": 262144, "
+                                 "\"maxmem_kib\": 2097152}, "
+                                 "{\"domid\": 2, \"initial_reservation_kib\": 524288, "
+                                 "\"maxmem_kib\": 524288, \"claim_kib\": 524288, "
+                                 "\"balloon\": {\"rate_kib_s\": 262144}}]}");
+    assert_int_equal(sim_claimed_kib(s), 524288);
+    assert_int_equal(sim_set_claim(s, 1, 524289), -ENOMEM);
+    assert_int_equal(sim_set_claim(s, 9, 1), -ENOENT);
+    json_t *j = sim_state_json(s);
+    assert_int_equal(json_integer_value(json_object_get(j, "claimed_kib")), 524288);
+    json_decref(j);
+    struct backend_domain *v = NULL;
+    size_t n = 0;
+    assert_int_equal(sim_list_domains(s, &v, &n), 0);
+    assert_int_equal(v[1].outstanding_pages, 524288 / 4);
+    free(v);
+    /* Domain 1 is paused: a target far up does not move it. */
+    assert_int_equal(sim_pause_domain(s, 1, true), 0);
+    assert_int_equal(sim_xs_write(s, "/local/domain/1/memory/target", "2097152"), 0);
+    sim_advance(s, 3000);
+    int64_t a, t, m;
+    assert_int_equal(sim_domain_memory(s, 1, &a, &t, &m), 0);
+    assert_int_equal(a, 262144);
+    /* Domain 2 has built out of its own claim. */
+    assert_int_equal(sim_claimed_kib(s), 0);
+    assert_int_equal(sim_violation_count(s), 0);
+    /* A new claim for 2; unpaused, domain 1 wants 1.75 GiB, finds 512 MiB unclaimed. */
+    assert_int_equal(sim_set_claim(s, 2, 262144), 0);
+    assert_int_equal(sim_pause_domain(s, 1, false), 0);
+    sim_advance(s, 10000);
+    assert_int_equal(sim_domain_memory(s, 1, &a, &t, &m), 0);
+    assert_int_equal(a, 262144 + 1048576 - 524288 - 262144);
+    assert_int_equal(sim_violation_count(s), 1);
+    assert_non_null(strstr(sim_violation(s, 0), "claimed"));
+    assert_int_equal(sim_host_free_kib(s), 262144);
+
+    char dir[] = "/tmp/squeezed-claims-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *path = xasprintf("%s/state.json", dir);
+    assert_int_equal(sim_pause_domain(s, 1, true), 0);
+    assert_int_equal(sim_save(s, path), 0);
+    char *err = NULL;
+    struct sim *b = sim_load(path, SIM_CLOCK_VIRTUAL, &err);
+    if (b == NULL)
+        fail_msg("load: %s", err);
+    assert_int_equal(sim_claimed_kib(b), 262144);
+    j = sim_state_json(b);
+    json_t *d1 = json_array_get(json_object_get(j, "domains"), 0);
+    assert_true(json_is_true(json_object_get(d1, "paused")));
+    json_decref(j);
+    sim_free(b);
+    unlink(path);
+    rmdir(dir);
+    free(path);
+}
+
 int main(void)
 {
 #define W(name) cmocka_unit_test_setup_teardown(name, world_setup, world_teardown)
@@ -1604,6 +1671,7 @@ int main(void)
         W(test_set_balloon),
         W(test_shadow_allocation),
         W(test_state_json_shape),
+        W(test_claims_and_pausing),
         W(test_virtual_clock_is_deterministic),
         cmocka_unit_test(test_real_clock),
         W(test_persistence_round_trip),

@@ -17,6 +17,7 @@
 #include "cache/domcache.h"
 #include "common/log.h"
 #include "common/xalloc.h"
+#include "server/squeeze.h"
 #include "tests/fakexen/fakexen.h"
 
 #define MIB 1024
@@ -136,7 +137,7 @@ static void assert_truth(struct sim *s, const struct domcache_snapshot *snp)
                          json_is_true(json_object_get(t, "uncooperative")));
     }
     int64_t free_kib = json_integer_value(json_object_get(st, "free_kib"));
-    int64_t want = free_kib - snp->booting_unused_kib - snp->reservations_kib;
+    int64_t want = free_kib - snp->booting_unused_kib - snp->claims_kib - snp->reservations_kib;
     if (snp->host.free_kib > want || want - snp->host.free_kib >= 4)
         fail_msg("free %lld, truth %lld", (long long)snp->host.free_kib, (long long)want);
     json_decref(st);
@@ -562,6 +563,275 @@ static void test_steady_state_over_xen(void **state)
     assert_truth(f->sim, &f->snap);
 }
 
+/* ---- claims, maxmem and squeezes over the Xen backend (virtual time) ---- */
+
+/* The xen backend's clock is the real one; these tests let the sim's virtual clock stand
+ * in for it, so that a squeeze over backend/xen.c runs minutes of ballooning at once. */
+static struct backend_ops virt_ops;
+static struct sim *virt_world;
+
+static int64_t virt_now_ms(struct backend *b)
+{
+    (void)b;
+    return sim_now_ms(virt_world);
+}
+
+static void virt_sleep_ms(struct backend *b, int64_t ms)
+{
+    (void)b;
+    sim_advance(virt_world, ms);
+}
+
+static bool virt_is_virtual(struct backend *b)
+{
+    (void)b;
+    return true;
+}
+
+struct vsq {
+    struct xfx *f;
+    struct squeezer *sq;
+    unsigned stuck_seen; /* domains declared stuck, all rounds */
+};
+
+static void vsq_observe(void *ctx, const struct domcache_snapshot *s,
+                        const struct policy_decision *d)
+{
+    (void)s;
+    ((struct vsq *)ctx)->stuck_seen += (unsigned)d->n_newly_stuck;
+}
+
+/* The rig is the test's state (teardown closes it); vsq_close frees the squeezer. */
+static struct vsq *vsq_open(void **state, struct sim *s)
+{
+    struct vsq *v = xcalloc(1, sizeof(*v));
+    v->f = xfx_open(state, s, true);
+    virt_world = s;
+    virt_ops = *v->f->b->ops;
+    virt_ops.now_ms = virt_now_ms;
+    virt_ops.sleep_ms = virt_sleep_ms;
+    virt_ops.clock_is_virtual = virt_is_virtual;
+    v->f->b->ops = &virt_ops;
+    struct squeeze_config cfg = {.reserved_host_kib = 73728, .poll_ms = 250};
+    v->sq = squeezer_new(v->f->b, v->f->dc, &cfg, NULL, NULL);
+    squeeze_set_observer(v->sq, vsq_observe, v);
+    return v;
+}
+
+static void vsq_close(struct vsq *v)
+{
+    squeezer_free(v->sq);
+    virt_world = NULL;
+    free(v);
+}
+
+static void assert_no_violation(struct sim *s)
+{
+    size_t n = sim_violation_count(s);
+    for (size_t i = 0; i < n; i++)
+        print_message("violation: %s\n", sim_violation(s, i));
+    assert_int_equal(n, 0);
+}
+
+static int64_t sim_maxmem(struct sim *s, uint32_t domid)
+{
+    int64_t a, t, m;
+    assert_int_equal(sim_domain_memory(s, domid, &a, &t, &m), 0);
+    return m;
+}
+
+/* A domain another tool builds: it allocates 2 GiB over 64 s out of a 2 GiB claim, with
+ * no memory/initial-reservation (no reservation of ours). Guests that could grow into
+ * 14 GiB are balanced and a reservation is made meanwhile: the claim is never handed to
+ * a guest (no violation, nobody found stuck), and the reservation's memory is there. */
+static void test_claim_of_a_domain_built_elsewhere(void **state)
+{
+    struct sim_domain_spec d[9];
+    for (uint32_t i = 0; i < 8; i++) {
+        d[i] = harness_guest(i + 1);
+        d[i].dynamic_max_kib = d[i].maxmem_kib = 2 * GIB;
+    }
+    sim_domain_spec_default(&d[8], 20);
+    d[8].initial_reservation_kib = 2 * GIB;
+    d[8].target_kib = d[8].dynamic_min_kib = d[8].dynamic_max_kib = 2 * GIB;
+    d[8].maxmem_kib = 2 * GIB;
+    d[8].actual_kib = 0;
+    d[8].claim_kib = 2 * GIB;
+    d[8].boot_after_s = 3600;
+    d[8].balloon.model = SIM_BALLOON_NONE;
+    d[8].balloon.rate_kib_s = 32 * MIB;
+    struct vsq *v = vsq_open(state, harness_world(d, 9));
+    struct sim *s = v->f->sim;
+    assert_int_equal(sim_xs_rm(s, "/local/domain/20/memory/initial-reservation"), 0);
+    int64_t maxmem20 = sim_maxmem(s, 20);
+
+    struct squeeze_result res;
+    assert_int_equal(squeeze_balance(v->sq, &res), 0);
+    assert_int_equal(res.verdict, POLICY_SUCCESS);
+    squeeze_result_free(&res);
+    assert_true(sim_claimed_kib(s) > 0); /* still building */
+    assert_int_equal(squeeze_free(v->sq, 1 * GIB, &res), 0);
+    assert_int_equal(res.verdict, POLICY_SUCCESS);
+    squeeze_result_free(&res);
+    /* Free, less what is claimed and what the guests may still grow into. */
+    int64_t g = sim_host_free_kib(s) - sim_claimed_kib(s);
+    for (uint32_t i = 1; i <= 8; i++) {
+        int64_t a, t, m;
+        assert_int_equal(sim_domain_memory(s, i, &a, &t, &m), 0);
+        if (t > a)
+            g -= t - a;
+    }
+    assert_true(g >= 1 * GIB + 73728);
+    /* The build goes on to its end, and nothing it was promised went elsewhere. */
+    sim_advance(s, 70 * 1000);
+    assert_int_equal(sim_claimed_kib(s), 0);
+    assert_int_equal(v->stuck_seen, 0);
+    assert_int_equal(sim_maxmem(s, 20), maxmem20);
+    assert_no_violation(s);
+    vsq_close(v);
+}
+
+/* A booting domain with a transferred reservation of 1 GiB and a claim of 1 GiB: the
+ * same pages, counted once (the larger); a claim larger than the unused reservation
+ * counts for the rest. A booted domain's claim counts in full. */
+static void test_claim_and_reservation_counted_once(void **state)
+{
+    struct sim_domain_spec d[2] = {harness_guest(1), harness_guest(2)};
+    d[1].initial_reservation_kib = 1 * GIB;
+    d[1].target_kib = d[1].dynamic_min_kib = d[1].dynamic_max_kib = 1 * GIB;
+    d[1].maxmem_kib = 1 * GIB;
+    d[1].actual_kib = 0;
+    d[1].claim_kib = 1 * GIB;
+    d[1].balloon.rate_kib_s = 1; /* stays unbooted */
+    struct xfx *f = xfx_open(state, harness_world(d, 2), true);
+    snap(f);
+    int64_t xen_free = sim_host_free_kib(f->sim);
+    assert_int_equal(f->snap.booting_unused_kib, 1 * GIB);
+    assert_int_equal(f->snap.claims_kib, 0);
+    assert_int_equal(f->snap.host.free_kib, xen_free - 1 * GIB);
+
+    assert_int_equal(sim_set_claim(f->sim, 2, 1536 * MIB), 0);
+    snap(f);
+    assert_int_equal(f->snap.claims_kib, 512 * MIB);
+    assert_int_equal(f->snap.host.free_kib, xen_free - 1536 * MIB);
+
+    assert_int_equal(sim_set_claim(f->sim, 2, 0), 0);
+    assert_int_equal(sim_set_claim(f->sim, 1, 300 * MIB), 0);
+    snap(f);
+    assert_int_equal(f->snap.claims_kib, 300 * MIB);
+    assert_int_equal(f->snap.host.free_kib, xen_free - 1 * GIB - 300 * MIB);
+    /* Xen refuses a claim beyond the free memory not claimed by others. */
+    assert_int_equal(sim_set_claim(f->sim, 2, xen_free), -ENOMEM);
+}
+
+/* The toolstack changes maxmem behind our back: the next snapshot sees Xen's value, and
+ * a setmaxmem to the value we set before is made, not skipped on a cached figure. */
+static void test_toolstack_changes_maxmem(void **state)
+{
+    struct xfx *f = xfx_open(state, harness_world(NULL, 2), true);
+    snap(f);
+    assert_int_equal(domcache_set_maxmem(f->dc, 1, 400 * MIB), 0);
+    snap(f);
+    assert_int_equal(find(&f->snap, 1, NULL)->maxmem_kib, 400 * MIB);
+    /* xenopsd sets it (HVM: Xen's value carries the 1 MiB slack). */
+    assert_int_equal(sim_set_maxmem(f->sim, 1, 600 * MIB + 1024), 0);
+    assert_int_equal(domcache_set_maxmem(f->dc, 1, 400 * MIB), 0);
+    assert_int_equal(sim_maxmem(f->sim, 1), 400 * MIB);
+    assert_int_equal(sim_set_maxmem(f->sim, 1, 700 * MIB + 1024), 0);
+    snap(f);
+    assert_int_equal(find(&f->snap, 1, NULL)->maxmem_kib, 700 * MIB);
+    assert_truth(f->sim, &f->snap);
+    /* A transfer raises from Xen's value asked now: with maxmem set to 0 behind our
+     * back after we cached 700 MiB, it still ends above 0. */
+    assert_int_equal(sim_set_maxmem(f->sim, 1, 0), 0);
+    assert_int_equal(domcache_raise_maxmem(f->dc, 1, 300 * MIB), 0);
+    assert_int_equal(sim_maxmem(f->sim, 1), 300 * MIB);
+    /* ... and never lowers it. */
+    assert_int_equal(domcache_raise_maxmem(f->dc, 1, 100 * MIB), 0);
+    assert_int_equal(sim_maxmem(f->sim, 1), 300 * MIB);
+    assert_int_equal(domcache_raise_maxmem(f->dc, 9, 100 * MIB), -ESRCH);
+}
+
+/* A domain with no balloon driver builds for 60 s while balances and reservations run
+ * around it: its maxmem is never lowered, its target never written; a transfer to it
+ * leaves maxmem > 0 and at least the reservation. */
+static void test_building_domain_keeps_its_maxmem(void **state)
+{
+    struct sim_domain_spec d[3] = {harness_guest(1), harness_guest(2)};
+    sim_domain_spec_default(&d[2], 7);
+    d[2].type = DOMAIN_TYPE_PV; /* no slack: a maxmem of 0 would be 0 pages */
+    d[2].initial_reservation_kib = 1 * GIB;
+    d[2].target_kib = d[2].dynamic_min_kib = d[2].dynamic_max_kib = 1 * GIB;
+    d[2].maxmem_kib = 1536 * MIB;
+    d[2].actual_kib = 0;
+    d[2].balloon.model = SIM_BALLOON_NONE;
+    d[2].balloon.rate_kib_s = 16 * MIB; /* 64 s */
+    struct vsq *v = vsq_open(state, harness_world(d, 3));
+    struct sim *s = v->f->sim;
+    char *before = NULL;
+    assert_int_equal(sim_xs_read(s, "/local/domain/7/memory/target", &before), 0);
+    struct squeeze_result res;
+    for (int t = 0; t < 60; t += 10) {
+        assert_true(squeeze_check(v->sq) >= 0);
+        assert_int_equal(squeeze_balance(v->sq, &res), 0);
+        squeeze_result_free(&res);
+        assert_int_equal(squeeze_free(v->sq, 256 * MIB, &res), 0);
+        assert_int_equal(res.verdict, POLICY_SUCCESS);
+        squeeze_result_free(&res);
+        assert_int_equal(sim_maxmem(s, 7), 1536 * MIB);
+        sim_advance(s, 10 * 1000);
+    }
+    char *after = NULL;
+    assert_int_equal(sim_xs_read(s, "/local/domain/7/memory/target", &after), 0);
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    /* A stale cached figure does not skip the transfer's raise either (the toolstack
+     * lowered maxmem to just above what the domain holds). */
+    assert_int_equal(sim_set_maxmem(s, 7, 1000 * MIB), 0);
+    assert_int_equal(domcache_raise_maxmem(v->f->dc, 7, 1 * GIB), 0);
+    assert_true(sim_maxmem(s, 7) > 0);
+    assert_int_equal(sim_maxmem(s, 7), 1 * GIB);
+    /* And even asked to, the cache never lowers the maxmem of a domain without driver. */
+    assert_int_equal(domcache_set_maxmem(v->f->dc, 7, 100 * MIB), 0);
+    assert_int_equal(sim_maxmem(s, 7), 1 * GIB);
+    assert_no_violation(s);
+    vsq_close(v);
+}
+
+/* A setmaxmem that fails is logged and tried again at the next round; a target that was
+ * to go up after a failed maxmem raise is not written (it would be above maxmem). */
+static void test_failed_setmaxmem_retried(void **state)
+{
+    struct vsq *v = vsq_open(state, harness_world(NULL, 2));
+    struct sim *s = v->f->sim;
+    /* Take 8 GiB of the 8 GiB free: both guests go down (the host reserve comes out of
+     * them); the first maxmem lowering fails. */
+    fakexen_fail_setmaxmem(1);
+    struct squeeze_result res;
+    assert_int_equal(squeeze_free(v->sq, 8 * GIB, &res), 0);
+    assert_int_equal(res.verdict, POLICY_SUCCESS);
+    squeeze_result_free(&res);
+    for (uint32_t i = 1; i <= 2; i++) {
+        int64_t a, t, m;
+        assert_int_equal(sim_domain_memory(s, i, &a, &t, &m), 0);
+        assert_int_equal(m, t);
+    }
+    /* Growing: the first raise fails, so its target waits for the next round. */
+    fakexen_fail_setmaxmem(1);
+    assert_int_equal(squeeze_balance(v->sq, &res), 0);
+    assert_int_equal(res.verdict, POLICY_SUCCESS);
+    squeeze_result_free(&res);
+    for (uint32_t i = 1; i <= 2; i++) {
+        int64_t a, t, m;
+        assert_int_equal(sim_domain_memory(s, i, &a, &t, &m), 0);
+        assert_int_equal(m, t);
+        assert_int_equal(t, 512 * MIB);
+    }
+    assert_no_violation(s);
+    vsq_close(v);
+}
+
 int main(void)
 {
     log_init("test_xen", true, 0);
@@ -582,6 +852,11 @@ int main(void)
         T(test_watch_burst_overflowing_queue),
         T(test_booting_shadow_through_xen),
         T(test_steady_state_over_xen),
+        T(test_claim_of_a_domain_built_elsewhere),
+        T(test_claim_and_reservation_counted_once),
+        T(test_toolstack_changes_maxmem),
+        T(test_building_domain_keeps_its_maxmem),
+        T(test_failed_setmaxmem_retried),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

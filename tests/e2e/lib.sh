@@ -228,8 +228,9 @@ squeezed_bin() {
 }
 
 # start_daemon [ARGS...]: start the daemon in the foreground (-d), simulated host, virtual
-# clock, any free loopback port, unix socket $TMPD/sq.sock; ARGS come last and so win
-# (e.g. --clock real, --backend xen). Waits for the ready line and sets PORT, SOCK,
+# clock, any free loopback port, unix socket $TMPD/sq.sock, no configuration file (not
+# the host's /etc/squeezed.conf: -f /dev/null, an empty config-dir); ARGS come last and
+# so win (e.g. --clock real, --backend xen, -f FILE). Waits for the ready line and sets PORT, SOCK,
 # DAEMON_PID, DAEMON_LOG. Returns 1 (after a FAIL line) if it does not come up.
 start_daemon() {
     _e2e_starts=$((_e2e_starts + 1))
@@ -242,8 +243,8 @@ start_daemon() {
         return 1
     fi
     : >"$DAEMON_LOG"
-    "$_bin" -d --backend sim --clock virtual --listen 127.0.0.1:0 --socket "$SOCK" "$@" \
-        >"$DAEMON_LOG" 2>&1 &
+    "$_bin" -d -f /dev/null --config-dir "$TMPD/no-conf.d" --backend sim --clock virtual \
+        --listen 127.0.0.1:0 --socket "$SOCK" "$@" >"$DAEMON_LOG" 2>&1 &
     DAEMON_PID=$!
     echo "$DAEMON_PID" >"$TMPD/daemon.pid"
     _tries=$((E2E_READY_MAX_S * 20))
@@ -331,10 +332,12 @@ daemon_alive() {
 }
 
 # run_squeezed ARGS...: run the daemon binary in the foreground to completion (bounded
-# to E2E_RUN_MAX_S, 20 s), e.g. for -n or bad options. Output (stdout+stderr) in
-# $TMPD/run.out; returns its exit status (124 on timeout).
+# to E2E_RUN_MAX_S, 20 s), e.g. for -n or bad options, without the host's configuration
+# (as start_daemon; ARGS may name a -f FILE). Output (stdout+stderr) in $TMPD/run.out;
+# returns its exit status (124 on timeout).
 run_squeezed() {
-    timeout -k 5 "$E2E_RUN_MAX_S" "$(squeezed_bin)" "$@" >"$TMPD/run.out" 2>&1
+    timeout -k 5 "$E2E_RUN_MAX_S" "$(squeezed_bin)" -f /dev/null \
+        --config-dir "$TMPD/no-conf.d" "$@" >"$TMPD/run.out" 2>&1
 }
 
 # assert_no_violations NAME: the simulated host recorded no violation (sim.state) and

@@ -84,7 +84,10 @@ assert_match "the message says to log in" "unknown session 'ghost'" \
 r=$(rpc reserve_memory '["dbg", "xenopsd", -1]')
 assert_json "a negative size" "$r" .error '["Invalid_memory_value",-1]'
 r=$(rpc reserve_memory '["dbg", "xenopsd", 0]')
-assert_json "a zero size" "$r" .error '["Invalid_memory_value",0]'
+assert_json "a zero size is a valid reservation of 0 KiB" "$r" .error null
+zid=$(printf '%s' "$r" | jget .result)
+r=$(rpc delete_reservation "[\"dbg\", \"xenopsd\", \"$zid\"]")
+assert_json "the 0 KiB reservation is deleted" "$r" .error null
 r=$(rpc reserve_memory_range '["dbg", "xenopsd", 4096, 1024]')
 assert_json "an upside-down range" "$r" '.error[0]' Invalid_memory_value
 s=$(http_get /status)

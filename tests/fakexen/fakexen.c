@@ -57,7 +57,8 @@ static struct {
     int64_t destroy_on_read;
     int64_t destroy_in_tx;
     unsigned eagain_ends;
-    uint64_t epoch; /* bumped by every connection loss */
+    unsigned setmaxmem_failures; /* next setmaxmem calls that fail with EIO */
+    uint64_t epoch;              /* bumped by every connection loss */
     struct fx_override *ov;
     size_t n_ov;
     struct fakexen_counters c;
@@ -138,6 +139,11 @@ void fakexen_fail_transactions(unsigned n)
     fx.eagain_ends = n;
 }
 
+void fakexen_fail_setmaxmem(unsigned n)
+{
+    fx.setmaxmem_failures = n;
+}
+
 void fakexen_drop_connection(void)
 {
     fx.epoch++;
@@ -195,6 +201,7 @@ void fakexen_reset(void)
     fx.destroy_on_read = -1;
     fx.destroy_in_tx = -1;
     fx.eagain_ends = 0;
+    fx.setmaxmem_failures = 0;
     free(fx.ov);
     fx.ov = NULL;
     fx.n_ov = 0;
@@ -358,6 +365,9 @@ int xc_domain_getinfolist(xc_interface *xch, uint32_t first_domain, unsigned int
             o->flags |= XEN_DOMINF_dying;
         o->tot_pages = d->total_pages;
         o->max_pages = d->max_pages;
+        o->outstanding_pages = d->outstanding_pages;
+        if (d->paused)
+            o->flags |= XEN_DOMINF_paused;
         memcpy(o->handle, d->handle, sizeof(o->handle));
 #ifdef XEN_X86_EMU_ALL
         if (d->type == DOMAIN_TYPE_HVM)
@@ -394,6 +404,11 @@ int xc_domain_setmaxmem(xc_interface *xch, uint32_t domid, uint64_t max_memkb)
     (void)xch;
     fx.c.setmaxmem++;
     fakexen_poll_fault_file();
+    if (fx.setmaxmem_failures > 0) {
+        fx.setmaxmem_failures--;
+        errno = EIO;
+        return -1;
+    }
     struct sim *w = fakexen_world();
     int rc = w ? sim_set_maxmem(w, domid, max_memkb) : -ENOENT;
     if (rc < 0) {

@@ -35,6 +35,8 @@ struct sim *fakexen_world(void);
 void fakexen_destroy_on_read(uint32_t domid);
 /* Destroy domid between the next transaction's start and its end. */
 void fakexen_destroy_in_transaction(uint32_t domid);
+/* Make the next n xc_domain_setmaxmem calls fail with EIO (nothing changed). */
+void fakexen_fail_setmaxmem(unsigned n);
 /* Make the next n transaction ends fail with EAGAIN (their writes discarded). */
 void fakexen_fail_transactions(unsigned n);
 /* Lose the xenstore connection: every open handle fails from now on (errno as the real

@@ -25,6 +25,10 @@ struct harness {
     int64_t min_sim_free_kib;   /* lowest host free memory seen in the sim at a round */
 };
 
+/* Whether harnesses opened from now on balloon domain 0 (manage-domain-zero, as
+ * squeezed's own scenarios do). Default false. */
+void harness_manage_domain_zero(bool manage);
+
 /* Load `path` (relative to the repository root) on the virtual clock with watches
  * on. Aborts the test program with a message on failure. Caller frees with
  * harness_close. */
@@ -37,7 +41,7 @@ void harness_close(struct harness *h);
 void harness_reset_records(struct harness *h);
 
 /* Free memory the host can count on: sim free minus what every guest could still grow
- * into: max(0, min(target + 4, maxmem) - actual) summed over domains (the sim's truth,
+ * into: max(0, min(target, maxmem) - actual) summed over domains (the sim's truth,
  * not the daemon's belief). */
 int64_t harness_guaranteed_free_kib(struct harness *h);
 

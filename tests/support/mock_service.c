@@ -271,6 +271,55 @@ int service_sim_set_balloon(struct service *s, int64_t domid, const json_t *ball
     return take_failure(err);
 }
 
+int service_sim_set_claim(struct service *s, int64_t domid, int64_t kib,
+                          struct service_error *err)
+{
+    assert_ptr_equal(s, MOCK_SVC);
+    if (request_check_sim_claim(&(struct req_sim_claim){.domid = domid, .kib = kib}, err) < 0)
+        return -1;
+    record("sim.set_claim domid=%lld kib=%lld", (long long)domid, (long long)kib);
+    return take_failure(err);
+}
+
+int service_sim_pause_domain(struct service *s, int64_t domid, bool paused,
+                             struct service_error *err)
+{
+    assert_ptr_equal(s, MOCK_SVC);
+    if (request_check_sim_pause(&(struct req_sim_pause){.domid = domid, .paused = paused},
+                                err) < 0)
+        return -1;
+    record("sim.pause_domain domid=%lld paused=%d", (long long)domid, (int)paused);
+    return take_failure(err);
+}
+
+/* The message-switch front end's store (api/switch.c): nothing stored here; keys are
+ * checked as the service checks them. */
+int service_rpc_reply_get(struct service *s, const char *key, char **value,
+                          struct service_error *err)
+{
+    assert_ptr_equal(s, MOCK_SVC);
+    *value = NULL;
+    return request_check_rpc_reply(&(struct req_rpc_reply){.key = key}, err);
+}
+
+int service_rpc_reply_put(struct service *s, const char *key, const char *value,
+                          struct service_error *err)
+{
+    assert_ptr_equal(s, MOCK_SVC);
+    return request_check_rpc_reply(&(struct req_rpc_reply){.key = key, .value = value}, err);
+}
+
+/* GET /history: what the front end asked for, echoed back. */
+json_t *service_history(struct service *s, int64_t window_ms, const int32_t *domids,
+                        size_t n_domids)
+{
+    assert_ptr_equal(s, MOCK_SVC);
+    json_t *ids = json_array();
+    for (size_t i = 0; i < n_domids; i++)
+        json_array_append_new(ids, json_integer(domids[i]));
+    return json_pack("{s:I,s:o}", "window_ms", (json_int_t)window_ms, "domids", ids);
+}
+
 json_t *service_status(struct service *s)
 {
     assert_ptr_equal(s, MOCK_SVC);
