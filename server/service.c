@@ -760,12 +760,19 @@ static void run_reserve_batch(struct service *s, struct job *first)
             .ctx = s, .wait = op_wait, .need = batch_need, .round = batch_round};
         squeeze_set_hooks(s->sq, &h);
         squeeze_result_free(&res);
+        int64_t need_before = s->batch_need_kib;
         rc = squeeze_free(s->sq, s->batch_need_kib, &res);
         if (s->batch_head == NULL)
             break;
         struct service_error e = {0};
-        if (reservations_verdict_error(rc, &res, &e) == 0)
-            continue; /* success with calls left: they joined late; squeeze again */
+        if (reservations_verdict_error(rc, &res, &e) == 0) {
+            /* Success with calls left: they joined late; squeeze again for them. A
+             * success that granted nothing would loop: answer them (never seen). */
+            if (s->batch_need_kib != need_before)
+                continue;
+            service_fail(&e, SERVICE_ERR_INTERNAL,
+                         xstrdup("the reservation could not be granted; try again"));
+        }
         /* Cannot free the batch's total: the calls that fit in what the host can free
          * (the earliest first) are squeezed again; the others get the verdict. */
         struct job *keep_tail = NULL;
@@ -788,7 +795,9 @@ static void run_reserve_batch(struct service *s, struct job *first)
             struct job *j = s->batch_head;
             s->batch_head = j->batch_next;
             s->batch_need_kib -= j->req.reserve.kib;
-            reservations_verdict_error(rc, &res, j->err);
+            if (reservations_verdict_error(rc, &res, j->err) == 0)
+                service_fail(j->err, SERVICE_ERR_INTERNAL,
+                             xstrdup("the reservation could not be granted; try again"));
             j->rc = -1;
             answer_later(s, j);
         }

@@ -649,10 +649,8 @@ static int run(struct squeezer *sq, const struct policy_request *req_in,
 
         if (req.kind == POLICY_FREE && hooks.need != NULL) {
             req.need_kib = hooks.need(hooks.ctx);
-            if (req.need_kib <= 0) {
-                res->verdict = POLICY_SUCCESS;
-                return 0;
-            }
+            if (req.need_kib < 0)
+                req.need_kib = 0;
         }
 
         rc = policy_round(sq->st, &sq->snap.host, &req, now_ms, &sq->dec);

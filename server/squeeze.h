@@ -95,7 +95,7 @@ void squeeze_set_observer(struct squeezer *sq, squeeze_observer_fn fn, void *ctx
  *    round is taken at once.
  *  - need: POLICY_FREE only: the memory the operation must free, read before every
  *    round (default: the kib it was started with). Coalesced reservations make it grow
- *    and shrink. Zero or less ends the operation with SUCCESS.
+ *    and shrink (0 is a need: the host reserve must still be free).
  *  - round: after every round of a POLICY_FREE operation, with `grantable_kib`: the
  *    memory guaranteed free once this round's ops are applied (targets going up are
  *    counted as already taken), minus the host reserve. Memory handed out from it under
