@@ -525,7 +525,9 @@ function memoryCheck(st, world) {
     for (const d of world.domains) {
         let reach = d.actual_kib;
         if (!d.can_balloon && booting.has(d.domid)) reach = Math.min(booting.get(d.domid), d.maxmem_kib);
-        else if (d.can_balloon) reach = Math.min(d.target_kib + 4, d.maxmem_kib);
+        // A balloon driver never grows past its target (issue 10): only the part of the
+        // target not yet reached can still be taken.
+        else if (d.can_balloon) reach = Math.min(d.target_kib, d.maxmem_kib);
         grow += Math.max(0, reach - d.actual_kib);
     }
     const need = reserved + st.host.reserved_kib;
