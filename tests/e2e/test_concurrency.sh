@@ -37,7 +37,13 @@ for k in 1 2 3 4 5; do
     t1=$(now_ms)
     assert_range "login #$k answers during the squeeze" $((t1 - t0)) 0 "$limit_ms"
 done
-if kill -0 "$bg8" 2>/dev/null; then
+# (Each reservation is answered once its own memory is guaranteed: some early; the last
+# only when the whole squeeze is done.)
+running=0
+for p in $bg1 $bg2 $bg3 $bg4 $bg5 $bg6 $bg7 $bg8; do
+    kill -0 "$p" 2>/dev/null && running=$((running + 1))
+done
+if [ "$running" -gt 0 ]; then
     pass "the metadata calls were answered before the reservations"
 else
     fail "the metadata calls were answered before the reservations" "(the squeeze ended first)"
