@@ -38,7 +38,8 @@ static const char usage_text[] =
     "                [--loglevel LEVEL] [--backend xen|sim] [--scenario FILE]\n"
     "                [--clock real|virtual] [--listen HOST:PORT] [--socket PATH]\n"
     "                [--reserved-host-memory-kib N] [--balance-interval-s S]\n"
-    "                [--poll-interval-s S] [--sim-state FILE] [--no-watches]\n"
+    "                [--poll-interval-s S] [--balance-threshold-kib N]\n"
+    "                [--sim-state FILE] [--no-watches]\n"
     "                [--use-switch BOOL] [--switch-path PATH] [--xml-socket PATH]\n"
     "                [--token-file FILE] [--max-reservations-per-session N]\n"
     "                [--version]\n";
@@ -73,7 +74,9 @@ static const char help_text[] =
     "                         root, else $XDG_RUNTIME_DIR/squeezed.sock; 'none' for none)\n"
     "  --reserved-host-memory-kib N   memory never handed to guests (default 73728)\n"
     "  --balance-interval-s S periodic balance check (default 10)\n"
-    "  --poll-interval-s S    wait between squeeze rounds (default 0.25)\n"
+    "  --poll-interval-s S    longest wait between squeeze rounds (default 0.25)\n"
+    "  --balance-threshold-kib N  no periodic balance moving less than this (default "
+    "65536)\n"
     "  --no-watches           read the toolstack's keys every time instead of watching\n"
     "  --use-switch BOOL      serve xenopsd through the message-switch (queue\n"
     "                         org.xen.xapi.memory; default true with --backend xen, false\n"
@@ -90,8 +93,8 @@ static const char help_text[] =
     "Config keys: balance-check-interval, manage-domain-zero, domain-zero-dynamic-min,\n"
     "domain-zero-dynamic-max (bytes or auto), pidfile, log, loglevel, daemon, config-dir,\n"
     "and backend, scenario, clock, sim-state, listen, socket, reserved-host-memory-kib,\n"
-    "poll-interval-s, watches, use-switch, switch-path, xml-socket, token-file,\n"
-    "max-reservations-per-session. See squeezed(8).\n"
+    "poll-interval-s, balance-threshold-kib, watches, use-switch, switch-path, xml-socket,\n"
+    "token-file, max-reservations-per-session. See squeezed(8).\n"
     "\n"
     "Without Xen, try: squeezed -d --backend sim --scenario scenarios/demo.json\n";
 
@@ -113,6 +116,7 @@ enum {
     OPT_RESERVED,
     OPT_BALANCE,
     OPT_POLL,
+    OPT_THRESHOLD,
     OPT_SIM_STATE,
     OPT_NO_WATCHES,
     OPT_USE_SWITCH,
@@ -139,6 +143,7 @@ static const struct option long_options[] = {
     {"reserved-host-memory-kib", required_argument, NULL, OPT_RESERVED},
     {"balance-interval-s", required_argument, NULL, OPT_BALANCE},
     {"poll-interval-s", required_argument, NULL, OPT_POLL},
+    {"balance-threshold-kib", required_argument, NULL, OPT_THRESHOLD},
     {"sim-state", required_argument, NULL, OPT_SIM_STATE},
     {"no-watches", no_argument, NULL, OPT_NO_WATCHES},
     {"use-switch", required_argument, NULL, OPT_USE_SWITCH},
@@ -168,6 +173,7 @@ static const struct {
     {OPT_RESERVED, "reserved-host-memory-kib", "--reserved-host-memory-kib"},
     {OPT_BALANCE, "balance-check-interval", "--balance-interval-s"},
     {OPT_POLL, "poll-interval-s", "--poll-interval-s"},
+    {OPT_THRESHOLD, "balance-threshold-kib", "--balance-threshold-kib"},
     {OPT_SIM_STATE, "sim-state", "--sim-state"},
     {OPT_NO_WATCHES, "watches", "--no-watches"},
     {OPT_USE_SWITCH, "use-switch", "--use-switch"},
@@ -729,6 +735,7 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
         .reserved_host_kib = cfg.reserved_host_kib,
         .poll_ms = (int64_t)llround(cfg.poll_interval_s * 1000.0),
         .balance_interval_ms = (int64_t)llround(cfg.balance_interval_s * 1000.0),
+        .balance_threshold_kib = cfg.balance_threshold_kib,
         .use_watches = cfg.use_watches,
         .manage_domain_zero = cfg.manage_domain_zero,
         .dom0_dynamic_min_bytes = cfg.dom0_dynamic_min_bytes,

@@ -688,6 +688,29 @@ bool policy_balance_needed(const struct policy_state *last, const struct policy_
     return needed;
 }
 
+int64_t policy_balance_change_kib(const struct policy_state *last,
+                                  const struct policy_host *host, int64_t reserved_kib)
+{
+    struct sums s;
+    struct share sh;
+    int64_t change_kib = 0;
+
+    if (!host_valid(host) || !size_ok(reserved_kib))
+        return 0;
+    struct stuck_entry *ents = still_stuck(last, host);
+    sum_up(host, ents, &s);
+    make_share(host->free_kib + s.freeable_kib - reserved_kib, s.range_kib, &sh);
+    for (size_t i = 0; i < host->n_domains; i++) {
+        const struct policy_domain *d = &host->domains[i];
+        if (!is_active(d, ents != NULL ? &ents[i] : NULL))
+            continue;
+        int64_t delta_kib = ideal_target(d, &sh) - d->target_kib;
+        change_kib += delta_kib < 0 ? -delta_kib : delta_kib;
+    }
+    free(ents);
+    return change_kib;
+}
+
 struct policy_state *policy_state_new(void)
 {
     return xcalloc(1, sizeof(struct policy_state));

@@ -214,6 +214,12 @@ int policy_round(struct policy_state *st, const struct policy_host *host,
 bool policy_balance_needed(const struct policy_state *last, const struct policy_host *host,
                            int64_t reserved_kib);
 
+/* How much one balance would move: the sum over active domains of |proportional target -
+ * current target| (KiB), with the same view of stuck domains as policy_balance_needed.
+ * The periodic check compares it with a significance threshold. Pure; O(n). */
+int64_t policy_balance_change_kib(const struct policy_state *last,
+                                  const struct policy_host *host, int64_t reserved_kib);
+
 /* Uncooperative tracking across operations (SPEC 3): a balloonable domain away from
  * its target for more than POLICY_UNCOOPERATIVE_AFTER_MS is uncooperative. */
 struct policy_coop;

@@ -40,6 +40,7 @@ void config_init(struct config *c)
     c->reserved_host_kib = 73728;
     c->poll_interval_s = 0.25;
     c->balance_interval_s = 10.0;
+    c->balance_threshold_kib = 65536;
     c->manage_domain_zero = false;
     c->dom0_dynamic_min_bytes = -1;
     c->dom0_dynamic_max_bytes = -1;
@@ -241,6 +242,7 @@ enum key_kind {
     KEY_RESERVED,
     KEY_POLL,
     KEY_BALANCE,
+    KEY_THRESHOLD,
     KEY_MANAGE_DOM0,
     KEY_DOM0_MIN,
     KEY_DOM0_MAX,
@@ -270,6 +272,7 @@ static const struct {
     {"reserved-host-memory-kib", KEY_RESERVED},
     {"poll-interval-s", KEY_POLL},
     {"balance-check-interval", KEY_BALANCE},
+    {"balance-threshold-kib", KEY_THRESHOLD},
     {"manage-domain-zero", KEY_MANAGE_DOM0},
     {"domain-zero-dynamic-min", KEY_DOM0_MIN},
     {"domain-zero-dynamic-max", KEY_DOM0_MAX},
@@ -432,6 +435,11 @@ static int set_key(struct config *c, enum key_kind kind, const char *key, const 
         if (parse_int64(value, 0, LIMIT_KIB_MAX, &n) < 0)
             return bad(err, where, key, value, "must be a whole number of KiB from 0 to 2^40");
         c->reserved_host_kib = n;
+        return 0;
+    case KEY_THRESHOLD:
+        if (parse_int64(value, 0, LIMIT_KIB_MAX, &n) < 0)
+            return bad(err, where, key, value, "must be a whole number of KiB from 0 to 2^40");
+        c->balance_threshold_kib = n;
         return 0;
     case KEY_POLL:
         if (config_parse_double(value, 0.0, LIMIT_POLL_INTERVAL_MAX_S, &d) < 0 ||

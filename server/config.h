@@ -20,13 +20,13 @@
  * own). xapi's common keys: pidfile (path), log ("syslog" or "syslog:NAME"), loglevel
  * (debug .. emergency), daemon (bool), config-dir (directory of fragments). Ours:
  * backend (xen|sim), scenario (file), clock (real|virtual), listen (HOST:PORT, loopback
- * only), socket (path, or "none"), reserved-host-memory-kib, poll-interval-s, sim-state
- * (file), watches (bool), token-file (path of the bearer token for changing calls over
- * TCP, or "none"), max-reservations-per-session (1 .. 1000000). The toolstack
- * transports, with xapi's names: use-switch (bool;
- * default true on the xen backend, false on sim), switch-path (the message-switch
- * socket), xml-socket (path or "none": the XML-RPC socket served when use-switch is
- * false; on the sim backend only when set). xapi's keys that mean nothing here
+ * only), socket (path, or "none"), reserved-host-memory-kib, poll-interval-s,
+ * balance-threshold-kib, sim-state (file), watches (bool), token-file (path of the bearer
+ * token for changing calls over TCP, or "none"), max-reservations-per-session (1 ..
+ * 1000000). The toolstack transports, with xapi's names: use-switch (bool; default true
+ * on the xen backend, false on sim), switch-path (the message-switch socket), xml-socket
+ * (path or "none": the XML-RPC socket served when use-switch is false; on the sim backend
+ * only when set). xapi's keys that mean nothing here
  * (disable-logging-for, inventory, search-path, ...) are accepted with one warning each;
  * unknown keys are ignored with a warning (squeezed.conf may carry keys of later
  * versions).
@@ -58,6 +58,7 @@ struct config {
     int64_t reserved_host_kib;      /* default 73728 */
     double poll_interval_s;         /* default 0.25; in (0, 60] */
     double balance_interval_s;      /* default 10; in (0, 86400] */
+    int64_t balance_threshold_kib;  /* default 65536: no balance for less (README) */
     bool manage_domain_zero;        /* default false */
     int64_t dom0_dynamic_min_bytes; /* -1: dom0's current value */
     int64_t dom0_dynamic_max_bytes; /* -1: dom0's current value */

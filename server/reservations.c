@@ -304,21 +304,25 @@ static size_t session_slot(const struct reservations *r, const char *interned)
     return i;
 }
 
-/* A new reservation would take session over its limit (max-reservations-per-session):
- * -1 with *err. */
-static int check_room(const struct reservations *r, const char *session,
-                      struct service_error *err)
+int reservations_check_room(const struct reservations *r, const char *session, size_t pending,
+                            struct service_error *err)
 {
-    size_t held = 0;
+    size_t held = pending;
     for (size_t i = 0; i < r->n_sessions; i++)
         if (strcmp(r->sessions[i], session) == 0)
-            held = r->session_held[i];
+            held += r->session_held[i];
     if (held < r->max_per_session)
         return 0;
     return fail_internal(err,
                          xasprintf("session %s holds %zu reservations, the most one session "
                                    "may hold (max-reservations-per-session): delete some first",
                                    session, held));
+}
+
+static int check_room(const struct reservations *r, const char *session,
+                      struct service_error *err)
+{
+    return reservations_check_room(r, session, 0, err);
 }
 
 static int check_session(const struct reservations *r, const char *session,
@@ -586,6 +590,14 @@ int reservations_reserve_range(struct reservations *r, struct squeezer *sq, cons
         return -1;
     *reserved_kib = kib;
     return 0;
+}
+
+int reservations_grant(struct reservations *r, const char *session, int64_t kib, char **id,
+                       struct service_error *err)
+{
+    if (check_session(r, session, err) < 0 || check_room(r, session, err) < 0)
+        return -1;
+    return record(r, session, kib, id, err);
 }
 
 int reservations_delete(struct reservations *r, const char *session, const char *id,

@@ -68,6 +68,11 @@ void reservations_free(struct reservations *r);
  * a reserve call beyond is refused at once, before any squeeze, with an Internal_error
  * naming the limit. Reservations found at load are all kept, even beyond it. */
 void reservations_set_max_per_session(struct reservations *r, size_t max);
+/* 0 if session may take one more reservation beyond what it holds and pending more on
+ * their way (a coalesced batch's calls not granted yet); else -1 with *err (an
+ * Internal_error naming the limit). */
+int reservations_check_room(const struct reservations *r, const char *session, size_t pending,
+                            struct service_error *err);
 
 /* Read back the sessions and reservations found in xenstore (daemon start). Entries
  * that do not parse are logged and skipped. Returns 0, or a negative errno if
@@ -92,6 +97,10 @@ int reservations_reserve_range(struct reservations *r, struct squeezer *sq, cons
                                int64_t min_kib, int64_t max_kib, char **id,
                                int64_t *reserved_kib, struct reservations_squeeze *sq_out,
                                struct service_error *err);
+/* Record a reservation of kib for session without squeezing: the caller (a coalesced
+ * batch) has made sure kib is guaranteed free above the host reserve. */
+int reservations_grant(struct reservations *r, const char *session, int64_t kib, char **id,
+                       struct service_error *err);
 int reservations_delete(struct reservations *r, const char *session, const char *id,
                         struct service_error *err);
 /* Write the domain's memory/initial-reservation and memory/reservation-id, raise its

@@ -42,12 +42,19 @@ static const struct history_config service_history_config = {
     .min_interval_ms = LIMIT_HISTORY_INTERVAL_MIN_MS};
 
 enum op_kind { OP_RESERVE, OP_RESERVE_RANGE, OP_BALANCE, OP_PERIODIC, OP_KINDS };
-enum op_outcome { OUT_SUCCESS, OUT_CANNOT_FREE, OUT_REFUSED, OUT_ERROR, OUT_KINDS };
+enum op_outcome {
+    OUT_SUCCESS,
+    OUT_CANNOT_FREE,
+    OUT_REFUSED,
+    OUT_ERROR,
+    OUT_PREEMPTED,
+    OUT_KINDS
+};
 
 static const char *const op_kind_names[OP_KINDS] = {"reserve", "reserve_range", "balance",
                                                     "periodic_balance"};
 static const char *const op_outcome_names[OUT_KINDS] = {"success", "cannot_free", "refused",
-                                                        "error"};
+                                                        "error", "preempted"};
 
 struct op_record {
     enum op_kind kind;
@@ -60,8 +67,10 @@ struct op_record {
     int64_t waited_ms;       /* real time its client was queued before it started */
     char *dbg;               /* the client's dbg and session (owned); NULL: periodic */
     char *session;
-    json_t *breakdown;    /* CANNOT_FREE / REFUSED of a reservation: one reference, or NULL */
-    char *breakdown_text; /* the same as compact JSON, for the /status picture; owned */
+    json_t *breakdown;     /* CANNOT_FREE / REFUSED of a reservation: one reference, or NULL */
+    char *breakdown_text;  /* the same as compact JSON, for the /status picture; owned */
+    unsigned reservations; /* reserve: the coalesced calls it served (1 when alone) */
+    int64_t wait_ms;       /* backend clock: from the first call queued to the start */
 };
 
 /* Histogram bucket bounds in seconds (Prometheus' le): a squeeze takes from a few ms (the
@@ -127,6 +136,8 @@ static const char *const job_names[JOB_KINDS] = {"login",
  * before it was queued). Lives on the caller's stack; the caller waits for done. */
 struct job {
     enum job_kind kind;
+    int64_t queued_ms;      /* backend clock when the worker first saw it (-1: not yet) */
+    struct job *batch_next; /* JOB_RESERVE: the next call of its coalesced batch */
     union {
         struct req_login login;         /* JOB_LOGIN */
         struct req_reserve reserve;     /* JOB_RESERVE */
@@ -143,10 +154,12 @@ struct job {
         struct req_sim_pause pause;     /* JOB_SIM_PAUSE */
         struct req_rpc_reply rpc;       /* JOB_RPC_GET, JOB_RPC_PUT */
     } req;
-    const char *dbg;        /* the client's (borrowed); "" when it sent none */
-    const char *session;    /* borrowed; NULL for calls without one */
-    int64_t queued_wall_ms; /* clock_monotonic_ms() when queued */
-    char *out_str;          /* outputs, owned by the caller once done */
+    const char *dbg;         /* the client's (borrowed); "" when it sent none */
+    const char *session;     /* borrowed; NULL for calls without one */
+    int64_t queued_wall_ms;  /* clock_monotonic_ms() when queued */
+    int64_t started_wall_ms; /* clock_monotonic_ms() when it started running; -1: not yet */
+    int64_t waited_wall_ms;  /* real time it waited in the queue before that */
+    char *out_str;           /* outputs, owned by the caller once done */
     int64_t out_kib;
     json_t *out_json;
     struct service_error *err;
@@ -206,6 +219,14 @@ struct service {
     bool event_pending;          /* watch events changed something; a check is due */
     int64_t watch_retry_wall_ms; /* do not poll the watch fd before this (after errors) */
     bool busy;
+    int in_op;             /* a squeeze operation is running (its hooks run jobs) */
+    bool op_is_balance;    /* ... and it is a balance, which a reservation preempts */
+    bool op_takes_reserve; /* ... and it is a reservation batch reserve calls may join */
+    struct job *batch_head, *batch_tail;   /* the running batch's calls still waiting */
+    struct job *answer_head, *answer_tail; /* answered once the status says so */
+    int64_t batch_need_kib;                /* the sum of their kib */
+    unsigned batch_size;                   /* calls the batch has taken, answered or not */
+    int64_t batch_kib;                     /* and their kib */
     struct op_record ring[OPS_RING];
     size_t ring_n, ring_next;
     struct hist totals[OP_KINDS][OUT_KINDS]; /* operation durations (backend clock) */
@@ -393,6 +414,8 @@ static void publish(struct service *s)
             .duration_ms = r->duration_ms,
             .rounds = r->rounds,
             .at_ms = r->at_ms,
+            .wait_ms = r->wait_ms,
+            .reservations = r->reservations,
             .dbg = r->dbg,
             .session = r->session,
             .breakdown = r->breakdown_text,
@@ -655,6 +678,8 @@ static enum op_outcome outcome_of(int rc, const struct squeeze_result *res)
 {
     if (rc < 0 || res->cancelled)
         return OUT_ERROR;
+    if (res->preempted)
+        return OUT_PREEMPTED;
     switch (res->verdict) {
     case POLICY_SUCCESS:
         return OUT_SUCCESS;
@@ -761,9 +786,13 @@ static json_t *breakdown(struct service *s, const struct squeeze_result *res, ch
 }
 
 /* Record the operation that ends, with its explanation when a reservation failed; the
- * breakdown also goes into err (a reference) for the JSON-RPC 2.0 error's data. */
-static void record_op(struct service *s, enum op_kind kind, int64_t kib, int rc,
-                      const struct squeeze_result *res, struct service_error *err)
+ * breakdown also goes into err (a reference) for the JSON-RPC 2.0 error's data, and is
+ * returned (borrowed from the record; NULL: none). reservations: the calls a reserve
+ * operation served; queued_ms: when the first of them was queued (backend clock; -1: not
+ * a call). */
+static const json_t *record_op(struct service *s, enum op_kind kind, int64_t kib, int rc,
+                               const struct squeeze_result *res, struct service_error *err,
+                               unsigned reservations, int64_t queued_ms)
 {
     const struct op_ctx *c = &s->cur;
     struct op_record r = {
@@ -777,7 +806,12 @@ static void record_op(struct service *s, enum op_kind kind, int64_t kib, int rc,
         .waited_ms = c->on ? c->waited_ms : 0,
         .dbg = c->on && c->dbg != NULL ? xstrdup(c->dbg) : NULL,
         .session = c->on && c->session != NULL ? xstrdup(c->session) : NULL,
+        .reservations = reservations,
     };
+    if (queued_ms >= 0) {
+        int64_t started_ms = r.at_ms - r.duration_ms;
+        r.wait_ms = started_ms > queued_ms ? started_ms - queued_ms : 0;
+    }
     char *explained = NULL;
     if (rc == 0 && !res->cancelled && (kind == OP_RESERVE || kind == OP_RESERVE_RANGE) &&
         (r.outcome == OUT_CANNOT_FREE || r.outcome == OUT_REFUSED)) {
@@ -808,7 +842,7 @@ static void record_op(struct service *s, enum op_kind kind, int64_t kib, int rc,
     if (rc < 0) {
         log_warnx("%s%s %" PRId64 " KiB: error: cannot read the host (%s)", who,
                   op_kind_names[kind], kib, strerror(-rc));
-        return;
+        return NULL;
     }
     char refused[256] = "";
     size_t used = 0;
@@ -818,13 +852,15 @@ static void record_op(struct service *s, enum op_kind kind, int64_t kib, int rc,
     void (*log_fn)(const char *, ...) = r.outcome == OUT_SUCCESS ? log_info : log_warnx;
     if (kind == OP_PERIODIC && r.outcome == OUT_SUCCESS)
         log_fn = log_debug;
-    if (res->cancelled) /* the daemon is stopping: expected, not a warning */
+    if (res->cancelled || r.outcome == OUT_PREEMPTED) /* stopping, or giving way: expected */
         log_fn = log_info;
-    log_fn("%s%s %" PRId64 " KiB: %s%s%s after %u rounds, %" PRId64 " ms%s%s", who,
-           op_kind_names[kind], kib, op_outcome_names[r.outcome], refused,
-           res->cancelled ? " (cancelled: stopping)" : "", r.rounds, r.duration_ms,
-           res->fast_path ? " (fast path)" : "", explained != NULL ? explained : "");
+    log_fn("%s%s %" PRId64 " KiB%s: %s%s%s after %u rounds, %" PRId64 " ms%s%s", who,
+           op_kind_names[kind], kib, reservations > 1 ? " (coalesced)" : "",
+           op_outcome_names[r.outcome], refused, res->cancelled ? " (cancelled: stopping)" : "",
+           r.rounds, r.duration_ms, res->fast_path ? " (fast path)" : "",
+           explained != NULL ? explained : "");
     free(explained);
+    return r.breakdown;
 }
 
 /* The operation a job (or the periodic duty) is about to run; squeeze_started stamps it
@@ -864,20 +900,436 @@ static void squeeze_started(void *ctx)
     publish(s);
 }
 
+/* ---- jobs during an operation ------------------------------------------------------- */
+
+static void job_args(const struct job *j, char *buf, size_t size);
+static void log_call_end(const struct job *j, int rc, int64_t ms, bool queued);
+
+/* A call starts running (once: a balance that gave way and runs again, or a reserve call
+ * joining a batch, count once): its time in the queue goes to the client wait histogram
+ * and the log. */
+static void job_starts(struct service *s, struct job *j)
+{
+    if (j->started_wall_ms >= 0)
+        return;
+    j->started_wall_ms = clock_monotonic_ms();
+    j->waited_wall_ms = j->started_wall_ms - j->queued_wall_ms;
+    if (j->kind > JOB_CLIENT_LAST)
+        return;
+    hist_add(&s->waits[j->kind], j->waited_wall_ms);
+    char args[256];
+    job_args(j, args, sizeof(args));
+    log_info("dbg %s: %s%s%s: started after %" PRId64 " ms in the queue", j->dbg,
+             job_names[j->kind], args[0] != '\0' ? " " : "", args, j->waited_wall_ms);
+}
+
+static bool run_job(struct service *s, struct job *j);
+static void finish_job(struct service *s, struct job *j);
+static void requeue(struct service *s, struct job *j);
+
+/* Calls that move no memory: they run between the rounds of a squeeze (their effect is
+ * seen by its next round: a deleted reservation's memory is counted back at once). */
+static bool moves_no_memory(enum job_kind k)
+{
+    return k == JOB_LOGIN || k == JOB_DELETE || k == JOB_TRANSFER || k == JOB_QUERY ||
+           k == JOB_SIM_STATE || k == JOB_RPC_GET || k == JOB_RPC_PUT;
+}
+
+static bool is_reserve(enum job_kind k)
+{
+    return k == JOB_RESERVE || k == JOB_RESERVE_RANGE;
+}
+
+/* Worker thread, q_mu held: note when each call was first seen (the backend's clock is
+ * the worker's to read). */
+static void stamp_queue(struct service *s, int64_t t_ms)
+{
+    for (struct job *j = s->q_head; j != NULL; j = j->next)
+        if (j->queued_ms < 0)
+            j->queued_ms = t_ms;
+}
+
+/* True if a reservation waits in the queue (a balance then gives way). */
+static bool reserve_queued(struct service *s)
+{
+    int64_t t_ms = now_ms(s);
+    pthread_mutex_lock(&s->q_mu);
+    stamp_queue(s, t_ms);
+    bool found = false;
+    for (struct job *j = s->q_head; j != NULL && !found; j = j->next)
+        found = is_reserve(j->kind);
+    pthread_mutex_unlock(&s->q_mu);
+    return found;
+}
+
+/* The running batch's calls of session not granted yet. */
+static size_t batch_pending(const struct service *s, const char *session)
+{
+    size_t n = 0;
+    for (const struct job *j = s->batch_head; j != NULL; j = j->batch_next)
+        n += strcmp(j->req.reserve.session, session) == 0;
+    return n;
+}
+
+/* A reserve call joins the running batch: its kib adds to what the squeeze frees. */
+static void batch_add(struct service *s, struct job *j)
+{
+    job_starts(s, j);
+    j->batch_next = NULL;
+    if (s->batch_tail != NULL)
+        s->batch_tail->batch_next = j;
+    else
+        s->batch_head = j;
+    s->batch_tail = j;
+    s->batch_need_kib += j->req.reserve.kib;
+    s->batch_size++;
+    s->batch_kib += j->req.reserve.kib;
+    if (s->cur.on && s->cur.kind == OP_RESERVE)
+        s->cur.kib = s->batch_kib; /* /status' running shows the whole batch */
+}
+
+/* Take out of the queue, in order, what may run now: calls that move no memory, and
+ * reserve calls when a batch is open to them (a call from an unknown session is answered
+ * at once). The rest stays queued, in order. */
+static void run_jobs_between_rounds(struct service *s)
+{
+    struct job *take = NULL, **tail = &take;
+    int64_t t_ms = now_ms(s);
+    pthread_mutex_lock(&s->q_mu);
+    stamp_queue(s, t_ms);
+    struct job **pp = &s->q_head;
+    s->q_tail = NULL;
+    while (*pp != NULL) {
+        struct job *j = *pp;
+        if (moves_no_memory(j->kind) || (j->kind == JOB_RESERVE && s->op_takes_reserve)) {
+            *pp = j->next;
+            j->next = NULL;
+            atomic_fetch_sub(&s->q_waiting, 1);
+            *tail = j;
+            tail = &j->next;
+        } else {
+            s->q_tail = j;
+            pp = &j->next;
+        }
+    }
+    pthread_mutex_unlock(&s->q_mu);
+
+    while (take != NULL) {
+        struct job *j = take;
+        take = j->next;
+        if (j->kind != JOB_RESERVE) {
+            if (run_job(s, j))
+                finish_job(s, j);
+        } else if (!reservations_has_session(s->resv, j->req.reserve.session)) {
+            struct service_error *e = j->err;
+            j->rc = service_fail(
+                e, SERVICE_ERR_INTERNAL,
+                xasprintf("unknown session '%s': call login first", j->req.reserve.session));
+            finish_job(s, j);
+        } else if (reservations_check_room(s->resv, j->req.reserve.session,
+                                           batch_pending(s, j->req.reserve.session),
+                                           j->err) < 0) {
+            j->rc = -1; /* max-reservations-per-session, counting the batch's calls */
+            finish_job(s, j);
+        } else {
+            batch_add(s, j);
+        }
+    }
+}
+
+/* Drain the wake-up counter. */
+static void take_wakeup(struct service *s)
+{
+    uint64_t v;
+    if (read(s->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+        log_warn("worker: reading the wake-up counter");
+}
+
+/*
+ * The squeezer's wait between rounds. On the real clock: wait on the wake-up fd until
+ * the round's time is over, running calls as they arrive, so they answer within
+ * milliseconds; a balance stops waiting as soon as a reservation is queued. On the
+ * virtual clock: run what is queued, then let the simulated time pass.
+ */
+static void op_wait(void *ctx, int64_t wait_ms)
+{
+    struct service *s = ctx;
+    if (s->virtual_clock) {
+        run_jobs_between_rounds(s);
+        if (!(s->op_is_balance && reserve_queued(s)))
+            s->b->ops->sleep_ms(s->b, wait_ms);
+        return;
+    }
+    int64_t end_ms = clock_monotonic_ms() + wait_ms;
+    for (;;) {
+        run_jobs_between_rounds(s);
+        if (atomic_load(&s->stop) || (s->op_is_balance && reserve_queued(s)))
+            return;
+        int64_t left_ms = end_ms - clock_monotonic_ms();
+        if (left_ms <= 0)
+            return;
+        struct pollfd fd = {.fd = s->wake_fd, .events = POLLIN};
+        int n = poll(&fd, 1, left_ms > INT_MAX ? INT_MAX : (int)left_ms);
+        if (n < 0 && errno != EINTR)
+            log_warn("worker: poll");
+        if (n > 0 && (fd.revents & POLLIN))
+            take_wakeup(s);
+    }
+}
+
+static bool op_yield(void *ctx)
+{
+    struct service *s = ctx;
+    return s->op_is_balance && reserve_queued(s);
+}
+
+static int64_t batch_need(void *ctx)
+{
+    struct service *s = ctx;
+    return s->batch_need_kib;
+}
+
+/* Calls granted or failed whose answer waits for the status to say so. */
+static void answer_later(struct service *s, struct job *j)
+{
+    j->batch_next = NULL;
+    if (s->answer_tail != NULL)
+        s->answer_tail->batch_next = j;
+    else
+        s->answer_head = j;
+    s->answer_tail = j;
+}
+
+/* Answer them (after a publish: a caller that reads /status next sees its call). */
+static void answer_now(struct service *s)
+{
+    while (s->answer_head != NULL) {
+        struct job *j = s->answer_head;
+        s->answer_head = j->batch_next;
+        finish_job(s, j);
+    }
+    s->answer_tail = NULL;
+}
+
+/* After a round: answer the waiting calls, in arrival order, whose memory is now
+ * guaranteed (grantable: guaranteed free above the host reserve after the round). While
+ * calls remain waiting, those granted are answered at once; the last ones when the
+ * operation is recorded. */
+static void batch_round(void *ctx, const struct policy_decision *d, int64_t grantable_kib)
+{
+    (void)d;
+    struct service *s = ctx;
+    int64_t granted_kib = 0;
+    while (s->batch_head != NULL) {
+        struct job *j = s->batch_head;
+        int64_t kib = j->req.reserve.kib;
+        if (granted_kib + kib > grantable_kib)
+            break;
+        s->batch_head = j->batch_next;
+        if (s->batch_head == NULL)
+            s->batch_tail = NULL;
+        s->batch_need_kib -= kib;
+        j->rc = reservations_grant(s->resv, j->req.reserve.session, kib, &j->out_str, j->err);
+        if (j->rc == 0)
+            granted_kib += kib;
+        answer_later(s, j);
+    }
+    if (granted_kib > 0 && s->batch_head != NULL) {
+        publish(s);
+        answer_now(s);
+    }
+}
+
+static void op_enter(struct service *s, bool balance, bool takes_reserve)
+{
+    s->in_op++;
+    s->op_is_balance = balance;
+    s->op_takes_reserve = takes_reserve;
+}
+
+/* The operation is over: the status shows the host as it left it (a fresh snapshot,
+ * which also counts reservations granted or deleted during it). */
+static void op_leave(struct service *s)
+{
+    s->in_op--;
+    s->op_is_balance = false;
+    s->op_takes_reserve = false;
+    s->busy = false;
+    if (s->in_op == 0 && !atomic_load(&s->stop) && squeeze_check(s->sq) < 0)
+        log_warnx("cannot read the host after an operation");
+    publish(s);
+}
+
+/* Name the calls a failed batch answers (dbg, session, kib). */
+static void log_batch_failure(struct service *s, const struct service_error *e, bool stopping)
+{
+    char why[96];
+    if (e->kind == SERVICE_ERR_CANNOT_FREE)
+        snprintf(why, sizeof(why),
+                 "cannot free this much memory (needed %" PRId64 " KiB, free %" PRId64 " KiB)",
+                 e->needed_kib, e->free_kib);
+    else if (e->kind == SERVICE_ERR_REFUSED)
+        snprintf(why, sizeof(why), "%zu domain(s) refused to cooperate", e->n_domids);
+    else
+        snprintf(why, sizeof(why), "%s", e->text != NULL ? e->text : "failed");
+    for (struct job *j = s->batch_head; j != NULL; j = j->batch_next)
+        (stopping ? log_info : log_warnx)(
+            "reserve batch: %" PRId64 " KiB for session %s (dbg '%s'): %s", j->req.reserve.kib,
+            j->req.reserve.session, j->dbg != NULL ? j->dbg : "", why);
+}
+
+/*
+ * reserve_memory: the call starts a batch that reserve calls queued now or arriving
+ * while it is squeezed join. The squeeze frees what the calls still waiting need
+ * (read every round); each is answered as soon as its memory is guaranteed; a verdict
+ * that ends the squeeze short answers every call still waiting with it.
+ */
+static void run_reserve_batch(struct service *s, struct job *first)
+{
+    if (!reservations_has_session(s->resv, first->req.reserve.session)) {
+        first->rc = service_fail(
+            first->err, SERVICE_ERR_INTERNAL,
+            xasprintf("unknown session '%s': call login first", first->req.reserve.session));
+        finish_job(s, first);
+        return;
+    }
+    if (reservations_check_room(s->resv, first->req.reserve.session, 0, first->err) < 0) {
+        first->rc = -1; /* max-reservations-per-session: refused before any squeeze */
+        finish_job(s, first);
+        return;
+    }
+    s->batch_head = s->batch_tail = NULL;
+    s->batch_need_kib = s->batch_kib = 0;
+    s->batch_size = 0;
+    int64_t queued_ms = first->queued_ms;
+    batch_add(s, first);
+    op_enter(s, false, true);
+    op_begin(s, OP_RESERVE, first->req.reserve.kib, 0, first, first->waited_wall_ms);
+    run_jobs_between_rounds(s); /* reserve calls queued behind it join at once */
+
+    struct squeeze_result res;
+    int rc = 0;
+    memset(&res, 0, sizeof(res));
+    while (s->batch_head != NULL) {
+        struct squeeze_hooks h = {
+            .ctx = s, .wait = op_wait, .need = batch_need, .round = batch_round};
+        squeeze_set_hooks(s->sq, &h);
+        squeeze_result_free(&res);
+        int64_t need_before = s->batch_need_kib;
+        rc = squeeze_free(s->sq, s->batch_need_kib, &res);
+        if (s->batch_head == NULL)
+            break;
+        struct service_error e = {0};
+        if (reservations_verdict_error(rc, &res, &e) == 0) {
+            /* Success with calls left: they joined late; squeeze again for them. A
+             * success that granted nothing would loop: answer them (never seen). */
+            if (s->batch_need_kib != need_before)
+                continue;
+            service_fail(&e, SERVICE_ERR_INTERNAL,
+                         xstrdup("the reservation could not be granted; try again"));
+        }
+        /* Cannot free the batch's total: the calls that fit in what the host can free
+         * (the earliest first) are squeezed again; the others get the verdict. */
+        struct job *keep_tail = NULL;
+        if (e.kind == SERVICE_ERR_CANNOT_FREE && !res.cancelled && !res.timed_out) {
+            int64_t room_kib = res.free_kib - s->o.reserved_host_kib, sum_kib = 0;
+            for (struct job *j = s->batch_head; j != NULL; j = j->batch_next) {
+                if (sum_kib + j->req.reserve.kib > room_kib)
+                    break;
+                sum_kib += j->req.reserve.kib;
+                keep_tail = j;
+            }
+            if (keep_tail == s->batch_tail)
+                keep_tail = NULL; /* no smaller batch to try */
+        }
+        struct job *fail_from = keep_tail != NULL ? keep_tail->batch_next : s->batch_head;
+        struct job *saved_head = s->batch_head;
+        s->batch_head = fail_from;
+        log_batch_failure(s, &e, res.cancelled || atomic_load(&s->stop));
+        while (s->batch_head != NULL) {
+            struct job *j = s->batch_head;
+            s->batch_head = j->batch_next;
+            s->batch_need_kib -= j->req.reserve.kib;
+            if (reservations_verdict_error(rc, &res, j->err) == 0)
+                service_fail(j->err, SERVICE_ERR_INTERNAL,
+                             xstrdup("the reservation could not be granted; try again"));
+            j->rc = -1;
+            answer_later(s, j);
+        }
+        if (keep_tail != NULL) {
+            keep_tail->batch_next = NULL;
+            s->batch_head = saved_head;
+            s->batch_tail = keep_tail;
+            publish(s);
+            answer_now(s); /* those refused need not wait for the rest */
+        } else {
+            s->batch_tail = NULL;
+            s->batch_need_kib = 0;
+        }
+        service_error_clear(&e);
+    }
+    const json_t *bd =
+        record_op(s, OP_RESERVE, s->batch_kib, rc, &res, NULL, s->batch_size, queued_ms);
+    /* The failed calls' JSON-RPC 2.0 errors carry the operation's breakdown. */
+    for (struct job *j = s->answer_head; bd != NULL && j != NULL; j = j->batch_next)
+        if (j->rc < 0 && j->err != NULL && j->err->breakdown == NULL &&
+            (j->err->kind == SERVICE_ERR_CANNOT_FREE || j->err->kind == SERVICE_ERR_REFUSED))
+            j->err->breakdown = json_incref((json_t *)bd);
+    squeeze_result_free(&res);
+    op_end(s);
+    op_leave(s);
+    answer_now(s);
+}
+
+/* A balance (kind OP_BALANCE for a client's call j, OP_PERIODIC with j NULL). */
 static int run_balance(struct service *s, enum op_kind kind, const struct job *j,
-                       int64_t waited_ms, struct service_error *err)
+                       struct service_error *err, bool *preempted)
 {
     struct squeeze_result res;
     memset(&res, 0, sizeof(res));
-    op_begin(s, kind, 0, 0, j, waited_ms);
+    op_enter(s, true, false);
+    op_begin(s, kind, 0, 0, j, j != NULL ? j->waited_wall_ms : 0);
+    struct squeeze_hooks h = {.ctx = s, .wait = op_wait, .yield = op_yield};
+    squeeze_set_hooks(s->sq, &h);
     int rc = squeeze_balance(s->sq, &res);
-    int ret = reservations_verdict_error(rc, &res, err);
-    record_op(s, kind, 0, rc, &res, err);
+    *preempted = rc == 0 && res.preempted;
+    int ret = *preempted ? 0 : reservations_verdict_error(rc, &res, err);
+    record_op(s, kind, 0, rc, &res, err, 0, j != NULL ? j->queued_ms : -1);
     op_end(s);
     squeeze_result_free(&res);
-    s->busy = false;
-    publish(s);
+    op_end(s);
     return ret;
+}
+
+/* Take the first queued reservation out of the queue (NULL: none). */
+static struct job *pop_reserve(struct service *s)
+{
+    pthread_mutex_lock(&s->q_mu);
+    struct job **pp = &s->q_head, *found = NULL, *prev = NULL;
+    for (; *pp != NULL; prev = *pp, pp = &(*pp)->next) {
+        if (is_reserve((*pp)->kind)) {
+            found = *pp;
+            *pp = found->next;
+            if (s->q_tail == found)
+                s->q_tail = prev;
+            found->next = NULL;
+            atomic_fetch_sub(&s->q_waiting, 1);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->q_mu);
+    return found;
+}
+
+/* On the virtual clock a balance is preempted inside sim.advance: the reservations
+ * queued run now, not after the advance (the other calls keep their turn). */
+static void run_preempting_jobs(struct service *s)
+{
+    struct job *j;
+    while (!atomic_load(&s->stop) && (j = pop_reserve(s)) != NULL) {
+        if (run_job(s, j))
+            finish_job(s, j);
+    }
 }
 
 /* The periodic duty (SPEC 3): balance if one round would change a target. */
@@ -885,10 +1337,17 @@ static void periodic_check(struct service *s)
 {
     s->event_pending = false;
     int rc = squeeze_check(s->sq);
+    bool preempted = false;
     if (rc < 0)
         log_warnx("periodic check: cannot read the host (%s)", strerror(-rc));
     else if (rc == 1 && !atomic_load(&s->stop))
-        run_balance(s, OP_PERIODIC, NULL, 0, NULL);
+        run_balance(s, OP_PERIODIC, NULL, NULL, &preempted);
+    if (preempted) {
+        /* The reservation that preempted it runs first; the check follows it. */
+        s->event_pending = true;
+        if (s->virtual_clock)
+            run_preempting_jobs(s);
+    }
     publish(s);
 }
 
@@ -1137,19 +1596,12 @@ static void log_call_end(const struct job *j, int rc, int64_t ms, bool queued)
     }
 }
 
-static void run_job(struct service *s, struct job *j)
+static bool run_job(struct service *s, struct job *j)
 {
     struct reservations_squeeze rs;
+    bool preempted = false;
     memset(&rs, 0, sizeof(rs));
-    int64_t started_wall = clock_monotonic_ms();
-    int64_t waited_ms = started_wall - j->queued_wall_ms;
-    if (j->kind <= JOB_CLIENT_LAST) {
-        hist_add(&s->waits[j->kind], waited_ms);
-        char args[256];
-        job_args(j, args, sizeof(args));
-        log_info("dbg %s: %s%s%s: started after %" PRId64 " ms in the queue", j->dbg,
-                 job_names[j->kind], args[0] != '\0' ? " " : "", args, waited_ms);
-    }
+    job_starts(s, j);
     switch (j->kind) {
     case JOB_LOGIN:
         j->rc = reservations_login(s->resv, j->req.login.service_name, j->err);
@@ -1157,23 +1609,26 @@ static void run_job(struct service *s, struct job *j)
             j->out_str = xstrdup(j->req.login.service_name);
         break;
     case JOB_RESERVE:
-        op_begin(s, OP_RESERVE, j->req.reserve.kib, 0, j, waited_ms);
-        j->rc = reservations_reserve(s->resv, s->sq, j->req.reserve.session, j->req.reserve.kib,
-                                     &j->out_str, &rs, j->err);
-        if (rs.ran)
-            record_op(s, OP_RESERVE, j->req.reserve.kib, rs.rc, &rs.res, j->err);
-        op_end(s);
-        break;
-    case JOB_RESERVE_RANGE:
-        op_begin(s, OP_RESERVE_RANGE, j->req.range.min_kib, j->req.range.max_kib, j, waited_ms);
+        run_reserve_batch(s, j);
+        return false;
+    case JOB_RESERVE_RANGE: {
+        /* Alone (not coalesced), but calls that move no memory still run meanwhile. */
+        op_enter(s, false, false);
+        op_begin(s, OP_RESERVE_RANGE, j->req.range.min_kib, j->req.range.max_kib, j,
+                 j->waited_wall_ms);
+        struct squeeze_hooks h = {.ctx = s, .wait = op_wait};
+        squeeze_set_hooks(s->sq, &h);
         j->rc = reservations_reserve_range(s->resv, s->sq, j->req.range.session,
                                            j->req.range.min_kib, j->req.range.max_kib,
                                            &j->out_str, &j->out_kib, &rs, j->err);
+        squeeze_set_hooks(s->sq, NULL);
         if (rs.ran)
             record_op(s, OP_RESERVE_RANGE, j->rc == 0 ? j->out_kib : j->req.range.min_kib,
-                      rs.rc, &rs.res, j->err);
+                      rs.rc, &rs.res, j->err, 1, j->queued_ms);
         op_end(s);
+        op_leave(s);
         break;
+    }
     case JOB_DELETE:
         j->rc =
             reservations_delete(s->resv, j->req.del.session, j->req.del.reservation_id, j->err);
@@ -1188,7 +1643,7 @@ static void run_job(struct service *s, struct job *j)
                                    &j->out_str, j->err);
         break;
     case JOB_BALANCE:
-        j->rc = run_balance(s, OP_BALANCE, j, waited_ms, j->err);
+        j->rc = run_balance(s, OP_BALANCE, j, j->err, &preempted);
         break;
     case JOB_RPC_GET:
     case JOB_RPC_PUT:
@@ -1199,12 +1654,18 @@ static void run_job(struct service *s, struct job *j)
         break;
     }
     squeeze_result_free(&rs.res);
-    s->busy = false;
-    if (j->kind <= JOB_TRANSFER && j->rc == 0 && squeeze_check(s->sq) < 0)
-        log_warnx("cannot read the host after a change of reservations");
+    if (s->in_op == 0) {
+        s->busy = false;
+        if (j->kind <= JOB_TRANSFER && j->rc == 0 && squeeze_check(s->sq) < 0)
+            log_warnx("cannot read the host after a change of reservations");
+    }
     flush_sim(s, j);
     publish(s);
-    log_call_end(j, j->rc, clock_monotonic_ms() - started_wall, true);
+    if (preempted) {
+        requeue(s, j);
+        return false;
+    }
+    return true;
 }
 
 /* Queue a job and wait for it. */
@@ -1218,7 +1679,9 @@ static int submit(struct service *s, struct job *j)
     j->done = false;
     j->next = NULL;
     j->queued_wall_ms = clock_monotonic_ms();
+    j->started_wall_ms = -1;
     atomic_fetch_add(&s->q_waiting, 1);
+    j->queued_ms = -1; /* the worker stamps it when it first sees it (backend clock) */
     if (s->q_tail != NULL)
         s->q_tail->next = j;
     else
@@ -1237,9 +1700,25 @@ static int submit(struct service *s, struct job *j)
     return j->rc;
 }
 
-static struct job *pop_job(struct service *s)
+/* Put a call back at the end of the queue (its caller still waits). */
+static void requeue(struct service *s, struct job *j)
 {
     pthread_mutex_lock(&s->q_mu);
+    j->next = NULL;
+    if (s->q_tail != NULL)
+        s->q_tail->next = j;
+    else
+        s->q_head = j;
+    s->q_tail = j;
+    atomic_fetch_add(&s->q_waiting, 1);
+    pthread_mutex_unlock(&s->q_mu);
+}
+
+static struct job *pop_job(struct service *s)
+{
+    int64_t t_ms = now_ms(s);
+    pthread_mutex_lock(&s->q_mu);
+    stamp_queue(s, t_ms);
     struct job *j = s->q_head;
     if (j != NULL) {
         s->q_head = j->next;
@@ -1253,6 +1732,9 @@ static struct job *pop_job(struct service *s)
 
 static void finish_job(struct service *s, struct job *j)
 {
+    /* Logged before the caller is woken: the job lives on its stack. */
+    log_call_end(j, j->rc,
+                 j->started_wall_ms >= 0 ? clock_monotonic_ms() - j->started_wall_ms : 0, true);
     pthread_mutex_lock(&s->q_mu);
     j->done = true;
     pthread_cond_broadcast(&s->q_cv);
@@ -1263,8 +1745,8 @@ static void run_jobs(struct service *s)
 {
     struct job *j;
     while (!atomic_load(&s->stop) && (j = pop_job(s)) != NULL) {
-        run_job(s, j);
-        finish_job(s, j);
+        if (run_job(s, j))
+            finish_job(s, j);
     }
 }
 
@@ -1304,6 +1786,10 @@ static void *worker_main(void *arg)
             }
             timeout = wait_ms < 0 ? 0 : wait_ms > INT_MAX ? INT_MAX : (int)wait_ms;
         }
+        pthread_mutex_lock(&s->q_mu);
+        if (s->q_head != NULL)
+            timeout = 0; /* calls left queued (behind a preempted balance) */
+        pthread_mutex_unlock(&s->q_mu);
         int n = poll(fds, nfds, timeout);
         if (n < 0 && errno != EINTR)
             log_warn("worker: poll");
@@ -1425,6 +1911,7 @@ struct service *service_new(struct backend *b, const struct service_options *o, 
     s->sq = squeezer_new(b, s->dc, &sqc, reservations_accounting, s->resv);
     squeeze_set_observer(s->sq, observe_round, s);
     squeeze_set_start_hook(s->sq, squeeze_started, s);
+    squeeze_set_balance_threshold(s->sq, o->balance_threshold_kib);
     configure_dom0(s);
 
     rc = squeeze_check(s->sq);

@@ -19,10 +19,11 @@ struct service; /* server/service.h */
 #define SQUEEZED_VERSION "0.1.0"
 
 struct service_options {
-    int64_t reserved_host_kib;   /* the host reserve (slush fund) */
-    int64_t poll_ms;             /* wait between squeeze rounds */
-    int64_t balance_interval_ms; /* periodic balance check */
-    bool use_watches;            /* xenstore watches for the cache */
+    int64_t reserved_host_kib;     /* the host reserve (slush fund) */
+    int64_t poll_ms;               /* wait between squeeze rounds */
+    int64_t balance_interval_ms;   /* periodic balance check */
+    int64_t balance_threshold_kib; /* no periodic balance moving less (0: any change) */
+    bool use_watches;              /* xenstore watches for the cache */
     bool manage_domain_zero;
     int64_t dom0_dynamic_min_bytes; /* managed dom0's range; -1: leave dom0's own */
     int64_t dom0_dynamic_max_bytes;

@@ -2,6 +2,7 @@
 /* Runs squeeze operations: snapshot, policy round, apply, wait, until a verdict. */
 #include "server/squeeze.h"
 
+#include <math.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,18 @@
 
 /* A snapshot that fails this many times in a row ends the operation with an error. */
 #define SQUEEZE_SNAPSHOT_RETRIES 5
+/* The shortest wait between rounds (ms), when balloons are moving and the goal is near:
+ * short enough to cost little against the poll interval, long enough that a round (a
+ * snapshot from the cache) is a small part of it. */
+#define SQUEEZE_MIN_POLL_MS 10
+
+/* One domain's balloon as last seen: its actual and how fast it was last seen moving. */
+struct pace {
+    int32_t domid;
+    int64_t actual_kib;
+    double kib_per_ms; /* 0: never seen moving */
+    bool moved;        /* its actual changed since the snapshot before */
+};
 
 struct squeezer {
     struct backend *b;   /* borrowed */
@@ -28,6 +41,14 @@ struct squeezer {
     squeeze_start_fn start_hook;
     void *start_ctx;
     atomic_bool cancel;
+    struct squeeze_hooks hooks; /* the running operation's (zeroed between operations) */
+    int64_t balance_threshold_kib;
+    /* What each domain looked like at the last snapshot, to estimate how fast its
+     * balloon moves (sorted by domid, as the snapshot). */
+    struct pace *pace;
+    size_t n_pace, cap_pace;
+    int64_t pace_at_ms; /* when that snapshot was taken; -1: none yet */
+    int64_t last_wait_ms;
     struct policy_op *retry; /* SET_MAXMEM ops that failed: tried again next round */
     size_t n_retry, cap_retry;
     bool clock_started;
@@ -54,6 +75,11 @@ struct squeezer *squeezer_new(struct backend *b, struct domcache *dc,
     sq->cfg = *cfg;
     if (sq->cfg.poll_ms <= 0)
         sq->cfg.poll_ms = 250;
+    if (sq->cfg.min_poll_ms <= 0)
+        sq->cfg.min_poll_ms = SQUEEZE_MIN_POLL_MS;
+    if (sq->cfg.min_poll_ms > sq->cfg.poll_ms)
+        sq->cfg.min_poll_ms = sq->cfg.poll_ms;
+    sq->pace_at_ms = -1;
     if (sq->cfg.timeout_ms <= 0)
         sq->cfg.timeout_ms = 600000;
     if (sq->cfg.reserved_host_kib < 0)
@@ -76,6 +102,7 @@ void squeezer_free(struct squeezer *sq)
     policy_coop_free(sq->coop);
     domcache_snapshot_free(&sq->snap);
     policy_decision_free(&sq->dec);
+    free(sq->pace);
     free(sq->retry);
     free(sq);
 }
@@ -89,6 +116,19 @@ void squeeze_set_observer(struct squeezer *sq, squeeze_observer_fn fn, void *ctx
 {
     sq->observer = fn;
     sq->observer_ctx = ctx;
+}
+
+void squeeze_set_hooks(struct squeezer *sq, const struct squeeze_hooks *h)
+{
+    if (h != NULL)
+        sq->hooks = *h;
+    else
+        memset(&sq->hooks, 0, sizeof(sq->hooks));
+}
+
+void squeeze_set_balance_threshold(struct squeezer *sq, int64_t kib)
+{
+    sq->balance_threshold_kib = kib > 0 ? kib : 0;
 }
 
 void squeeze_set_start_hook(struct squeezer *sq, squeeze_start_fn fn, void *ctx)
@@ -139,6 +179,165 @@ static int64_t clock_now_ms(struct squeezer *sq)
     return sq->clock_ms;
 }
 
+/* The pace entry of domid (NULL if the last snapshot had no such domain). */
+static const struct pace *pace_find(const struct squeezer *sq, int32_t domid)
+{
+    size_t lo = 0, hi = sq->n_pace;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (sq->pace[mid].domid < domid)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < sq->n_pace && sq->pace[lo].domid == domid ? &sq->pace[lo] : NULL;
+}
+
+/*
+ * Learn how fast each balloon moves from the change of its actual since the last
+ * snapshot. Only snapshots close together count (a long gap hides when the balloon
+ * stopped); a balloon that reached its target meanwhile may have moved for part of the
+ * interval only, so its estimate can go up but not down. A balloon that did not move
+ * keeps what was learnt before: the rate is a property of its driver.
+ */
+static void update_pace(struct squeezer *sq, int64_t now_ms)
+{
+    const struct policy_host *h = &sq->snap.host;
+    struct pace *fresh = xcalloc(h->n_domains > 0 ? h->n_domains : 1, sizeof(*fresh));
+    int64_t dt_ms = sq->pace_at_ms >= 0 ? now_ms - sq->pace_at_ms : -1;
+    bool close = dt_ms > 0 && dt_ms <= 4 * sq->cfg.poll_ms;
+    for (size_t i = 0; i < h->n_domains; i++) {
+        const struct policy_domain *d = &h->domains[i];
+        const struct pace *old = pace_find(sq, d->domid);
+        fresh[i].domid = d->domid;
+        fresh[i].actual_kib = d->actual_kib;
+        fresh[i].kib_per_ms = old != NULL ? old->kib_per_ms : 0.0;
+        fresh[i].moved = old != NULL && old->actual_kib != d->actual_kib;
+        if (old == NULL || !close || old->actual_kib == d->actual_kib)
+            continue;
+        int64_t moved_kib = d->actual_kib - old->actual_kib;
+        double rate = (double)(moved_kib < 0 ? -moved_kib : moved_kib) / (double)dt_ms;
+        int64_t gap_kib = d->actual_kib - d->target_kib;
+        bool arrived = gap_kib <= d->inaccuracy_kib && gap_kib >= -d->inaccuracy_kib;
+        if (!arrived || rate > fresh[i].kib_per_ms)
+            fresh[i].kib_per_ms = rate;
+    }
+    free(sq->pace);
+    sq->pace = fresh;
+    sq->n_pace = h->n_domains;
+    sq->cap_pace = h->n_domains;
+    sq->pace_at_ms = now_ms;
+}
+
+/* The targets the domains have once the decision's ops are applied: a new array
+ * parallel to the snapshot (the ops come in domid order, as the domains: one merge). */
+static int64_t *targets_after(const struct policy_host *h, const struct policy_decision *dec)
+{
+    int64_t *t = xcalloc(h->n_domains > 0 ? h->n_domains : 1, sizeof(*t));
+    size_t k = 0;
+    for (size_t i = 0; i < h->n_domains; i++) {
+        t[i] = h->domains[i].target_kib;
+        /* Ops of lower domids (none expected) are skipped; those of this one apply. */
+        while (k < dec->n_ops && dec->ops[k].domid < h->domains[i].domid)
+            k++;
+        for (; k < dec->n_ops && dec->ops[k].domid == h->domains[i].domid; k++)
+            if (dec->ops[k].kind == POLICY_OP_SET_TARGET)
+                t[i] = dec->ops[k].value_kib;
+    }
+    return t;
+}
+
+/* Memory the decision's ops let guests take: the sum of its target increases. */
+static int64_t increases_kib(const struct policy_host *h, const struct policy_decision *dec)
+{
+    if (dec->n_ops == 0)
+        return 0;
+    int64_t *t = targets_after(h, dec);
+    int64_t sum_kib = 0;
+    for (size_t i = 0; i < h->n_domains; i++)
+        if (t[i] > h->domains[i].target_kib)
+            sum_kib += t[i] - h->domains[i].target_kib;
+    free(t);
+    return sum_kib;
+}
+
+/*
+ * How long to wait before the next round: until the moment the balloons, at the pace
+ * they were last seen moving, have freed `deficit_kib` (when positive: the operation's
+ * goal may be met then), or else until the last moving balloon reaches its target (the
+ * policy's verdict needs them there). Balloons never seen moving make it back off from
+ * the short poll, doubling. Bounded by [min_poll_ms, poll_ms].
+ */
+static int64_t next_wait_ms(struct squeezer *sq, const struct policy_decision *dec,
+                            int64_t deficit_kib)
+{
+    const struct policy_host *h = &sq->snap.host;
+    int64_t *after = targets_after(h, dec);
+    double *rates = xcalloc(h->n_domains > 0 ? h->n_domains : 1, sizeof(*rates));
+    double donors_rate = 0.0, donors_gap = 0.0, longest_ms = 0.0;
+    bool unknown = false;
+    for (size_t i = 0; i < h->n_domains; i++) {
+        const struct policy_domain *d = &h->domains[i];
+        if (!d->can_balloon || policy_state_is_stuck(sq->st, d->domid))
+            continue;
+        int64_t gap_kib = d->actual_kib - after[i];
+        int64_t abs_gap_kib = gap_kib < 0 ? -gap_kib : gap_kib;
+        if (abs_gap_kib <= d->inaccuracy_kib)
+            continue;
+        const struct pace *p = pace_find(sq, d->domid);
+        double rate = p != NULL ? p->kib_per_ms : 0.0;
+        rates[i] = rate;
+        if (rate <= 0.0) {
+            unknown = true;
+            continue;
+        }
+        double ms = (double)(abs_gap_kib - d->inaccuracy_kib) / rate;
+        if (ms > longest_ms)
+            longest_ms = ms;
+        if (gap_kib > 0) {
+            donors_rate += rate;
+            donors_gap += (double)gap_kib;
+        }
+    }
+
+    double wait_ms;
+    if (deficit_kib > 0 && donors_rate > 0.0 && donors_gap >= (double)deficit_kib) {
+        /* The smallest t with sum(min(rate_i t, gap_i)) >= deficit, by bisection. */
+        double lo = 0.0, hi = longest_ms;
+        for (int it = 0; it < 40; it++) {
+            double mid = (lo + hi) / 2.0, got = 0.0;
+            for (size_t i = 0; i < h->n_domains; i++) {
+                const struct policy_domain *d = &h->domains[i];
+                int64_t gap_kib = d->actual_kib - after[i];
+                if (gap_kib <= d->inaccuracy_kib || rates[i] <= 0.0)
+                    continue; /* rates[i] is 0 too for stuck and non-ballooning domains */
+                double can = rates[i] * mid;
+                got += can < (double)gap_kib ? can : (double)gap_kib;
+            }
+            if (got >= (double)deficit_kib)
+                hi = mid;
+            else
+                lo = mid;
+        }
+        wait_ms = hi;
+    } else if (longest_ms > 0.0) {
+        wait_ms = longest_ms;
+    } else if (unknown) {
+        wait_ms = sq->last_wait_ms > 0 ? 2.0 * (double)sq->last_wait_ms : 0.0;
+    } else {
+        wait_ms = (double)sq->cfg.poll_ms; /* nothing moves: the plain poll */
+    }
+    free(after);
+    free(rates);
+    int64_t w = (int64_t)ceil(wait_ms) + 1;
+    if (w < sq->cfg.min_poll_ms)
+        w = sq->cfg.min_poll_ms;
+    if (w > sq->cfg.poll_ms)
+        w = sq->cfg.poll_ms;
+    sq->last_wait_ms = w;
+    return w;
+}
+
 /* Snapshot the host and bring the uncooperative flags up to date with it. */
 static int take_snapshot(struct squeezer *sq, int64_t now_ms)
 {
@@ -150,6 +349,7 @@ static int take_snapshot(struct squeezer *sq, int64_t now_ms)
     if (rc < 0)
         return rc;
     sq->have_snap = true;
+    update_pace(sq, now_ms);
 
     struct policy_coop_change *changes = NULL;
     size_t n = policy_coop_update(sq->coop, &sq->snap.host, now_ms, &changes);
@@ -330,14 +530,64 @@ static void apply_ops(struct squeezer *sq, const struct policy_decision *d)
     }
 }
 
-/* The loop of SPEC 3: snapshot, compute, write targets, wait, until a verdict. */
-static int run(struct squeezer *sq, const struct policy_request *req,
+/*
+ * A balloon within the inaccuracy of its target counts as arrived, but one still moving
+ * there arrives for real soon: with the wait paced by the balloons a round can fall a
+ * few KiB short of where a fixed poll would have landed. A failing verdict waits for
+ * such balloons (they moved since the last round) to stop first. Returns the wait, or 0.
+ */
+static int64_t settling_ms(const struct squeezer *sq)
+{
+    const struct policy_host *h = &sq->snap.host;
+    double longest_ms = 0.0;
+    for (size_t i = 0; i < h->n_domains; i++) {
+        const struct policy_domain *d = &h->domains[i];
+        int64_t gap_kib = d->actual_kib - d->target_kib;
+        if (gap_kib < 0)
+            gap_kib = -gap_kib;
+        if (!d->can_balloon || gap_kib == 0 || gap_kib > d->inaccuracy_kib)
+            continue;
+        const struct pace *p = pace_find(sq, d->domid);
+        if (p == NULL || !p->moved)
+            continue;
+        double ms = p->kib_per_ms > 0.0 ? (double)gap_kib / p->kib_per_ms : 0.0;
+        if (ms + 1.0 > longest_ms)
+            longest_ms = ms + 1.0;
+    }
+    if (longest_ms <= 0.0)
+        return 0;
+    int64_t w = (int64_t)ceil(longest_ms);
+    return w < sq->cfg.min_poll_ms ? sq->cfg.min_poll_ms
+           : w > sq->cfg.poll_ms   ? sq->cfg.poll_ms
+                                   : w;
+}
+
+/* Between rounds: the service's wait hook, or the backend's sleep. */
+static void wait_between(struct squeezer *sq, const struct squeeze_hooks *hooks, int64_t ms)
+{
+    if (hooks->wait != NULL)
+        hooks->wait(hooks->ctx, ms);
+    else
+        sq->b->ops->sleep_ms(sq->b, ms);
+}
+
+/*
+ * The loop of SPEC 3: snapshot, compute, write targets, wait, until a verdict. The wait
+ * is paced by the balloons (next_wait_ms); a FREE operation ends as soon as what it
+ * needs is guaranteed free (balloons still shrinking towards lower targets only add to
+ * it), without waiting for every balloon to settle.
+ */
+static int run(struct squeezer *sq, const struct policy_request *req_in,
                struct squeeze_result *res)
 {
+    struct policy_request req = *req_in;
+    struct squeeze_hooks hooks = sq->hooks;
+    memset(&sq->hooks, 0, sizeof(sq->hooks)); /* this operation's only */
     memset(res, 0, sizeof(*res));
     if (sq->start_hook != NULL)
         sq->start_hook(sq->start_ctx);
     policy_state_reset(sq->st);
+    sq->last_wait_ms = 0;
     const int64_t start_ms = clock_now_ms(sq);
     int failures = 0;
 
@@ -345,39 +595,59 @@ static int run(struct squeezer *sq, const struct policy_request *req,
         int64_t now_ms = clock_now_ms(sq);
         int rc = take_snapshot(sq, now_ms);
         if (rc < 0) {
-            log_warnx("%s: cannot read the host (error %d)", kind_name(req->kind), -rc);
+            log_warnx("%s: cannot read the host (error %d)", kind_name(req.kind), -rc);
             if (++failures >= SQUEEZE_SNAPSHOT_RETRIES)
                 return rc;
-            sq->b->ops->sleep_ms(sq->b, sq->cfg.poll_ms);
+            wait_between(sq, &hooks, sq->cfg.poll_ms);
             continue;
         }
         failures = 0;
+        res->duration_ms = now_ms - start_ms;
 
-        rc = policy_round(sq->st, &sq->snap.host, req, now_ms, &sq->dec);
+        if (req.kind == POLICY_FREE && hooks.need != NULL) {
+            req.need_kib = hooks.need(hooks.ctx);
+            if (req.need_kib < 0)
+                req.need_kib = 0;
+        }
+
+        rc = policy_round(sq->st, &sq->snap.host, &req, now_ms, &sq->dec);
         if (rc < 0) {
-            log_warnx("%s: the policy refused the snapshot (error %d)", kind_name(req->kind),
+            log_warnx("%s: the policy refused the snapshot (error %d)", kind_name(req.kind),
                       -rc);
             return rc;
         }
         res->rounds++;
         retry_maxmem(sq, &sq->dec);
-        log_round(req, &sq->dec, res->rounds);
+        log_round(&req, &sq->dec, res->rounds);
         if (sq->observer != NULL)
             sq->observer(sq->observer_ctx, &sq->snap, &sq->dec);
-        res->duration_ms = now_ms - start_ms;
 
         const struct policy_decision *d = &sq->dec;
+        /* Guaranteed free once this round's ops are applied, above the host reserve. */
+        int64_t grantable_kib =
+            d->guaranteed_free_kib - increases_kib(&sq->snap.host, d) - req.reserved_kib;
+        if (req.kind == POLICY_FREE && hooks.round != NULL)
+            hooks.round(hooks.ctx, d, grantable_kib);
+
         bool cancelled = atomic_load(&sq->cancel);
         bool timed_out = now_ms - start_ms > sq->cfg.timeout_ms;
         if (d->verdict == POLICY_CONTINUE && (cancelled || timed_out)) {
             res->cancelled = cancelled;
             res->timed_out = timed_out;
             if (cancelled) /* the daemon is stopping */
-                log_info("%s: cancelled after %u rounds", kind_name(req->kind), res->rounds);
+                log_info("%s: cancelled after %u rounds", kind_name(req.kind), res->rounds);
             else
-                log_warnx("%s: timed out after %u rounds", kind_name(req->kind), res->rounds);
-            give_up(req, d, res);
+                log_warnx("%s: timed out after %u rounds", kind_name(req.kind), res->rounds);
+            give_up(&req, d, res);
             return 0;
+        }
+
+        if (d->verdict == POLICY_CANNOT_FREE || d->verdict == POLICY_REFUSED) {
+            int64_t settle_ms = settling_ms(sq);
+            if (settle_ms > 0) {
+                wait_between(sq, &hooks, settle_ms);
+                continue;
+            }
         }
 
         switch (d->verdict) {
@@ -400,7 +670,25 @@ static int run(struct squeezer *sq, const struct policy_request *req,
         }
 
         apply_ops(sq, d);
-        sq->b->ops->sleep_ms(sq->b, sq->cfg.poll_ms);
+        if (req.kind == POLICY_FREE && grantable_kib >= req.need_kib) {
+            res->verdict = POLICY_SUCCESS;
+            res->reserve_kib = req.need_kib;
+            return 0;
+        }
+        int64_t deficit_kib = 0;
+        if (req.kind == POLICY_FREE)
+            deficit_kib = req.need_kib - grantable_kib;
+        wait_between(sq, &hooks, next_wait_ms(sq, d, deficit_kib));
+        if (hooks.yield != NULL && hooks.yield(hooks.ctx)) {
+            res->preempted = true;
+            res->verdict = POLICY_CANNOT_FREE;
+            res->needed_kib = d->host_target_kib;
+            res->free_kib = sq->snap.host.free_kib;
+            res->duration_ms = clock_now_ms(sq) - start_ms;
+            log_info("%s: gives way to a reservation after %u rounds", kind_name(req.kind),
+                     res->rounds);
+            return 0;
+        }
     }
 }
 
@@ -441,5 +729,11 @@ int squeeze_check(struct squeezer *sq)
     if (rc < 0)
         return rc;
     retry_maxmem(sq, NULL);
-    return policy_balance_needed(sq->st, &sq->snap.host, sq->cfg.reserved_host_kib) ? 1 : 0;
+    if (!policy_balance_needed(sq->st, &sq->snap.host, sq->cfg.reserved_host_kib))
+        return 0;
+    if (sq->balance_threshold_kib <= 0)
+        return 1;
+    int64_t change_kib =
+        policy_balance_change_kib(sq->st, &sq->snap.host, sq->cfg.reserved_host_kib);
+    return change_kib >= sq->balance_threshold_kib ? 1 : 0;
 }

@@ -21,7 +21,8 @@ struct squeezer;
 
 struct squeeze_config {
     int64_t reserved_host_kib; /* the slush fund; default 73728 */
-    int64_t poll_ms;           /* wait between rounds; default 250 */
+    int64_t poll_ms;           /* longest wait between rounds; default 250 */
+    int64_t min_poll_ms;       /* shortest wait between rounds; default min(10, poll_ms) */
     int64_t timeout_ms;        /* give up an operation after this; default 600000 */
 };
 
@@ -42,6 +43,8 @@ struct squeeze_result {
     bool fast_path;
     bool timed_out; /* verdict forced by timeout_ms */
     bool cancelled; /* verdict forced by squeeze_cancel */
+    bool preempted; /* stopped before its verdict because the yield hook asked (a
+                       balance giving way to a reservation); verdict CANNOT_FREE */
 };
 
 void squeeze_result_free(struct squeeze_result *r);
@@ -68,6 +71,11 @@ void squeeze_cancel(struct squeezer *sq);
  * balance would change any target. Returns 1 (balance needed), 0, or negative errno. */
 int squeeze_check(struct squeezer *sq);
 
+/* The significance threshold of squeeze_check: a balance whose target changes add up
+ * to less than this (KiB, summed over domains, either way) is not needed. 0: any
+ * change. */
+void squeeze_set_balance_threshold(struct squeezer *sq, int64_t kib);
+
 /* The last snapshot taken (borrowed; valid until the next call into the squeezer). */
 const struct domcache_snapshot *squeeze_last_snapshot(const struct squeezer *sq);
 /* Stuck / uncooperative as last seen. */
@@ -81,6 +89,33 @@ void squeeze_domain_flags(const struct squeezer *sq, const struct domcache_snaps
 typedef void (*squeeze_observer_fn)(void *ctx, const struct domcache_snapshot *snap,
                                     const struct policy_decision *d);
 void squeeze_set_observer(struct squeezer *sq, squeeze_observer_fn fn, void *ctx);
+
+/*
+ * What the service lends a running operation (every field optional; a NULL function
+ * keeps the default). The hooks run on the thread running the operation.
+ *  - wait: let wait_ms pass on the backend's clock between rounds (default: the
+ *    backend's sleep). It may do other work meanwhile and may return early: the next
+ *    round is taken at once.
+ *  - need: POLICY_FREE only: the memory the operation must free, read before every
+ *    round (default: the kib it was started with). Coalesced reservations make it grow
+ *    and shrink (0 is a need: the host reserve must still be free).
+ *  - round: after every round of a POLICY_FREE operation, with `grantable_kib`: the
+ *    memory guaranteed free once this round's ops are applied (targets going up are
+ *    counted as already taken), minus the host reserve. Memory handed out from it under
+ *    new reservations is out of the next snapshot's free memory.
+ *  - yield: asked after every wait; true stops the operation there (preempted).
+ */
+struct squeeze_hooks {
+    void *ctx;
+    void (*wait)(void *ctx, int64_t wait_ms);
+    int64_t (*need)(void *ctx);
+    void (*round)(void *ctx, const struct policy_decision *d, int64_t grantable_kib);
+    bool (*yield)(void *ctx);
+};
+
+/* Hooks for the next operation only (squeeze_free, _free_range or _balance), copied;
+ * they are cleared when it returns. */
+void squeeze_set_hooks(struct squeezer *sq, const struct squeeze_hooks *h);
 
 /* Called when an operation (free, free range, balance) starts, before its first
  * snapshot: the moment a squeeze really runs (the service's busy flag). */

@@ -542,6 +542,8 @@ static char *build_json(const struct status_input *in, size_t *len)
         jb_kint(&b, "duration_ms", o->duration_ms, false);
         jb_kint(&b, "rounds", o->rounds, false);
         jb_kint(&b, "at_ms", o->at_ms, false);
+        jb_kint(&b, "wait_ms", o->wait_ms, false);
+        jb_kint(&b, "reservations", o->reservations, false);
         if (o->dbg != NULL)
             jb_kstr(&b, "dbg", o->dbg, false);
         if (o->session != NULL)

@@ -67,6 +67,8 @@ struct status_op {
     int64_t duration_ms;
     unsigned rounds;
     int64_t at_ms;
+    int64_t wait_ms;       /* backend clock: from the first call queued to the start */
+    unsigned reservations; /* the calls it served (reserve: coalesced ones) */
     const char *dbg, *session, *breakdown;
 };
 struct status_total {

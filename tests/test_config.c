@@ -79,6 +79,7 @@ static void test_defaults(void **state)
         assert_string_equal(f->c.socket_path, "/var/run/squeezed.sock");
     assert_int_equal(f->c.reserved_host_kib, 73728);
     assert_true(f->c.poll_interval_s == 0.25);
+    assert_int_equal(f->c.balance_threshold_kib, 65536);
     assert_true(f->c.balance_interval_s == 10.0);
     assert_false(f->c.manage_domain_zero);
     assert_int_equal(f->c.dom0_dynamic_min_bytes, -1);
@@ -99,6 +100,7 @@ static void test_file_sets_every_key(void **state)
                              "\n"
                              "   reserved-host-memory-kib = 1024   # trailing comment\n"
                              "poll-interval-s = 0.1\n"
+                             "balance-threshold-kib = 0\n"
                              "listen = 127.0.0.2:9000\n"
                              "socket = /tmp/x.sock\n"
                              "backend = sim\n"
@@ -114,6 +116,7 @@ static void test_file_sets_every_key(void **state)
     assert_int_equal(f->c.dom0_dynamic_max_bytes, 2147483648LL);
     assert_int_equal(f->c.reserved_host_kib, 1024);
     assert_true(f->c.poll_interval_s == 0.1);
+    assert_int_equal(f->c.balance_threshold_kib, 0);
     assert_string_equal(f->c.listen_host, "127.0.0.2");
     assert_int_equal(f->c.listen_port, 9000);
     assert_string_equal(f->c.socket_path, "/tmp/x.sock");
@@ -148,6 +151,8 @@ static void test_bad_values_are_refused(void **state)
         {"poll-interval-s", "0"},
         {"poll-interval-s", "nan"},
         {"poll-interval-s", "61"},
+        {"balance-threshold-kib", "-1"},
+        {"balance-threshold-kib", "64M"},
         {"balance-check-interval", "inf"},
         {"balance-check-interval", "-3"},
         {"balance-check-interval", "1e9"},

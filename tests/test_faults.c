@@ -482,7 +482,9 @@ static void test_backward_jump_no_false_stuck(void **state)
             assert_clean(r, rc, &res);
             assert_int_equal(res.verdict, POLICY_SUCCESS);
             assert_int_equal(res.reserve_kib, ref.reserve_kib);
-            assert_int_equal(res.rounds, n);
+            /* The wait between rounds is paced by the balloons as the clock measures
+             * them: a jump back makes them look faster once, worth a round at most. */
+            assert_in_range(res.rounds, n, n + 1);
             for (int d = 0; d < 8; d++)
                 if (r->seen.stuck[d])
                     fail_msg("back %lld ms at round %u: guest %d declared stuck",

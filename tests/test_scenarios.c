@@ -492,7 +492,9 @@ static void test_paused_guest_left_alone(void **state)
 
 int main(void)
 {
-    log_quiet(true);
+    log_quiet(getenv("TEST_VERBOSE") == NULL);
+    if (getenv("TEST_VERBOSE") != NULL)
+        log_setverbose(1);
 #define T(name, scenario)                                                                      \
     cmocka_unit_test_prestate_setup_teardown(name, setup, teardown, (void *)(scenario))
     const struct CMUnitTest tests[] = {

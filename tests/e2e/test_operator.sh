@@ -144,7 +144,8 @@ rpc login '["dbg", "xenopsd"]' >/dev/null
 rpc reserve_memory '["vm-start-slow", "xenopsd", 655360]' >"$TMPD/bg1.out" 2>&1 &
 bg1=$!
 sleep 1
-rpc reserve_memory '["vm-start-queued", "xenopsd", 1024]' >"$TMPD/bg2.out" 2>&1 &
+# A range reservation waits behind it (a plain reserve_memory would join its batch).
+rpc reserve_memory_range '["vm-start-queued", "xenopsd", 1024, 1024]' >"$TMPD/bg2.out" 2>&1 &
 bg2=$!
 sleep 1
 s=$(http_get /status)

@@ -41,9 +41,10 @@ assert_no_violations "soak: no violation on the simulated host, none in the daem
 stop_daemon "soak: the daemon stops cleanly"
 assert_true "soak: the daemon logs no sanitizer report" \
     sh -c "! grep -q Sanitizer '$DAEMON_LOG'"
-# The only warnings expected: operations that ended refused or short of memory.
+# The only warnings expected: operations that ended refused or short of memory (and the
+# calls of a coalesced batch they refused).
 odd=$(grep 'warn:' "$DAEMON_LOG" | grep -Ev \
-    'warn: (dbg [^ ]*: )?(reserve|reserve_range|balance|periodic_balance) [0-9]+ KiB: (refused|cannot_free)' |
+    'warn: ((dbg [^ ]*: )?(reserve|reserve_range|balance|periodic_balance) [0-9]+ KiB( \(coalesced\))?: (refused|cannot_free)|reserve batch: )' |
     head -n 3)
 assert_eq "soak: the daemon warns of nothing but refused or short operations" "" "$odd"
 e2e_finish
