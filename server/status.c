@@ -438,6 +438,7 @@ static void write_excluded(struct jbuf *b, const struct domcache_excluded *x)
     jb_kstr(b, "type", domain_type_name(x->type), false);
     jb_kbool(b, "can_balloon", false);
     jb_kbool(b, "booting", false);
+    jb_kbool(b, "paused", false);
     jb_kint(b, "dynamic_min_kib", x->actual_kib, false);
     jb_kint(b, "dynamic_max_kib", x->actual_kib, false);
     jb_kint(b, "target_kib", x->actual_kib, false);
@@ -470,6 +471,7 @@ static void write_domains(struct jbuf *b, const struct status_domains *d)
         jb_kstr(b, "type", domain_type_name(r->type), false);
         jb_kbool(b, "can_balloon", r->pd.can_balloon);
         jb_kbool(b, "booting", r->booting);
+        jb_kbool(b, "paused", r->pd.paused);
         jb_kint(b, "dynamic_min_kib", r->pd.dynamic_min_kib, false);
         jb_kint(b, "dynamic_max_kib", r->pd.dynamic_max_kib, false);
         jb_kint(b, "target_kib", r->pd.target_kib, false);

@@ -79,6 +79,8 @@ for id in $(printf '%s' "$s" | jget 'j.reservations.map(r => r.id).join(" ")'); 
 done
 r=$(rpc balance_memory '["dbg"]')
 assert_json "balance with a paused guest" "$r" .error null
+assert_json "/status marks the guest paused (the dashboard shows it)" "$(http_get /status)" \
+    '.domains.find(d => d.domid == 1).paused' true
 w=$(rpc sim.state '[]')
 assert_json_true "the paused guest's target did not go up" "$w" \
     "j.result.domains.find(d => d.domid == 1).target_kib <= $t1"
