@@ -174,7 +174,9 @@ struct op_ctx {
     enum op_kind kind;
     int64_t kib;                 /* asked (a range: its min) */
     int64_t max_kib;             /* a range: its max */
-    const char *dbg, *session;   /* borrowed from the job; NULL for a periodic balance */
+    char *dbg, *session;         /* copies of the first job's (owned: in a coalesced batch
+                                    that job is answered, and its strings freed, before the
+                                    operation ends); NULL for a periodic balance */
     int64_t waited_ms;           /* real time the client was queued */
     int64_t started_wall_ms;     /* time of day (Unix ms) */
     int64_t started_ms;          /* backend clock */
@@ -873,8 +875,10 @@ static void op_begin(struct service *s, enum op_kind kind, int64_t kib, int64_t 
     c->kind = kind;
     c->kib = kib;
     c->max_kib = max_kib;
-    c->dbg = j != NULL ? j->dbg : NULL;
-    c->session = j != NULL ? j->session : NULL;
+    free(c->dbg);
+    free(c->session);
+    c->dbg = j != NULL && j->dbg != NULL ? xstrdup(j->dbg) : NULL;
+    c->session = j != NULL && j->session != NULL ? xstrdup(j->session) : NULL;
     c->waited_ms = waited_ms;
     c->started_wall_ms = wall_ms();
     c->started_ms = now_ms(s);
@@ -886,6 +890,8 @@ static void op_begin(struct service *s, enum op_kind kind, int64_t kib, int64_t 
 static void op_end(struct service *s)
 {
     s->cur.on = false;
+    free(s->cur.dbg);
+    free(s->cur.session);
     s->cur.dbg = s->cur.session = NULL;
 }
 
@@ -1983,6 +1989,8 @@ void service_free(struct service *s)
         free(s->ring[i].breakdown_text);
     }
     free(s->cur.start);
+    free(s->cur.dbg);
+    free(s->cur.session);
     free(s->stuck);
     if (s->wake_fd >= 0)
         close(s->wake_fd);
