@@ -277,9 +277,15 @@ static enum MHD_Result respond_picture(struct MHD_Connection *conn, struct statu
  * (status_picture_memo); the process_* metrics are read at each scrape. */
 static char *build_metrics(const char *json, size_t len)
 {
-    json_t *status = json_loadb(json, len, 0, NULL);
-    if (status == NULL)
+    json_error_t jerr;
+    json_t *status = json_loadb(json, len, 0, &jerr);
+    if (status == NULL) {
+        log_warnx("/metrics: the status picture does not parse: %s at byte %d (near '%.40s')",
+                  jerr.text, jerr.position,
+                  json + (jerr.position > 20 && (size_t)jerr.position < len ? jerr.position - 20
+                                                                            : 0));
         return NULL;
+    }
     char *text = metrics_render_status(status);
     json_decref(status);
     return text;

@@ -44,6 +44,7 @@ struct reservations {
     char **sessions;
     size_t n_sessions, cap_sessions;
     int64_t untransferred_kib; /* sum of kib over reservations with domid < 0 */
+    int64_t accounted_kib;     /* untransferred_kib as the last snapshot took it */
     size_t n_untransferred;
     struct domcache_reservation *acct; /* [0]: the untransferred sum; then transferred */
     struct resv_entry **acct_owner;    /* parallel to acct; [0] unused */
@@ -129,6 +130,7 @@ const struct domcache_reservation *reservations_accounting(void *ctx, size_t *n)
     struct reservations *r = ctx;
     r->acct[0].kib = r->untransferred_kib;
     r->acct[0].domid = -1;
+    r->accounted_kib = r->untransferred_kib;
     /* Without untransferred reservations the sum is left out. */
     if (r->n_untransferred == 0) {
         *n = r->n_acct - 1;
@@ -136,6 +138,11 @@ const struct domcache_reservation *reservations_accounting(void *ctx, size_t *n)
     }
     *n = r->n_acct;
     return r->acct;
+}
+
+int64_t reservations_unaccounted_kib(const struct reservations *r)
+{
+    return r->untransferred_kib - r->accounted_kib;
 }
 
 /* ---- the index ---------------------------------------------------------------------- */

@@ -134,6 +134,10 @@ uint64_t reservations_generation(const struct reservations *r);
  * (O(1) per call): one entry with domid -1 for the sum of every untransferred
  * reservation (absent when there is none), then one per transferred reservation. */
 const struct domcache_reservation *reservations_accounting(void *ctx, size_t *n);
+/* How much the untransferred reservations grew (or shrank, negative) since the accounting
+ * was last taken for a snapshot: a grant answered between two snapshots is already in the
+ * list, and /status counts it at once with this. */
+int64_t reservations_unaccounted_kib(const struct reservations *r);
 
 /* A new random UUID v4 string (getrandom). */
 char *reservations_new_uuid(void);

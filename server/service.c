@@ -487,11 +487,14 @@ static void publish(struct service *s)
         .uptime_s = (double)(clock_monotonic_ms() - s->started_ms) / 1000.0,
     };
     if (snap != NULL) {
-        in.free_kib = snap->host.free_kib;
+        /* Reservations granted or deleted since the snapshot (their callers may have
+         * their answer already) count at once, so the picture agrees with its list. */
+        int64_t unaccounted_kib = reservations_unaccounted_kib(s->resv);
+        in.free_kib = snap->host.free_kib - unaccounted_kib;
         in.total_kib = snap->total_kib;
         in.xen_free_kib = snap->xen_free_kib;
         in.scrub_kib = snap->scrub_kib;
-        in.reservations_kib = snap->reservations_kib;
+        in.reservations_kib = snap->reservations_kib + unaccounted_kib;
         in.booting_unused_kib = snap->booting_unused_kib;
         in.claims_kib = snap->claims_kib;
     }
