@@ -7,7 +7,7 @@ set -eu
 what=${1:-build}
 pkgs="gcc make pkg-config libxen-dev libjansson-dev libmicrohttpd-dev libxml2-dev libsystemd-dev libcurl4-openssl-dev"
 case "$what" in
-test) pkgs="$pkgs libcmocka-dev curl valgrind clang libclang-rt-14-dev clang-format nodejs npm python3 debhelper lintian fakeroot groff-base systemd chromium" ;;
+test) pkgs="$pkgs libcmocka-dev curl valgrind clang libclang-rt-14-dev clang-format nodejs npm python3 debhelper lintian fakeroot groff-base systemd chromium prometheus" ;;
 bench) pkgs="$pkgs libcmocka-dev curl wrk" ;;
 esac
 
@@ -18,6 +18,7 @@ provides() {
     gcc | make | curl | valgrind | clang | clang-format | wrk | pkg-config | python3 | lintian | fakeroot) echo "$1" ;;
     groff-base) echo groff ;;
     systemd) echo systemd-analyze ;;
+    prometheus) echo promtool ;;
     nodejs) echo node ;;
     npm) echo npm ;;
     *) echo "" ;;
