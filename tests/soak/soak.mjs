@@ -50,7 +50,10 @@
 // The normal build sits near 8 MiB and ends within some 450 KiB of it, even after 60 s
 // of 16 clients (its allocator's bytes in use stay flat throughout: checked with
 // malloc_stats): 1 MiB + 5 % (about 1.4 MiB) catches a leak of some 40 bytes per
-// request over a default run. Under valgrind (a 160 MiB base) the same bound holds.
+// request over a default run. Under valgrind (a 150 MiB base) its own memory grows with
+// the threads the daemon starts (one per JSON-RPC call since issue 11): +6 % measured over
+// a default run, so it gets the sanitizer's percentage too; memcheck itself fails the
+// valgrind stage on any definite leak.
 // Under AddressSanitizer the sanitizer's own allocator grows for about a minute before
 // it levels off (measured: +12 % over 120 s, flat after the first 50 s), so there the
 // percentage is RSS_TOLERANCE_PCT_ASAN; leaks are LeakSanitizer's to find at the clean
@@ -624,15 +627,17 @@ async function main() {
     const rssEnd = rssKib();
     check('RSS measured', !Number.isNaN(rssStart) && !Number.isNaN(rssEnd),
           `start ${rssStart}, end ${rssEnd}`);
-    let asan = false;
+    let asan = false, vg = false;
     try {
-        asan = /libasan/.test(fs.readFileSync(`/proc/${opts.pid}/maps`, 'utf8'));
+        const maps = fs.readFileSync(`/proc/${opts.pid}/maps`, 'utf8');
+        asan = /libasan/.test(maps);
+        vg = /vgpreload/.test(maps);
     } catch (e) {
-        asan = false;
+        asan = vg = false;
     }
-    const pct = asan ? RSS_TOLERANCE_PCT_ASAN : RSS_TOLERANCE_PCT;
+    const pct = asan || vg ? RSS_TOLERANCE_PCT_ASAN : RSS_TOLERANCE_PCT;
     const limit = rssStart + RSS_TOLERANCE_KIB + Math.floor((rssStart * pct) / 100);
-    check(`the daemon's RSS stays flat (end <= warm + ${RSS_TOLERANCE_KIB} KiB + ${pct}%${asan ? ', AddressSanitizer' : ''})`,
+    check(`the daemon's RSS stays flat (end <= warm + ${RSS_TOLERANCE_KIB} KiB + ${pct}%${asan ? ', AddressSanitizer' : vg ? ', valgrind' : ''})`,
           rssEnd <= limit, `warm ${rssStart} KiB, end ${rssEnd} KiB, limit ${limit} KiB`);
     check('the soak did real work', figures.ops >= 200 && figures.granted >= 20 &&
           figures.barriers >= 5 && figures.domains_created >= 5,
