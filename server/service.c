@@ -1156,15 +1156,18 @@ static void op_enter(struct service *s, bool balance, bool takes_reserve)
     s->op_takes_reserve = takes_reserve;
 }
 
-/* The operation is over: the status shows the host as it left it (a fresh snapshot,
- * which also counts reservations granted or deleted during it). */
+/* The operation is over: the status shows the host as it left it, counting the
+ * reservations granted or deleted during it: the last snapshot brought up to date when
+ * nothing was written since it was taken (a reserve that needed no ballooning), else a
+ * fresh one. */
 static void op_leave(struct service *s)
 {
     s->in_op--;
     s->op_is_balance = false;
     s->op_takes_reserve = false;
     s->busy = false;
-    if (s->in_op == 0 && !atomic_load(&s->stop) && squeeze_check(s->sq) < 0)
+    if (s->in_op == 0 && !atomic_load(&s->stop) && !squeeze_refresh(s->sq) &&
+        squeeze_check(s->sq) < 0)
         log_warnx("cannot read the host after an operation");
     publish(s);
 }
@@ -1306,7 +1309,7 @@ static int run_balance(struct service *s, enum op_kind kind, const struct job *j
     record_op(s, kind, 0, rc, &res, err, 0, j != NULL ? j->queued_ms : -1);
     op_end(s);
     squeeze_result_free(&res);
-    op_end(s);
+    op_leave(s);
     return ret;
 }
 
@@ -1665,7 +1668,8 @@ static bool run_job(struct service *s, struct job *j)
     squeeze_result_free(&rs.res);
     if (s->in_op == 0) {
         s->busy = false;
-        if (j->kind <= JOB_TRANSFER && j->rc == 0 && squeeze_check(s->sq) < 0)
+        if (j->kind <= JOB_TRANSFER && j->rc == 0 && !squeeze_refresh(s->sq) &&
+            squeeze_check(s->sq) < 0)
             log_warnx("cannot read the host after a change of reservations");
     }
     flush_sim(s, j);

@@ -35,6 +35,14 @@ struct squeezer {
     struct policy_coop *coop; /* uncooperative tracking across operations */
     struct domcache_snapshot snap;
     bool have_snap;
+    /* Since the last snapshot a target or maxmem was written (or tried): its domains'
+     * figures are not the host's any more (squeeze_refresh). */
+    bool snap_stale;
+    /* The reservations the last snapshot accounted for: the untransferred sum, and the
+     * transferred ones as given (squeeze_refresh compares them). */
+    int64_t acct_untransferred_kib;
+    struct domcache_reservation *acct_xfer;
+    size_t n_acct_xfer, cap_acct_xfer;
     struct policy_decision dec;
     squeeze_observer_fn observer;
     void *observer_ctx;
@@ -104,6 +112,7 @@ void squeezer_free(struct squeezer *sq)
     policy_decision_free(&sq->dec);
     free(sq->pace);
     free(sq->retry);
+    free(sq->acct_xfer);
     free(sq);
 }
 
@@ -338,6 +347,67 @@ static int64_t next_wait_ms(struct squeezer *sq, const struct policy_decision *d
     return w;
 }
 
+/* The sum of the untransferred reservations of an accounting, and how many entries lead
+ * the transferred ones (0 or 1: reservations_accounting puts the sum first). */
+static int64_t untransferred_kib(const struct domcache_reservation *resv, size_t n,
+                                 size_t *first_xfer)
+{
+    int64_t kib = 0;
+    size_t k = 0;
+    while (k < n && resv[k].domid < 0)
+        kib += resv[k++].kib;
+    *first_xfer = k;
+    return kib;
+}
+
+/* Remember what the snapshot just taken accounted for (O(transferred reservations)). */
+static void keep_accounting(struct squeezer *sq, const struct domcache_reservation *resv,
+                            size_t n)
+{
+    size_t k;
+    sq->acct_untransferred_kib = untransferred_kib(resv, n, &k);
+    size_t m = 0;
+    for (size_t i = k; i < n; i++) {
+        if (resv[i].domid < 0) { /* not the documented order: refresh never applies */
+            sq->acct_untransferred_kib = INT64_MIN;
+            break;
+        }
+        m++;
+    }
+    if (m > sq->cap_acct_xfer) {
+        sq->acct_xfer = xreallocarray(sq->acct_xfer, m, sizeof(*sq->acct_xfer));
+        sq->cap_acct_xfer = m;
+    }
+    if (m > 0)
+        memcpy(sq->acct_xfer, resv + k, m * sizeof(*resv));
+    sq->n_acct_xfer = m;
+}
+
+int squeeze_refresh(struct squeezer *sq)
+{
+    if (!sq->have_snap || sq->snap_stale || sq->resv_fn == NULL ||
+        sq->acct_untransferred_kib == INT64_MIN)
+        return 0;
+    size_t n = 0, k;
+    const struct domcache_reservation *resv = sq->resv_fn(sq->resv_ctx, &n);
+    int64_t now_kib = untransferred_kib(resv, n, &k);
+    /* A transferred reservation counts through its domain's state at the snapshot, which
+     * only a snapshot knows: any change there (a transfer, a delete) takes a new one. */
+    bool same = n - k == sq->n_acct_xfer;
+    for (size_t i = 0; same && i < sq->n_acct_xfer; i++) /* fields: the struct has padding */
+        same = resv[k + i].kib == sq->acct_xfer[i].kib &&
+               resv[k + i].domid == sq->acct_xfer[i].domid;
+    if (!same) {
+        sq->snap_stale = true;
+        return 0;
+    }
+    int64_t delta_kib = now_kib - sq->acct_untransferred_kib;
+    sq->snap.reservations_kib += delta_kib;
+    sq->snap.host.free_kib -= delta_kib;
+    sq->acct_untransferred_kib = now_kib;
+    return 1;
+}
+
 /* Snapshot the host and bring the uncooperative flags up to date with it. */
 static int take_snapshot(struct squeezer *sq, int64_t now_ms)
 {
@@ -349,6 +419,8 @@ static int take_snapshot(struct squeezer *sq, int64_t now_ms)
     if (rc < 0)
         return rc;
     sq->have_snap = true;
+    sq->snap_stale = false;
+    keep_accounting(sq, resv, n_resv);
     update_pace(sq, now_ms);
 
     struct policy_coop_change *changes = NULL;
@@ -493,6 +565,7 @@ static void retry_maxmem(struct squeezer *sq, const struct policy_decision *d)
             continue;
         log_dom_info(op->domid, "setting maxmem to %lld KiB again (it failed before)",
                      (long long)op->value_kib);
+        sq->snap_stale = true;
         if (domcache_apply(sq->dc, op) < 0)
             sq->retry[w++] = *op;
     }
@@ -514,6 +587,7 @@ static void apply_ops(struct squeezer *sq, const struct policy_decision *d)
                           (long long)op->value_kib);
             continue;
         }
+        sq->snap_stale = true;
         int rc = domcache_apply(sq->dc, op);
         if (rc < 0) {
             log_dom_warnx(op->domid, "cannot set %s to %lld KiB (error %d)%s",

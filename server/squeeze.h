@@ -71,6 +71,14 @@ void squeeze_cancel(struct squeezer *sq);
  * balance would change any target. Returns 1 (balance needed), 0, or negative errno. */
 int squeeze_check(struct squeezer *sq);
 
+/* Bring the last snapshot up to date after the reservations changed, without reading the
+ * host again: possible when only untransferred reservations changed since it was taken
+ * and no target or maxmem was written since (a reserve that needed no ballooning, a
+ * delete). Its free memory and reservations figures then count the reservations as they
+ * are now, as a new snapshot would. Returns 1 (done), or 0 when a new snapshot is needed
+ * (take one with squeeze_check). O(transferred reservations). */
+int squeeze_refresh(struct squeezer *sq);
+
 /* The significance threshold of squeeze_check: a balance whose target changes add up
  * to less than this (KiB, summed over domains, either way) is not needed. 0: any
  * change. */

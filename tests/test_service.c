@@ -343,12 +343,100 @@ static void test_transfer_unknown_reservation(void **state)
     assert_string_equal(f->err.text, "no-such-id");
 }
 
+/* The published host figures and the number of snapshots taken so far. */
+struct host_view {
+    int64_t free_kib, reservations_kib, snapshots;
+};
+static struct host_view host_view(struct fx *f)
+{
+    json_t *st = service_status(f->svc);
+    assert_non_null(st);
+    json_t *h = json_object_get(st, "host");
+    struct host_view v = {
+        .free_kib = json_integer_value(json_object_get(h, "free_kib")),
+        .reservations_kib = json_integer_value(json_object_get(h, "reservations_kib")),
+        .snapshots =
+            json_integer_value(json_object_get(json_object_get(st, "cache"), "snapshots")),
+    };
+    assert_true(v.snapshots > 0);
+    json_decref(st);
+    return v;
+}
+
+/*
+ * Issue 13: a reserve the host has free costs one snapshot (and one policy round): the
+ * check after it brings that snapshot up to date instead of reading the host again, and
+ * a delete reads nothing. The figures published are those a fresh snapshot gives (a
+ * balance takes one). A transfer changes what the domain counts for: a new snapshot.
+ */
+static void test_reserve_without_squeeze_reuses_the_snapshot(void **state)
+{
+    struct fx *f = *state;
+    /* Balanced first: the guests at their targets, so a balance after changes nothing. */
+    assert_int_equal(service_balance_memory(f->svc, "t", &f->err), 0);
+    struct host_view v0 = host_view(f);
+
+    char *id = reserve(f, GIB);
+    struct host_view v1 = host_view(f);
+    assert_int_equal(v1.snapshots - v0.snapshots, 1);
+    assert_int_equal(v1.free_kib, v0.free_kib - GIB);
+    assert_int_equal(v1.reservations_kib, v0.reservations_kib + GIB);
+    /* A fresh snapshot agrees (the balance changes no target). */
+    assert_int_equal(service_balance_memory(f->svc, "t", &f->err), 0);
+    struct host_view v2 = host_view(f);
+    assert_true(v2.snapshots > v1.snapshots);
+    assert_int_equal(v2.free_kib, v1.free_kib);
+    assert_int_equal(v2.reservations_kib, v1.reservations_kib);
+
+    assert_int_equal(service_delete_reservation(f->svc, "t", "xenopsd", id, &f->err), 0);
+    struct host_view v3 = host_view(f);
+    assert_int_equal(v3.snapshots, v2.snapshots);
+    assert_int_equal(v3.free_kib, v0.free_kib);
+    assert_int_equal(v3.reservations_kib, v0.reservations_kib);
+    free(id);
+
+    id = reserve(f, GIB);
+    struct host_view v4 = host_view(f);
+    assert_int_equal(
+        service_transfer_reservation_to_domain(f->svc, "t", "xenopsd", id, 2, &f->err), 0);
+    struct host_view v5 = host_view(f);
+    assert_int_equal(v5.snapshots - v4.snapshots, 1);
+    /* Domain 2 is running: the reservation now counts through it only. */
+    assert_int_equal(v5.reservations_kib, v0.reservations_kib);
+    free(id);
+}
+
+/* A reserve that makes the guests balloon writes targets: the check after it reads the
+ * host again, so the published domains show the targets written. */
+static void test_reserve_with_squeeze_takes_a_fresh_snapshot(void **state)
+{
+    struct fx *f = *state;
+    int64_t want = FREE_KIB - RESERVED_KIB + 200 * MIB;
+
+    char *id = reserve(f, want);
+    struct host_view v1 = host_view(f);
+    assert_int_equal(service_balance_memory(f->svc, "t", &f->err), 0);
+    struct host_view v2 = host_view(f);
+    assert_true(v2.snapshots > v1.snapshots);
+    assert_int_equal(v2.reservations_kib, v1.reservations_kib);
+    free(id);
+}
+
 static void test_balance(void **state)
 {
     struct fx *f = *state;
 
     assert_int_equal(service_balance_memory(f->svc, "t", &f->err), 0);
     expect_last_operation(f, "balance", "success");
+    /* The operation is over: not busy (a balance once left the service "in" it for
+     * good: busy true and no check after later calls). */
+    json_t *st = service_status(f->svc);
+    assert_true(json_is_false(json_object_get(json_object_get(st, "daemon"), "busy")));
+    json_decref(st);
+    struct host_view v0 = host_view(f);
+    char *id = reserve(f, GIB);
+    assert_int_equal(host_view(f).snapshots - v0.snapshots, 1);
+    free(id);
 }
 
 /* ---- errors ---- */
@@ -450,6 +538,8 @@ int main(void)
         T(test_delete),
         T(test_transfer_and_query),
         T(test_transfer_unknown_reservation),
+        T(test_reserve_without_squeeze_reuses_the_snapshot),
+        T(test_reserve_with_squeeze_takes_a_fresh_snapshot),
         T(test_balance),
         T(test_unknown_session),
         T(test_invalid_memory_values),
