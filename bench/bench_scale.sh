@@ -66,12 +66,16 @@ now_ms() {
     echo $(($(date +%s%N) / 1000000))
 }
 
+# Changing calls over TCP need the bearer token (issue 11).
+token=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+(umask 077 && printf '%s\n' "$token" >"$tmp/token")
+
 # start ARGS...: the daemon on a free loopback port; sets pid, url and startup_ms.
 start() {
     log=$tmp/daemon${SOCK_TAG:-}.log
     t0=$(now_ms)
-    "$BIN" -d --backend sim --listen 127.0.0.1:0 --socket "$tmp/sq${SOCK_TAG:-}.sock" "$@" \
-        >"$log" 2>&1 &
+    "$BIN" -d --backend sim --listen 127.0.0.1:0 --socket "$tmp/sq${SOCK_TAG:-}.sock" \
+        --token-file "$tmp/token" "$@" >"$log" 2>&1 &
     pid=$!
     port=""
     while [ -z "$port" ]; do
@@ -97,13 +101,13 @@ rss_kib() {
 
 # rpc METHOD PARAMS: the reply body.
 rpc() {
-    curl -sS --max-time 600 --data-binary "{\"method\": \"$1\", \"params\": $2, \"id\": 1}" \
+    curl -sS --max-time 600 -H "Authorization: Bearer $token" --data-binary "{\"method\": \"$1\", \"params\": $2, \"id\": 1}" \
         "$url/"
 }
 
 # timed METHOD PARAMS: the call's time in ms (3 decimals); the body in $tmp/reply.
 timed() {
-    curl -sS --max-time 600 -o "$tmp/reply" -w '%{time_total}' \
+    curl -sS --max-time 600 -H "Authorization: Bearer $token" -o "$tmp/reply" -w '%{time_total}' \
         --data-binary "{\"method\": \"$1\", \"params\": $2, \"id\": 1}" "$url/" |
         awk '{ printf "%.3f", $1 * 1000 }'
 }
