@@ -202,6 +202,15 @@ static const struct pace *pace_find(const struct squeezer *sq, int32_t domid)
     return lo < sq->n_pace && sq->pace[lo].domid == domid ? &sq->pace[lo] : NULL;
 }
 
+/* The pace entry of the snapshot's domain i: the same index once update_pace ran for
+ * this snapshot (the usual case), else found by domid. */
+static const struct pace *pace_of(const struct squeezer *sq, size_t i, int32_t domid)
+{
+    if (i < sq->n_pace && sq->pace[i].domid == domid)
+        return &sq->pace[i];
+    return pace_find(sq, domid);
+}
+
 /*
  * Learn how fast each balloon moves from the change of its actual since the last
  * snapshot. Only snapshots close together count (a long gap hides when the balloon
@@ -215,9 +224,15 @@ static void update_pace(struct squeezer *sq, int64_t now_ms)
     struct pace *fresh = xcalloc(h->n_domains > 0 ? h->n_domains : 1, sizeof(*fresh));
     int64_t dt_ms = sq->pace_at_ms >= 0 ? now_ms - sq->pace_at_ms : -1;
     bool close = dt_ms > 0 && dt_ms <= 4 * sq->cfg.poll_ms;
+    /* Both sorted by domid: one merge pass, not a search per domain (at 32,000 domains
+     * the searches were an eighth of a reserve's time). */
+    size_t k = 0;
     for (size_t i = 0; i < h->n_domains; i++) {
         const struct policy_domain *d = &h->domains[i];
-        const struct pace *old = pace_find(sq, d->domid);
+        while (k < sq->n_pace && sq->pace[k].domid < d->domid)
+            k++;
+        const struct pace *old =
+            k < sq->n_pace && sq->pace[k].domid == d->domid ? &sq->pace[k] : NULL;
         fresh[i].domid = d->domid;
         fresh[i].actual_kib = d->actual_kib;
         fresh[i].kib_per_ms = old != NULL ? old->kib_per_ms : 0.0;
@@ -293,7 +308,7 @@ static int64_t next_wait_ms(struct squeezer *sq, const struct policy_decision *d
         int64_t abs_gap_kib = gap_kib < 0 ? -gap_kib : gap_kib;
         if (abs_gap_kib <= d->inaccuracy_kib)
             continue;
-        const struct pace *p = pace_find(sq, d->domid);
+        const struct pace *p = pace_of(sq, i, d->domid);
         double rate = p != NULL ? p->kib_per_ms : 0.0;
         rates[i] = rate;
         if (rate <= 0.0) {
@@ -621,7 +636,7 @@ static int64_t settling_ms(const struct squeezer *sq)
             gap_kib = -gap_kib;
         if (!d->can_balloon || gap_kib == 0 || gap_kib > d->inaccuracy_kib)
             continue;
-        const struct pace *p = pace_find(sq, d->domid);
+        const struct pace *p = pace_of(sq, i, d->domid);
         if (p == NULL || !p->moved)
             continue;
         double ms = p->kib_per_ms > 0.0 ? (double)gap_kib / p->kib_per_ms : 0.0;
