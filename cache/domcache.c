@@ -1094,29 +1094,35 @@ static int cmp_domid(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/*
+ * Steady state: the list is the last one, domain for domain (same domids, same handles,
+ * the same ones dying), and no entry was made or dropped since (by a write to a domain
+ * the last list did not have). Each domain's slot is then the one at its index last
+ * time, memo included, and no entry is read. Every entry of a slot is watched while the
+ * cache is watching: a sync registers them, and a lost connection (which drops
+ * registrations) makes the next sync a full one (resync).
+ *
+ * Whether the list of n domains may be the last one: the part that costs nothing. The
+ * rest, domain by domain (slot_lists), is checked by the pass that builds the views,
+ * which reads the slot and the listed domain anyway.
+ */
+static bool slots_may_stand(const struct domcache *dc, size_t n)
+{
+    return !dc->resync && n == dc->n_slots && dc->n_slot_entries == dc->n_entries;
+}
+
+/* Whether slot sl is for listed domain d: the same domain, dying or not as it was. */
+static bool slot_lists(const struct dc_slot *sl, const struct backend_domain *d)
+{
+    return sl->domid == d->domid && (sl->e == NULL) == d->dying &&
+           memcmp(sl->handle, d->handle, sizeof(sl->handle)) == 0;
+}
+
 /* Match the domain list with the entries: drop the dead and the recycled, make the new
- * (registering their watches). dc->slots[i] is list[i]'s slot, its entry NULL when the
- * domain is dying. */
+ * (registering their watches), and make the slots again (no memo). dc->slots[i] is
+ * list[i]'s slot, its entry NULL when the domain is dying. */
 static void sync_entries(struct domcache *dc, const struct backend_domain *list, size_t n)
 {
-    /*
-     * Steady state: the list is the last one, domain for domain (same domids, same
-     * handles, the same ones dying), and no entry was made or dropped since (by a write
-     * to a domain the last list did not have). Each domain's slot is then the one at its
-     * index last time, memo included: one sequential pass over two small arrays, and no
-     * entry is read. Every entry of a slot is watched while the cache is watching: a sync
-     * registers them, and a lost connection (which drops registrations) makes the next
-     * sync a full one (resync).
-     */
-    bool same = !dc->resync && n == dc->n_slots && dc->n_slot_entries == dc->n_entries;
-    for (size_t i = 0; same && i < n; i++) {
-        const struct dc_slot *sl = &dc->slots[i];
-        same = sl->domid == list[i].domid && (sl->e == NULL) == list[i].dying &&
-               memcmp(sl->handle, list[i].handle, sizeof(sl->handle)) == 0;
-    }
-    if (same)
-        return;
-
     if (n > dc->slots_cap) {
         dc->slots = xreallocarray(dc->slots, n, sizeof(*dc->slots));
         dc->slots_cap = n;
@@ -1173,6 +1179,82 @@ static void sync_entries(struct domcache *dc, const struct backend_domain *list,
         domcache_process_events(dc);
 }
 
+/* What the views of one snapshot add up to. */
+struct views {
+    size_t m;    /* domains in dc->s_domains, dc->s_extra */
+    size_t n_ex; /* in dc->s_excluded */
+    int64_t booting_unused_kib;
+    int64_t claims_kib;
+};
+
+#define VIEWS_LIST_CHANGED 1
+
+/*
+ * Build every listed domain's view into the scratch arrays (*v says how many). With
+ * `check`, the slots are last time's and each is checked against its listed domain
+ * before use: VIEWS_LIST_CHANGED at the first that differs (the caller matches the list
+ * in full, then calls again without `check`). 0, or a negative errno (xenstore could not
+ * be read).
+ */
+static int build_views(struct domcache *dc, const struct backend_domain *list, size_t n,
+                       bool check, struct views *v)
+{
+    memset(v, 0, sizeof(*v));
+    for (size_t i = 0; i < n; i++) {
+        const struct backend_domain *d = &list[i];
+        struct dc_slot *sl = &dc->slots[i];
+        if (check && !slot_lists(sl, d))
+            return VIEWS_LIST_CHANGED;
+        struct dc_entry *e = sl->e;
+        if (e == NULL)
+            continue;
+        struct dom_out o;
+        if (sl->memo && sl->maxmem_xen_kib / PAGE_KIB == d->max_pages) {
+            /* Nothing changed the entry since its view was built (its `included` stays
+             * true): the memo and the list make it again, the entry is not read. */
+            view_of(dc, sl, d, &o);
+        } else {
+            /* Xen's maxmem is listed for free; keep what we set while it matches in
+             * pages (Xen rounds down to pages). */
+            if (e->maxmem_xen_kib / PAGE_KIB != d->max_pages)
+                entry_set_maxmem_xen(dc, e, (uint64_t)pages_to_kib(d->max_pages));
+            e->included = false;
+            e->excluded = false;
+            e->listed_tot_kib = pages_to_kib(d->total_pages);
+            struct dc_slot view;
+            int rc = build_domain(dc, e, d, &o, &view);
+            if (rc < 0)
+                return rc;
+            if (rc == 0)
+                continue;
+            if (rc == 2) {
+                exclude(dc, e, d, o.why, &dc->s_excluded[v->n_ex++]);
+                continue;
+            }
+            if (e->excluded_reason != NULL) {
+                log_dom_info(e->domid, "back in the snapshot: its xenstore values are in "
+                                       "range");
+                free(e->excluded_reason);
+                e->excluded_reason = NULL;
+            }
+            e->included = true;
+            if (!o.ex.booting && view_settled(dc, e, view.can_balloon)) {
+                view.domid = sl->domid;
+                memcpy(view.handle, sl->handle, sizeof(view.handle));
+                view.e = e;
+                view.memo = true;
+                *sl = view;
+            }
+        }
+        dc->s_domains[v->m] = o.pd;
+        dc->s_extra[v->m] = o.ex;
+        v->booting_unused_kib += o.booting_unused_kib;
+        v->claims_kib += o.claim_kib;
+        v->m++;
+    }
+    return 0;
+}
+
 int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *resv,
                       size_t n_resv, struct domcache_snapshot *out)
 {
@@ -1209,61 +1291,22 @@ int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *re
     }
     n = w;
 
-    sync_entries(dc, list, n);
-
     scratch_reserve(dc, n);
-    size_t m = 0, n_ex = 0;
-    int64_t booting_unused = 0, claims = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct backend_domain *d = &list[i];
-        struct dc_slot *sl = &dc->slots[i];
-        struct dc_entry *e = sl->e;
-        if (e == NULL)
-            continue;
-        struct dom_out o;
-        if (sl->memo && sl->maxmem_xen_kib / PAGE_KIB == d->max_pages) {
-            /* Nothing changed the entry since its view was built (its `included` stays
-             * true): the memo and the list make it again, the entry is not read. */
-            view_of(dc, sl, d, &o);
-        } else {
-            /* Xen's maxmem is listed for free; keep what we set while it matches in
-             * pages (Xen rounds down to pages). */
-            if (e->maxmem_xen_kib / PAGE_KIB != d->max_pages)
-                entry_set_maxmem_xen(dc, e, (uint64_t)pages_to_kib(d->max_pages));
-            e->included = false;
-            e->excluded = false;
-            e->listed_tot_kib = pages_to_kib(d->total_pages);
-            struct dc_slot view;
-            rc = build_domain(dc, e, d, &o, &view);
-            if (rc < 0)
-                goto out;
-            if (rc == 0)
-                continue;
-            if (rc == 2) {
-                exclude(dc, e, d, o.why, &dc->s_excluded[n_ex++]);
-                continue;
-            }
-            if (e->excluded_reason != NULL) {
-                log_dom_info(e->domid, "back in the snapshot: its xenstore values are in "
-                                       "range");
-                free(e->excluded_reason);
-                e->excluded_reason = NULL;
-            }
-            e->included = true;
-            if (!o.ex.booting && view_settled(dc, e, view.can_balloon)) {
-                view.domid = sl->domid;
-                memcpy(view.handle, sl->handle, sizeof(view.handle));
-                view.e = e;
-                view.memo = true;
-                *sl = view;
-            }
-        }
-        dc->s_domains[m] = o.pd;
-        dc->s_extra[m] = o.ex;
-        booting_unused += o.booting_unused_kib;
-        claims += o.claim_kib;
-        m++;
+    struct views v;
+    bool check = slots_may_stand(dc, n);
+    if (!check)
+        sync_entries(dc, list, n);
+    rc = build_views(dc, list, n, check, &v);
+    if (rc == VIEWS_LIST_CHANGED) {
+        /* Not the last list after all: match it in full and build again (what the first
+         * pass did holds: each domain it built was the one of its slot). */
+        sync_entries(dc, list, n);
+        rc = build_views(dc, list, n, false, &v);
     }
+    if (rc < 0)
+        goto out;
+    size_t m = v.m, n_ex = v.n_ex;
+    int64_t booting_unused = v.booting_unused_kib, claims = v.claims_kib;
 
     /*
      * The accounting rule (server/reservations.h): an untransferred reservation counts
