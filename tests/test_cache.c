@@ -504,6 +504,57 @@ static void test_identity_read_once(void **state)
     fx_close(state, f);
 }
 
+/* Identities asked of every domain after every snapshot (as the status picture does), in
+ * domid order or not: each read once, right after a domain comes, goes, is recycled or
+ * dies, and when the list changes around it. */
+static void test_identity_of_every_domain(void **state)
+{
+    struct fx *f = fx_open(state, harness_world(NULL, 40), true, false);
+    char name[32];
+    for (uint32_t d = 1; d <= 40; d += 3) {
+        snprintf(name, sizeof(name), "vm-%u", d);
+        xs_set(f->sim, d, "name", name);
+    }
+    snap(f);
+    for (int round = 0; round < 6; round++) {
+        f->w->n.xs_read = 0;
+        for (uint32_t k = 0; k < 40; k++) {
+            /* in domid order, then backwards, then strided */
+            uint32_t d = round % 3 == 0 ? k + 1 : round % 3 == 1 ? 40 - k : (k * 7) % 40 + 1;
+            const char *nm = NULL, *uu = NULL;
+            if (d == 20 && round >= 4) {
+                assert_int_equal(domcache_identity(f->dc, d, &nm, &uu), -ENOENT);
+                continue;
+            }
+            assert_int_equal(domcache_identity(f->dc, d, &nm, &uu), 0);
+            if (d == 13 && round >= 2) {
+                assert_string_equal(nm, "recycled");
+            } else if ((d - 1) % 3 == 0) {
+                snprintf(name, sizeof(name), "vm-%u", d);
+                assert_string_equal(nm, name);
+            } else {
+                assert_null(nm);
+            }
+        }
+        /* Read once: the first round, and the recycled domain's once. */
+        assert_int_equal(f->w->n.xs_read, round == 0 ? 80 : round == 2 ? 2 : 0);
+        if (round == 1) { /* domid 13 is another VM now; a new domain 41 changes the list */
+            assert_int_equal(sim_destroy_domain(f->sim, 13), 0);
+            struct sim_domain_spec again = harness_guest(13);
+            assert_int_equal(sim_create_domain(f->sim, &again, NULL), 0);
+            xs_set(f->sim, 13, "name", "recycled");
+            struct sim_domain_spec more = harness_guest(41);
+            assert_int_equal(sim_create_domain(f->sim, &more, NULL), 0);
+        }
+        if (round == 3)
+            f->w->dying[20] = true;
+        snap(f);
+    }
+    const char *nm = NULL, *uu = NULL;
+    assert_int_equal(domcache_identity(f->dc, 99, &nm, &uu), -ENOENT);
+    assert_null(nm);
+}
+
 /* ---- booting and calibration ---- */
 
 /* memory-offset is calibrated and written once, on the first boot signal. */
@@ -1719,6 +1770,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_cached_keys_not_reread),
         T(test_identity_read_once),
+        T(test_identity_of_every_domain),
         T(test_other_keys_read_through),
         T(test_write_skipped_when_equal),
         T(test_write_to_vanished_domain),
