@@ -155,7 +155,9 @@ int domcache_write(struct domcache *dc, uint32_t domid, const char *key, const c
  * component of /local/domain/<domid>/vm), read once per domain (a recycled domid is a new
  * domain) and kept until it goes. *name, *uuid are borrowed (valid until the next
  * snapshot), NULL where xenstore has none or a value that is not printable ASCII of at
- * most 128 bytes. Returns 0, or -ENOENT for a domain the cache does not hold. */
+ * most 128 bytes. Returns 0, or -ENOENT for a domain the cache does not hold. Asked of
+ * the last snapshot's domains in domid order, each answer after the first read costs a
+ * step along an array (no table lookup, no read of the domain's entry). */
 int domcache_identity(struct domcache *dc, uint32_t domid, const char **name,
                       const char **uuid);
 /* Set maxmem directly in guest units (as SET_MAXMEM). Never lowers the maxmem of a
