@@ -150,13 +150,13 @@ struct domcache {
     struct policy_domain *s_domains;
     struct domcache_domain_extra *s_extra;
     struct domcache_excluded *s_excluded;
-    size_t s_cap;                /* of s_domains and s_extra */
-    size_t s_cap_excluded;       /* of s_excluded */
+    size_t s_cap;          /* of s_domains and s_extra */
+    size_t s_cap_excluded; /* of s_excluded */
     struct dc_slot *slots; /* the domains of the last sync's list, in its order */
     size_t slots_cap;
-    size_t n_slots;         /* listed domains of the last sync (0: none valid) */
-    size_t n_slot_entries;  /* of them with an entry (not dying) */
-    bool resync;            /* the next sync must match the list again (no fast path) */
+    size_t n_slots;          /* listed domains of the last sync (0: none valid) */
+    size_t n_slot_entries;   /* of them with an entry (not dying) */
+    bool resync;             /* the next sync must match the list again (no fast path) */
     struct dc_ident *idents; /* parallel to slots (same index and capacity) */
     size_t ident_next;       /* where domcache_identity looks first (after its last hit) */
 };
@@ -782,8 +782,8 @@ static int64_t guest_maxmem_of(const struct domcache *dc, uint32_t domid, enum d
     if (is_dom0_unmanaged(dc, domid))
         return 0;
     /* What we set when Xen agrees with it (Xen keeps pages, so no rounding). */
-    int64_t xen_kib = maxmem_xen_kib > (uint64_t)LIMIT_KIB_MAX ? LIMIT_KIB_MAX
-                                                               : (int64_t)maxmem_xen_kib;
+    int64_t xen_kib =
+        maxmem_xen_kib > (uint64_t)LIMIT_KIB_MAX ? LIMIT_KIB_MAX : (int64_t)maxmem_xen_kib;
     int64_t kib = xen_kib - domain_type_xen_offset_kib(type) - offset_kib;
     return max64(0, kib);
 }
@@ -922,8 +922,8 @@ static void view_of(const struct domcache *dc, const struct dc_slot *v,
     o->pd.dynamic_max_kib = v->dynamic_max_kib;
     o->pd.target_kib = v->target_kib;
     o->pd.actual_kib = pages_to_kib(d->total_pages) - v->offset_kib;
-    o->pd.maxmem_kib =
-        guest_maxmem_of(dc, d->domid, (enum domain_type)v->type, v->maxmem_xen_kib, v->offset_kib);
+    o->pd.maxmem_kib = guest_maxmem_of(dc, d->domid, (enum domain_type)v->type,
+                                       v->maxmem_xen_kib, v->offset_kib);
     o->ex.type = (enum domain_type)v->type;
     o->ex.booting = false;
     o->ex.uncooperative = v->uncooperative;
@@ -1657,8 +1657,8 @@ int domcache_identity(struct domcache *dc, uint32_t domid, const char **name, co
         free(v);
         free(path);
         if (e->slot < dc->n_slots && dc->slots[e->slot].e == e)
-            dc->idents[e->slot] =
-                (struct dc_ident){.domid = domid, .read = true, .name = e->name, .uuid = e->uuid};
+            dc->idents[e->slot] = (struct dc_ident){
+                .domid = domid, .read = true, .name = e->name, .uuid = e->uuid};
     }
     *name = e->name;
     *uuid = e->uuid;

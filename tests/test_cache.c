@@ -1216,7 +1216,8 @@ static void test_memo_excluded_then_fixed(void **state)
         snap(f);
         assert_null(find(&f->snap, 2, NULL));
         assert_int_equal(f->snap.n_excluded, 1);
-        assert_string_equal(f->snap.excluded[0].reason, "memory/dynamic-max = 12x: not a number");
+        assert_string_equal(f->snap.excluded[0].reason,
+                            "memory/dynamic-max = 12x: not a number");
     }
     assert_int_equal(capture_end(&c, "left out of the snapshot"), 1);
     xs_set(f->sim, 2, "memory/dynamic-max", "400000");

@@ -34,8 +34,9 @@ struct fault_backend {
     long watch_budget;       /* xs_watch calls left before -ENOSPC; -1: no limit */
     int64_t destroy_on_read; /* domid destroyed in world just before the next xs_read of a
                                 key of its own (/local/domain/<domid>/...); -1: none */
-    bool econn_next; /* the next read_watch returns BACKEND_ECONN (once): the connection
-                        was lost and made again (the inner backend's watches stand) */
+    /* The next read_watch returns BACKEND_ECONN (once): the connection was lost and made
+     * again (the inner backend's watches stand). */
+    bool econn_next;
     fault_backend_hook_fn after_list; /* called after every list_domains (NULL: none) */
     void *ctx;                        /* handed to after_list */
     struct {
