@@ -34,6 +34,22 @@
  *  - Events lost (overflow) make every value stale (the watches themselves still
  *    stand). A lost connection also drops every registration: the next snapshot
  *    registers again.
+ *
+ * How a steady snapshot stays linear in the number of domains: the entries are scattered
+ * on the heap (some 360 bytes each over six cache lines, plus a string per value: over
+ * 12 MB at 32,000 domains, far beyond the CPU caches), so reading each one costs cache
+ * misses, more of them the larger the host. A snapshot therefore keeps, in an array in
+ * the order of the domain list (struct dc_slot, 80 bytes), who each listed domain was and
+ * the view it built for it (its memo). When the next domain list is the same, domain for
+ * domain, a domain whose memo still stands is built from the memo and the list alone,
+ * without reading its entry: two arrays read in order. The memo stands until something
+ * changes the entry: every change of a value, of Xen's maxmem, of the watches, goes
+ * through entry_touch, which drops it; a different list drops them all. Only a view the
+ * cache can vouch for is memoised: a booted domain in the snapshot, every key it used
+ * fresh (value_fresh), so that building it again would read nothing and give the same
+ * view. Booting, skipped and left-out domains, and every domain when reading through, are
+ * built from their entry every time. What the list says (pages, maxmem, claim, paused) is
+ * never taken from a memo.
  */
 
 enum dc_key {
@@ -93,7 +109,10 @@ struct dc_entry {
     bool dir_confirmed;      /* its xenstore directory was seen to exist */
     uint64_t maxmem_xen_kib; /* maxmem as Xen holds it: as listed by the last snapshot
                                 (KiB kept from our last set while the pages agree) */
-    int64_t listed_tot_kib;  /* its total pages (KiB) as listed by the current snapshot */
+    int64_t listed_tot_kib;  /* its total pages (KiB) as listed by the last snapshot that
+                                built its view from the entry (always so for a domain not
+                                in the snapshot: only those are read from it) */
+    size_t slot;             /* its index in dc->slots while dc->slots[slot].e is it */
     int64_t offset_kib;      /* memory-offset in use (0 while booting) */
     bool offset_known;       /* offset_kib was settled by a snapshot */
     bool shadow_known;       /* shadow_mib is valid while total_pages == shadow_tot_pages */
@@ -131,13 +150,64 @@ struct domcache {
     struct policy_domain *s_domains;
     struct domcache_domain_extra *s_extra;
     struct domcache_excluded *s_excluded;
-    size_t s_cap;                /* of the three arrays above */
-    struct dc_entry **s_entries; /* the entry of each listed domain (NULL: dying) */
-    size_t s_entries_cap;
-    size_t s_entries_n; /* listed domains of the last sync (s_entries valid up to here) */
+    size_t s_cap;          /* of s_domains and s_extra */
+    size_t s_cap_excluded; /* of s_excluded */
+    struct dc_slot *slots; /* the domains of the last sync's list, in its order */
+    size_t slots_cap;
+    size_t n_slots;          /* listed domains of the last sync (0: none valid) */
+    size_t n_slot_entries;   /* of them with an entry (not dying) */
+    bool resync;             /* the next sync must match the list again (no fast path) */
+    struct dc_ident *idents; /* parallel to slots (same index and capacity) */
+    size_t ident_next;       /* where domcache_identity looks first (after its last hit) */
+};
+
+/* The identity of each slot's domain, for domcache_identity: a status picture asks it
+ * of every domain after every snapshot, in domid order, and finding each entry in the
+ * table (one or two cache misses each at 32,000 domains) cost more than the snapshot. */
+struct dc_ident {
+    uint32_t domid;
+    bool read;        /* name and uuid are the entry's, read (it has read them) */
+    const char *name; /* borrowed from the entry */
+    const char *uuid;
+};
+
+/* One domain of the last domain list, at its index in the list: who it was, its entry,
+ * and its memo (the view the snapshot last built for it, while `memo`). Kept small and
+ * sequential: a steady snapshot reads these and the list, not the entries. */
+struct dc_slot {
+    uint32_t domid;
+    bool memo;          /* the fields below are the view last built, and still stand */
+    bool can_balloon;   /* memo */
+    bool uncooperative; /* memo */
+    uint8_t type;       /* memo: enum domain_type */
+    uint8_t handle[16];
+    struct dc_entry *e; /* NULL: dying */
+    /* memo: */
+    uint64_t maxmem_xen_kib; /* the entry's, when the view was built */
+    int64_t target_kib;
+    int64_t dynamic_min_kib;
+    int64_t dynamic_max_kib;
+    int64_t offset_kib;
+    int64_t initial_reservation_kib;
 };
 
 #define COUNT(dc, field) atomic_fetch_add_explicit(&(dc)->c.field, 1, memory_order_relaxed)
+
+/* e is about to change (a value, Xen's maxmem, its watches, its offset): the view the
+ * last snapshot built for it no longer stands. Every change to an entry goes through
+ * here before the next snapshot. */
+static void entry_touch(struct domcache *dc, const struct dc_entry *e)
+{
+    if (e->slot < dc->n_slots && dc->slots[e->slot].e == e)
+        dc->slots[e->slot].memo = false;
+}
+
+/* Every memo goes (the cache stops relying on watches). */
+static void memo_forget_all(struct domcache *dc)
+{
+    for (size_t i = 0; i < dc->n_slots; i++)
+        dc->slots[i].memo = false;
+}
 
 /* ---- small helpers ---- */
 
@@ -154,8 +224,10 @@ static int64_t max64(int64_t a, int64_t b)
     return a > b ? a : b;
 }
 
-static void value_forget(struct dc_value *v)
+static void value_forget(struct domcache *dc, struct dc_entry *e, enum dc_key k)
 {
+    struct dc_value *v = &e->v[k];
+    entry_touch(dc, e);
     free(v->str);
     v->str = NULL;
     v->known = false;
@@ -163,8 +235,10 @@ static void value_forget(struct dc_value *v)
     v->num_rc = -EINVAL;
 }
 
-static void value_set(struct dc_value *v, const char *str)
+static void value_set(struct domcache *dc, struct dc_entry *e, enum dc_key k, const char *str)
 {
+    struct dc_value *v = &e->v[k];
+    entry_touch(dc, e);
     char *copy = xstrdup(str);
     free(v->str);
     v->str = copy;
@@ -207,8 +281,10 @@ static bool value_bad(const struct dc_value *v, enum dc_key k, bool size, char *
     return true;
 }
 
-static void value_set_absent(struct dc_value *v)
+static void value_set_absent(struct domcache *dc, struct dc_entry *e, enum dc_key k)
 {
+    struct dc_value *v = &e->v[k];
+    entry_touch(dc, e);
     free(v->str);
     v->str = NULL;
     v->known = true;
@@ -309,6 +385,7 @@ static void entry_unwatch(struct domcache *dc, struct dc_entry *e)
         free(path);
     }
     free(token);
+    entry_touch(dc, e);
     e->watched = false;
 }
 
@@ -326,6 +403,7 @@ static void watches_fail(struct domcache *dc, const char *path, int rc)
               "signals through from now on",
               path, strerror(-rc));
     dc->watching = false;
+    memo_forget_all(dc);
     unwatch_all(dc);
 }
 
@@ -351,8 +429,10 @@ static void entry_watch(struct domcache *dc, struct dc_entry *e)
         }
         free(path);
     }
-    if (done == N_WATCHED)
+    if (done == N_WATCHED) {
+        entry_touch(dc, e);
         e->watched = true;
+    }
     free(token);
 }
 
@@ -366,11 +446,21 @@ static struct dc_entry *entry_new(struct domcache *dc, const struct backend_doma
     e->type = d->type;
     e->path = backend_domain_path(d->domid);
     e->maxmem_xen_kib = (uint64_t)pages_to_kib(d->max_pages);
+    e->slot = SIZE_MAX; /* in no slot until a sync lists it */
     size_t bkt = bucket_of(dc, d->domid);
     e->next = dc->buckets[bkt];
     dc->buckets[bkt] = e;
     dc->n_entries++;
     return e;
+}
+
+/* Xen's maxmem for e as we now know it. */
+static void entry_set_maxmem_xen(struct domcache *dc, struct dc_entry *e, uint64_t kib)
+{
+    if (e->maxmem_xen_kib == kib)
+        return;
+    entry_touch(dc, e);
+    e->maxmem_xen_kib = kib;
 }
 
 static void entry_free(struct dc_entry *e)
@@ -392,16 +482,16 @@ static void entry_drop(struct domcache *dc, struct dc_entry *e)
         pp = &(*pp)->next;
     *pp = e->next;
     dc->n_entries--;
-    dc->s_entries_n = 0; /* s_entries may point to it: no fast path at the next sync */
+    dc->n_slots = 0; /* the slots may point to it: no fast path at the next sync */
     entry_unwatch(dc, e);
     entry_free(e);
 }
 
 /* Forget every value (events were lost). Identity, maxmem and watches stay. */
-static void entry_invalidate(struct dc_entry *e)
+static void entry_invalidate(struct domcache *dc, struct dc_entry *e)
 {
     for (int k = 0; k < DK_N; k++)
-        value_forget(&e->v[k]);
+        value_forget(dc, e, (enum dc_key)k);
     e->dir_confirmed = false;
     e->shadow_known = false;
     e->offset_known = false;
@@ -416,9 +506,13 @@ static void rebuild(struct domcache *dc, bool connection_lost)
         for (struct dc_entry *e = dc->buckets[i]; e != NULL; e = e->next) {
             if (connection_lost)
                 entry_unwatch(dc, e);
-            entry_invalidate(e);
+            entry_invalidate(dc, e);
         }
     }
+    /* Without registrations the next sync must register again: no fast path (also
+     * when this happens during a sync, past some of the domains it registered). */
+    if (connection_lost)
+        dc->resync = true;
 }
 
 /* ---- reads ---- */
@@ -431,10 +525,10 @@ static int entry_fetch(struct domcache *dc, struct dc_entry *e, enum dc_key k)
     COUNT(dc, xenstore_reads);
     int rc = dc->b->ops->xs_read(dc->b, path, &val);
     if (rc == 0) {
-        value_set(&e->v[k], val);
+        value_set(dc, e, k, val);
         free(val);
     } else if (rc == -ENOENT) {
-        value_set_absent(&e->v[k]);
+        value_set_absent(dc, e, k);
         rc = 0;
     } else {
         log_dom_warnx(e->domid, "cannot read %s: %s", path, strerror(-rc));
@@ -488,7 +582,7 @@ static int write_key(struct domcache *dc, uint32_t domid, struct dc_entry *e, co
     int rc = dc->b->ops->xs_write(dc->b, dir, path, value);
     if (rc == 0) {
         if (e != NULL && k >= 0)
-            value_set(&e->v[k], value);
+            value_set(dc, e, (enum dc_key)k, value);
     } else if (rc == -ENOENT) {
         log_dom_debug(domid, "not writing %s = '%s': the domain has gone", path, value);
     } else {
@@ -547,7 +641,7 @@ static int apply_event(struct domcache *dc, const struct backend_watch_event *ev
             return 0;
         if ((k == DK_FEATURE_BALLOON || k == DK_DATA_UPDATED) && v->present)
             return 0;
-        value_forget(v);
+        value_forget(dc, e, k);
         return 1;
     }
     return 0;
@@ -635,7 +729,8 @@ void domcache_free(struct domcache *dc)
     free(dc->s_domains);
     free(dc->s_extra);
     free(dc->s_excluded);
-    free(dc->s_entries);
+    free(dc->slots);
+    free(dc->idents);
     free(dc);
 }
 
@@ -678,18 +773,25 @@ static bool is_dom0_unmanaged(const struct domcache *dc, uint32_t domid)
     return domid == 0 && !dc->cfg.manage_domain_zero;
 }
 
-/* maxmem in guest units: Xen's minus the type's slack and the memory offset. */
+/* maxmem in guest units: Xen's (maxmem_xen_kib) minus the type's slack and the memory
+ * offset. */
+static int64_t guest_maxmem_of(const struct domcache *dc, uint32_t domid, enum domain_type type,
+                               uint64_t maxmem_xen_kib, int64_t offset_kib)
+{
+    /* As the seed: dom0's Xen maxmem is meaningless (often unlimited). */
+    if (is_dom0_unmanaged(dc, domid))
+        return 0;
+    /* What we set when Xen agrees with it (Xen keeps pages, so no rounding). */
+    int64_t xen_kib =
+        maxmem_xen_kib > (uint64_t)LIMIT_KIB_MAX ? LIMIT_KIB_MAX : (int64_t)maxmem_xen_kib;
+    int64_t kib = xen_kib - domain_type_xen_offset_kib(type) - offset_kib;
+    return max64(0, kib);
+}
+
 static int64_t guest_maxmem_kib(const struct domcache *dc, const struct dc_entry *e,
                                 int64_t offset_kib)
 {
-    /* As the seed: dom0's Xen maxmem is meaningless (often unlimited). */
-    if (is_dom0_unmanaged(dc, e->domid))
-        return 0;
-    /* What we set when Xen agrees with it (Xen keeps pages, so no rounding). */
-    int64_t xen_kib = e->maxmem_xen_kib > (uint64_t)LIMIT_KIB_MAX ? LIMIT_KIB_MAX
-                                                                  : (int64_t)e->maxmem_xen_kib;
-    int64_t kib = xen_kib - domain_type_xen_offset_kib(e->type) - offset_kib;
-    return max64(0, kib);
+    return guest_maxmem_of(dc, e->domid, e->type, e->maxmem_xen_kib, offset_kib);
 }
 
 /* Shadow memory of a booting domain, asked again only when its size changed. */
@@ -801,14 +903,60 @@ struct dom_out {
     int64_t claim_kib; /* outstanding claim beyond booting_unused_kib */
 };
 
+/* The view of a booted domain from what the cache settled for it (`v`'s memo fields)
+ * and what the domain list says now (its pages, claim, paused flag). The one place both
+ * the slow path and a memo make it, so that they cannot differ. */
+static void view_of(const struct domcache *dc, const struct dc_slot *v,
+                    const struct backend_domain *d, struct dom_out *o)
+{
+    memset(&o->pd, 0, sizeof(o->pd));
+    memset(&o->ex, 0, sizeof(o->ex));
+    o->booting_unused_kib = 0;
+    /* Xen's free memory still includes what it has promised a domain by a claim. */
+    o->claim_kib = pages_to_kib(d->outstanding_pages);
+    o->pd.domid = (int32_t)d->domid;
+    o->pd.inaccuracy_kib = POLICY_INACCURACY_KIB;
+    o->pd.paused = d->paused;
+    o->pd.can_balloon = v->can_balloon;
+    o->pd.dynamic_min_kib = v->dynamic_min_kib;
+    o->pd.dynamic_max_kib = v->dynamic_max_kib;
+    o->pd.target_kib = v->target_kib;
+    o->pd.actual_kib = pages_to_kib(d->total_pages) - v->offset_kib;
+    o->pd.maxmem_kib = guest_maxmem_of(dc, d->domid, (enum domain_type)v->type,
+                                       v->maxmem_xen_kib, v->offset_kib);
+    o->ex.type = (enum domain_type)v->type;
+    o->ex.booting = false;
+    o->ex.uncooperative = v->uncooperative;
+    o->ex.memory_offset_kib = v->offset_kib;
+    o->ex.initial_reservation_kib = v->initial_reservation_kib;
+}
+
+/* Whether e's view, just built for a booted domain, can be memoised: every key it used is
+ * one the cache vouches for, so that building it again would read nothing and, until
+ * entry_touch, give the same view. */
+static bool view_settled(const struct domcache *dc, const struct dc_entry *e, bool can_balloon)
+{
+    static const enum dc_key used[] = {DK_FEATURE_BALLOON, DK_UNCOOP, DK_INITRES, DK_TARGET,
+                                       DK_OFFSET};
+    for (size_t i = 0; i < sizeof(used) / sizeof(used[0]); i++)
+        if (!value_fresh(dc, e, used[i]))
+            return false;
+    if (!e->v[DK_FEATURE_BALLOON].present && !value_fresh(dc, e, DK_DATA_UPDATED))
+        return false;
+    if (can_balloon && (!value_fresh(dc, e, DK_DYN_MIN) || !value_fresh(dc, e, DK_DYN_MAX)))
+        return false;
+    return e->offset_known && e->excluded_reason == NULL;
+}
+
 /*
  * One listed domain's view (SPEC 2). 1 included, 0 skipped (it vanished or is not
  * fully there yet), 2 left out (o->why: a xenstore value out of range, not a number,
  * or a dynamic range upside down), or a negative errno (xenstore could not be read).
  * Keys only we write are read again after a bad value: the toolstack may repair it.
+ * For a booted domain included, *view gets the memo fields it was built from.
  */
 static int build_domain(struct domcache *dc, struct dc_entry *e, const struct backend_domain *d,
-                        struct dom_out *o)
+                        struct dom_out *o, struct dc_slot *view)
 {
     int64_t tot_kib = pages_to_kib(d->total_pages);
     int rc = entry_get(dc, e, DK_FEATURE_BALLOON);
@@ -825,7 +973,7 @@ static int build_domain(struct domcache *dc, struct dc_entry *e, const struct ba
         return rc;
     int64_t initres_kib = 0;
     if (value_bad(&e->v[DK_INITRES], DK_INITRES, true, o->why, sizeof(o->why))) {
-        value_forget(&e->v[DK_INITRES]);
+        value_forget(dc, e, DK_INITRES);
         return 2;
     }
     if (e->v[DK_INITRES].present)
@@ -883,14 +1031,14 @@ static int build_domain(struct domcache *dc, struct dc_entry *e, const struct ba
         return 0;
     }
     if (value_bad(&e->v[DK_TARGET], DK_TARGET, true, o->why, sizeof(o->why))) {
-        value_forget(&e->v[DK_TARGET]);
+        value_forget(dc, e, DK_TARGET);
         return 2;
     }
     value_kib(&e->v[DK_TARGET], &target_kib);
     if ((rc = entry_get(dc, e, DK_OFFSET)) < 0)
         return rc;
     if (value_bad(&e->v[DK_OFFSET], DK_OFFSET, false, o->why, sizeof(o->why))) {
-        value_forget(&e->v[DK_OFFSET]);
+        value_forget(dc, e, DK_OFFSET);
         return 2;
     }
     int64_t offset_kib;
@@ -912,28 +1060,44 @@ static int build_domain(struct domcache *dc, struct dc_entry *e, const struct ba
         if (rc != 0)
             return rc < 0 ? rc : 2;
     }
-    o->pd.can_balloon = can_balloon;
-    o->pd.dynamic_min_kib = min_kib;
-    o->pd.dynamic_max_kib = max_kib;
-    o->pd.target_kib = target_kib;
-    o->pd.actual_kib = tot_kib - offset_kib;
-    o->pd.maxmem_kib = guest_maxmem_kib(dc, e, offset_kib);
-    o->ex.booting = false;
-    o->ex.memory_offset_kib = offset_kib;
+    memset(view, 0, sizeof(*view));
+    view->can_balloon = can_balloon;
+    view->uncooperative = e->v[DK_UNCOOP].present;
+    view->maxmem_xen_kib = e->maxmem_xen_kib;
+    view->target_kib = target_kib;
+    view->dynamic_min_kib = min_kib;
+    view->dynamic_max_kib = max_kib;
+    view->offset_kib = offset_kib;
+    view->initial_reservation_kib = initres_kib;
+    view->type = (uint8_t)e->type;
+    view_of(dc, view, d, o);
     return 1;
 }
 
-static void scratch_reserve(struct domcache *dc, size_t n)
+/* A capacity of at least n, from cap by doubling. */
+static size_t grown(size_t cap, size_t n)
 {
-    if (n <= dc->s_cap)
-        return;
-    size_t cap = dc->s_cap ? dc->s_cap : 16;
+    if (cap < 16)
+        cap = 16;
     while (cap < n)
         cap *= 2;
-    dc->s_domains = xreallocarray(dc->s_domains, cap, sizeof(*dc->s_domains));
-    dc->s_extra = xreallocarray(dc->s_extra, cap, sizeof(*dc->s_extra));
-    dc->s_excluded = xreallocarray(dc->s_excluded, cap, sizeof(*dc->s_excluded));
-    dc->s_cap = cap;
+    return cap;
+}
+
+/* Room for n domains in the scratch arrays. */
+static void scratch_reserve(struct domcache *dc, size_t n)
+{
+    if (n > dc->s_cap) {
+        size_t cap = grown(dc->s_cap, n);
+        dc->s_domains = xreallocarray(dc->s_domains, cap, sizeof(*dc->s_domains));
+        dc->s_extra = xreallocarray(dc->s_extra, cap, sizeof(*dc->s_extra));
+        dc->s_cap = cap;
+    }
+    if (n > dc->s_cap_excluded) {
+        size_t cap = grown(dc->s_cap_excluded, n);
+        dc->s_excluded = xreallocarray(dc->s_excluded, cap, sizeof(*dc->s_excluded));
+        dc->s_cap_excluded = cap;
+    }
 }
 
 static int cmp_domid(const void *a, const void *b)
@@ -943,41 +1107,46 @@ static int cmp_domid(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/*
+ * Steady state: the list is the last one, domain for domain (same domids, same handles,
+ * the same ones dying), and no entry was made or dropped since (by a write to a domain
+ * the last list did not have). Each domain's slot is then the one at its index last
+ * time, memo included, and no entry is read. Every entry of a slot is watched while the
+ * cache is watching: a sync registers them, and a lost connection (which drops
+ * registrations) makes the next sync a full one (resync).
+ *
+ * Whether the list of n domains may be the last one: the part that costs nothing. The
+ * rest, domain by domain (slot_lists), is checked by the pass that builds the views,
+ * which reads the slot and the listed domain anyway.
+ */
+static bool slots_may_stand(const struct domcache *dc, size_t n)
+{
+    return !dc->resync && n == dc->n_slots && dc->n_slot_entries == dc->n_entries;
+}
+
+/* Whether slot sl is for listed domain d: the same domain, dying or not as it was. */
+static bool slot_lists(const struct dc_slot *sl, const struct backend_domain *d)
+{
+    return sl->domid == d->domid && (sl->e == NULL) == d->dying &&
+           memcmp(sl->handle, d->handle, sizeof(sl->handle)) == 0;
+}
+
 /* Match the domain list with the entries: drop the dead and the recycled, make the new
- * (registering their watches), refresh maxmem. dc->s_entries[i] is list[i]'s entry. */
+ * (registering their watches), and make the slots again (no memo). dc->slots[i] is
+ * list[i]'s slot, its entry NULL when the domain is dying. */
 static void sync_entries(struct domcache *dc, const struct backend_domain *list, size_t n)
 {
-    if (n > dc->s_entries_cap) {
-        dc->s_entries = xreallocarray(dc->s_entries, n, sizeof(*dc->s_entries));
-        dc->s_entries_cap = n;
+    if (n > dc->slots_cap) {
+        dc->slots = xreallocarray(dc->slots, n, sizeof(*dc->slots));
+        dc->idents = xreallocarray(dc->idents, n, sizeof(*dc->idents));
+        dc->slots_cap = n;
     }
-    /*
-     * Steady state: the list is the last one, domain for domain. Each domain's entry is
-     * then the one at its index last time, and nothing is dropped: one sequential pass,
-     * without a hash lookup per domain nor the two passes over the hash table in bucket
-     * order. At 32,000 domains the entries (some 12 MB) are far larger than the CPU
-     * caches and those passes, each a cache miss per domain, made the snapshot cost grow
-     * faster than the number of domains.
-     */
-    bool same = n == dc->s_entries_n && n == dc->n_entries;
-    for (size_t i = 0; same && i < n; i++) {
-        const struct dc_entry *e = dc->s_entries[i];
-        same = e != NULL && e->domid == list[i].domid && !list[i].dying &&
-               (e->watched || !dc->watching) &&
-               memcmp(e->handle, list[i].handle, sizeof(e->handle)) == 0;
-    }
-    if (same) {
-        for (size_t i = 0; i < n; i++) {
-            struct dc_entry *e = dc->s_entries[i];
-            if (e->maxmem_xen_kib / PAGE_KIB != list[i].max_pages)
-                e->maxmem_xen_kib = (uint64_t)pages_to_kib(list[i].max_pages);
-        }
-        return;
-    }
+    dc->n_slots = 0; /* being remade: no memo until they are */
+    dc->resync = false;
     for (size_t i = 0; i < dc->n_buckets; i++)
         for (struct dc_entry *e = dc->buckets[i]; e != NULL; e = e->next)
             e->seen = false;
-    size_t since_drain = 0;
+    size_t since_drain = 0, with_entry = 0;
     for (size_t i = 0; i < n; i++) {
         const struct backend_domain *d = &list[i];
         struct dc_entry *e = entry_find(dc, d->domid);
@@ -987,17 +1156,21 @@ static void sync_entries(struct domcache *dc, const struct backend_domain *list,
             entry_drop(dc, e);
             e = NULL;
         }
-        dc->s_entries[i] = NULL;
+        struct dc_slot *sl = &dc->slots[i];
+        memset(sl, 0, sizeof(*sl));
+        sl->domid = d->domid;
+        memcpy(sl->handle, d->handle, sizeof(sl->handle));
+        dc->idents[i] = (struct dc_ident){.domid = d->domid};
         if (d->dying)
             continue; /* not seen: its entry goes below */
         if (e == NULL)
             e = entry_new(dc, d);
-        dc->s_entries[i] = e;
+        sl->e = e;
+        dc->idents[i] = (struct dc_ident){
+            .domid = d->domid, .read = e->identity_read, .name = e->name, .uuid = e->uuid};
+        e->slot = i;
         e->seen = true;
-        /* Xen's maxmem is listed for free; keep what we set while it matches in pages
-         * (Xen rounds down to pages). */
-        if (e->maxmem_xen_kib / PAGE_KIB != d->max_pages)
-            e->maxmem_xen_kib = (uint64_t)pages_to_kib(d->max_pages);
+        with_entry++;
         if (dc->watching && !e->watched) {
             entry_watch(dc, e);
             /* Drain as we go: keeps the queue short and consumes the events the
@@ -1017,9 +1190,86 @@ static void sync_entries(struct domcache *dc, const struct backend_domain *list,
             e = next;
         }
     }
-    dc->s_entries_n = n;
+    dc->n_slots = n;
+    dc->n_slot_entries = with_entry;
     if (since_drain > 0)
         domcache_process_events(dc);
+}
+
+/* What the views of one snapshot add up to. */
+struct views {
+    size_t m;    /* domains in dc->s_domains, dc->s_extra */
+    size_t n_ex; /* in dc->s_excluded */
+    int64_t booting_unused_kib;
+    int64_t claims_kib;
+};
+
+#define VIEWS_LIST_CHANGED 1
+
+/*
+ * Build every listed domain's view into the scratch arrays (*v says how many). With
+ * `check`, the slots are last time's and each is checked against its listed domain
+ * before use: VIEWS_LIST_CHANGED at the first that differs (the caller matches the list
+ * in full, then calls again without `check`). 0, or a negative errno (xenstore could not
+ * be read).
+ */
+static int build_views(struct domcache *dc, const struct backend_domain *list, size_t n,
+                       bool check, struct views *v)
+{
+    memset(v, 0, sizeof(*v));
+    for (size_t i = 0; i < n; i++) {
+        const struct backend_domain *d = &list[i];
+        struct dc_slot *sl = &dc->slots[i];
+        if (check && !slot_lists(sl, d))
+            return VIEWS_LIST_CHANGED;
+        struct dc_entry *e = sl->e;
+        if (e == NULL)
+            continue;
+        struct dom_out o;
+        if (sl->memo && sl->maxmem_xen_kib / PAGE_KIB == d->max_pages) {
+            /* Nothing changed the entry since its view was built (its `included` stays
+             * true): the memo and the list make it again, the entry is not read. */
+            view_of(dc, sl, d, &o);
+        } else {
+            /* Xen's maxmem is listed for free; keep what we set while it matches in
+             * pages (Xen rounds down to pages). */
+            if (e->maxmem_xen_kib / PAGE_KIB != d->max_pages)
+                entry_set_maxmem_xen(dc, e, (uint64_t)pages_to_kib(d->max_pages));
+            e->included = false;
+            e->excluded = false;
+            e->listed_tot_kib = pages_to_kib(d->total_pages);
+            struct dc_slot view;
+            int rc = build_domain(dc, e, d, &o, &view);
+            if (rc < 0)
+                return rc;
+            if (rc == 0)
+                continue;
+            if (rc == 2) {
+                exclude(dc, e, d, o.why, &dc->s_excluded[v->n_ex++]);
+                continue;
+            }
+            if (e->excluded_reason != NULL) {
+                log_dom_info(e->domid, "back in the snapshot: its xenstore values are in "
+                                       "range");
+                free(e->excluded_reason);
+                e->excluded_reason = NULL;
+            }
+            e->included = true;
+            if (!o.ex.booting && view_settled(dc, e, view.can_balloon)) {
+                view.domid = sl->domid;
+                memcpy(view.handle, sl->handle, sizeof(view.handle));
+                view.e = e;
+                view.memo = true;
+                *sl = view;
+            }
+        }
+        dc->s_domains[v->m] = o.pd;
+        dc->s_extra[v->m] = o.ex;
+        v->booting_unused_kib += o.booting_unused_kib;
+        v->claims_kib += o.claim_kib;
+        v->m++;
+    }
+    return 0;
 }
 
 int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *resv,
@@ -1049,46 +1299,31 @@ int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *re
         }
     }
     size_t w = 0;
-    for (size_t i = 0; i < n; i++)
-        if (w == 0 || list[w - 1].domid != list[i].domid)
-            list[w++] = list[i];
+    for (size_t i = 0; i < n; i++) {
+        if (w > 0 && list[w - 1].domid == list[i].domid)
+            continue;
+        if (w != i)
+            list[w] = list[i];
+        w++;
+    }
     n = w;
 
-    sync_entries(dc, list, n);
-
     scratch_reserve(dc, n);
-    size_t m = 0, n_ex = 0;
-    int64_t booting_unused = 0, claims = 0;
-    for (size_t i = 0; i < n; i++) {
-        const struct backend_domain *d = &list[i];
-        struct dc_entry *e = dc->s_entries[i];
-        if (e == NULL)
-            continue;
-        e->included = false;
-        e->excluded = false;
-        e->listed_tot_kib = pages_to_kib(d->total_pages);
-        struct dom_out o;
-        rc = build_domain(dc, e, d, &o);
-        if (rc < 0)
-            goto out;
-        if (rc == 0)
-            continue;
-        if (rc == 2) {
-            exclude(dc, e, d, o.why, &dc->s_excluded[n_ex++]);
-            continue;
-        }
-        if (e->excluded_reason != NULL) {
-            log_dom_info(e->domid, "back in the snapshot: its xenstore values are in range");
-            free(e->excluded_reason);
-            e->excluded_reason = NULL;
-        }
-        e->included = true;
-        dc->s_domains[m] = o.pd;
-        dc->s_extra[m] = o.ex;
-        booting_unused += o.booting_unused_kib;
-        claims += o.claim_kib;
-        m++;
+    struct views v;
+    bool check = slots_may_stand(dc, n);
+    if (!check)
+        sync_entries(dc, list, n);
+    rc = build_views(dc, list, n, check, &v);
+    if (rc == VIEWS_LIST_CHANGED) {
+        /* Not the last list after all: match it in full and build again (what the first
+         * pass did holds: each domain it built was the one of its slot). */
+        sync_entries(dc, list, n);
+        rc = build_views(dc, list, n, false, &v);
     }
+    if (rc < 0)
+        goto out;
+    size_t m = v.m, n_ex = v.n_ex;
+    int64_t booting_unused = v.booting_unused_kib, claims = v.claims_kib;
 
     /*
      * The accounting rule (server/reservations.h): an untransferred reservation counts
@@ -1111,15 +1346,17 @@ int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *re
         resv_kib += max64(0, resv[i].kib - e->listed_tot_kib);
     }
 
-    if (m > out->cap) {
-        out->domains = xreallocarray(out->domains, m, sizeof(*out->domains));
-        out->extra = xreallocarray(out->extra, m, sizeof(*out->extra));
-        out->cap = m;
-    }
-    if (m > 0) {
-        memcpy(out->domains, dc->s_domains, m * sizeof(*out->domains));
-        memcpy(out->extra, dc->s_extra, m * sizeof(*out->extra));
-    }
+    /* The arrays built change hands with the caller's last ones (which become the next
+     * snapshot's scratch): no copy of what was just written. */
+    struct policy_domain *domains = out->domains;
+    struct domcache_domain_extra *extra = out->extra;
+    size_t cap = out->cap;
+    out->domains = dc->s_domains;
+    out->extra = dc->s_extra;
+    out->cap = dc->s_cap;
+    dc->s_domains = domains;
+    dc->s_extra = extra;
+    dc->s_cap = cap;
     if (n_ex > out->cap_excluded) {
         out->excluded = xreallocarray(out->excluded, n_ex, sizeof(*out->excluded));
         out->cap_excluded = n_ex;
@@ -1191,6 +1428,7 @@ static int maxmem_entry(struct domcache *dc, uint32_t domid, bool fresh, struct 
         int rc = entry_get(dc, e, DK_OFFSET);
         if (rc < 0)
             return rc;
+        entry_touch(dc, e);
         e->offset_kib =
             e->v[DK_OFFSET].present && e->v[DK_OFFSET].num_rc == 0 ? e->v[DK_OFFSET].num : 0;
     }
@@ -1217,7 +1455,7 @@ static int maxmem_call(struct domcache *dc, struct dc_entry *e, int64_t maxmem_k
                       strerror(-rc));
         return rc;
     }
-    e->maxmem_xen_kib = (uint64_t)xen_kib;
+    entry_set_maxmem_xen(dc, e, (uint64_t)xen_kib);
     return 0;
 }
 
@@ -1268,7 +1506,7 @@ int domcache_raise_maxmem(struct domcache *dc, uint32_t domid, int64_t maxmem_ki
         return -ESRCH;
     int64_t xen_kib = xen_maxmem_of(e, maxmem_kib);
     if (listed_kib >= xen_kib) {
-        e->maxmem_xen_kib = (uint64_t)listed_kib;
+        entry_set_maxmem_xen(dc, e, (uint64_t)listed_kib);
         log_dom_debug(domid, "maxmem already %" PRId64 " KiB (Xen), >= %" PRId64, listed_kib,
                       xen_kib);
         return 0;
@@ -1319,7 +1557,7 @@ int domcache_set_uncooperative(struct domcache *dc, uint32_t domid, bool uncoope
     if (rc == -ENOENT)
         rc = 0;
     if (rc == 0 && e != NULL)
-        value_set_absent(&e->v[DK_UNCOOP]);
+        value_set_absent(dc, e, DK_UNCOOP);
     if (rc < 0)
         log_dom_warnx(domid, "cannot remove %s: %s", path, strerror(-rc));
     free(path);
@@ -1366,10 +1604,38 @@ static char *identity_value(char *v)
     return v;
 }
 
+/* domid's identity record in the last sync's slots, or NULL: where the last call left off
+ * (asked in domid order, the next one), else a binary search (slots are in domid order). */
+static struct dc_ident *ident_find(struct domcache *dc, uint32_t domid)
+{
+    size_t n = dc->n_slots, i = dc->ident_next;
+    if (i >= n || dc->idents[i].domid != domid) {
+        size_t lo = 0, hi = n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (dc->idents[mid].domid < domid)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo >= n || dc->idents[lo].domid != domid)
+            return NULL;
+        i = lo;
+    }
+    dc->ident_next = i + 1;
+    return &dc->idents[i];
+}
+
 int domcache_identity(struct domcache *dc, uint32_t domid, const char **name, const char **uuid)
 {
     *name = NULL;
     *uuid = NULL;
+    const struct dc_ident *id = ident_find(dc, domid);
+    if (id != NULL && id->read) {
+        *name = id->name;
+        *uuid = id->uuid;
+        return 0;
+    }
     struct dc_entry *e = entry_find(dc, domid);
     if (e == NULL)
         return -ENOENT;
@@ -1390,6 +1656,9 @@ int domcache_identity(struct domcache *dc, uint32_t domid, const char **name, co
         }
         free(v);
         free(path);
+        if (e->slot < dc->n_slots && dc->slots[e->slot].e == e)
+            dc->idents[e->slot] = (struct dc_ident){
+                .domid = domid, .read = true, .name = e->name, .uuid = e->uuid};
     }
     *name = e->name;
     *uuid = e->uuid;

@@ -75,8 +75,11 @@ struct domcache_excluded {
     char reason[192];   /* "memory/dynamic-max = 35184372088832: above the limit of ..." */
 };
 
-/* A snapshot of the host. Owned by the caller; free with domcache_snapshot_free.
- * Arrays are reused when the same struct is passed again. */
+/* A snapshot of the host. Owned by the caller; free with domcache_snapshot_free. Make it
+ * with domcache_snapshot_init and fill it only with domcache_snapshot: its domains and
+ * extra arrays change hands with the cache's own at each snapshot (no copy and, in steady
+ * state, no allocation), so pointers into them are valid until the next snapshot into the
+ * same struct. */
 struct domcache_snapshot {
     struct policy_host host;             /* host.domains points into `domains` */
     struct policy_domain *domains;       /* sorted by domid */
@@ -120,7 +123,11 @@ int domcache_process_events(struct domcache *dc);
  * Drops entries of domains gone; a recycled domid (new handle) gets a fresh entry.
  * Domains that vanish while being read are skipped; domains whose xenstore values are
  * bad are left out into out->excluded (see struct domcache_excluded). Returns 0 or a negative
- * errno (the hypervisor could not be asked); *out is then unchanged. */
+ * errno (the hypervisor could not be asked); *out is then unchanged.
+ * Cost: with the same domain list as last time, a domain nothing changed since (no watch
+ * event, no write or read through the cache, no new maxmem) is made again from what the
+ * last snapshot made for it and from the list, without reading its cache entry: a
+ * sequential pass over two arrays, linear in the number of domains. */
 int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *resv,
                       size_t n_resv, struct domcache_snapshot *out);
 void domcache_snapshot_init(struct domcache_snapshot *s);
@@ -148,7 +155,9 @@ int domcache_write(struct domcache *dc, uint32_t domid, const char *key, const c
  * component of /local/domain/<domid>/vm), read once per domain (a recycled domid is a new
  * domain) and kept until it goes. *name, *uuid are borrowed (valid until the next
  * snapshot), NULL where xenstore has none or a value that is not printable ASCII of at
- * most 128 bytes. Returns 0, or -ENOENT for a domain the cache does not hold. */
+ * most 128 bytes. Returns 0, or -ENOENT for a domain the cache does not hold. Asked of
+ * the last snapshot's domains in domid order, each answer after the first read costs a
+ * step along an array (no table lookup, no read of the domain's entry). */
 int domcache_identity(struct domcache *dc, uint32_t domid, const char **name,
                       const char **uuid);
 /* Set maxmem directly in guest units (as SET_MAXMEM). Never lowers the maxmem of a

@@ -120,6 +120,10 @@ static int fb_watch_fd(struct backend *b)
 
 static int fb_read_watch(struct backend *b, struct backend_watch_event *ev)
 {
+    if (FB(b)->econn_next) {
+        FB(b)->econn_next = false;
+        return BACKEND_ECONN;
+    }
     int rc = inner_of(b)->ops->read_watch(inner_of(b), ev);
     if (rc == 1)
         FB(b)->n.events++;

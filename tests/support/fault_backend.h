@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: LGPL-2.1-only */
 /* A backend wrapping another for tests: counts every call and injects faults (a domain
- * dying or destroyed mid-read, shadow memory, refused watches, a jumping clock, a hook
- * after the domain list). */
+ * dying or destroyed mid-read, shadow memory, refused watches, a lost connection, a
+ * jumping clock, a hook after the domain list). */
 #ifndef SQUEEZED_TEST_FAULT_BACKEND_H
 #define SQUEEZED_TEST_FAULT_BACKEND_H
 
@@ -34,6 +34,9 @@ struct fault_backend {
     long watch_budget;       /* xs_watch calls left before -ENOSPC; -1: no limit */
     int64_t destroy_on_read; /* domid destroyed in world just before the next xs_read of a
                                 key of its own (/local/domain/<domid>/...); -1: none */
+    /* The next read_watch returns BACKEND_ECONN (once): the connection was lost and made
+     * again (the inner backend's watches stand). */
+    bool econn_next;
     fault_backend_hook_fn after_list; /* called after every list_domains (NULL: none) */
     void *ctx;                        /* handed to after_list */
     struct {
