@@ -25,13 +25,22 @@
  *    change, never rebuilt: one entry for the sum of every untransferred reservation
  *    (the snapshot only adds them up) and one per transferred reservation (the snapshot
  *    must know whether its domain is alive). Each transferred entry knows its slot.
+ *  - each session's reservations are also on a list of their own, so that a login deletes
+ *    what the session held without walking everybody's.
  * Sessions are interned: every reservation of a session points to the same string.
  */
 struct resv_entry {
-    struct reservation pub;         /* pub.session points into r->sessions */
-    struct resv_entry *prev, *next; /* creation order */
-    struct resv_entry *hnext;       /* hash chain */
-    size_t acct_slot;               /* index in acct while transferred, else SIZE_MAX */
+    struct reservation pub;           /* pub.session points into r->sessions */
+    struct resv_entry *prev, *next;   /* creation order */
+    struct resv_entry *sprev, *snext; /* creation order within its session */
+    struct resv_entry *hnext;         /* hash chain */
+    size_t acct_slot;                 /* index in acct while transferred, else SIZE_MAX */
+};
+
+/* One session's reservations (parallel to r->sessions). */
+struct session_list {
+    struct resv_entry *head, *tail;
+    size_t held; /* how many */
 };
 
 struct reservations {
@@ -46,12 +55,15 @@ struct reservations {
     int64_t untransferred_kib; /* sum of kib over reservations with domid < 0 */
     int64_t accounted_kib;     /* untransferred_kib as the last snapshot took it */
     size_t n_untransferred;
-    struct domcache_reservation *acct; /* [0]: the untransferred sum; then transferred */
-    struct resv_entry **acct_owner;    /* parallel to acct; [0] unused */
-    size_t n_acct, cap_acct;           /* n_acct counts acct[0] */
-    uint64_t generation;               /* bumped by every change of the list */
-    size_t *session_held;              /* parallel to sessions: reservations each holds */
-    size_t max_per_session;            /* reservations one session may hold */
+    struct domcache_reservation *acct;  /* [0]: the untransferred sum; then transferred */
+    struct resv_entry **acct_owner;     /* parallel to acct; [0] unused */
+    size_t n_acct, cap_acct;            /* n_acct counts acct[0] */
+    uint64_t generation;                /* bumped by every change of the list */
+    uint64_t next_seq;                  /* the seq of the next reservation added */
+    struct session_list *session_lists; /* parallel to sessions */
+    size_t max_per_session;             /* reservations one session may hold */
+    reservations_observer_fn observer;  /* NULL: none */
+    void *observer_ctx;
 };
 
 struct reservations *reservations_new(struct backend *b, struct domcache *dc)
@@ -88,7 +100,7 @@ void reservations_free(struct reservations *r)
     for (size_t i = 0; i < r->n_sessions; i++)
         free(r->sessions[i]);
     free(r->sessions);
-    free(r->session_held);
+    free(r->session_lists);
     free(r->acct);
     free(r->acct_owner);
     free(r);
@@ -102,6 +114,19 @@ size_t reservations_count(const struct reservations *r)
 uint64_t reservations_generation(const struct reservations *r)
 {
     return r->generation;
+}
+
+void reservations_set_observer(struct reservations *r, reservations_observer_fn fn, void *ctx)
+{
+    r->observer = fn;
+    r->observer_ctx = ctx;
+}
+
+static void notify(struct reservations *r, enum reservations_change what,
+                   const struct resv_entry *e)
+{
+    if (r->observer != NULL)
+        r->observer(r->observer_ctx, what, &e->pub);
 }
 
 const struct reservation *reservations_first(const struct reservations *r)
@@ -294,10 +319,10 @@ static const char *add_session(struct reservations *r, const char *session)
     if (r->n_sessions == r->cap_sessions) {
         r->cap_sessions = r->cap_sessions ? 2 * r->cap_sessions : 4;
         r->sessions = xreallocarray(r->sessions, r->cap_sessions, sizeof(*r->sessions));
-        r->session_held =
-            xreallocarray(r->session_held, r->cap_sessions, sizeof(*r->session_held));
+        r->session_lists =
+            xreallocarray(r->session_lists, r->cap_sessions, sizeof(*r->session_lists));
     }
-    r->session_held[r->n_sessions] = 0;
+    r->session_lists[r->n_sessions] = (struct session_list){0};
     r->sessions[r->n_sessions] = xstrdup(session);
     return r->sessions[r->n_sessions++];
 }
@@ -317,7 +342,7 @@ int reservations_check_room(const struct reservations *r, const char *session, s
     size_t held = pending;
     for (size_t i = 0; i < r->n_sessions; i++)
         if (strcmp(r->sessions[i], session) == 0)
-            held += r->session_held[i];
+            held += r->session_lists[i].held;
     if (held < r->max_per_session)
         return 0;
     return fail_internal(err,
@@ -349,9 +374,17 @@ static void add_entry(struct reservations *r, char *id, const char *session, int
     struct resv_entry *e = xcalloc(1, sizeof(*e));
     e->pub.id = id;
     e->pub.session = (char *)add_session(r, session);
-    r->session_held[session_slot(r, e->pub.session)]++;
+    struct session_list *sl = &r->session_lists[session_slot(r, e->pub.session)];
+    sl->held++;
+    e->sprev = sl->tail;
+    if (sl->tail != NULL)
+        sl->tail->snext = e;
+    else
+        sl->head = e;
+    sl->tail = e;
     e->pub.kib = kib;
     e->pub.domid = -1;
+    e->pub.seq = r->next_seq++;
     e->acct_slot = SIZE_MAX;
     index_insert(r, e);
     e->prev = r->tail;
@@ -366,11 +399,21 @@ static void add_entry(struct reservations *r, char *id, const char *session, int
     r->generation++;
     if (domid >= 0)
         set_transferred(r, e, domid);
+    notify(r, RESERVATIONS_ADDED, e);
 }
 
 static void remove_entry(struct reservations *r, struct resv_entry *e)
 {
-    r->session_held[session_slot(r, e->pub.session)]--;
+    struct session_list *sl = &r->session_lists[session_slot(r, e->pub.session)];
+    sl->held--;
+    if (e->sprev != NULL)
+        e->sprev->snext = e->snext;
+    else
+        sl->head = e->snext;
+    if (e->snext != NULL)
+        e->snext->sprev = e->sprev;
+    else
+        sl->tail = e->sprev;
     acct_remove(r, e);
     index_remove(r, e);
     if (e->prev != NULL)
@@ -383,6 +426,7 @@ static void remove_entry(struct reservations *r, struct resv_entry *e)
         r->tail = e->prev;
     r->n--;
     r->generation++;
+    notify(r, RESERVATIONS_REMOVED, e);
     free(e->pub.id);
     free(e);
 }
@@ -480,18 +524,16 @@ int reservations_login(struct reservations *r, const char *service, struct servi
         return fail_internal(err, xasprintf("cannot record session '%s' in xenstore: %s",
                                             service, strerror(-rc)));
     size_t purged = 0;
-    struct resv_entry *e = r->head;
+    const char *interned = add_session(r, service);
+    struct resv_entry *e = r->session_lists[session_slot(r, interned)].head;
     while (e != NULL) {
-        struct resv_entry *next = e->next;
-        if (strcmp(e->pub.session, service) == 0) {
-            log_info("login %s: deleting reservation %s (%" PRId64 " KiB) made before", service,
-                     e->pub.id, e->pub.kib);
-            remove_entry(r, e);
-            purged++;
-        }
+        struct resv_entry *next = e->snext;
+        log_info("login %s: deleting reservation %s (%" PRId64 " KiB) made before", service,
+                 e->pub.id, e->pub.kib);
+        remove_entry(r, e);
+        purged++;
         e = next;
     }
-    add_session(r, service);
     log_info("login %s: %zu earlier reservation(s) deleted", service, purged);
     return 0;
 }
@@ -734,6 +776,7 @@ int reservations_transfer(struct reservations *r, const char *session, const cha
         goto out;
     }
     set_transferred(r, e, (int32_t)domid);
+    notify(r, RESERVATIONS_CHANGED, e);
     log_dom_info(domid, "reservation %s (%" PRId64 " KiB) of session %s transferred", id,
                  x->kib, session);
 out:
