@@ -15,12 +15,13 @@
 #include "common/xalloc.h"
 
 #define STATE_ROOT "/squeezed/state"
+#define INDEX_MOVE_STEP 8 /* buckets moved to a grown table per change */
 
 /*
  * The set is indexed so that no call costs more than a logarithm of the number held:
  *  - each reservation is its own allocation (stable address), on a doubly linked list in
  *    creation order (what /status shows) and in a hash table by id (chained, grown at load
- *    factor 1);
+ *    factor 1 to twice its size, its entries moved a few buckets per change);
  *  - the accounting the squeezer reads before every snapshot is kept up to date by each
  *    change, never rebuilt: one entry for the sum of every untransferred reservation
  *    (the snapshot only adds them up) and one per transferred reservation (the snapshot
@@ -34,6 +35,7 @@ struct resv_entry {
     struct resv_entry *prev, *next;   /* creation order */
     struct resv_entry *sprev, *snext; /* creation order within its session */
     struct resv_entry *hnext;         /* hash chain */
+    size_t hash;                      /* hash_id(pub.id) */
     size_t acct_slot;                 /* index in acct while transferred, else SIZE_MAX */
 };
 
@@ -49,7 +51,10 @@ struct reservations {
     struct resv_entry *head, *tail;
     size_t n;
     struct resv_entry **buckets;
-    size_t n_buckets; /* power of two, 0 before the first reservation */
+    size_t n_buckets;                /* power of two, 0 before the first reservation */
+    struct resv_entry **old_buckets; /* while growing: the table being moved, else NULL */
+    size_t n_old;                    /* its size */
+    size_t moved;                    /* its buckets [0, moved) are empty (moved over) */
     char **sessions;
     size_t n_sessions, cap_sessions;
     int64_t untransferred_kib; /* sum of kib over reservations with domid < 0 */
@@ -97,6 +102,7 @@ void reservations_free(struct reservations *r)
         e = next;
     }
     free(r->buckets);
+    free(r->old_buckets);
     for (size_t i = 0; i < r->n_sessions; i++)
         free(r->sessions[i]);
     free(r->sessions);
@@ -182,33 +188,65 @@ static size_t hash_id(const char *id)
     return (size_t)h;
 }
 
+/* Move up to INDEX_MOVE_STEP buckets of the old table into the new one. */
+static void index_move(struct reservations *r)
+{
+    for (size_t k = 0; k < INDEX_MOVE_STEP && r->old_buckets != NULL; k++) {
+        struct resv_entry *e = r->old_buckets[r->moved];
+        while (e != NULL) {
+            struct resv_entry *next = e->hnext;
+            size_t b = e->hash & (r->n_buckets - 1);
+            e->hnext = r->buckets[b];
+            r->buckets[b] = e;
+            e = next;
+        }
+        r->old_buckets[r->moved++] = NULL;
+        if (r->moved == r->n_old) {
+            free(r->old_buckets);
+            r->old_buckets = NULL;
+            r->n_old = r->moved = 0;
+        }
+    }
+}
+
+/* The chain where an entry of hash h is (or goes): the old table's while its bucket has
+ * not moved yet. */
+static struct resv_entry **index_chain(const struct reservations *r, size_t h)
+{
+    if (r->old_buckets != NULL && (h & (r->n_old - 1)) >= r->moved)
+        return &r->old_buckets[h & (r->n_old - 1)];
+    return &r->buckets[h & (r->n_buckets - 1)];
+}
+
 static void index_insert(struct reservations *r, struct resv_entry *e)
 {
+    index_move(r);
     if (r->n + 1 > r->n_buckets) {
+        /* A table twice the size, filled a few buckets per change rather than all at
+         * once: a rehash of everything would be one call's O(N). The old table is empty
+         * long before the new one fills (it moves INDEX_MOVE_STEP buckets a change). */
+        while (r->old_buckets != NULL)
+            index_move(r);
         size_t nb = r->n_buckets ? 2 * r->n_buckets : 64;
-        struct resv_entry **b = xcalloc(nb, sizeof(*b));
-        for (struct resv_entry *x = r->head; x != NULL; x = x->next) {
-            if (x == e)
-                continue;
-            size_t k = hash_id(x->pub.id) & (nb - 1);
-            x->hnext = b[k];
-            b[k] = x;
-        }
-        free(r->buckets);
-        r->buckets = b;
+        r->old_buckets = r->buckets;
+        r->n_old = r->n_buckets;
+        r->moved = 0;
+        r->buckets = xcalloc(nb, sizeof(*r->buckets));
         r->n_buckets = nb;
     }
-    size_t k = hash_id(e->pub.id) & (r->n_buckets - 1);
-    e->hnext = r->buckets[k];
-    r->buckets[k] = e;
+    e->hash = hash_id(e->pub.id);
+    struct resv_entry **chain = index_chain(r, e->hash);
+    e->hnext = *chain;
+    *chain = e;
 }
 
 static void index_remove(struct reservations *r, struct resv_entry *e)
 {
-    struct resv_entry **pp = &r->buckets[hash_id(e->pub.id) & (r->n_buckets - 1)];
+    struct resv_entry **pp = index_chain(r, e->hash);
     while (*pp != e)
         pp = &(*pp)->hnext;
     *pp = e->hnext;
+    index_move(r);
 }
 
 static void acct_add_transferred(struct reservations *r, struct resv_entry *e)
@@ -435,8 +473,7 @@ static struct resv_entry *find(struct reservations *r, const char *session, cons
 {
     if (r->n_buckets == 0)
         return NULL;
-    for (struct resv_entry *e = r->buckets[hash_id(id) & (r->n_buckets - 1)]; e != NULL;
-         e = e->hnext)
+    for (struct resv_entry *e = *index_chain(r, hash_id(id)); e != NULL; e = e->hnext)
         if (strcmp(e->pub.id, id) == 0 && strcmp(e->pub.session, session) == 0)
             return e;
     return NULL;
