@@ -4,8 +4,8 @@
 # reference measured in the same run and their ratio.
 #   reserve   a reserve that needs no ballooning, by host size; reference: two snapshots
 #             and one policy round of the same host in-process (BUILD/bench/bench_snapshot)
-#   held      reserve / delete / GET /status with HELD reservations held; reference: the
-#             same calls with none held
+#   held      reserve / transfer / delete / login / GET /status with HELD reservations
+#             held; reference: the same calls with none held
 #   state     --sim-state: a reserve with it against without; start-up with it by size;
 #             SIGTERM during start-up
 #   rss       RSS idle and after an hour of periodic balances (virtual clock), by size;
@@ -50,6 +50,10 @@ command -v curl >/dev/null 2>&1 || die "curl is not installed"
 command -v wrk >/dev/null 2>&1 || die "wrk is not installed"
 [ -x "$BIN" ] || die "$BIN is not built (make)"
 
+# Changing calls over TCP need the bearer token (issue 11).
+token=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
+(umask 077 && printf '%s\n' "$token" >"$tmp/token")
+
 # host N: the path of a generated N-domain scenario ("demo" is scenarios/demo.json).
 host() {
     case $1 in
@@ -65,10 +69,6 @@ host() {
 now_ms() {
     echo $(($(date +%s%N) / 1000000))
 }
-
-# Changing calls over TCP need the bearer token (issue 11).
-token=$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')
-(umask 077 && printf '%s\n' "$token" >"$tmp/token")
 
 # start ARGS...: the daemon on a free loopback port; sets pid, url and startup_ms.
 start() {
@@ -101,19 +101,25 @@ rss_kib() {
 
 # rpc METHOD PARAMS: the reply body.
 rpc() {
-    curl -sS --max-time 600 -H "Authorization: Bearer $token" --data-binary "{\"method\": \"$1\", \"params\": $2, \"id\": 1}" \
-        "$url/"
+    curl -sS --max-time 600 -H "Authorization: Bearer $token" \
+        --data-binary "{\"method\": \"$1\", \"params\": $2, \"id\": 1}" "$url/"
 }
 
 # timed METHOD PARAMS: the call's time in ms (3 decimals); the body in $tmp/reply.
 timed() {
-    curl -sS --max-time 600 -H "Authorization: Bearer $token" -o "$tmp/reply" -w '%{time_total}' \
+    curl -sS --max-time 600 -o "$tmp/reply" -w '%{time_total}' \
+        -H "Authorization: Bearer $token" \
         --data-binary "{\"method\": \"$1\", \"params\": $2, \"id\": 1}" "$url/" |
         awk '{ printf "%.3f", $1 * 1000 }'
 }
 
 median() {
     sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "nan"; else print v[int((NR + 1) / 2)] }'
+}
+
+# spread: the smallest and largest of the values on stdin, "MIN-MAX".
+spread() {
+    sort -n | awk 'NR == 1 { lo = $1 } { hi = $1 } END { print lo "-" hi }'
 }
 
 ratio() {
@@ -156,6 +162,7 @@ hold() {
     cat >"$tmp/hold.lua" <<LUA
 wrk.method = "POST"
 wrk.body = '{"method": "reserve_memory", "params": ["bench", "bench", 1], "id": 1}'
+wrk.headers["Authorization"] = "Bearer $token"
 local total = 0
 function response(status, headers, body)
     total = total + 1
@@ -164,8 +171,16 @@ end
 LUA
     wrk -t4 -c4 -d3600s -s "$tmp/hold.lua" "$url/" >"$tmp/hold.out" 2>&1 &
     wrkpid=$!
-    while [ "$(held_count)" -lt "$1" ]; do
+    last=-1 since=$(now_ms)
+    while :; do
+        have=$(held_count)
+        [ "$have" -lt "$1" ] || break
         kill -0 "$wrkpid" 2>/dev/null || die "wrk: $(cat "$tmp/hold.out")"
+        if [ "$have" -ne "$last" ]; then
+            last=$have since=$(now_ms)
+        elif [ $(($(now_ms) - since)) -gt 30000 ]; then
+            die "no reservation made in 30 s ($have held): $(tail -n 3 "$log")"
+        fi
         sleep 0.5
     done
     kill "$wrkpid" 2>/dev/null
@@ -191,15 +206,19 @@ for part in $PARTS; do
         ;;
     held)
         # Two daemons side by side, one holding HELD reservations, one none; their calls
-        # alternate, so that both see the same machine load.
-        SOCK_TAG=none start --scenario scenarios/demo.json --clock virtual
+        # alternate, so that both see the same machine load. Each round, on each: reserve,
+        # transfer to a new domain, delete, login of another session (which deletes the
+        # one reservation it holds), GET /status.
+        cap="--max-reservations-per-session $((HELD + 1024))"
+        SOCK_TAG=none start --scenario scenarios/demo.json --clock virtual $cap
         pid0=$pid url0=$url
         rss0=$(rss_kib)
-        SOCK_TAG=held start --scenario scenarios/demo.json --clock virtual
+        SOCK_TAG=held start --scenario scenarios/demo.json --clock virtual $cap
         pid1=$pid url1=$url
         for u in "$url0" "$url1"; do
             url=$u
             rpc login '["bench", "bench"]' >/dev/null
+            rpc login '["bench", "other"]' >/dev/null
         done
         url=$url1
         t0=$(now_ms)
@@ -207,14 +226,36 @@ for part in $PARTS; do
         got=$(held_count)
         say "holding $got reservations took $(($(now_ms) - t0)) ms"
         rss1=$(rss_kib)
-        : >"$tmp/r0"; : >"$tmp/d0"; : >"$tmp/s0"; : >"$tmp/r1"; : >"$tmp/d1"; : >"$tmp/s1"
+        for k in 0 1; do
+            for f in r t d l s; do : >"$tmp/$f$k"; done
+        done
         round=0
         while [ "$round" -lt "$REPEAT" ]; do
+            domid=$((1000 + round))
             for k in 0 1; do
                 eval "url=\$url$k"
-                reserve_delete 1
-                echo "$res_ms" >>"$tmp/r$k"
-                echo "$del_ms" >>"$tmp/d$k"
+                timed reserve_memory '["bench", "bench", 1024]' >>"$tmp/r$k"
+                echo >>"$tmp/r$k"
+                id=$(sed -n 's/.*"result":"\([^"]*\)".*/\1/p' "$tmp/reply")
+                [ -n "$id" ] || die "reserve failed: $(cat "$tmp/reply")"
+                rpc sim.create_domain "[{\"domid\": $domid, \"dynamic_min_kib\": 1024,
+                    \"dynamic_max_kib\": 1024, \"target_kib\": 1024,
+                    \"initial_reservation_kib\": 1024}]" | grep -q '"error":null' ||
+                    die "sim.create_domain $domid failed"
+                timed transfer_reservation_to_domain "[\"bench\", \"bench\", \"$id\", $domid]" \
+                    >>"$tmp/t$k"
+                echo >>"$tmp/t$k"
+                grep -q '"error":null' "$tmp/reply" || die "transfer failed: $(cat "$tmp/reply")"
+                timed delete_reservation "[\"bench\", \"bench\", \"$id\"]" >>"$tmp/d$k"
+                echo >>"$tmp/d$k"
+                grep -q '"error":null' "$tmp/reply" || die "delete failed: $(cat "$tmp/reply")"
+                rpc sim.destroy_domain "[$domid]" | grep -q '"error":null' ||
+                    die "sim.destroy_domain $domid failed"
+                rpc reserve_memory '["bench", "other", 1024]' | grep -q '"error":null' ||
+                    die "reserve for the other session failed"
+                timed login '["bench", "other"]' >>"$tmp/l$k"
+                echo >>"$tmp/l$k"
+                grep -q '"error":null' "$tmp/reply" || die "login failed: $(cat "$tmp/reply")"
                 status_ms 1 >>"$tmp/s$k"
             done
             round=$((round + 1))
@@ -224,11 +265,16 @@ for part in $PARTS; do
         pid0=""
         pid=$pid1
         stop
-        r0=$(median <"$tmp/r0") d0=$(median <"$tmp/d0") s0=$(median <"$tmp/s0")
-        r1=$(median <"$tmp/r1") d1=$(median <"$tmp/d1") s1=$(median <"$tmp/s1")
-        say "with $got held: reserve $r1 ms, delete $d1 ms, GET /status $s1 ms;" \
-            "with none: $r0 / $d0 / $s0 ms; ratios $(ratio "$r1" "$r0")" \
-            "/ $(ratio "$d1" "$d0") / $(ratio "$s1" "$s0")"
+        line=""
+        for f in r t d l s; do
+            m0=$(median <"$tmp/${f}0") m1=$(median <"$tmp/${f}1")
+            case $f in
+            r) name=reserve ;; t) name=transfer ;; d) name=delete ;; l) name=login ;;
+            s) name="GET /status" ;;
+            esac
+            say "with $got held: $name $m1 ms (spread $(spread <"$tmp/${f}1"));" \
+                "with none: $m0 ms (spread $(spread <"$tmp/${f}0")); ratio $(ratio "$m1" "$m0")"
+        done
         say "RSS per reservation: $(awk -v a="$rss1" -v b="$rss0" -v n="$got" \
             'BEGIN { printf "%.2f KiB", (a - b) / n }') ($rss0 -> $rss1 KiB)"
         ;;

@@ -15,23 +15,34 @@
 #include "common/xalloc.h"
 
 #define STATE_ROOT "/squeezed/state"
+#define INDEX_MOVE_STEP 8 /* buckets moved to a grown table per change */
 
 /*
  * The set is indexed so that no call costs more than a logarithm of the number held:
  *  - each reservation is its own allocation (stable address), on a doubly linked list in
  *    creation order (what /status shows) and in a hash table by id (chained, grown at load
- *    factor 1);
+ *    factor 1 to twice its size, its entries moved a few buckets per change);
  *  - the accounting the squeezer reads before every snapshot is kept up to date by each
  *    change, never rebuilt: one entry for the sum of every untransferred reservation
  *    (the snapshot only adds them up) and one per transferred reservation (the snapshot
  *    must know whether its domain is alive). Each transferred entry knows its slot.
+ *  - each session's reservations are also on a list of their own, so that a login deletes
+ *    what the session held without walking everybody's.
  * Sessions are interned: every reservation of a session points to the same string.
  */
 struct resv_entry {
-    struct reservation pub;         /* pub.session points into r->sessions */
-    struct resv_entry *prev, *next; /* creation order */
-    struct resv_entry *hnext;       /* hash chain */
-    size_t acct_slot;               /* index in acct while transferred, else SIZE_MAX */
+    struct reservation pub;           /* pub.session points into r->sessions */
+    struct resv_entry *prev, *next;   /* creation order */
+    struct resv_entry *sprev, *snext; /* creation order within its session */
+    struct resv_entry *hnext;         /* hash chain */
+    size_t hash;                      /* hash_id(pub.id) */
+    size_t acct_slot;                 /* index in acct while transferred, else SIZE_MAX */
+};
+
+/* One session's reservations (parallel to r->sessions). */
+struct session_list {
+    struct resv_entry *head, *tail;
+    size_t held; /* how many */
 };
 
 struct reservations {
@@ -40,18 +51,24 @@ struct reservations {
     struct resv_entry *head, *tail;
     size_t n;
     struct resv_entry **buckets;
-    size_t n_buckets; /* power of two, 0 before the first reservation */
+    size_t n_buckets;                /* power of two, 0 before the first reservation */
+    struct resv_entry **old_buckets; /* while growing: the table being moved, else NULL */
+    size_t n_old;                    /* its size */
+    size_t moved;                    /* its buckets [0, moved) are empty (moved over) */
     char **sessions;
     size_t n_sessions, cap_sessions;
     int64_t untransferred_kib; /* sum of kib over reservations with domid < 0 */
     int64_t accounted_kib;     /* untransferred_kib as the last snapshot took it */
     size_t n_untransferred;
-    struct domcache_reservation *acct; /* [0]: the untransferred sum; then transferred */
-    struct resv_entry **acct_owner;    /* parallel to acct; [0] unused */
-    size_t n_acct, cap_acct;           /* n_acct counts acct[0] */
-    uint64_t generation;               /* bumped by every change of the list */
-    size_t *session_held;              /* parallel to sessions: reservations each holds */
-    size_t max_per_session;            /* reservations one session may hold */
+    struct domcache_reservation *acct;  /* [0]: the untransferred sum; then transferred */
+    struct resv_entry **acct_owner;     /* parallel to acct; [0] unused */
+    size_t n_acct, cap_acct;            /* n_acct counts acct[0] */
+    uint64_t generation;                /* bumped by every change of the list */
+    uint64_t next_seq;                  /* the seq of the next reservation added */
+    struct session_list *session_lists; /* parallel to sessions */
+    size_t max_per_session;             /* reservations one session may hold */
+    reservations_observer_fn observer;  /* NULL: none */
+    void *observer_ctx;
 };
 
 struct reservations *reservations_new(struct backend *b, struct domcache *dc)
@@ -85,10 +102,11 @@ void reservations_free(struct reservations *r)
         e = next;
     }
     free(r->buckets);
+    free(r->old_buckets);
     for (size_t i = 0; i < r->n_sessions; i++)
         free(r->sessions[i]);
     free(r->sessions);
-    free(r->session_held);
+    free(r->session_lists);
     free(r->acct);
     free(r->acct_owner);
     free(r);
@@ -102,6 +120,19 @@ size_t reservations_count(const struct reservations *r)
 uint64_t reservations_generation(const struct reservations *r)
 {
     return r->generation;
+}
+
+void reservations_set_observer(struct reservations *r, reservations_observer_fn fn, void *ctx)
+{
+    r->observer = fn;
+    r->observer_ctx = ctx;
+}
+
+static void notify(struct reservations *r, enum reservations_change what,
+                   const struct resv_entry *e)
+{
+    if (r->observer != NULL)
+        r->observer(r->observer_ctx, what, &e->pub);
 }
 
 const struct reservation *reservations_first(const struct reservations *r)
@@ -157,33 +188,65 @@ static size_t hash_id(const char *id)
     return (size_t)h;
 }
 
+/* Move up to INDEX_MOVE_STEP buckets of the old table into the new one. */
+static void index_move(struct reservations *r)
+{
+    for (size_t k = 0; k < INDEX_MOVE_STEP && r->old_buckets != NULL; k++) {
+        struct resv_entry *e = r->old_buckets[r->moved];
+        while (e != NULL) {
+            struct resv_entry *next = e->hnext;
+            size_t b = e->hash & (r->n_buckets - 1);
+            e->hnext = r->buckets[b];
+            r->buckets[b] = e;
+            e = next;
+        }
+        r->old_buckets[r->moved++] = NULL;
+        if (r->moved == r->n_old) {
+            free(r->old_buckets);
+            r->old_buckets = NULL;
+            r->n_old = r->moved = 0;
+        }
+    }
+}
+
+/* The chain where an entry of hash h is (or goes): the old table's while its bucket has
+ * not moved yet. */
+static struct resv_entry **index_chain(const struct reservations *r, size_t h)
+{
+    if (r->old_buckets != NULL && (h & (r->n_old - 1)) >= r->moved)
+        return &r->old_buckets[h & (r->n_old - 1)];
+    return &r->buckets[h & (r->n_buckets - 1)];
+}
+
 static void index_insert(struct reservations *r, struct resv_entry *e)
 {
+    index_move(r);
     if (r->n + 1 > r->n_buckets) {
+        /* A table twice the size, filled a few buckets per change rather than all at
+         * once: a rehash of everything would be one call's O(N). The old table is empty
+         * long before the new one fills (it moves INDEX_MOVE_STEP buckets a change). */
+        while (r->old_buckets != NULL)
+            index_move(r);
         size_t nb = r->n_buckets ? 2 * r->n_buckets : 64;
-        struct resv_entry **b = xcalloc(nb, sizeof(*b));
-        for (struct resv_entry *x = r->head; x != NULL; x = x->next) {
-            if (x == e)
-                continue;
-            size_t k = hash_id(x->pub.id) & (nb - 1);
-            x->hnext = b[k];
-            b[k] = x;
-        }
-        free(r->buckets);
-        r->buckets = b;
+        r->old_buckets = r->buckets;
+        r->n_old = r->n_buckets;
+        r->moved = 0;
+        r->buckets = xcalloc(nb, sizeof(*r->buckets));
         r->n_buckets = nb;
     }
-    size_t k = hash_id(e->pub.id) & (r->n_buckets - 1);
-    e->hnext = r->buckets[k];
-    r->buckets[k] = e;
+    e->hash = hash_id(e->pub.id);
+    struct resv_entry **chain = index_chain(r, e->hash);
+    e->hnext = *chain;
+    *chain = e;
 }
 
 static void index_remove(struct reservations *r, struct resv_entry *e)
 {
-    struct resv_entry **pp = &r->buckets[hash_id(e->pub.id) & (r->n_buckets - 1)];
+    struct resv_entry **pp = index_chain(r, e->hash);
     while (*pp != e)
         pp = &(*pp)->hnext;
     *pp = e->hnext;
+    index_move(r);
 }
 
 static void acct_add_transferred(struct reservations *r, struct resv_entry *e)
@@ -294,10 +357,10 @@ static const char *add_session(struct reservations *r, const char *session)
     if (r->n_sessions == r->cap_sessions) {
         r->cap_sessions = r->cap_sessions ? 2 * r->cap_sessions : 4;
         r->sessions = xreallocarray(r->sessions, r->cap_sessions, sizeof(*r->sessions));
-        r->session_held =
-            xreallocarray(r->session_held, r->cap_sessions, sizeof(*r->session_held));
+        r->session_lists =
+            xreallocarray(r->session_lists, r->cap_sessions, sizeof(*r->session_lists));
     }
-    r->session_held[r->n_sessions] = 0;
+    r->session_lists[r->n_sessions] = (struct session_list){0};
     r->sessions[r->n_sessions] = xstrdup(session);
     return r->sessions[r->n_sessions++];
 }
@@ -317,7 +380,7 @@ int reservations_check_room(const struct reservations *r, const char *session, s
     size_t held = pending;
     for (size_t i = 0; i < r->n_sessions; i++)
         if (strcmp(r->sessions[i], session) == 0)
-            held += r->session_held[i];
+            held += r->session_lists[i].held;
     if (held < r->max_per_session)
         return 0;
     return fail_internal(err,
@@ -349,9 +412,17 @@ static void add_entry(struct reservations *r, char *id, const char *session, int
     struct resv_entry *e = xcalloc(1, sizeof(*e));
     e->pub.id = id;
     e->pub.session = (char *)add_session(r, session);
-    r->session_held[session_slot(r, e->pub.session)]++;
+    struct session_list *sl = &r->session_lists[session_slot(r, e->pub.session)];
+    sl->held++;
+    e->sprev = sl->tail;
+    if (sl->tail != NULL)
+        sl->tail->snext = e;
+    else
+        sl->head = e;
+    sl->tail = e;
     e->pub.kib = kib;
     e->pub.domid = -1;
+    e->pub.seq = r->next_seq++;
     e->acct_slot = SIZE_MAX;
     index_insert(r, e);
     e->prev = r->tail;
@@ -366,11 +437,21 @@ static void add_entry(struct reservations *r, char *id, const char *session, int
     r->generation++;
     if (domid >= 0)
         set_transferred(r, e, domid);
+    notify(r, RESERVATIONS_ADDED, e);
 }
 
 static void remove_entry(struct reservations *r, struct resv_entry *e)
 {
-    r->session_held[session_slot(r, e->pub.session)]--;
+    struct session_list *sl = &r->session_lists[session_slot(r, e->pub.session)];
+    sl->held--;
+    if (e->sprev != NULL)
+        e->sprev->snext = e->snext;
+    else
+        sl->head = e->snext;
+    if (e->snext != NULL)
+        e->snext->sprev = e->sprev;
+    else
+        sl->tail = e->sprev;
     acct_remove(r, e);
     index_remove(r, e);
     if (e->prev != NULL)
@@ -383,6 +464,7 @@ static void remove_entry(struct reservations *r, struct resv_entry *e)
         r->tail = e->prev;
     r->n--;
     r->generation++;
+    notify(r, RESERVATIONS_REMOVED, e);
     free(e->pub.id);
     free(e);
 }
@@ -391,8 +473,7 @@ static struct resv_entry *find(struct reservations *r, const char *session, cons
 {
     if (r->n_buckets == 0)
         return NULL;
-    for (struct resv_entry *e = r->buckets[hash_id(id) & (r->n_buckets - 1)]; e != NULL;
-         e = e->hnext)
+    for (struct resv_entry *e = *index_chain(r, hash_id(id)); e != NULL; e = e->hnext)
         if (strcmp(e->pub.id, id) == 0 && strcmp(e->pub.session, session) == 0)
             return e;
     return NULL;
@@ -480,18 +561,16 @@ int reservations_login(struct reservations *r, const char *service, struct servi
         return fail_internal(err, xasprintf("cannot record session '%s' in xenstore: %s",
                                             service, strerror(-rc)));
     size_t purged = 0;
-    struct resv_entry *e = r->head;
+    const char *interned = add_session(r, service);
+    struct resv_entry *e = r->session_lists[session_slot(r, interned)].head;
     while (e != NULL) {
-        struct resv_entry *next = e->next;
-        if (strcmp(e->pub.session, service) == 0) {
-            log_info("login %s: deleting reservation %s (%" PRId64 " KiB) made before", service,
-                     e->pub.id, e->pub.kib);
-            remove_entry(r, e);
-            purged++;
-        }
+        struct resv_entry *next = e->snext;
+        log_info("login %s: deleting reservation %s (%" PRId64 " KiB) made before", service,
+                 e->pub.id, e->pub.kib);
+        remove_entry(r, e);
+        purged++;
         e = next;
     }
-    add_session(r, service);
     log_info("login %s: %zu earlier reservation(s) deleted", service, purged);
     return 0;
 }
@@ -734,6 +813,7 @@ int reservations_transfer(struct reservations *r, const char *session, const cha
         goto out;
     }
     set_transferred(r, e, (int32_t)domid);
+    notify(r, RESERVATIONS_CHANGED, e);
     log_dom_info(domid, "reservation %s (%" PRId64 " KiB) of session %s transferred", id,
                  x->kib, session);
 out:

@@ -50,6 +50,7 @@ struct reservation {
     char *session; /* the service that made it (shared by its reservations; read only) */
     int64_t kib;
     int32_t domid; /* -1 until transferred */
+    uint64_t seq;  /* creation order: larger is newer; never reused within one set */
 };
 
 /* What the squeeze of a reserve call did, for the daemon's operations log. */
@@ -129,6 +130,20 @@ const struct reservation *reservations_next(const struct reservations *r,
 const struct reservation *reservations_at(const struct reservations *r, size_t i);
 /* Bumped by every change of the list (add, delete, transfer). */
 uint64_t reservations_generation(const struct reservations *r);
+
+/* What changed in the list, told to the observer as it happens. */
+enum reservations_change {
+    RESERVATIONS_ADDED,   /* x is new, at the end of the list (its seq is the largest) */
+    RESERVATIONS_CHANGED, /* x (same seq) was transferred: its domid changed */
+    RESERVATIONS_REMOVED, /* x leaves the list: valid during the call only */
+};
+typedef void (*reservations_observer_fn)(void *ctx, enum reservations_change what,
+                                         const struct reservation *x);
+/* Call fn(ctx, ...) once for every change of the list from now on (load, login, reserve,
+ * grant, delete, transfer), after the change is made (a removal: just before x is
+ * freed), on the thread that made it. fn must not change r. NULL: none. Replaces any
+ * observer set before. */
+void reservations_set_observer(struct reservations *r, reservations_observer_fn fn, void *ctx);
 
 /* A squeeze_reservations_fn: ctx is the struct reservations. Maintained by each change
  * (O(1) per call): one entry with domid -1 for the sum of every untransferred

@@ -2,6 +2,7 @@
 /* The daemon's operations: one worker thread runs them one at a time; status is published. */
 #include "server/service.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -242,8 +243,7 @@ struct service {
     /* The parts of the last picture, reused while unchanged (worker only). */
     struct status_domains *pub_domains;
     uint64_t pub_domains_snapshots; /* the snapshot counter they were made at */
-    struct status_resvs *pub_resvs;
-    uint64_t pub_resvs_generation;
+    struct status_resvs *pub_resvs; /* kept in step with s->resv by resv_changed */
 
     /* Published for readers on other threads. */
     pthread_mutex_t pub_mu;
@@ -383,10 +383,31 @@ json_t *service_history(struct service *s, int64_t window_ms, const int32_t *dom
     return j;
 }
 
+/* A change of the reservations, applied to the published set as it happens: O(log N)
+ * (server/status.h), where rebuilding the set after each change was O(N). */
+static void resv_changed(void *ctx, enum reservations_change what, const struct reservation *x)
+{
+    struct service *s = ctx;
+    struct status_resvs *v = NULL;
+    switch (what) {
+    case RESERVATIONS_ADDED:
+        v = status_resvs_add(s->pub_resvs, x);
+        break;
+    case RESERVATIONS_CHANGED:
+        v = status_resvs_set(s->pub_resvs, x);
+        break;
+    case RESERVATIONS_REMOVED:
+        v = status_resvs_remove(s->pub_resvs, x->seq);
+        break;
+    }
+    status_resvs_unref(s->pub_resvs);
+    s->pub_resvs = v;
+}
+
 /* Publish the worker's state as a new picture (server/status.h). No serialisation here:
  * the picture copies the small parts and shares the domains (rebuilt only after a new
- * snapshot) and the reservations (only after they changed); HTTP threads make the bytes
- * on first read. Worker thread (or service_new before the worker starts). */
+ * snapshot) and the reservations (kept in step by resv_changed); HTTP threads make the
+ * bytes on first read. Worker thread (or service_new before the worker starts). */
 static void publish(struct service *s)
 {
     const struct domcache_snapshot *snap = squeeze_last_snapshot(s->sq);
@@ -397,12 +418,7 @@ static void publish(struct service *s)
         s->pub_domains = status_domains_new(snap, domain_flags, s->sq, domain_ident, s);
         s->pub_domains_snapshots = c.snapshots;
     }
-    uint64_t gen = reservations_generation(s->resv);
-    if (s->pub_resvs == NULL || gen != s->pub_resvs_generation) {
-        status_resvs_unref(s->pub_resvs);
-        s->pub_resvs = status_resvs_new(s->resv);
-        s->pub_resvs_generation = gen;
-    }
+    assert(status_resvs_count(s->pub_resvs) == reservations_count(s->resv));
     struct status_op ops[OPS_RING];
     size_t first = (s->ring_next + OPS_RING - s->ring_n) % OPS_RING;
     for (size_t k = 0; k < s->ring_n; k++) {
@@ -1916,6 +1932,8 @@ struct service *service_new(struct backend *b, const struct service_options *o, 
             xasprintf("cannot read the reservations under /squeezed/state: %s", strerror(-rc));
         goto fail;
     }
+    s->pub_resvs = status_resvs_new(s->resv);
+    reservations_set_observer(s->resv, resv_changed, s);
     struct squeeze_config sqc = {
         .reserved_host_kib = o->reserved_host_kib,
         .poll_ms = s->o.poll_ms,

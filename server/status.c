@@ -2,9 +2,11 @@
 /* The published /status picture: immutable, shared by reference, serialised once. */
 #include "server/status.h"
 
+#include <assert.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,20 +45,65 @@ struct status_domains {
     struct domcache_excluded *excluded; /* left out of the snapshot, sorted by domid */
 };
 
+/*
+ * The reservations: a persistent B+ tree of rows in creation order (keyed by the
+ * reservation's seq), whose nodes are immutable and shared by reference between
+ * versions. A change copies the nodes on one path from the root (and at most one
+ * neighbour of each, to keep them full enough): O(log N), whatever the number held, where
+ * copying the whole list after each change was ~20 ns a reservation on the worker. Each
+ * leaf memoises its rows' JSON on first read, so a picture after one change serialises
+ * one leaf, not every row again.
+ *
+ * A leaf holds 1..RESV_LEAF_MAX rows, an inner node 1..RESV_FANOUT children of one
+ * height. Rows are only ever added at the end (the largest seq): appends go down the
+ * right spine and a full node there gets a new right neighbour. Every node off the right
+ * spine, except the root, holds at least a quarter of its maximum: a removal that leaves
+ * less merges the node with a neighbour (or evens the two out when they do not fit in
+ * one). An inner node with a single child is only found on the right spine; the root is
+ * never one.
+ */
+#define RESV_LEAF_MAX 128
+#define RESV_FANOUT 32
+#define RESV_LEAF_MIN (RESV_LEAF_MAX / 4)
+#define RESV_INNER_MIN (RESV_FANOUT / 4)
+
+struct resv_node {
+    atomic_uint refs;
+    unsigned height; /* 0: a struct resv_leaf, else a struct resv_inner */
+    unsigned n;      /* rows (leaf) or children (inner) */
+};
+
 struct status_resv_row {
-    size_t id;        /* offset of the id in the view's pool */
-    uint32_t session; /* index in sessions */
+    uint64_t seq;
     int64_t kib;
     int32_t domid;
+    uint32_t id, session; /* offsets in the leaf's pool */
+};
+
+/* The rows' JSON, "{...},{...}", built once. */
+struct resv_bytes {
+    size_t len;
+    char text[];
+};
+
+struct resv_leaf {
+    struct resv_node h;
+    _Atomic(struct resv_bytes *) json; /* NULL until first read */
+    char *pool;                        /* ids and sessions, after the rows (same block) */
+    struct status_resv_row rows[];     /* h.n of them, by seq */
+};
+
+struct resv_inner {
+    struct resv_node h;
+    /* Child i holds the seqs in [lo[i], lo[i + 1]) (lo[0] is not used for routing). */
+    uint64_t lo[RESV_FANOUT];
+    struct resv_node *kids[RESV_FANOUT];
 };
 
 struct status_resvs {
     atomic_uint refs;
-    size_t n;
-    struct status_resv_row *rows;
-    char *pool; /* the ids, NUL-terminated one after the other */
-    char **sessions;
-    size_t n_sessions;
+    struct resv_node *root; /* NULL: none */
+    size_t n;               /* rows */
 };
 
 struct status_picture {
@@ -142,65 +189,509 @@ void status_domains_unref(struct status_domains *d)
     free(d);
 }
 
-/* One pass over the list, a memcpy per id (about 20 ns per reservation held): this runs
- * on the worker after every change of the list. */
-struct status_resvs *status_resvs_new(const struct reservations *r)
+/* ---- the reservations: a persistent B+ tree (see struct status_resvs) ------------------ */
+
+/* A row as it is copied from: a leaf's row with its pool, or a reservation. */
+struct row_ref {
+    uint64_t seq;
+    int64_t kib;
+    int32_t domid;
+    const char *id, *session;
+};
+
+static struct row_ref row_of_leaf(const struct resv_leaf *l, unsigned i)
+{
+    const struct status_resv_row *r = &l->rows[i];
+    return (struct row_ref){.seq = r->seq,
+                            .kib = r->kib,
+                            .domid = r->domid,
+                            .id = l->pool + r->id,
+                            .session = l->pool + r->session};
+}
+
+static struct row_ref row_of(const struct reservation *x)
+{
+    return (struct row_ref){
+        .seq = x->seq, .kib = x->kib, .domid = x->domid, .id = x->id, .session = x->session};
+}
+
+static struct resv_node *node_ref(struct resv_node *n)
+{
+    if (n != NULL)
+        atomic_fetch_add_explicit(&n->refs, 1, memory_order_relaxed);
+    return n;
+}
+
+static void node_unref(struct resv_node *n)
+{
+    if (n == NULL || atomic_fetch_sub_explicit(&n->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    if (n->height == 0) {
+        free(atomic_load_explicit(&((struct resv_leaf *)n)->json, memory_order_acquire));
+    } else {
+        struct resv_inner *in = (struct resv_inner *)n;
+        for (unsigned i = 0; i < n->n; i++)
+            node_unref(in->kids[i]);
+    }
+    free(n);
+}
+
+static unsigned node_min(const struct resv_node *n)
+{
+    return n->height == 0 ? RESV_LEAF_MIN : RESV_INNER_MIN;
+}
+
+/* A new leaf holding copies of rows (0 .. RESV_LEAF_MAX, by seq): one allocation. A
+ * session's name is stored once for a run of rows of that session. */
+static struct resv_node *leaf_new(const struct row_ref *rows, unsigned n)
+{
+    assert(n <= RESV_LEAF_MAX);
+    size_t pool_len = 0;
+    for (unsigned i = 0; i < n; i++) {
+        pool_len += strlen(rows[i].id) + 1;
+        if (i == 0 || strcmp(rows[i].session, rows[i - 1].session) != 0)
+            pool_len += strlen(rows[i].session) + 1;
+    }
+    size_t head = offsetof(struct resv_leaf, rows) + n * sizeof(struct status_resv_row);
+    if (head < sizeof(struct resv_leaf))
+        head = sizeof(struct resv_leaf);
+    struct resv_leaf *l = xmalloc(head + pool_len);
+    atomic_init(&l->h.refs, 1);
+    l->h.height = 0;
+    l->h.n = n;
+    atomic_init(&l->json, NULL);
+    l->pool = (char *)l + head;
+    size_t at = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct status_resv_row *r = &l->rows[i];
+        assert(i == 0 || rows[i - 1].seq < rows[i].seq);
+        r->seq = rows[i].seq;
+        r->kib = rows[i].kib;
+        r->domid = rows[i].domid;
+        size_t k = strlen(rows[i].id) + 1;
+        memcpy(l->pool + at, rows[i].id, k);
+        r->id = (uint32_t)at;
+        at += k;
+        if (i > 0 && strcmp(rows[i].session, rows[i - 1].session) == 0) {
+            r->session = l->rows[i - 1].session;
+        } else {
+            k = strlen(rows[i].session) + 1;
+            memcpy(l->pool + at, rows[i].session, k);
+            r->session = (uint32_t)at;
+            at += k;
+        }
+    }
+    return &l->h;
+}
+
+/* The rows of leaf n as references into it (valid while it lives); how many. */
+static unsigned leaf_rows(const struct resv_node *n, struct row_ref *out)
+{
+    const struct resv_leaf *l = (const struct resv_leaf *)n;
+    for (unsigned i = 0; i < n->n; i++)
+        out[i] = row_of_leaf(l, i);
+    return n->n;
+}
+
+/* The index of seq's row in leaf n, or -1. */
+static int leaf_find(const struct resv_node *n, uint64_t seq)
+{
+    const struct resv_leaf *l = (const struct resv_leaf *)n;
+    unsigned lo = 0, hi = n->n;
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        if (l->rows[mid].seq < seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < n->n && l->rows[lo].seq == seq ? (int)lo : -1;
+}
+
+static struct resv_inner *inner_alloc(unsigned height)
+{
+    struct resv_inner *in = xcalloc(1, sizeof(*in));
+    atomic_init(&in->h.refs, 1);
+    in->h.height = height;
+    return in;
+}
+
+/* A copy of in that shares its children. */
+static struct resv_inner *inner_copy(const struct resv_inner *in)
+{
+    struct resv_inner *c = inner_alloc(in->h.height);
+    c->h.n = in->h.n;
+    memcpy(c->lo, in->lo, in->h.n * sizeof(*c->lo));
+    for (unsigned i = 0; i < in->h.n; i++)
+        c->kids[i] = node_ref(in->kids[i]);
+    return c;
+}
+
+/* Child i of c becomes kid (c takes that reference); the one it replaces is released. */
+static void inner_set(struct resv_inner *c, unsigned i, struct resv_node *kid)
+{
+    node_unref(c->kids[i]);
+    c->kids[i] = kid;
+}
+
+static void inner_drop(struct resv_inner *c, unsigned i)
+{
+    node_unref(c->kids[i]);
+    memmove(&c->kids[i], &c->kids[i + 1], (c->h.n - i - 1) * sizeof(*c->kids));
+    memmove(&c->lo[i], &c->lo[i + 1], (c->h.n - i - 1) * sizeof(*c->lo));
+    c->h.n--;
+}
+
+/* The child of in whose range holds seq. */
+static unsigned inner_route(const struct resv_inner *in, uint64_t seq)
+{
+    unsigned lo = 1, hi = in->h.n;
+    while (lo < hi) {
+        unsigned mid = lo + (hi - lo) / 2;
+        if (in->lo[mid] <= seq)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo - 1;
+}
+
+/* An inner node of height over kids[0 .. n) (each gets one more reference). */
+static struct resv_node *inner_of(unsigned height, struct resv_node *const *kids,
+                                  const uint64_t *lo, unsigned n)
+{
+    struct resv_inner *in = inner_alloc(height);
+    in->h.n = n;
+    for (unsigned i = 0; i < n; i++) {
+        in->kids[i] = node_ref(kids[i]);
+        in->lo[i] = lo[i];
+    }
+    return &in->h;
+}
+
+/* Children i and i + 1 of c (a copy: changed in place) become one child when their
+ * entries fit in one, else two children with half of them each. */
+static void inner_rebalance(struct resv_inner *c, unsigned i)
+{
+    struct resv_node *a = c->kids[i], *b = c->kids[i + 1];
+    struct resv_node *x, *y = NULL;
+    uint64_t split = 0;
+    if (a->height == 0) {
+        struct row_ref rows[2 * RESV_LEAF_MAX];
+        unsigned n = leaf_rows(a, rows);
+        n += leaf_rows(b, rows + n);
+        if (n <= RESV_LEAF_MAX) {
+            x = leaf_new(rows, n);
+        } else {
+            x = leaf_new(rows, n / 2);
+            y = leaf_new(rows + n / 2, n - n / 2);
+            split = rows[n / 2].seq;
+        }
+    } else {
+        const struct resv_inner *ia = (const struct resv_inner *)a;
+        const struct resv_inner *ib = (const struct resv_inner *)b;
+        struct resv_node *kids[2 * RESV_FANOUT];
+        uint64_t lo[2 * RESV_FANOUT];
+        unsigned n = 0;
+        for (unsigned k = 0; k < ia->h.n; k++, n++) {
+            kids[n] = ia->kids[k];
+            lo[n] = ia->lo[k];
+        }
+        for (unsigned k = 0; k < ib->h.n; k++, n++) {
+            kids[n] = ib->kids[k];
+            lo[n] = k == 0 ? c->lo[i + 1] : ib->lo[k]; /* b's own lo[0] may be stale */
+        }
+        if (n <= RESV_FANOUT) {
+            x = inner_of(a->height, kids, lo, n);
+        } else {
+            x = inner_of(a->height, kids, lo, n / 2);
+            y = inner_of(a->height, kids + n / 2, lo + n / 2, n - n / 2);
+            split = lo[n / 2];
+        }
+    }
+    /* Only now may a and b go: x and y were copied from them. */
+    inner_set(c, i, x);
+    if (y != NULL) {
+        inner_set(c, i + 1, y);
+        c->lo[i + 1] = split;
+    } else {
+        inner_drop(c, i + 1);
+    }
+}
+
+/* node with row x added at its end (x's seq is larger than any in it): a new reference.
+ * When node is full, it comes back unchanged and *over is a new node of the same height
+ * holding x, to go right after it. */
+static struct resv_node *append_rec(struct resv_node *node, const struct row_ref *x,
+                                    struct resv_node **over)
+{
+    *over = NULL;
+    if (node->height == 0) {
+        struct row_ref rows[RESV_LEAF_MAX];
+        unsigned n = leaf_rows(node, rows);
+        assert(n == 0 || rows[n - 1].seq < x->seq);
+        if (n == RESV_LEAF_MAX) {
+            *over = leaf_new(x, 1);
+            return node_ref(node);
+        }
+        rows[n] = *x;
+        return leaf_new(rows, n + 1);
+    }
+    const struct resv_inner *in = (const struct resv_inner *)node;
+    struct resv_node *o;
+    struct resv_node *last = append_rec(in->kids[in->h.n - 1], x, &o);
+    struct resv_inner *c = inner_copy(in);
+    inner_set(c, c->h.n - 1, last);
+    if (o != NULL && c->h.n < RESV_FANOUT) {
+        c->lo[c->h.n] = x->seq;
+        c->kids[c->h.n++] = o;
+    } else if (o != NULL) {
+        struct resv_inner *w = inner_alloc(in->h.height);
+        w->lo[0] = x->seq;
+        w->kids[0] = o;
+        w->h.n = 1;
+        *over = &w->h;
+    }
+    return &c->h;
+}
+
+/* node with x's row (same seq) replaced by x, a new reference; NULL if it has no such row. */
+static struct resv_node *set_rec(struct resv_node *node, const struct row_ref *x)
+{
+    if (node->height == 0) {
+        int i = leaf_find(node, x->seq);
+        if (i < 0)
+            return NULL;
+        struct row_ref rows[RESV_LEAF_MAX];
+        unsigned n = leaf_rows(node, rows);
+        rows[i] = *x;
+        return leaf_new(rows, n);
+    }
+    const struct resv_inner *in = (const struct resv_inner *)node;
+    unsigned i = inner_route(in, x->seq);
+    struct resv_node *kid = set_rec(in->kids[i], x);
+    if (kid == NULL)
+        return NULL;
+    struct resv_inner *c = inner_copy(in);
+    inner_set(c, i, kid);
+    return &c->h;
+}
+
+/* node without seq's row, a new reference (which may be empty: n == 0); NULL if it has no
+ * such row. A child left below its minimum is merged with or evened out against a
+ * neighbour. */
+static struct resv_node *remove_rec(struct resv_node *node, uint64_t seq)
+{
+    if (node->height == 0) {
+        int i = leaf_find(node, seq);
+        if (i < 0)
+            return NULL;
+        struct row_ref rows[RESV_LEAF_MAX];
+        unsigned n = leaf_rows(node, rows);
+        memmove(&rows[i], &rows[i + 1], (n - (unsigned)i - 1) * sizeof(*rows));
+        return leaf_new(rows, n - 1);
+    }
+    const struct resv_inner *in = (const struct resv_inner *)node;
+    unsigned i = inner_route(in, seq);
+    struct resv_node *kid = remove_rec(in->kids[i], seq);
+    if (kid == NULL)
+        return NULL;
+    struct resv_inner *c = inner_copy(in);
+    inner_set(c, i, kid);
+    if (kid->n == 0)
+        inner_drop(c, i);
+    else if (kid->n < node_min(kid) && c->h.n > 1)
+        inner_rebalance(c, i > 0 ? i - 1 : i);
+    return &c->h;
+}
+
+static struct status_resvs *resvs_wrap(struct resv_node *root, size_t n)
 {
     struct status_resvs *v = xcalloc(1, sizeof(*v));
     atomic_init(&v->refs, 1);
-    v->n = reservations_count(r);
-    v->rows = v->n > 0 ? xcalloc(v->n, sizeof(*v->rows)) : NULL;
-    size_t pool_cap = v->n * 37 + 64, pool_len = 0;
-    v->pool = xmalloc(pool_cap);
-    size_t cap_sessions = 0;
-    const char *last = NULL;
-    uint32_t last_ix = 0;
-    size_t i = 0;
-    for (const struct reservation *x = reservations_first(r); x != NULL && i < v->n;
-         x = reservations_next(r, x), i++) {
-        struct status_resv_row *row = &v->rows[i];
-        size_t idlen = strlen(x->id) + 1;
-        if (pool_len + idlen > pool_cap) {
-            while (pool_len + idlen > pool_cap)
-                pool_cap *= 2;
-            v->pool = xreallocarray(v->pool, pool_cap, 1);
+    v->root = root;
+    v->n = n;
+    return v;
+}
+
+struct status_resvs *status_resvs_new(const struct reservations *r)
+{
+    size_t n = r != NULL ? reservations_count(r) : 0;
+    size_t n_nodes = (n + RESV_LEAF_MAX - 1) / RESV_LEAF_MAX;
+    if (n_nodes == 0)
+        return resvs_wrap(NULL, 0);
+    /* Full leaves in order, then full levels above them: the last node of each level (on
+     * the right spine) may be less than full. */
+    struct resv_node **level = xcalloc(n_nodes, sizeof(*level));
+    uint64_t *lo = xcalloc(n_nodes, sizeof(*lo));
+    struct row_ref rows[RESV_LEAF_MAX];
+    unsigned k = 0;
+    size_t at = 0, count = 0;
+    for (const struct reservation *x = reservations_first(r); x != NULL;
+         x = reservations_next(r, x)) {
+        rows[k++] = row_of(x);
+        count++;
+        if (k == RESV_LEAF_MAX || reservations_next(r, x) == NULL) {
+            lo[at] = rows[0].seq;
+            level[at++] = leaf_new(rows, k);
+            k = 0;
         }
-        memcpy(v->pool + pool_len, x->id, idlen);
-        row->id = pool_len;
-        pool_len += idlen;
-        row->kib = x->kib;
-        row->domid = x->domid;
-        /* Sessions are interned by the reservations: compare pointers first. */
-        if (x->session != last) {
-            size_t k = 0;
-            while (k < v->n_sessions && strcmp(v->sessions[k], x->session) != 0)
-                k++;
-            if (k == v->n_sessions) {
-                if (v->n_sessions == cap_sessions) {
-                    cap_sessions = cap_sessions ? 2 * cap_sessions : 4;
-                    v->sessions = xreallocarray(v->sessions, cap_sessions, sizeof(char *));
-                }
-                v->sessions[v->n_sessions++] = xstrdup(x->session);
-            }
-            last = x->session;
-            last_ix = (uint32_t)k;
-        }
-        row->session = last_ix;
     }
-    v->n = i;
+    assert(at == n_nodes && count == n);
+    unsigned height = 0;
+    while (n_nodes > 1) {
+        height++;
+        size_t up = 0;
+        for (size_t i = 0; i < n_nodes; i += RESV_FANOUT, up++) {
+            size_t m = n_nodes - i < RESV_FANOUT ? n_nodes - i : RESV_FANOUT;
+            struct resv_node *node = inner_of(height, level + i, lo + i, (unsigned)m);
+            for (size_t j = i; j < i + m; j++)
+                node_unref(level[j]); /* inner_of took its own */
+            level[up] = node;
+            lo[up] = lo[i];
+        }
+        n_nodes = up;
+    }
+    struct status_resvs *v = resvs_wrap(level[0], n);
+    free(level);
+    free(lo);
+    return v;
+}
+
+struct status_resvs *status_resvs_add(const struct status_resvs *v, const struct reservation *x)
+{
+    struct row_ref row = row_of(x);
+    if (v->root == NULL)
+        return resvs_wrap(leaf_new(&row, 1), 1);
+    struct resv_node *over;
+    struct resv_node *root = append_rec(v->root, &row, &over);
+    if (over != NULL) {
+        struct resv_inner *w = inner_alloc(root->height + 1);
+        w->kids[0] = root;
+        w->kids[1] = over;
+        w->lo[1] = row.seq;
+        w->h.n = 2;
+        root = &w->h;
+    }
+    return resvs_wrap(root, v->n + 1);
+}
+
+struct status_resvs *status_resvs_set(const struct status_resvs *v, const struct reservation *x)
+{
+    struct row_ref row = row_of(x);
+    struct resv_node *root = v->root != NULL ? set_rec(v->root, &row) : NULL;
+    return resvs_wrap(root != NULL ? root : node_ref(v->root), v->n);
+}
+
+struct status_resvs *status_resvs_remove(const struct status_resvs *v, uint64_t seq)
+{
+    struct resv_node *root = v->root != NULL ? remove_rec(v->root, seq) : NULL;
+    if (root == NULL)
+        return resvs_wrap(node_ref(v->root), v->n);
+    /* A root with one child (or none) gives way to it. */
+    while (root != NULL && root->height > 0 && root->n <= 1) {
+        struct resv_node *kid =
+            root->n == 1 ? node_ref(((struct resv_inner *)root)->kids[0]) : NULL;
+        node_unref(root);
+        root = kid;
+    }
+    if (root != NULL && root->n == 0) {
+        node_unref(root);
+        root = NULL;
+    }
+    return resvs_wrap(root, v->n - 1);
+}
+
+size_t status_resvs_count(const struct status_resvs *v)
+{
+    return v != NULL ? v->n : 0;
+}
+
+struct status_resvs *status_resvs_ref(struct status_resvs *v)
+{
+    atomic_fetch_add_explicit(&v->refs, 1, memory_order_relaxed);
     return v;
 }
 
 void status_resvs_unref(struct status_resvs *v)
 {
-    if (v == NULL || atomic_fetch_sub(&v->refs, 1) != 1)
+    if (v == NULL || atomic_fetch_sub_explicit(&v->refs, 1, memory_order_acq_rel) != 1)
         return;
-    for (size_t i = 0; i < v->n_sessions; i++)
-        free(v->sessions[i]);
-    free(v->sessions);
-    free(v->rows);
-    free(v->pool);
+    node_unref(v->root);
     free(v);
+}
+
+/* Walk the tree checking what the header of struct status_resvs promises. */
+struct check_state {
+    size_t rows;
+    bool have_last;
+    uint64_t last_seq;
+    const char *why;
+};
+
+static void check_node(const struct resv_node *n, bool is_root, bool right_spine, bool has_lo,
+                       uint64_t lo, bool has_hi, uint64_t hi, struct check_state *st)
+{
+    if (st->why != NULL)
+        return;
+    if (atomic_load(&((struct resv_node *)n)->refs) == 0) {
+        st->why = "a node with no reference";
+        return;
+    }
+    unsigned max = n->height == 0 ? RESV_LEAF_MAX : RESV_FANOUT;
+    if (n->n == 0 || n->n > max) {
+        st->why = "a node empty or over its maximum";
+        return;
+    }
+    if (!is_root && !right_spine && n->n < node_min(n)) {
+        st->why = "a node off the right spine below its minimum";
+        return;
+    }
+    if (is_root && n->height > 0 && n->n < 2) {
+        st->why = "a root with one child";
+        return;
+    }
+    if (n->height == 0) {
+        const struct resv_leaf *l = (const struct resv_leaf *)n;
+        for (unsigned i = 0; i < n->n; i++) {
+            uint64_t s = l->rows[i].seq;
+            if ((st->have_last && s <= st->last_seq) || (has_lo && s < lo) ||
+                (has_hi && s >= hi)) {
+                st->why = "rows out of order or outside their range";
+                return;
+            }
+            st->have_last = true;
+            st->last_seq = s;
+            st->rows++;
+        }
+        return;
+    }
+    const struct resv_inner *in = (const struct resv_inner *)n;
+    for (unsigned i = 0; i < n->n; i++) {
+        if (in->kids[i]->height + 1 != n->height) {
+            st->why = "children of another height";
+            return;
+        }
+        if (i > 1 && in->lo[i] <= in->lo[i - 1]) {
+            st->why = "ranges out of order";
+            return;
+        }
+        bool klo = i > 0 || has_lo, khi = i + 1 < n->n || has_hi;
+        uint64_t vlo = i > 0 ? in->lo[i] : lo, vhi = i + 1 < n->n ? in->lo[i + 1] : hi;
+        check_node(in->kids[i], false, right_spine && i + 1 == n->n, klo, vlo, khi, vhi, st);
+    }
+}
+
+int status_resvs_check(const struct status_resvs *v, unsigned *height, const char **why)
+{
+    struct check_state st = {0};
+    if (v->root != NULL)
+        check_node(v->root, true, true, false, 0, false, 0, &st);
+    if (st.why == NULL && st.rows != v->n)
+        st.why = "a count that is not the number of rows";
+    *height = v->root != NULL ? v->root->height + 1 : 0;
+    *why = st.why;
+    return st.why != NULL ? -1 : 0;
 }
 
 /* ---- pictures ------------------------------------------------------------------------- */
@@ -496,20 +987,74 @@ static void write_domains(struct jbuf *b, const struct status_domains *d)
     jb_raw(b, "]");
 }
 
+/* The rows of leaf n as JSON objects separated by commas: built on the first call (by
+ * whichever thread reads first; a thread that loses the race frees its own copy). */
+static const struct resv_bytes *leaf_json(struct resv_node *n)
+{
+    struct resv_leaf *l = (struct resv_leaf *)n;
+    struct resv_bytes *j = atomic_load_explicit(&l->json, memory_order_acquire);
+    if (j != NULL)
+        return j;
+    struct jbuf b = {0};
+    jb_reserve(&b, 128 * (size_t)n->n);
+    for (unsigned i = 0; i < n->n; i++) {
+        const struct status_resv_row *r = &l->rows[i];
+        jb_raw(&b, i == 0 ? "{" : ",{");
+        jb_kstr(&b, "id", l->pool + r->id, true);
+        jb_kstr(&b, "session", l->pool + r->session, false);
+        jb_kint(&b, "kib", r->kib, false);
+        if (r->domid >= 0)
+            jb_kint(&b, "domid", r->domid, false);
+        jb_raw(&b, "}");
+    }
+    struct resv_bytes *mine = xmalloc(sizeof(*mine) + b.len + 1);
+    mine->len = b.len;
+    memcpy(mine->text, b.p, b.len);
+    mine->text[b.len] = '\0';
+    free(b.p);
+    struct resv_bytes *expected = NULL;
+    if (atomic_compare_exchange_strong_explicit(&l->json, &expected, mine, memory_order_acq_rel,
+                                                memory_order_acquire))
+        return mine;
+    free(mine);
+    return expected;
+}
+
+static void write_resv_node(struct jbuf *b, struct resv_node *n, bool *first)
+{
+    if (n->height > 0) {
+        struct resv_inner *in = (struct resv_inner *)n;
+        for (unsigned i = 0; i < n->n; i++)
+            write_resv_node(b, in->kids[i], first);
+        return;
+    }
+    if (n->n == 0)
+        return;
+    const struct resv_bytes *j = leaf_json(n);
+    jb_reserve(b, j->len + 1);
+    if (!*first)
+        b->p[b->len++] = ',';
+    memcpy(b->p + b->len, j->text, j->len);
+    b->len += j->len;
+    b->p[b->len] = '\0';
+    *first = false;
+}
+
 static void write_resvs(struct jbuf *b, const struct status_resvs *v)
 {
+    bool first = true;
     jb_raw(b, "[");
-    for (size_t i = 0; v != NULL && i < v->n; i++) {
-        const struct status_resv_row *r = &v->rows[i];
-        jb_raw(b, i == 0 ? "{" : ",{");
-        jb_kstr(b, "id", v->pool + r->id, true);
-        jb_kstr(b, "session", v->sessions[r->session], false);
-        jb_kint(b, "kib", r->kib, false);
-        if (r->domid >= 0)
-            jb_kint(b, "domid", r->domid, false);
-        jb_raw(b, "}");
-    }
+    if (v != NULL && v->root != NULL)
+        write_resv_node(b, v->root, &first);
     jb_raw(b, "]");
+}
+
+char *status_resvs_json(const struct status_resvs *v, size_t *len)
+{
+    struct jbuf b = {0};
+    write_resvs(&b, v);
+    *len = b.len;
+    return b.p;
 }
 
 static char *build_json(const struct status_input *in, size_t *len)

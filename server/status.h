@@ -45,9 +45,38 @@ struct status_domains *status_domains_new(const struct domcache_snapshot *snap,
                                           status_ident_fn ident, void *ident_ctx);
 void status_domains_unref(struct status_domains *d); /* NULL allowed */
 
-/* The reservations of r (borrowed) in their order, copied. New reference. */
+/*
+ * The reservations, in their order (creation order, by struct reservation's seq), as a
+ * persistent set: a version is never changed once made, and a change makes a new version
+ * that shares all but O(log N) of its memory with the old one, so the worker keeps the
+ * set in step with the list one change at a time (reservations_set_observer) and a new
+ * picture costs no copy of the list. The JSON of the rows is memoised in pieces of at
+ * most 128 rows, so a picture after one change serialises one piece again.
+ */
+/* The reservations of r (borrowed; NULL: none) in their order, copied. New reference.
+ * O(N). */
 struct status_resvs *status_resvs_new(const struct reservations *r);
+/* A new version of v (borrowed, unchanged) with x (borrowed; copied) added at the end: x's
+ * seq must be larger than any in v. New reference. O(log N). */
+struct status_resvs *status_resvs_add(const struct status_resvs *v,
+                                      const struct reservation *x);
+/* A new version of v with the row of x's seq replaced by x (a transfer changes its
+ * domid); the same rows if v has no such row. New reference. O(log N). */
+struct status_resvs *status_resvs_set(const struct status_resvs *v,
+                                      const struct reservation *x);
+/* A new version of v without the row of seq; the same rows if v has none. New reference.
+ * O(log N). */
+struct status_resvs *status_resvs_remove(const struct status_resvs *v, uint64_t seq);
+size_t status_resvs_count(const struct status_resvs *v); /* NULL: 0 */
+struct status_resvs *status_resvs_ref(struct status_resvs *v);
 void status_resvs_unref(struct status_resvs *v); /* NULL allowed */
+/* The "reservations" array of /status for v (NULL: none), a new string (free), *len its
+ * length. O(N): the pieces are built (once each) and copied. Any thread. */
+char *status_resvs_json(const struct status_resvs *v, size_t *len);
+/* For tests: 0 if v's tree keeps its invariants (rows in seq order and in their
+ * subtrees' ranges, node sizes, heights, count), else -1 and *why says what is wrong
+ * (static). *height: the tree's levels (0: empty). */
+int status_resvs_check(const struct status_resvs *v, unsigned *height, const char **why);
 
 #define STATUS_MAX_OPS 64
 #define STATUS_MAX_TOTALS 32

@@ -747,6 +747,43 @@ static void test_index_and_accounting_follow_every_change(void **state)
     free(m);
 }
 
+/* The index grows by moving a few buckets per change: every reservation is found (and a
+ * deleted one is not) while a grown table is being filled, at every size crossed. */
+static void test_index_finds_every_reservation_while_it_grows(void **state)
+{
+    struct fixture *f = *state;
+    enum { N = 5000 };
+    reservations_set_max_per_session(f->r, N);
+    char **ids = xcalloc(N, sizeof(*ids));
+    size_t n = 0;
+    uint64_t rnd = 88172645463325252ULL;
+    login(f, "xenopsd");
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(reservations_grant(f->r, "xenopsd", 1, &ids[n], &f->err), 0);
+        n++;
+        rnd ^= rnd << 13;
+        rnd ^= rnd >> 7;
+        rnd ^= rnd << 17;
+        if (rnd % 4 != 0)
+            continue;
+        size_t k = (size_t)(rnd >> 8) % n;
+        assert_int_equal(reservations_delete(f->r, "xenopsd", ids[k], &f->err), 0);
+        assert_int_equal(reservations_delete(f->r, "xenopsd", ids[k], &f->err), -1);
+        assert_int_equal(f->err.kind, SERVICE_ERR_UNKNOWN_RESERVATION);
+        service_error_clear(&f->err);
+        free(ids[k]);
+        ids[k] = ids[--n];
+    }
+    assert_int_equal(reservations_count(f->r), n);
+    assert_true(n > 2048); /* the table grew past 2048 buckets */
+    while (n > 0) {
+        assert_int_equal(reservations_delete(f->r, "xenopsd", ids[n - 1], &f->err), 0);
+        free(ids[--n]);
+    }
+    assert_int_equal(reservations_count(f->r), 0);
+    free(ids);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -777,6 +814,7 @@ int main(void)
         T(test_f4_transfer_never_lowers_maxmem),
         T(test_reservations_per_session_are_limited),
         T(test_index_and_accounting_follow_every_change),
+        T(test_index_finds_every_reservation_while_it_grows),
 #undef T
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
