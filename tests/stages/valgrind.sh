@@ -86,7 +86,7 @@ selected() {
 }
 
 # Unit tests: cmocka's per-test lines become PASS:/FAIL: lines. VALGRIND=1 lets a test use
-# smaller sizes under memcheck (test_status), never other checks.
+# smaller sizes under memcheck (test_status, test_cache), never other checks.
 for t in $vg/tests/test_*; do
     [ -x "$t" ] && [ -f "$t" ] || continue
     name=$(basename "$t")
