@@ -230,6 +230,29 @@ static void test_http_metrics(void **state)
     assert_true(http_header_is(&r, "Content-Type", METRICS_CONTENT_TYPE));
     assert_true(check_exposition(r.body) > 30);
     expect_line(r.body, "squeezed_host_free_bytes 1073741824");
+    /* Sent in two parts (the picture's text, the process metrics): one body, its length
+     * declared, both parts whole, on the unix socket too. */
+    size_t clen = 0;
+    const char *cl = http_find_header(&r, "Content-Length", &clen);
+    assert_non_null(cl);
+    assert_int_equal(strtoull(cl, NULL, 10), r.body_len);
+    assert_int_equal(strlen(r.body), r.body_len);
+    assert_non_null(strstr(r.body, "\nprocess_open_fds "));
+    assert_non_null(strstr(r.body, "\nprocess_max_fds "));
+    assert_true(http_header_is(&r, "Cache-Control", "no-store"));
+    http_reply_free(&r);
+    for (int i = 0; i < 3; i++) {
+        int fd = http_connect_unix(fx->sock); /* http_on closes it */
+        assert_true(fd >= 0);
+        http_on(fd, "GET", "/metrics", NULL, &r);
+        assert_int_equal(r.status, 200);
+        expect_line(r.body, "squeezed_host_free_bytes 1073741824");
+        assert_non_null(strstr(r.body, "\nprocess_resident_memory_bytes "));
+        http_reply_free(&r);
+    }
+    http("HEAD", "/metrics", NULL, &r);
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 0);
     http_reply_free(&r);
 }
 
