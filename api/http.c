@@ -259,6 +259,17 @@ static void release_picture(void *cls)
     status_picture_unref(cls);
 }
 
+/* Send r (a body that must not be cached) as 200 with its type; r is released. */
+static enum MHD_Result queue_ok(struct MHD_Connection *conn, struct MHD_Response *r,
+                                const char *ctype)
+{
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    enum MHD_Result ret = MHD_queue_response(conn, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result respond_picture(struct MHD_Connection *conn, struct status_picture *pic,
                                        const char *ctype, const char *body, size_t len)
 {
@@ -268,11 +279,7 @@ static enum MHD_Result respond_picture(struct MHD_Connection *conn, struct statu
         status_picture_unref(pic);
         return MHD_NO;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    enum MHD_Result ret = MHD_queue_response(conn, 200, r);
-    MHD_destroy_response(r);
-    return ret;
+    return queue_ok(conn, r, ctype);
 }
 
 /* GET /metrics of a picture: what comes from its JSON is rendered once
@@ -373,11 +380,7 @@ static enum MHD_Result respond_metrics(struct MHD_Connection *conn, struct statu
         release_metrics(h);
         return MHD_NO;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, METRICS_CONTENT_TYPE);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-    enum MHD_Result ret = MHD_queue_response(conn, 200, r);
-    MHD_destroy_response(r);
-    return ret;
+    return queue_ok(conn, r, METRICS_CONTENT_TYPE);
 }
 
 static enum MHD_Result serve_get(struct api_server *srv, struct MHD_Connection *conn,
