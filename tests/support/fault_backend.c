@@ -30,6 +30,20 @@ static int fb_list(struct backend *b, struct backend_domain **out, size_t *n)
         for (size_t i = 0; i < *n; i++)
             if ((*out)[i].domid < FAULT_BACKEND_MAX_DOMID && fb->dying[(*out)[i].domid])
                 (*out)[i].dying = true;
+    if (rc == 0 && fb->list_disorder > 0 && *n > 1) {
+        struct backend_domain *v = *out;
+        for (size_t i = 0, j = *n - 1; i < j; i++, j--) {
+            struct backend_domain t = v[i];
+            v[i] = v[j];
+            v[j] = t;
+        }
+        if (fb->list_disorder == 2) {
+            v = xreallocarray(v, *n + 1, sizeof(*v));
+            v[*n] = v[*n - 1]; /* the lowest domid, once more */
+            (*n)++;
+            *out = v;
+        }
+    }
     if (fb->after_list != NULL)
         fb->after_list(fb, fb->ctx);
     return rc;
