@@ -332,8 +332,7 @@ static struct process_text *process_text_get(void)
 {
     int64_t now = clock_monotonic_ms();
     pthread_mutex_lock(&process_mu);
-    if (process_cur == NULL || now - process_at_ms > PROCESS_METRICS_MAX_AGE_MS ||
-        now < process_at_ms) {
+    if (process_cur == NULL || now - process_at_ms > PROCESS_METRICS_MAX_AGE_MS) {
         char *text = metrics_render_process();
         size_t len = strlen(text);
         struct process_text *t = xmalloc(sizeof(*t) + len + 1);

@@ -63,7 +63,6 @@ struct reservations {
     struct domcache_reservation *acct;  /* [0]: the untransferred sum; then transferred */
     struct resv_entry **acct_owner;     /* parallel to acct; [0] unused */
     size_t n_acct, cap_acct;            /* n_acct counts acct[0] */
-    uint64_t generation;                /* bumped by every change of the list */
     uint64_t next_seq;                  /* the seq of the next reservation added */
     struct session_list *session_lists; /* parallel to sessions */
     size_t max_per_session;             /* reservations one session may hold */
@@ -115,11 +114,6 @@ void reservations_free(struct reservations *r)
 size_t reservations_count(const struct reservations *r)
 {
     return r->n;
-}
-
-uint64_t reservations_generation(const struct reservations *r)
-{
-    return r->generation;
 }
 
 void reservations_set_observer(struct reservations *r, reservations_observer_fn fn, void *ctx)
@@ -290,7 +284,6 @@ static void set_transferred(struct reservations *r, struct resv_entry *e, int32_
         e->pub.domid = domid;
         r->acct[e->acct_slot].domid = domid;
     }
-    r->generation++;
 }
 
 char *reservations_new_uuid(void)
@@ -434,7 +427,6 @@ static void add_entry(struct reservations *r, char *id, const char *session, int
     r->n++;
     r->untransferred_kib += kib;
     r->n_untransferred++;
-    r->generation++;
     if (domid >= 0)
         set_transferred(r, e, domid);
     notify(r, RESERVATIONS_ADDED, e);
@@ -463,7 +455,6 @@ static void remove_entry(struct reservations *r, struct resv_entry *e)
     else
         r->tail = e->prev;
     r->n--;
-    r->generation++;
     notify(r, RESERVATIONS_REMOVED, e);
     free(e->pub.id);
     free(e);

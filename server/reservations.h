@@ -128,8 +128,6 @@ const struct reservation *reservations_first(const struct reservations *r);
 const struct reservation *reservations_next(const struct reservations *r,
                                             const struct reservation *x);
 const struct reservation *reservations_at(const struct reservations *r, size_t i);
-/* Bumped by every change of the list (add, delete, transfer). */
-uint64_t reservations_generation(const struct reservations *r);
 
 /* What changed in the list, told to the observer as it happens. */
 enum reservations_change {
