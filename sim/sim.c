@@ -72,12 +72,45 @@ struct sim_dom *simworld_dom_find(const struct sim *s, uint32_t domid)
     return found ? s->doms[i] : NULL;
 }
 
-static void dom_free(struct sim_dom *d)
+/*
+ * Domain records come from chunks of DOM_CHUNK, reused through a free list, so the
+ * records of a scenario's domains (made in domid order) lie next to each other: the
+ * hypervisor's domain list reads every record in domid order at every snapshot, and
+ * records allocated one by one among the xenstore tree's nodes were a cache miss each
+ * at 32,000 domains (half of the list's time in perf).
+ */
+#define DOM_CHUNK 256
+
+struct sim_dom_chunk {
+    struct sim_dom_chunk *next;
+    struct sim_dom recs[DOM_CHUNK];
+};
+
+static struct sim_dom *dom_alloc(struct sim *s)
+{
+    if (s->dom_free == NULL) {
+        struct sim_dom_chunk *c = xcalloc(1, sizeof(*c));
+        c->next = s->dom_chunks;
+        s->dom_chunks = c;
+        for (size_t i = DOM_CHUNK; i-- > 0;) {
+            c->recs[i].next_free = s->dom_free;
+            s->dom_free = &c->recs[i];
+        }
+    }
+    struct sim_dom *d = s->dom_free;
+    s->dom_free = d->next_free;
+    memset(d, 0, sizeof(*d));
+    return d;
+}
+
+static void dom_free(struct sim *s, struct sim_dom *d)
 {
     if (d == NULL)
         return;
     free(d->target_path);
-    free(d);
+    memset(d, 0, sizeof(*d));
+    d->next_free = s->dom_free;
+    s->dom_free = d;
 }
 
 static char *dom_key(uint32_t domid, const char *rel)
@@ -439,7 +472,7 @@ struct sim_dom *simworld_dom_insert(struct sim *s, uint32_t domid)
         s->doms = xreallocarray(s->doms, s->cap_doms, sizeof(*s->doms));
     }
     memmove(s->doms + i + 1, s->doms + i, (s->n_doms - i) * sizeof(*s->doms));
-    struct sim_dom *d = xcalloc(1, sizeof(*d));
+    struct sim_dom *d = dom_alloc(s);
     d->domid = domid;
     d->target_path = dom_key(domid, "memory/target");
     d->target_epoch = UINT64_MAX; /* read on first use */
@@ -459,7 +492,7 @@ bool simworld_dom_remove(struct sim *s, uint32_t domid)
     set_settled(s, d, true);
     memmove(s->doms + i, s->doms + i + 1, (s->n_doms - i - 1) * sizeof(*s->doms));
     s->n_doms--;
-    dom_free(d);
+    dom_free(s, d);
     return true;
 }
 
@@ -568,8 +601,13 @@ void sim_free(struct sim *s)
     if (s == NULL)
         return;
     for (size_t i = 0; i < s->n_doms; i++)
-        dom_free(s->doms[i]);
+        dom_free(s, s->doms[i]);
     free(s->doms);
+    while (s->dom_chunks != NULL) {
+        struct sim_dom_chunk *c = s->dom_chunks;
+        s->dom_chunks = c->next;
+        free(c);
+    }
     xstree_free(s->xs);
     for (size_t i = 0; i < s->n_violations; i++)
         free(s->violations[i]);
@@ -660,7 +698,7 @@ int sim_destroy_domain(struct sim *s, uint32_t domid)
     s->claimed_kib -= d->claim_kib;
     memmove(s->doms + i, s->doms + i + 1, (s->n_doms - i - 1) * sizeof(*s->doms));
     s->n_doms--;
-    dom_free(d);
+    dom_free(s, d);
     char *dir = backend_domain_path(domid);
     xs_del(s, dir);
     free(dir);

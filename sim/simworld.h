@@ -37,6 +37,7 @@ struct sim_dom {
     bool target_valid;
     int64_t target_kib;
     uint64_t target_epoch;
+    struct sim_dom *next_free; /* in the world's free list (sim.c) */
 };
 
 struct sim {
@@ -50,6 +51,8 @@ struct sim {
     int64_t origin_ms; /* CLOCK_MONOTONIC ms at sim time 0 (real clock) */
 
     struct sim_dom **doms; /* sorted by domid */
+    struct sim_dom_chunk *dom_chunks; /* where the records are (sim.c) */
+    struct sim_dom *dom_free;         /* records to reuse */
     size_t n_doms, cap_doms;
     size_t n_unsettled; /* domains with settled == false */
 
