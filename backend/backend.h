@@ -63,8 +63,13 @@ struct backend;
 struct backend_ops {
     const char *name; /* "xen", "sim" */
 
-    /* All domains, sorted by domid. *out is a new array the caller frees. */
-    int (*list_domains)(struct backend *b, struct backend_domain **out, size_t *n);
+    /* The domains with domid >= first, sorted by domid, as many as fit in the caller's
+     * out[max] (as xc_domain_getinfolist): how many were written, fewer than max when
+     * there are no more, or a negative errno. A snapshot reads the list in batches
+     * that stay in the processor's cache while it uses them (backend_list_all below
+     * reads it whole); like Xen's own batches, two calls are not one atomic list. */
+    int (*list_domains)(struct backend *b, uint32_t first, struct backend_domain *out,
+                        size_t max);
     int (*physinfo)(struct backend *b, struct backend_physinfo *out);
     /* Set Xen's maxmem in KiB (caller has added the per-type offset). */
     int (*set_maxmem)(struct backend *b, uint32_t domid, uint64_t maxmem_kib);
@@ -110,6 +115,19 @@ struct backend {
     const struct backend_ops *ops;
     void *priv; /* the implementation's own state */
 };
+
+/* The domid to ask for after a batch of got domains listed from `first`: one past the
+ * highest listed (a backend may break the order). false when nothing can follow. */
+bool backend_list_next(const struct backend_domain *v, size_t got, uint32_t first,
+                       uint32_t *next);
+/* Every domain, through list_domains in batches, into *v (grown as needed; *cap its
+ * size; *v may be NULL with *cap 0): *n how many; the number of list_domains calls, or a
+ * negative errno (*n then 0). The list is as the backend gives it: the caller checks
+ * the order. */
+int backend_list_all(struct backend *b, struct backend_domain **v, size_t *cap, size_t *n);
+/* Domain domid from one list_domains call: 1 and *out when listed, 0 when not, or a
+ * negative errno. */
+int backend_list_one(struct backend *b, uint32_t domid, struct backend_domain *out);
 
 /* Free a string vector from xs_directory (NULL allowed). */
 void backend_strv_free(char **v, size_t n);

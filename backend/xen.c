@@ -8,6 +8,7 @@
 #include <xenstore.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -43,7 +44,8 @@ struct xen_priv {
     struct xen_watch **wb; /* watches by (path, token) */
     size_t n_wb;           /* power of two */
     size_t n_watches;
-    bool owe_econn; /* the connection was lost: read_watch owes BACKEND_ECONN */
+    bool owe_econn;        /* the connection was lost: read_watch owes BACKEND_ECONN */
+    xc_domaininfo_t *info; /* GETINFO_BATCH of them for xc_domain_getinfolist */
 };
 
 static struct xen_priv *priv(struct backend *b)
@@ -277,30 +279,30 @@ static enum domain_type info_type(const xc_domaininfo_t *info)
     return DOMAIN_TYPE_HVM;
 }
 
-static int xen_list_domains(struct backend *b, struct backend_domain **out, size_t *n)
+static int xen_list_domains(struct backend *b, uint32_t first, struct backend_domain *out,
+                            size_t max)
 {
     struct xen_priv *p = priv(b);
-    xc_domaininfo_t *info = xcalloc(GETINFO_BATCH, sizeof(*info));
-    struct backend_domain *v = NULL;
-    size_t nv = 0, cap = 0;
-    uint32_t first = 0;
-    int rc = 0;
-
-    for (;;) {
-        int got = xc_domain_getinfolist(p->xch, first, GETINFO_BATCH, info);
+    if (p->info == NULL)
+        p->info = xcalloc(GETINFO_BATCH, sizeof(*p->info));
+    if (max > INT_MAX)
+        max = INT_MAX;
+    size_t k = 0;
+    while (k < max) {
+        unsigned int ask = max - k < GETINFO_BATCH ? (unsigned int)(max - k) : GETINFO_BATCH;
+        int got = xc_domain_getinfolist(p->xch, first, ask, p->info);
         if (got < 0) {
-            rc = errno_or(EIO);
+            int rc = errno_or(EIO);
             log_debug("xc_domain_getinfolist from %" PRIu32 ": %s", first, strerror(-rc));
-            goto out;
+            return rc;
         }
-        if (nv + (size_t)got > cap) {
-            cap = (nv + (size_t)got) * 2;
-            v = xreallocarray(v, cap, sizeof(*v));
-        }
-        uint32_t last = first;
+        if ((unsigned int)got > ask)
+            got = (int)ask;
+        struct backend_domain *batch = &out[k];
+        bool sorted = true;
         for (int i = 0; i < got; i++) {
-            const xc_domaininfo_t *d = &info[i];
-            struct backend_domain *o = &v[nv++];
+            const xc_domaininfo_t *d = &p->info[i];
+            struct backend_domain *o = &out[k++];
             memset(o, 0, sizeof(*o));
             o->domid = d->domain;
             o->type = info_type(d);
@@ -310,22 +312,16 @@ static int xen_list_domains(struct backend *b, struct backend_domain **out, size
             o->outstanding_pages = d->outstanding_pages;
             o->paused = (d->flags & XEN_DOMINF_paused) != 0;
             memcpy(o->handle, d->handle, sizeof(o->handle));
-            if (d->domain >= last)
-                last = d->domain;
+            if (i > 0 && o[-1].domid >= o->domid)
+                sorted = false;
         }
-        if (got < GETINFO_BATCH)
+        /* Xen lists in domid order; one batch put in order costs nothing if it is. */
+        if (!sorted)
+            qsort(batch, (size_t)got, sizeof(*batch), cmp_domid);
+        if ((unsigned int)got < ask || !backend_list_next(batch, (size_t)got, first, &first))
             break;
-        first = last + 1;
     }
-    if (nv > 1)
-        qsort(v, nv, sizeof(*v), cmp_domid);
-    *out = v ? v : xcalloc(1, sizeof(*v));
-    *n = nv;
-    v = NULL;
-out:
-    free(v);
-    free(info);
-    return rc;
+    return (int)k;
 }
 
 static int xen_physinfo(struct backend *b, struct backend_physinfo *out)
@@ -593,6 +589,7 @@ static void xen_close(struct backend *b)
         }
     }
     free(p->wb);
+    free(p->info);
     free(p);
     free(b);
 }

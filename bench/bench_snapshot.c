@@ -73,10 +73,11 @@ static const struct backend_ops *inner_ops;
 static struct backend_ops timed_ops;
 static double backend_ms;
 
-static int timed_list_domains(struct backend *b, struct backend_domain **out, size_t *n)
+static int timed_list_domains(struct backend *b, uint32_t first, struct backend_domain *out,
+                              size_t max)
 {
     double t0 = wall_ms();
-    int rc = inner_ops->list_domains(b, out, n);
+    int rc = inner_ops->list_domains(b, first, out, max);
     backend_ms += wall_ms() - t0;
     return rc;
 }

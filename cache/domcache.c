@@ -154,11 +154,15 @@ struct domcache {
     size_t s_cap_excluded; /* of s_excluded */
     struct dc_slot *slots; /* the domains of the last sync's list, in its order */
     size_t slots_cap;
-    size_t n_slots;          /* listed domains of the last sync (0: none valid) */
-    size_t n_slot_entries;   /* of them with an entry (not dying) */
-    bool resync;             /* the next sync must match the list again (no fast path) */
-    struct dc_ident *idents; /* parallel to slots (same index and capacity) */
-    size_t ident_next;       /* where domcache_identity looks first (after its last hit) */
+    size_t n_slots;               /* listed domains of the last sync (0: none valid) */
+    size_t n_slot_entries;        /* of them with an entry (not dying) */
+    bool resync;                  /* the next sync must match the list again (no fast path) */
+    struct dc_ident *idents;      /* parallel to slots (same index and capacity) */
+    size_t ident_next;            /* where domcache_identity looks first (after its last hit) */
+    struct backend_domain *batch; /* list_batch of them: the list as a snapshot reads it */
+    size_t list_batch;
+    struct backend_domain *list; /* the whole list, when it is not the last one */
+    size_t list_cap;
 };
 
 /* The identity of each slot's domain, for domcache_identity: a status picture asks it
@@ -190,6 +194,9 @@ struct dc_slot {
     int64_t offset_kib;
     int64_t initial_reservation_kib;
 };
+
+/* Domains per list_domains call of a snapshot (domcache_set_list_batch). */
+#define LIST_BATCH 1024
 
 #define COUNT(dc, field) atomic_fetch_add_explicit(&(dc)->c.field, 1, memory_order_relaxed)
 
@@ -681,6 +688,7 @@ struct domcache *domcache_new(struct backend *b, const struct domcache_config *c
     struct domcache *dc = xcalloc(1, sizeof(*dc));
     dc->b = b;
     dc->cfg = *cfg;
+    dc->list_batch = LIST_BATCH;
     dc->watching = cfg->use_watches;
     dc->n_buckets = 64;
     dc->buckets = xcalloc(dc->n_buckets, sizeof(*dc->buckets));
@@ -731,7 +739,16 @@ void domcache_free(struct domcache *dc)
     free(dc->s_excluded);
     free(dc->slots);
     free(dc->idents);
+    free(dc->batch);
+    free(dc->list);
     free(dc);
+}
+
+void domcache_set_list_batch(struct domcache *dc, size_t n)
+{
+    dc->list_batch = n > 0 ? n : 1;
+    free(dc->batch);
+    dc->batch = NULL;
 }
 
 bool domcache_watching(const struct domcache *dc)
@@ -1115,13 +1132,13 @@ static int cmp_domid(const void *a, const void *b)
  * cache is watching: a sync registers them, and a lost connection (which drops
  * registrations) makes the next sync a full one (resync).
  *
- * Whether the list of n domains may be the last one: the part that costs nothing. The
- * rest, domain by domain (slot_lists), is checked by the pass that builds the views,
+ * Whether the list may be the last one: the part that costs nothing. The rest, domain
+ * by domain (slot_lists) and the count, is checked by the pass that builds the views,
  * which reads the slot and the listed domain anyway.
  */
-static bool slots_may_stand(const struct domcache *dc, size_t n)
+static bool slots_may_stand(const struct domcache *dc)
 {
-    return !dc->resync && n == dc->n_slots && dc->n_slot_entries == dc->n_entries;
+    return !dc->resync && dc->n_slots > 0 && dc->n_slot_entries == dc->n_entries;
 }
 
 /* Whether slot sl is for listed domain d: the same domain, dying or not as it was. */
@@ -1207,19 +1224,18 @@ struct views {
 #define VIEWS_LIST_CHANGED 1
 
 /*
- * Build every listed domain's view into the scratch arrays (*v says how many). With
- * `check`, the slots are last time's and each is checked against its listed domain
- * before use: VIEWS_LIST_CHANGED at the first that differs (the caller matches the list
- * in full, then calls again without `check`). 0, or a negative errno (xenstore could not
- * be read).
+ * Build the views of listed domains list[0..n), the list's domains from index `base` on,
+ * into the scratch arrays (adding to *v). With `check`, the slots are last time's and
+ * each is checked against its listed domain before use: VIEWS_LIST_CHANGED at the first
+ * that differs (the caller matches the list in full, then builds it again without
+ * `check`). 0, or a negative errno (xenstore could not be read).
  */
 static int build_views(struct domcache *dc, const struct backend_domain *list, size_t n,
-                       bool check, struct views *v)
+                       size_t base, bool check, struct views *v)
 {
-    memset(v, 0, sizeof(*v));
     for (size_t i = 0; i < n; i++) {
         const struct backend_domain *d = &list[i];
-        struct dc_slot *sl = &dc->slots[i];
+        struct dc_slot *sl = &dc->slots[base + i];
         if (check && !slot_lists(sl, d))
             return VIEWS_LIST_CHANGED;
         struct dc_entry *e = sl->e;
@@ -1292,41 +1308,84 @@ static size_t sort_unique(struct backend_domain *list, size_t n)
     return w;
 }
 
+/*
+ * The steady snapshot: the domain list read in batches of LIST_BATCH (64 KB), each
+ * built into views while it is in the processor's cache, checked against last time's
+ * slots as it comes. At 32,000 domains the whole list is 2 MB: written out by the
+ * backend and read back, it went through the last-level cache twice. A batch is what
+ * the Xen backend asks of one xc_domain_getinfolist, so a list costs the hypercalls it
+ * did. 0, VIEWS_LIST_CHANGED (the list is not the last one: the caller reads it whole),
+ * or a negative errno (logged).
+ */
+static int stream_views(struct domcache *dc, struct views *v)
+{
+    size_t max = dc->list_batch;
+    if (dc->batch == NULL)
+        dc->batch = xcalloc(max, sizeof(*dc->batch));
+    size_t i = 0;
+    uint32_t first = 0;
+    for (;;) {
+        COUNT(dc, hypercalls);
+        int got = dc->b->ops->list_domains(dc->b, first, dc->batch, max);
+        if (got < 0) {
+            log_warnx("cannot list domains: %s", strerror(-got));
+            return got;
+        }
+        if ((size_t)got > max || (size_t)got > dc->n_slots - i)
+            return VIEWS_LIST_CHANGED; /* more than last time (or a broken backend) */
+        int rc = build_views(dc, dc->batch, (size_t)got, i, true, v);
+        if (rc != 0)
+            return rc;
+        i += (size_t)got;
+        if ((size_t)got < max || !backend_list_next(dc->batch, (size_t)got, first, &first))
+            break;
+    }
+    return i == dc->n_slots ? 0 : VIEWS_LIST_CHANGED;
+}
+
 int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *resv,
                       size_t n_resv, struct domcache_snapshot *out)
 {
-    struct backend_domain *list = NULL;
-    size_t n = 0;
     struct backend_physinfo pi;
     int rc;
 
     domcache_process_events(dc);
-    COUNT(dc, hypercalls);
-    if ((rc = dc->b->ops->list_domains(dc->b, &list, &n)) < 0) {
-        log_warnx("cannot list domains: %s", strerror(-rc));
-        goto out;
+    /* The last list again, domain for domain (the usual case), is sorted and without
+     * duplicates as that one was: the pass that builds the views checks it. Any other
+     * list is read whole, put in order (the contract says sorted; a duplicate or
+     * unsorted list would break the policy), matched in full, and built. */
+    struct views v = {0};
+    rc = VIEWS_LIST_CHANGED;
+    if (slots_may_stand(dc)) {
+        scratch_reserve(dc, dc->n_slots);
+        rc = stream_views(dc, &v);
     }
+    if (rc == VIEWS_LIST_CHANGED) {
+        /* What a first pass did holds: each domain it built was the one of its slot;
+         * the list read again is matched and built from scratch. */
+        size_t n = 0;
+        int calls = backend_list_all(dc->b, &dc->list, &dc->list_cap, &n);
+        for (int k = 0; k < calls; k++)
+            COUNT(dc, hypercalls);
+        if (calls < 0) {
+            COUNT(dc, hypercalls);
+            rc = calls;
+            log_warnx("cannot list domains: %s", strerror(-rc));
+            goto out;
+        }
+        n = sort_unique(dc->list, n);
+        scratch_reserve(dc, n);
+        sync_entries(dc, dc->list, n);
+        memset(&v, 0, sizeof(v));
+        rc = build_views(dc, dc->list, n, 0, false, &v);
+    }
+    if (rc < 0)
+        goto out;
     COUNT(dc, hypercalls);
     if ((rc = dc->b->ops->physinfo(dc->b, &pi)) < 0) {
         log_warnx("cannot read the host's physical memory figures: %s", strerror(-rc));
         goto out;
     }
-    scratch_reserve(dc, n);
-    struct views v;
-    /* The last list again, domain for domain (the usual case), is sorted and without
-     * duplicates as that one was: the pass that builds the views checks it. Any other
-     * list is put in order first (the contract says sorted; a duplicate or unsorted list
-     * would break the policy), matched in full, and built. At 32,000 domains the list is
-     * 2 MB: two passes over it just to check the order cost as much as the rest. */
-    rc = slots_may_stand(dc, n) ? build_views(dc, list, n, true, &v) : VIEWS_LIST_CHANGED;
-    if (rc == VIEWS_LIST_CHANGED) {
-        /* What a first pass did holds: each domain it built was the one of its slot. */
-        n = sort_unique(list, n);
-        sync_entries(dc, list, n);
-        rc = build_views(dc, list, n, false, &v);
-    }
-    if (rc < 0)
-        goto out;
     size_t m = v.m, n_ex = v.n_ex;
     int64_t booting_unused = v.booting_unused_kib, claims = v.claims_kib;
 
@@ -1382,7 +1441,6 @@ int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *re
     COUNT(dc, snapshots);
     rc = 0;
 out:
-    free(list);
     return rc;
 }
 
@@ -1397,36 +1455,27 @@ static int maxmem_entry(struct domcache *dc, uint32_t domid, bool fresh, struct 
     struct dc_entry *e = entry_find(dc, domid);
     *listed_kib = -1;
     if (e == NULL || fresh) {
-        struct backend_domain *list = NULL;
-        size_t n = 0;
+        struct backend_domain d;
         COUNT(dc, hypercalls);
-        int rc = dc->b->ops->list_domains(dc->b, &list, &n);
+        int rc = backend_list_one(dc->b, domid, &d);
         if (rc < 0) {
             log_dom_warnx(domid, "cannot list domains to set maxmem: %s", strerror(-rc));
             return rc;
         }
-        bool found = false;
-        for (size_t i = 0; i < n; i++) {
-            if (list[i].domid != domid || list[i].dying)
-                continue;
-            found = true;
-            if (e != NULL && memcmp(e->handle, list[i].handle, sizeof(e->handle)) != 0) {
-                entry_drop(dc, e);
-                e = NULL;
-            }
-            if (e == NULL) {
-                e = entry_new(dc, &list[i]);
-                if (dc->watching)
-                    entry_watch(dc, e);
-            }
-            *listed_kib = pages_to_kib(list[i].max_pages);
-            break;
-        }
-        free(list);
-        if (!found) {
+        if (rc == 0 || d.dying) {
             log_dom_debug(domid, "not setting maxmem: the domain has gone");
             return 0;
         }
+        if (e != NULL && memcmp(e->handle, d.handle, sizeof(e->handle)) != 0) {
+            entry_drop(dc, e);
+            e = NULL;
+        }
+        if (e == NULL) {
+            e = entry_new(dc, &d);
+            if (dc->watching)
+                entry_watch(dc, e);
+        }
+        *listed_kib = pages_to_kib(d.max_pages);
     }
     if (!e->offset_known) {
         /* Booting until a snapshot says otherwise, unless an offset is recorded. */
@@ -1685,24 +1734,17 @@ int domcache_write(struct domcache *dc, uint32_t domid, const char *key, const c
  * is there and not dying, 0 when not, or a negative errno. */
 static int listed_now(struct domcache *dc, uint32_t domid, struct backend_domain *out)
 {
-    struct backend_domain *list = NULL;
-    size_t n = 0;
+    struct backend_domain d;
     COUNT(dc, hypercalls);
-    int rc = dc->b->ops->list_domains(dc->b, &list, &n);
+    int rc = backend_list_one(dc->b, domid, &d);
     if (rc < 0) {
         log_dom_warnx(domid, "cannot list domains: %s", strerror(-rc));
         return rc;
     }
-    rc = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (list[i].domid == domid && !list[i].dying) {
-            *out = list[i];
-            rc = 1;
-            break;
-        }
-    }
-    free(list);
-    return rc;
+    if (rc == 0 || d.dying)
+        return 0;
+    *out = d;
+    return 1;
 }
 
 int domcache_domain_exists(struct domcache *dc, uint32_t domid)

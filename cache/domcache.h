@@ -34,7 +34,8 @@ struct domcache_counters {
     uint64_t xenstore_reads;  /* xs_read + xs_directory calls */
     uint64_t xenstore_writes; /* xs_write + xs_rm calls */
     uint64_t watch_events;    /* events taken from the backend */
-    uint64_t hypercalls;      /* list_domains, physinfo, set_maxmem, shadow calls */
+    uint64_t hypercalls;      /* list_domains (one per 1,024 domains listed), physinfo,
+                                 set_maxmem, shadow calls */
     uint64_t snapshots;       /* domcache_snapshot calls that succeeded */
     uint64_t rebuilds;        /* full drops after overflow / lost connection */
 };
@@ -107,18 +108,23 @@ void domcache_free(struct domcache *dc);
 /* Whether the cache is currently relying on watches. */
 bool domcache_watching(const struct domcache *dc);
 
+/* The domains a snapshot asks the backend for per list_domains call (default 1024, as
+ * Xen's backend asks per hypercall; at least 1). For tests: small batches put the
+ * boundaries between any two domains. */
+void domcache_set_list_batch(struct domcache *dc, size_t n);
+
 /* Take pending watch events (without blocking) and apply them. Returns the number of
  * events that changed something the policy reads (dynamic range, boot signals, domain
  * appearance), or a negative errno. Overflow or a lost connection empties the cache,
  * which is then rebuilt by the next snapshot; that counts as a change. */
 int domcache_process_events(struct domcache *dc);
 
-/* Build a snapshot (SPEC 2): one list_domains, one physinfo, and in steady state with
- * watches no xenstore read. Processes pending watch events first. Calibrates and writes
- * memory-offset on a domain's first boot signal; counts booting domains through
- * max(initial-reservation, actual) + shadow; subtracts each domain's outstanding Xen
- * claim (for a booting domain, only what exceeds its unused reservation); subtracts
- * reservations (borrowed array). Each domain's maxmem and paused flag are Xen's, as
+/* Build a snapshot (SPEC 2): the domain list (in batches, see above), one physinfo, and
+ * in steady state with watches no xenstore read. Processes pending watch events first.
+ * Calibrates and writes memory-offset on a domain's first boot signal; counts booting
+ * domains through max(initial-reservation, actual) + shadow; subtracts each domain's
+ * outstanding Xen claim (for a booting domain, only what exceeds its unused reservation);
+ * subtracts reservations (borrowed array). Each domain's maxmem and paused flag are Xen's, as
  * listed by this very snapshot.
  * Drops entries of domains gone; a recycled domid (new handle) gets a fresh entry.
  * Domains that vanish while being read are skipped; domains whose xenstore values are

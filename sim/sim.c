@@ -73,11 +73,12 @@ struct sim_dom *simworld_dom_find(const struct sim *s, uint32_t domid)
 }
 
 /*
- * Domain records come from chunks of DOM_CHUNK, reused through a free list, so the
- * records of a scenario's domains (made in domid order) lie next to each other: the
- * hypervisor's domain list reads every record in domid order at every snapshot, and
- * records allocated one by one among the xenstore tree's nodes were a cache miss each
- * at 32,000 domains (half of the list's time in perf).
+ * Domain records come from 64-byte aligned chunks of DOM_CHUNK, reused through a free
+ * list, so the records of a scenario's domains (made in domid order) lie next to each
+ * other, each with what the domain list reads in its first cache line: the hypervisor's
+ * domain list reads every record in domid order at every snapshot, and records
+ * allocated one by one among the xenstore tree's nodes were a cache miss each at 32,000
+ * domains (half of the list's time in perf).
  */
 #define DOM_CHUNK 256
 
@@ -89,7 +90,10 @@ struct sim_dom_chunk {
 static struct sim_dom *dom_alloc(struct sim *s)
 {
     if (s->dom_free == NULL) {
-        struct sim_dom_chunk *c = xcalloc(1, sizeof(*c));
+        struct sim_dom_chunk *c = aligned_alloc(_Alignof(struct sim_dom_chunk), sizeof(*c));
+        if (c == NULL)
+            xalloc_die("the simulated domains");
+        memset(c, 0, sizeof(*c));
         c->next = s->dom_chunks;
         s->dom_chunks = c;
         for (size_t i = DOM_CHUNK; i-- > 0;) {
@@ -857,25 +861,43 @@ int sim_domain_memory(struct sim *s, uint32_t domid, int64_t *actual_kib, int64_
 
 /* ---- hypervisor view ---- */
 
+static void list_one(const struct sim_dom *d, struct backend_domain *o)
+{
+    memset(o, 0, sizeof(*o));
+    o->domid = d->domid;
+    o->type = d->type;
+    o->dying = false;
+    o->total_pages = (uint64_t)d->tot_kib / 4;
+    o->max_pages = (uint64_t)d->max_kib / 4;
+    o->outstanding_pages = ((uint64_t)d->claim_kib + 3) / 4;
+    o->paused = d->paused;
+    memcpy(o->handle, d->handle, sizeof(o->handle));
+}
+
 int sim_list_domains(struct sim *s, struct backend_domain **out, size_t *n)
 {
     sync_clock(s);
     s->counters.list_domains++;
     struct backend_domain *v = xcalloc(s->n_doms + 1, sizeof(*v));
-    for (size_t i = 0; i < s->n_doms; i++) {
-        const struct sim_dom *d = s->doms[i];
-        v[i].domid = d->domid;
-        v[i].type = d->type;
-        v[i].dying = false;
-        v[i].total_pages = (uint64_t)d->tot_kib / 4;
-        v[i].max_pages = (uint64_t)d->max_kib / 4;
-        v[i].outstanding_pages = ((uint64_t)d->claim_kib + 3) / 4;
-        v[i].paused = d->paused;
-        memcpy(v[i].handle, d->handle, sizeof(v[i].handle));
-    }
+    for (size_t i = 0; i < s->n_doms; i++)
+        list_one(s->doms[i], &v[i]);
     *out = v;
     *n = s->n_doms;
     return 0;
+}
+
+int sim_list_domains_from(struct sim *s, uint32_t first, struct backend_domain *out, size_t max)
+{
+    sync_clock(s);
+    s->counters.list_domains++;
+    if (max > INT_MAX)
+        max = INT_MAX;
+    bool found;
+    size_t i = dom_index(s, first, &found);
+    size_t k = 0;
+    for (; i < s->n_doms && k < max; i++, k++)
+        list_one(s->doms[i], &out[k]);
+    return (int)k;
 }
 
 int sim_physinfo(struct sim *s, struct backend_physinfo *out)

@@ -104,8 +104,12 @@ int64_t sim_host_free_kib(struct sim *s);
 int sim_domain_memory(struct sim *s, uint32_t domid, int64_t *actual_kib, int64_t *target_kib,
                       int64_t *maxmem_kib);
 
-/* Hypervisor view (what libxenctrl would say). */
+/* Hypervisor view (what libxenctrl would say). Every domain (a new array)... */
 int sim_list_domains(struct sim *s, struct backend_domain **out, size_t *n);
+/* ... or those from domid `first` on, at most max of them, as the backend's
+ * list_domains: how many were written. */
+int sim_list_domains_from(struct sim *s, uint32_t first, struct backend_domain *out,
+                          size_t max);
 int sim_physinfo(struct sim *s, struct backend_physinfo *out);
 int sim_set_maxmem(struct sim *s, uint32_t domid, uint64_t maxmem_kib);
 int sim_shadow_allocation_mib(struct sim *s, uint32_t domid, uint32_t *mib);

@@ -10,9 +10,10 @@ static struct sim *world(struct backend *b)
     return b->priv;
 }
 
-static int sb_list_domains(struct backend *b, struct backend_domain **out, size_t *n)
+static int sb_list_domains(struct backend *b, uint32_t first, struct backend_domain *out,
+                           size_t max)
 {
-    return sim_list_domains(world(b), out, n);
+    return sim_list_domains_from(world(b), first, out, max);
 }
 
 static int sb_physinfo(struct backend *b, struct backend_physinfo *out)

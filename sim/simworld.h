@@ -12,19 +12,22 @@
 /* Internal to sim/: nothing outside sim.c and simstate.c may include this. */
 
 struct sim_dom {
-    uint32_t domid;
+    /* What the hypervisor's domain list reads, in the record's first cache line (the
+     * records are 64-byte aligned, sim.c): a snapshot reads it for every domain. */
+    _Alignas(64) uint32_t domid;
     enum domain_type type;
-    int64_t tot_kib;           /* Xen total pages KiB */
-    int64_t max_kib;           /* Xen max pages KiB (includes the per-type slack) */
+    int64_t tot_kib;   /* Xen total pages KiB */
+    int64_t max_kib;   /* Xen max pages KiB (includes the per-type slack) */
+    int64_t claim_kib; /* outstanding Xen claim; shrinks as the domain allocates */
+    uint8_t handle[16];
+    bool paused; /* its balloon driver does not run */
+
     int64_t memory_offset_kib; /* actual = tot_kib - memory_offset_kib */
     int64_t initial_reservation_kib;
     double boot_after_s;
     bool booted;
-    bool paused;        /* its balloon driver does not run */
-    int64_t claim_kib;  /* outstanding Xen claim; shrinks as the domain allocates */
     int64_t created_ms; /* sim time of creation */
     uint32_t shadow_mib;
-    uint8_t handle[16];
     struct sim_balloon balloon;
     double frac_kib;    /* progress not yet a whole KiB */
     bool free_limited;  /* a free<0 violation was recorded for the current episode */
@@ -50,7 +53,7 @@ struct sim {
     int64_t now_ms;
     int64_t origin_ms; /* CLOCK_MONOTONIC ms at sim time 0 (real clock) */
 
-    struct sim_dom **doms; /* sorted by domid */
+    struct sim_dom **doms;            /* sorted by domid */
     struct sim_dom_chunk *dom_chunks; /* where the records are (sim.c) */
     struct sim_dom *dom_free;         /* records to reuse */
     size_t n_doms, cap_doms;

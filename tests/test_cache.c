@@ -1274,7 +1274,10 @@ static void test_unsorted_list_put_in_order(void **state)
     size_t n = f->snap.host.n_domains;
     for (int mode = 1; mode <= 2; mode++) {
         f->w->list_disorder = mode;
-        for (int round = 0; round < 2; round++) {
+        for (int round = 0; round < 4; round++) {
+            /* The whole list in one call, then in batches of two (each one out of
+             * order, and with a domain twice in mode 2). */
+            domcache_set_list_batch(f->dc, round < 2 ? 1024 : 2);
             snap(f);
             assert_int_equal(f->snap.host.n_domains, n);
             for (size_t i = 1; i < n; i++)
@@ -1288,6 +1291,52 @@ static void test_unsorted_list_put_in_order(void **state)
     snap(f);
     assert_int_equal(reads_now(f) - r0, 0);
     assert_int_equal(f->snap.host.n_domains, n);
+    assert_truth(f->sim, &f->snap);
+}
+
+/*
+ * A list longer than one batch (1,024 domains a call): a steady snapshot makes one
+ * list_domains call per batch and reads nothing; a domain gone from the second batch, a
+ * new one past the last, a domid recycled in the third and one dying in the first are
+ * each seen by the next snapshot.
+ */
+static void test_list_in_batches(void **state)
+{
+    struct fx *f = fx_open(state, harness_world(NULL, 2500), true, false);
+    steady(f);
+    assert_int_equal(f->snap.host.n_domains, 2500);
+    struct sim_counters s0, s1;
+    sim_counters(f->sim, &s0);
+    uint64_t r0 = reads_now(f);
+    snap(f);
+    sim_counters(f->sim, &s1);
+    assert_int_equal(s1.list_domains - s0.list_domains, 3);
+    assert_int_equal(reads_now(f) - r0, 0);
+    assert_truth(f->sim, &f->snap);
+
+    assert_int_equal(sim_destroy_domain(f->sim, 1500), 0);
+    struct sim_domain_spec d = harness_guest(3000);
+    assert_int_equal(sim_create_domain(f->sim, &d, NULL), 0);
+    assert_int_equal(sim_destroy_domain(f->sim, 2100), 0);
+    d = harness_guest(2100);
+    assert_int_equal(sim_create_domain(f->sim, &d, NULL), 0);
+    f->w->dying[7] = true;
+    snap(f);
+    assert_int_equal(f->snap.host.n_domains, 2500 - 1 + 1 - 1);
+    for (size_t i = 1; i < f->snap.host.n_domains; i++)
+        assert_true(f->snap.domains[i - 1].domid < f->snap.domains[i].domid);
+    assert_null(find(&f->snap, 1500, NULL));
+    assert_null(find(&f->snap, 7, NULL));
+    assert_non_null(find(&f->snap, 3000, NULL));
+    assert_non_null(find(&f->snap, 2100, NULL));
+    assert_truth(f->sim, &f->snap);
+    f->w->dying[7] = false;
+    snap(f);
+    assert_non_null(find(&f->snap, 7, NULL));
+    r0 = reads_now(f);
+    snap(f);
+    assert_int_equal(reads_now(f) - r0, 0);
+    assert_int_equal(f->snap.host.n_domains, 2500);
     assert_truth(f->sim, &f->snap);
 }
 
@@ -1368,9 +1417,10 @@ static struct backend *plain_inner(struct backend *b)
     return ((struct plain_backend *)b->priv)->inner;
 }
 
-static int pb_list_domains(struct backend *b, struct backend_domain **out, size_t *n)
+static int pb_list_domains(struct backend *b, uint32_t first, struct backend_domain *out,
+                           size_t max)
 {
-    return plain_inner(b)->ops->list_domains(plain_inner(b), out, n);
+    return plain_inner(b)->ops->list_domains(plain_inner(b), first, out, max);
 }
 
 static int pb_physinfo(struct backend *b, struct backend_physinfo *out)
@@ -1681,6 +1731,9 @@ static void test_memo_against_a_fresh_cache(void **state)
                 f->w->watch_budget = 0; /* from now on watches fail: read through */
             for (uint32_t k = rnd(3); k > 0; k--)
                 random_change(f);
+            /* The list read in batches of 1 to 8 domains, or whole: the boundaries
+             * between batches fall anywhere among the changes. */
+            domcache_set_list_batch(f->dc, rnd(4) == 0 ? 1024 : 1 + rnd(8));
             snap(f);
             fresh_snapshot(f, manage_dom0, &ref);
             assert_same_snapshot(&f->snap, &ref);
@@ -1833,6 +1886,7 @@ int main(void)
         T(test_memo_excluded_then_fixed),
         T(test_memo_with_a_dying_domain),
         T(test_unsorted_list_put_in_order),
+        T(test_list_in_batches),
         T(test_memo_entry_forgotten_while_listed),
         T(test_memo_connection_lost),
         T(test_memo_against_a_fresh_cache),

@@ -343,18 +343,17 @@ int xc_domain_getinfolist(xc_interface *xch, uint32_t first_domain, unsigned int
     fx.c.getinfolist++;
     fakexen_poll_fault_file();
     struct sim *w = fakexen_world();
-    struct backend_domain *list = NULL;
-    size_t n = 0;
-    int rc = w ? sim_list_domains(w, &list, &n) : -ENOENT;
+    struct backend_domain *list = max_domains ? xcalloc(max_domains, sizeof(*list)) : NULL;
+    int rc = w ? sim_list_domains_from(w, first_domain, list, max_domains) : -ENOENT;
     if (rc < 0) {
+        free(list);
         errno = -rc;
         return -1;
     }
+    size_t n = (size_t)rc;
     unsigned int got = 0;
     for (size_t i = 0; i < n && got < max_domains; i++) {
         const struct backend_domain *d = &list[i];
-        if (d->domid < first_domain)
-            continue;
         xc_domaininfo_t *o = &info[got++];
         memset(o, 0, sizeof(*o));
         o->domain = (domid_t)d->domid;

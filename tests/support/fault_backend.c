@@ -21,27 +21,26 @@ static struct backend *inner_of(struct backend *b)
     return FB(b)->inner;
 }
 
-static int fb_list(struct backend *b, struct backend_domain **out, size_t *n)
+static int fb_list(struct backend *b, uint32_t first, struct backend_domain *out, size_t max)
 {
     struct fault_backend *fb = FB(b);
     fb->n.list++;
-    int rc = fb->inner->ops->list_domains(fb->inner, out, n);
-    if (rc == 0)
-        for (size_t i = 0; i < *n; i++)
-            if ((*out)[i].domid < FAULT_BACKEND_MAX_DOMID && fb->dying[(*out)[i].domid])
-                (*out)[i].dying = true;
-    if (rc == 0 && fb->list_disorder > 0 && *n > 1) {
-        struct backend_domain *v = *out;
-        for (size_t i = 0, j = *n - 1; i < j; i++, j--) {
-            struct backend_domain t = v[i];
-            v[i] = v[j];
-            v[j] = t;
+    /* Disorder 2 lists the batch's lowest domid twice: room for it is kept. */
+    bool twice = fb->list_disorder == 2 && max > 1;
+    int rc = fb->inner->ops->list_domains(fb->inner, first, out, twice ? max - 1 : max);
+    size_t n = rc > 0 ? (size_t)rc : 0;
+    for (size_t i = 0; i < n; i++)
+        if (out[i].domid < FAULT_BACKEND_MAX_DOMID && fb->dying[out[i].domid])
+            out[i].dying = true;
+    if (fb->list_disorder > 0 && n > 1) {
+        for (size_t i = 0, j = n - 1; i < j; i++, j--) {
+            struct backend_domain t = out[i];
+            out[i] = out[j];
+            out[j] = t;
         }
-        if (fb->list_disorder == 2) {
-            v = xreallocarray(v, *n + 1, sizeof(*v));
-            v[*n] = v[*n - 1]; /* the lowest domid, once more */
-            (*n)++;
-            *out = v;
+        if (twice) {
+            out[n] = out[n - 1]; /* the lowest domid, once more */
+            rc++;
         }
     }
     if (fb->after_list != NULL)

@@ -37,8 +37,8 @@ struct fault_backend {
     /* The next read_watch returns BACKEND_ECONN (once): the connection was lost and made
      * again (the inner backend's watches stand). */
     bool econn_next;
-    /* list_domains breaks its contract: 1 the list reversed, 2 reversed with its first
-     * domain listed twice (0: as the inner backend lists it). */
+    /* list_domains breaks its contract: 1 each batch reversed, 2 reversed with its
+     * lowest domain listed twice (0: as the inner backend lists it). */
     int list_disorder;
     fault_backend_hook_fn after_list; /* called after every list_domains (NULL: none) */
     void *ctx;                        /* handed to after_list */
