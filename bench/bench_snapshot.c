@@ -17,8 +17,9 @@
  * the one snapshot of the check after it (issue 13: two snapshots and one round).
  *
  * A snapshot's cost includes the backend's domain list and physinfo, here the simulated
- * host's (whose own domain list reads one separately allocated record per domain, so it
- * is not linear itself; Xen's is an array filled by a hypercall). "backend" is the time
+ * host's (which reads one record per domain, reached through a pointer; Xen's is a
+ * hypercall per 1,024 domains). The cache asks for the list 1,024 domains at a time and
+ * builds each batch while it is in the processor's cache. "backend" is the time
  * the snapshot spent in those two calls (timed inside it, by wrapping the backend's
  * operations); "cache" is the rest of it: what cache/domcache.c costs. Both are the
  * medians over the runs of each size's per-snapshot figures. The last lines compare the
