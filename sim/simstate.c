@@ -742,6 +742,7 @@ static bool load_domain(struct sim *s, const json_t *o, const char *where, char 
     d->claim_kib = claim;
     d->paused = paused;
     s->claimed_kib += claim;
+    simworld_dom_listed(s, d);
     return true;
 }
 

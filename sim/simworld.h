@@ -12,9 +12,9 @@
 /* Internal to sim/: nothing outside sim.c and simstate.c may include this. */
 
 struct sim_dom {
-    /* What the hypervisor's domain list reads, in the record's first cache line (the
-     * records are 64-byte aligned, sim.c): a snapshot reads it for every domain. */
-    _Alignas(64) uint32_t domid;
+    /* What the hypervisor's domain list says of the domain (copied into the world's
+     * dense table by simworld_dom_listed after every change). */
+    uint32_t domid;
     enum domain_type type;
     int64_t tot_kib;   /* Xen total pages KiB */
     int64_t max_kib;   /* Xen max pages KiB (includes the per-type slack) */
@@ -54,6 +54,9 @@ struct sim {
     int64_t origin_ms; /* CLOCK_MONOTONIC ms at sim time 0 (real clock) */
 
     struct sim_dom **doms;            /* sorted by domid */
+    struct backend_domain *hv;        /* parallel to doms: what the domain list says of each,
+                                         kept by simworld_dom_listed (the list copies from this
+                                         dense array, not from the records) */
     struct sim_dom_chunk *dom_chunks; /* where the records are (sim.c) */
     struct sim_dom *dom_free;         /* records to reuse */
     size_t n_doms, cap_doms;
@@ -77,6 +80,9 @@ struct sim *simworld_alloc(enum sim_clock_mode clock);
 struct sim_dom *simworld_dom_find(const struct sim *s, uint32_t domid);
 /* A new zeroed domain record in domid order (domid must be absent). */
 struct sim_dom *simworld_dom_insert(struct sim *s, uint32_t domid);
+/* d's type, pages, maxmem, claim, paused flag or handle changed: its entry in the
+ * hypervisor's domain list (s->hv) is made again. Every change to them goes through here. */
+void simworld_dom_listed(struct sim *s, const struct sim_dom *d);
 /* Append a violation line (taken). */
 void simworld_add_violation_text(struct sim *s, char *line);
 /* Remove a domain record (no memory accounting, no xenstore); false if absent. */
