@@ -22,6 +22,9 @@ trap 'kill $SW_PID 2>/dev/null; _e2e_cleanup' EXIT
 start_switch() {
     _log=$1
     shift
+    # Emptied here, not only by the background job's redirection, which may come after
+    # the loop below has read the previous switch's "ready" line.
+    : >"$TMPD/switch.out"
     node tests/fakeswitch/fakeswitch.js --path "$SW" --log "$_log" "$@" \
         >"$TMPD/switch.out" 2>&1 &
     SW_PID=$!
@@ -43,6 +46,17 @@ wait_for() {
     _t=$(($3 * 20 * E2E_LIMIT_SCALE))
     while [ "$_t" -gt 0 ]; do
         grep -q -- "$2" "$1" 2>/dev/null && return 0
+        sleep 0.05
+        _t=$((_t - 1))
+    done
+    return 1
+}
+
+# wait_for_count FILE PATTERN N SECONDS: until N lines of FILE match; 0 if they do.
+wait_for_count() {
+    _t=$(($4 * 20 * E2E_LIMIT_SCALE))
+    while [ "$_t" -gt 0 ]; do
+        [ "$(grep -c -- "$2" "$1" 2>/dev/null)" -ge "$3" ] && return 0
         sleep 0.05
         _t=$((_t - 1))
     done
@@ -118,10 +132,14 @@ r=$(rpc_unix get_diagnostics '["dbg"]')
 assert_json "the JSON-RPC interface still answers beside the switch" "$r" .error null
 
 # ---- the switch restarts ------------------------------------------------------------------
+# The line of the first connection says "(connected again)" too (the daemon came up
+# before the switch): wait for one more.
+again="serving queue org.xen.xapi.memory .*(connected again)"
+served=$(grep -c -- "$again" "$DAEMON_LOG")
 stop_switch
 start_switch "$TMPD/frames2.log"
 assert_true "connects again after a switch restart" \
-    wait_for "$DAEMON_LOG" "(connected again)" 15
+    wait_for_count "$DAEMON_LOG" "$again" $((served + 1)) 15
 echo '[["get_host_reserved_memory", ["dbg"]]]' >"$TMPD/one.json"
 calls "$TMPD/one.json"
 assert_json "served after the switch restart" "$(reply get_host_reserved_memory)" .result 73728
