@@ -18,13 +18,15 @@ for cmd in node npm; do
 done
 if ! cmp -s "$dir/package-lock.json" "$stamp" 2>/dev/null; then
     echo "# grafana: npm ci in $dir"
-    if ! (cd "$dir" && timeout 600 npm ci --no-audit --no-fund >npm-ci.log 2>&1); then
+    # Its log outside the source tree: the deb stage may be copying the tree meanwhile.
+    npmlog=$(mktemp "${TMPDIR:-/tmp}/squeezed-npm-ci.XXXXXX") || exit 1
+    if ! (cd "$dir" && timeout 600 npm ci --no-audit --no-fund >"$npmlog" 2>&1); then
         echo "FAIL: grafana: npm ci failed (network?); log:"
-        sed 's/^/#   /' "$dir/npm-ci.log" | tail -n 20
-        rm -f "$dir/npm-ci.log"
+        sed 's/^/#   /' "$npmlog" | tail -n 20
+        rm -f "$npmlog"
         exit 1
     fi
-    rm -f "$dir/npm-ci.log"
+    rm -f "$npmlog"
     cp "$dir/package-lock.json" "$stamp"
 fi
 timeout 300 node "$dir/check.mjs" contrib/grafana/squeezed.json

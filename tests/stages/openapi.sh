@@ -22,13 +22,15 @@ done
 # Install exactly what the lock file says, once (and again when the lock file changes).
 if ! cmp -s "$dir/package-lock.json" "$stamp" 2>/dev/null; then
     echo "# openapi: npm ci in $dir"
-    if ! (cd "$dir" && timeout 600 npm ci --no-audit --no-fund >npm-ci.log 2>&1); then
+    # Its log outside the source tree: the deb stage may be copying the tree meanwhile.
+    npmlog=$(mktemp "${TMPDIR:-/tmp}/squeezed-npm-ci.XXXXXX") || exit 1
+    if ! (cd "$dir" && timeout 600 npm ci --no-audit --no-fund >"$npmlog" 2>&1); then
         echo "FAIL: openapi: npm ci failed (network?); log:"
-        sed 's/^/#   /' "$dir/npm-ci.log" | tail -n 20
-        rm -f "$dir/npm-ci.log"
+        sed 's/^/#   /' "$npmlog" | tail -n 20
+        rm -f "$npmlog"
         exit 1
     fi
-    rm -f "$dir/npm-ci.log"
+    rm -f "$npmlog"
     cp "$dir/package-lock.json" "$stamp"
 fi
 

@@ -28,12 +28,11 @@ if [ ! -x "$chromium" ]; then
 fi
 if ! cmp -s "$dir/package-lock.json" "$stamp" 2>/dev/null; then
     note "ui: npm ci in $dir"
-    if ! (cd "$dir" && timeout 600 npm ci --no-audit --no-fund >npm-ci.log 2>&1); then
-        fail "ui: npm ci failed (network?); log: $(tail -n 20 "$dir/npm-ci.log")"
-        rm -f "$dir/npm-ci.log"
+    # Its log outside the source tree: the deb stage may be copying the tree meanwhile.
+    if ! (cd "$dir" && timeout 600 npm ci --no-audit --no-fund >"$TMPD/npm-ci.log" 2>&1); then
+        fail "ui: npm ci failed (network?); log: $(tail -n 20 "$TMPD/npm-ci.log")"
         e2e_finish
     fi
-    rm -f "$dir/npm-ci.log"
     cp "$dir/package-lock.json" "$stamp"
 fi
 
