@@ -10,7 +10,8 @@
 //  4. that every PromQL expression parses (promtool check rules, when promtool is there).
 // Prints PASS:/FAIL: lines; exit 1 on any failure.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync, rmSync, existsSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync, rmSync, existsSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -47,8 +48,10 @@ try {
     process.exit(1);
 }
 
-// 1. Grafana's schema, by its TypeScript types.
-const gen = join(here, ".gen");
+// 1. Grafana's schema, by its TypeScript types. The generated file goes into
+// node_modules (it must sit where @grafana/schema is found from), not into the source tree,
+// which the deb stage may be copying meanwhile.
+const gen = join(here, "node_modules", ".squeezed-gen");
 mkdirSync(gen, { recursive: true });
 writeFileSync(join(gen, "dashboard.ts"),
     'import type { Dashboard } from "@grafana/schema";\n' +
@@ -137,7 +140,8 @@ if (promtool) {
     const lines = ["groups:", "  - name: squeezed-dashboard", "    rules:"];
     for (const r of rules)
         lines.push(`      - record: ${r.record}`, `        expr: ${JSON.stringify(r.expr)}`);
-    const rf = join(here, ".rules.yml");
+    const rd = mkdtempSync(join(tmpdir(), "squeezed-grafana-"));
+    const rf = join(rd, "rules.yml");
     writeFileSync(rf, lines.join("\n") + "\n");
     try {
         execFileSync(promtool, ["check", "rules", rf], { stdio: "pipe" });
@@ -145,7 +149,7 @@ if (promtool) {
     } catch (e) {
         fail("every PromQL expression parses", String(e.stdout || "") + String(e.stderr || ""));
     }
-    rmSync(rf, { force: true });
+    rmSync(rd, { recursive: true, force: true });
 } else {
     console.log("# promtool not found: PromQL syntax not checked");
 }
