@@ -550,10 +550,11 @@ static void wait_for_stop(const sigset_t *set)
 
 /*
  * SIGTERM and SIGINT during start-up (loading a large simulated host, the first snapshot
- * of a large one): a thread takes them while the main thread is busy. Before the daemon
- * is ready nothing needs an orderly stop (nothing listens yet; the simulated host's state
- * file is a journal a crash cannot tear), so the process ends at once. Once ready, a
- * signal the thread took is handed over as a stop request.
+ * of a large one): a thread takes them while the main thread is busy. Until the daemon
+ * listens nothing needs an orderly stop (no socket, no pidfile yet; the simulated host's
+ * state file is a journal a crash cannot tear), so the process ends at once. The watch
+ * ends before the daemon starts listening; a signal the thread took after that is handed
+ * over as a stop request, and one that comes later stays pending for wait_for_stop.
  */
 struct startup_watch {
     pthread_t thread;
@@ -568,26 +569,37 @@ static void *startup_watch_main(void *arg)
     struct startup_watch *w = arg;
     for (;;) {
         int sig;
-        if (sigwait(w->set, &sig) != 0 || sig == SIGHUP)
+        if (sigwait(w->set, &sig) != 0)
             continue;
         pthread_mutex_lock(&w->mu);
-        if (!w->over) {
-            log_info("%s during start-up: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-            _exit(0);
+        if (w->over) {
+            /* startup_watch_end's SIGHUP, or a signal that came just before it */
+            if (sig != SIGHUP)
+                w->stop_requested = true;
+            pthread_mutex_unlock(&w->mu);
+            return NULL;
         }
-        w->stop_requested = true;
-        pthread_mutex_unlock(&w->mu);
-        return NULL;
+        if (sig == SIGHUP) {
+            pthread_mutex_unlock(&w->mu);
+            continue;
+        }
+        log_info("%s during start-up: stopping", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+        _exit(0);
     }
 }
 
-/* End the watch; true if a stop signal came in meanwhile. */
+/*
+ * End the watch; true if a stop signal came in meanwhile. The thread is woken by a SIGHUP
+ * sent to it alone, not cancelled: a cancellation acted on as sigwait returns would drop
+ * the signal it had just taken (seen under valgrind: a SIGTERM right after the ready line
+ * left the daemon running in 3 starts of 30).
+ */
 static bool startup_watch_end(struct startup_watch *w)
 {
     pthread_mutex_lock(&w->mu);
     w->over = true;
     pthread_mutex_unlock(&w->mu);
-    pthread_cancel(w->thread); /* sigwait is a cancellation point */
+    pthread_kill(w->thread, SIGHUP);
     pthread_join(w->thread, NULL);
     return w->stop_requested;
 }
@@ -666,6 +678,7 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
     sigset_t set;
     struct startup_watch watch = {.set = &set, .mu = PTHREAD_MUTEX_INITIALIZER};
     bool watching_startup = false;
+    bool stop_requested = false; /* a stop signal the start-up watch handed over */
 
     if (hooks == NULL)
         hooks = &no_hooks;
@@ -763,6 +776,12 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
         .openapi_path = NULL,
         .token_file = cfg.token_file,
     };
+    /* From here on a stop is an orderly one (the socket and the pidfile are removed):
+     * the start-up watch ends before anything listens. */
+    if (watching_startup) {
+        watching_startup = false;
+        stop_requested = startup_watch_end(&watch);
+    }
     srv = api_start(svc, &ac, &err);
     if (srv == NULL) {
         log_errx("cannot listen: %s", err);
@@ -791,13 +810,8 @@ int daemon_main(int argc, char **argv, const struct daemon_hooks *hooks)
         fflush(stdout);
     }
 
-    if (watching_startup) {
-        watching_startup = false;
-        if (!startup_watch_end(&watch))
-            wait_for_stop(&set);
-    } else {
+    if (!stop_requested)
         wait_for_stop(&set);
-    }
     sd_notify(0, "STOPPING=1");
     /* Stop the worker first: a running squeeze is cancelled and callers blocked on it get
      * "shutting down", so the HTTP server's threads can finish their requests. */
