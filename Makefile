@@ -149,9 +149,14 @@ run: deps
 	@$(MAKE) --no-print-directory all
 	@sh scripts/run.sh $(DAEMON)
 
+# The two builds compile on every processor, unless make was given -j itself (its job
+# server is then shared; MAKEFLAGS shows it to recipes only).
+NPROC := $(shell getconf _NPROCESSORS_ONLN 2>/dev/null || echo 2)
+
 test: deps-test
-	@$(MAKE) --no-print-directory tests
-	@$(MAKE) --no-print-directory BUILD=build/asan SAN=1 tests
+	@case " $$MAKEFLAGS" in *" -j"*) j= ;; *) j=-j$(NPROC) ;; esac; \
+	$(MAKE) --no-print-directory $$j tests && \
+	$(MAKE) --no-print-directory $$j BUILD=build/asan SAN=1 tests
 	@sh tests/run.sh
 
 bench: deps
