@@ -350,33 +350,71 @@ static struct process_text *process_text_get(void)
     return t;
 }
 
-/* What a /metrics response holds while it is sent: the picture (its memoised text) and
- * the process metrics. */
-struct metrics_hold {
+/*
+ * The body of GET /metrics: the picture's rendered text and the process part in one
+ * buffer, made again when either changes (a new picture, or the process part read again
+ * after PROCESS_METRICS_MAX_AGE_MS) and shared by reference with the responses sending
+ * it. One buffer, as /status: sent from two (MHD_create_response_from_iovec), the body
+ * went out at 0.65-0.88 of the bare server's rate at 1,000 domains, where /status, from
+ * one, went at 1.26-1.37. It holds the picture and the process text it was made from, so
+ * that neither can be freed and its address given to a new one while it is compared.
+ */
+struct metrics_body {
+    atomic_uint refs;
     struct status_picture *pic;
     struct process_text *proc;
+    size_t len;
+    char text[];
 };
 
-static void release_metrics(void *cls)
+static pthread_mutex_t metrics_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct metrics_body *metrics_cur; /* the last one made, NULL before the first */
+
+static void metrics_body_unref(void *cls)
 {
-    struct metrics_hold *h = cls;
-    status_picture_unref(h->pic);
-    process_text_unref(h->proc);
-    free(h);
+    struct metrics_body *m = cls;
+    if (m != NULL && atomic_fetch_sub(&m->refs, 1) == 1) {
+        status_picture_unref(m->pic);
+        process_text_unref(m->proc);
+        free(m);
+    }
 }
 
-/* GET /metrics: the picture's rendered text, then the process part, sent as they are (no
- * copy into one buffer: at 1,000 domains the body is half a megabyte). Takes pic. */
+/* The body for picture pic (its rendered text body[len]); a reference. Takes pic. */
+static struct metrics_body *metrics_body_get(struct status_picture *pic, const char *body,
+                                             size_t len)
+{
+    struct process_text *proc = process_text_get();
+    pthread_mutex_lock(&metrics_mu);
+    struct metrics_body *m = metrics_cur;
+    if (m == NULL || m->pic != pic || m->proc != proc) {
+        m = xmalloc(sizeof(*m) + len + proc->len);
+        atomic_init(&m->refs, 1);
+        m->pic = pic;
+        m->proc = proc;
+        m->len = len + proc->len;
+        memcpy(m->text, body, len);
+        memcpy(m->text + len, proc->text, proc->len);
+        metrics_body_unref(metrics_cur);
+        metrics_cur = m;
+    } else {
+        status_picture_unref(pic);
+        process_text_unref(proc);
+    }
+    atomic_fetch_add(&m->refs, 1);
+    pthread_mutex_unlock(&metrics_mu);
+    return m;
+}
+
+/* GET /metrics: the picture's rendered text, then the process part. Takes pic. */
 static enum MHD_Result respond_metrics(struct MHD_Connection *conn, struct status_picture *pic,
                                        const char *body, size_t len)
 {
-    struct metrics_hold *h = xmalloc(sizeof(*h));
-    h->pic = pic;
-    h->proc = process_text_get();
-    const struct MHD_IoVec iov[2] = {{body, len}, {h->proc->text, h->proc->len}};
-    struct MHD_Response *r = MHD_create_response_from_iovec(iov, 2, release_metrics, h);
+    struct metrics_body *m = metrics_body_get(pic, body, len);
+    struct MHD_Response *r = MHD_create_response_from_buffer_with_free_callback_cls(
+        m->len, m->text, metrics_body_unref, m);
     if (r == NULL) {
-        release_metrics(h);
+        metrics_body_unref(m);
         return MHD_NO;
     }
     return queue_ok(conn, r, METRICS_CONTENT_TYPE);
@@ -1354,6 +1392,11 @@ void api_stop(struct api_server *srv)
         MHD_stop_daemon(srv->tcp_daemon);
     if (srv->unix_daemon != NULL)
         MHD_stop_daemon(srv->unix_daemon);
+    /* The /metrics body kept for the next scrape holds a picture: let it go. */
+    pthread_mutex_lock(&metrics_mu);
+    metrics_body_unref(metrics_cur);
+    metrics_cur = NULL;
+    pthread_mutex_unlock(&metrics_mu);
     /* Remove our socket file, not one another daemon has put there since. */
     if (srv->socket_path != NULL && lstat(srv->socket_path, &st) == 0 &&
         st.st_dev == srv->socket_dev && st.st_ino == srv->socket_ino)
