@@ -303,66 +303,23 @@ static char *build_metrics(const char *json, size_t len)
 #define MEMO_METRICS 0
 
 /*
- * The process_* metrics (api/metrics.c reads /proc for them) are read again at most every
- * PROCESS_METRICS_MAX_AGE_MS, not at every scrape: a scrape then costs no file reads, and
- * what a scraper sees is at most that old (Prometheus scrapes every few seconds; the CPU
- * time Linux reports moves in 10 ms ticks anyway). The text is shared by reference with
- * the responses still sending it.
+ * The body of GET /metrics: the picture's rendered text and the process_* metrics in one
+ * buffer, shared by reference with the responses sending it. It is made again for a new
+ * picture, or when its process part (read from /proc by api/metrics.c) is older than
+ * PROCESS_METRICS_MAX_AGE_MS: a scrape then costs no file reads, and what a scraper
+ * sees is at most that old (Prometheus scrapes every few seconds; the CPU time Linux
+ * reports moves in 10 ms ticks anyway). One buffer, as /status: sent from two
+ * (MHD_create_response_from_iovec), the body went out at 0.65-0.88 of the bare server's
+ * rate at 1,000 domains, where /status, from one, went at 1.26-1.37. It holds the picture
+ * it was made from, so that no new picture can be given its address while it is kept.
  */
 #define PROCESS_METRICS_MAX_AGE_MS 100
 
-struct process_text {
-    atomic_uint refs;
-    size_t len;
-    char text[];
-};
-
-static pthread_mutex_t process_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct process_text *process_cur; /* the last one read, NULL before the first */
-static int64_t process_at_ms;
-
-static void process_text_unref(struct process_text *t)
-{
-    if (t != NULL && atomic_fetch_sub(&t->refs, 1) == 1)
-        free(t);
-}
-
-/* The process metrics, read now or at most PROCESS_METRICS_MAX_AGE_MS ago (a reference). */
-static struct process_text *process_text_get(void)
-{
-    int64_t now = clock_monotonic_ms();
-    pthread_mutex_lock(&process_mu);
-    if (process_cur == NULL || now - process_at_ms > PROCESS_METRICS_MAX_AGE_MS) {
-        char *text = metrics_render_process();
-        size_t len = strlen(text);
-        struct process_text *t = xmalloc(sizeof(*t) + len + 1);
-        atomic_init(&t->refs, 1);
-        t->len = len;
-        memcpy(t->text, text, len + 1);
-        free(text);
-        process_text_unref(process_cur);
-        process_cur = t;
-        process_at_ms = now;
-    }
-    struct process_text *t = process_cur;
-    atomic_fetch_add(&t->refs, 1);
-    pthread_mutex_unlock(&process_mu);
-    return t;
-}
-
-/*
- * The body of GET /metrics: the picture's rendered text and the process part in one
- * buffer, made again when either changes (a new picture, or the process part read again
- * after PROCESS_METRICS_MAX_AGE_MS) and shared by reference with the responses sending
- * it. One buffer, as /status: sent from two (MHD_create_response_from_iovec), the body
- * went out at 0.65-0.88 of the bare server's rate at 1,000 domains, where /status, from
- * one, went at 1.26-1.37. It holds the picture and the process text it was made from, so
- * that neither can be freed and its address given to a new one while it is compared.
- */
 struct metrics_body {
     atomic_uint refs;
     struct status_picture *pic;
-    struct process_text *proc;
+    int64_t process_at_ms; /* when its process part was read */
+    size_t pic_len;        /* text[0..pic_len) is the picture's, the rest the process part */
     size_t len;
     char text[];
 };
@@ -375,7 +332,6 @@ static void metrics_body_unref(void *cls)
     struct metrics_body *m = cls;
     if (m != NULL && atomic_fetch_sub(&m->refs, 1) == 1) {
         status_picture_unref(m->pic);
-        process_text_unref(m->proc);
         free(m);
     }
 }
@@ -384,22 +340,28 @@ static void metrics_body_unref(void *cls)
 static struct metrics_body *metrics_body_get(struct status_picture *pic, const char *body,
                                              size_t len)
 {
-    struct process_text *proc = process_text_get();
+    int64_t now = clock_monotonic_ms();
     pthread_mutex_lock(&metrics_mu);
-    struct metrics_body *m = metrics_cur;
-    if (m == NULL || m->pic != pic || m->proc != proc) {
-        m = xmalloc(sizeof(*m) + len + proc->len);
+    struct metrics_body *old = metrics_cur, *m = old;
+    bool fresh = old != NULL && now - old->process_at_ms <= PROCESS_METRICS_MAX_AGE_MS;
+    if (!fresh || old->pic != pic) {
+        /* The process part: the last body's while fresh, else read now. */
+        char *read = fresh ? NULL : metrics_render_process();
+        const char *proc = fresh ? old->text + old->pic_len : read;
+        size_t proc_len = fresh ? old->len - old->pic_len : strlen(read);
+        m = xmalloc(sizeof(*m) + len + proc_len);
         atomic_init(&m->refs, 1);
         m->pic = pic;
-        m->proc = proc;
-        m->len = len + proc->len;
+        m->process_at_ms = fresh ? old->process_at_ms : now;
+        m->pic_len = len;
+        m->len = len + proc_len;
         memcpy(m->text, body, len);
-        memcpy(m->text + len, proc->text, proc->len);
-        metrics_body_unref(metrics_cur);
+        memcpy(m->text + len, proc, proc_len);
+        free(read);
+        metrics_body_unref(old);
         metrics_cur = m;
     } else {
         status_picture_unref(pic);
-        process_text_unref(proc);
     }
     atomic_fetch_add(&m->refs, 1);
     pthread_mutex_unlock(&metrics_mu);

@@ -1365,10 +1365,9 @@ int domcache_snapshot(struct domcache *dc, const struct domcache_reservation *re
          * the list read again is matched and built from scratch. */
         size_t n = 0;
         int calls = backend_list_all(dc->b, &dc->list, &dc->list_cap, &n);
-        for (int k = 0; k < calls; k++)
-            COUNT(dc, hypercalls);
+        atomic_fetch_add_explicit(&dc->c.hypercalls, calls < 0 ? 1 : (uint64_t)calls,
+                                  memory_order_relaxed);
         if (calls < 0) {
-            COUNT(dc, hypercalls);
             rc = calls;
             log_warnx("cannot list domains: %s", strerror(-rc));
             goto out;
@@ -1446,6 +1445,23 @@ out:
 
 /* ---- writes through the cache ---- */
 
+/* Xen's entry for domid from a fresh domain list: 1 and *out (the listed domain) when it
+ * is there and not dying, 0 when not, or a negative errno. */
+static int listed_now(struct domcache *dc, uint32_t domid, struct backend_domain *out)
+{
+    struct backend_domain d;
+    COUNT(dc, hypercalls);
+    int rc = backend_list_one(dc->b, domid, &d);
+    if (rc < 0) {
+        log_dom_warnx(domid, "cannot list domains: %s", strerror(-rc));
+        return rc;
+    }
+    if (rc == 0 || d.dying)
+        return 0;
+    *out = d;
+    return 1;
+}
+
 /* The entry of domid for a maxmem change, made from a fresh domain list when the cache
  * has none yet (created since the last snapshot). *listed_kib gets Xen's maxmem from
  * that list, or -1 when no list was read. 1 found, 0 gone, or a negative errno. */
@@ -1456,13 +1472,10 @@ static int maxmem_entry(struct domcache *dc, uint32_t domid, bool fresh, struct 
     *listed_kib = -1;
     if (e == NULL || fresh) {
         struct backend_domain d;
-        COUNT(dc, hypercalls);
-        int rc = backend_list_one(dc->b, domid, &d);
-        if (rc < 0) {
-            log_dom_warnx(domid, "cannot list domains to set maxmem: %s", strerror(-rc));
+        int rc = listed_now(dc, domid, &d);
+        if (rc < 0)
             return rc;
-        }
-        if (rc == 0 || d.dying) {
+        if (rc == 0) {
             log_dom_debug(domid, "not setting maxmem: the domain has gone");
             return 0;
         }
@@ -1729,23 +1742,6 @@ int domcache_write(struct domcache *dc, uint32_t domid, const char *key, const c
 }
 
 /* ---- a reservation's transfer ---- */
-
-/* Xen's entry for domid from a fresh domain list: 1 and *out (the listed domain) when it
- * is there and not dying, 0 when not, or a negative errno. */
-static int listed_now(struct domcache *dc, uint32_t domid, struct backend_domain *out)
-{
-    struct backend_domain d;
-    COUNT(dc, hypercalls);
-    int rc = backend_list_one(dc->b, domid, &d);
-    if (rc < 0) {
-        log_dom_warnx(domid, "cannot list domains: %s", strerror(-rc));
-        return rc;
-    }
-    if (rc == 0 || d.dying)
-        return 0;
-    *out = d;
-    return 1;
-}
 
 int domcache_domain_exists(struct domcache *dc, uint32_t domid)
 {

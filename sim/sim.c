@@ -129,8 +129,7 @@ static void dom_free(struct sim *s, struct sim_dom *d)
     if (d == NULL)
         return;
     free(d->target_path);
-    memset(d, 0, sizeof(*d));
-    d->next_free = s->dom_free;
+    d->next_free = s->dom_free; /* dom_alloc zeroes it again */
     s->dom_free = d;
 }
 
@@ -717,18 +716,12 @@ int sim_create_domain(struct sim *s, const struct sim_domain_spec *d, char **err
 int sim_destroy_domain(struct sim *s, uint32_t domid)
 {
     sync_clock(s);
-    bool found;
-    size_t i = dom_index(s, domid, &found);
-    if (!found)
+    struct sim_dom *d = simworld_dom_find(s, domid);
+    if (d == NULL)
         return -ENOENT;
-    struct sim_dom *d = s->doms[i];
-    set_settled(s, d, true);
     s->free_kib += d->tot_kib;
     s->claimed_kib -= d->claim_kib;
-    memmove(s->doms + i, s->doms + i + 1, (s->n_doms - i - 1) * sizeof(*s->doms));
-    memmove(s->hv + i, s->hv + i + 1, (s->n_doms - i - 1) * sizeof(*s->hv));
-    s->n_doms--;
-    dom_free(s, d);
+    simworld_dom_remove(s, domid);
     char *dir = backend_domain_path(domid);
     xs_del(s, dir);
     free(dir);
